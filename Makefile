@@ -1,0 +1,58 @@
+# Two commands matter: `make up` (deploy the example application to the local stand-in) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+COLOR ?= green
+# Release id: the commit, plus a content hash when the application or compose files have local changes
+# (a host refuses to reuse a release id for different content).
+TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- examples compose 2>/dev/null || echo "-dirty-$$(git diff HEAD -- examples compose | sha256sum | cut -c1-8)")
+
+.PHONY: help venv env up down status flip test unit e2e lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	@echo "==> python venv $(VENV) (requirements-dev.txt)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## create the project venv with the pinned dependencies
+
+env: venv ## install and start the local stand-in (dockerd, registry, sshd, haproxy, prometheus)
+	@bash scripts/local-env.sh up
+
+up: env ## build, push, roll out and validate a release on the local stand-in, served through the proxy
+	@mkdir -p reports
+	@$(PY) -m ops.build --tag $(TAG) --out reports/pins-$(TAG).json
+	@$(PY) -m ops.ship --pins reports/pins-$(TAG).json --project $(COLOR)
+	@source scripts/local.env && echo "==> release $(TAG) is live on $(COLOR) if that color is live:" && \
+		bash scripts/local-env.sh status && echo "==> served at http://127.0.0.1:$${LB_PORT}/ (MCP: POST /mcp)"
+
+down: ## stop the local stand-in (containers, volumes and registry data are kept)
+	@bash scripts/local-env.sh down
+
+status: ## what runs where
+	@bash scripts/local-env.sh status
+
+flip: ## route the proxy to COLOR (make flip COLOR=blue)
+	@bash scripts/local-env.sh flip $(COLOR)
+
+lint: venv ## ruff, mypy, shellcheck
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
+	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh
+
+unit: venv ## fast tests: pure builders, renderers, parsers, real local servers (no docker)
+	@$(VENV)/bin/pytest -m "not e2e" -q
+
+e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m e2e -v
+
+test: env lint ## everything: install what is missing, lint, then every test
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -v --durations=15
+
+bench: env ## side-by-side measurements (see bench/README.md)
+	@$(PY) -m bench

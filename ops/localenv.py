@@ -1,0 +1,82 @@
+"""The local stand-in's addresses, read from scripts/local.env (the same file the shell script sources).
+
+Values may be overridden by environment variables of the same name, exactly as the shell script allows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_ENV_FILE = ROOT / "scripts" / "local.env"
+_LINE = re.compile(r"^([A-Z_][A-Z0-9_]*)=\$\{\1:-(.*)\}$")
+
+
+def parse_local_env(text: str, environ: dict[str, str]) -> dict[str, str]:
+    """Parse `KEY=${KEY:-default}` lines; the environment wins over the default."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise ValueError(f"{LOCAL_ENV_FILE}: cannot read line {line!r}: expected KEY=${{KEY:-default}}")
+        key, default = match.groups()
+        values[key] = environ.get(key, default)
+    return values
+
+
+@dataclass(frozen=True)
+class LocalEnv:
+    state: Path
+    registry: str
+    ssh_host: str
+    ssh_port: int
+    ssh_user: str
+    lb_port: int
+    prometheus_port: int
+    port_prefix: dict[str, str]
+    host_root: Path
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.state / "ssh"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def lb_url(self) -> str:
+        return f"http://127.0.0.1:{self.lb_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    def gateway_port(self, color: str) -> int:
+        return int(f"{self.port_prefix[color]}00")
+
+
+def load(environ: dict[str, str] | None = None) -> LocalEnv:
+    env = dict(os.environ if environ is None else environ)
+    v = parse_local_env(LOCAL_ENV_FILE.read_text(), env)
+    return LocalEnv(
+        state=Path(v["DEVTOOLS_STATE"]),
+        registry=v["REGISTRY_ADDR"],
+        ssh_host=v["SSH_HOST"],
+        ssh_port=int(v["SSH_PORT"]),
+        ssh_user=v["SSH_USER"],
+        lb_port=int(v["LB_PORT"]),
+        prometheus_port=int(v["PROMETHEUS_PORT"]),
+        port_prefix={"green": v["GREEN_PORT_PREFIX"], "blue": v["BLUE_PORT_PREFIX"]},
+        host_root=Path(v["HOST_ROOT"]),
+    )

@@ -1,0 +1,242 @@
+"""On-host release state (standard library only): release directories, pointers, lock, audit log.
+
+Layout under <root>/<project>/:
+    releases/<id>/        one immutable release: compose files, release.json, release.env, resolved.json
+    run -> releases/<id>  the active release; compose's --project-directory, switched atomically
+    current, previous     one line each: a release id
+    pending.json          written before containers change, removed when the apply ends either way
+    lock, lock.json       one apply/rollback at a time (flock) and who holds it
+    audit.jsonl           append-only, one JSON object per event
+    jobs/<job>.log|.json  output and result of each detached apply/rollback
+    reports/, diagnostics/  validation reports and debug bundles
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class LockTimeout(RuntimeError):
+    pass
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def tree_digest(directory: Path) -> str:
+    """sha256 over every file's relative path and bytes: two bundles with the same digest are the same release."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(directory)).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+    project: str
+
+    @property
+    def base(self) -> Path:
+        return self.root / self.project
+
+    @property
+    def releases(self) -> Path:
+        return self.base / "releases"
+
+    @property
+    def run_link(self) -> Path:
+        return self.base / "run"
+
+    @property
+    def jobs(self) -> Path:
+        return self.base / "jobs"
+
+    def release_dir(self, release_id: str) -> Path:
+        return self.releases / release_id
+
+    def ensure(self) -> None:
+        for d in (self.releases, self.jobs, self.base / "reports", self.base / "diagnostics"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # pointers ---------------------------------------------------------------------------------------------
+    def pointer(self, name: str) -> str | None:
+        path = self.base / name
+        if not path.exists():
+            return None
+        value = path.read_text().strip()
+        return value or None
+
+    def set_pointer(self, name: str, release_id: str | None) -> None:
+        path = self.base / name
+        if release_id is None:
+            path.unlink(missing_ok=True)
+        else:
+            _write_atomic(path, release_id + "\n")
+
+    def point_run_at(self, release_id: str) -> None:
+        """Swap the `run` symlink in one rename, so compose never sees a half-switched directory."""
+        tmp = self.base / f".run.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(Path("releases") / release_id, tmp)
+        os.replace(tmp, self.run_link)
+
+    def run_target(self) -> str | None:
+        if not self.run_link.is_symlink():
+            return None
+        return Path(os.readlink(self.run_link)).name
+
+    # pending marker ---------------------------------------------------------------------------------------
+    def read_pending(self) -> dict[str, Any] | None:
+        path = self.base / "pending.json"
+        if not path.exists():
+            return None
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def write_pending(self, data: dict[str, Any]) -> None:
+        _write_atomic(self.base / "pending.json", json.dumps(data, sort_keys=True) + "\n")
+
+    def clear_pending(self) -> None:
+        (self.base / "pending.json").unlink(missing_ok=True)
+
+    # releases ---------------------------------------------------------------------------------------------
+    def install_release(self, bundle: Path, release_id: str, extra_files: dict[str, str]) -> Path:
+        """Copy a bundle into releases/<id> in one rename. Releases are immutable: the same id with other
+        content is refused (ValueError) rather than silently changing what a rollback would restore."""
+        target = self.release_dir(release_id)
+        digest = tree_digest(bundle)
+        if target.exists():
+            stored = target / "content.sha256"
+            if not stored.exists() or stored.read_text().strip() != digest:
+                raise ValueError(
+                    f"release {release_id} already exists on this host with different content; "
+                    "releases are immutable: give the new content a new release id"
+                )
+            return target
+        staging = self.releases / f".{release_id}.{os.getpid()}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(bundle, staging, symlinks=False)
+        for name, text in {**extra_files, "content.sha256": digest + "\n"}.items():
+            _write_atomic(staging / name, text)
+        os.replace(staging, target)
+        return target
+
+    def kept_releases(self) -> list[str]:
+        """Release ids on disk, oldest first (by install time)."""
+        if not self.releases.exists():
+            return []
+        dirs = [d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        return [d.name for d in sorted(dirs, key=lambda d: (d.stat().st_mtime, d.name))]
+
+    def release_manifest(self, release_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.release_dir(release_id) / "release.json").read_text())
+        return data
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete the oldest release directories beyond `keep`, never current, previous or the active one."""
+        protected = {self.pointer("current"), self.pointer("previous"), self.run_target()}
+        ids = self.kept_releases()
+        removable = [i for i in ids if i not in protected]
+        excess = max(0, len(ids) - max(keep, 2))
+        dropped = removable[:excess]
+        for release_id in dropped:
+            shutil.rmtree(self.release_dir(release_id))
+        return dropped
+
+    # audit ------------------------------------------------------------------------------------------------
+    def audit(self, event: str, **fields: Any) -> dict[str, Any]:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "event": event,
+            "project": self.project,
+            "host": socket.gethostname(),
+            "actor": actor(),
+            **fields,
+        }
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        fd = os.open(self.base / "audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return entry
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        path = self.base / "audit.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    # lock -------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, timeout: float, holder: dict[str, Any], on_wait: Any = None) -> Iterator[None]:
+        """Hold the project's lock. Waits up to `timeout` seconds, then raises LockTimeout naming the holder."""
+        self.ensure()
+        fd = os.open(self.base / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        announced = False
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    other = self.lock_holder()
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(
+                            f"another rollout holds the lock of project {self.project} "
+                            f"({describe_holder(other)}); waited {timeout:.0f}s"
+                        ) from None
+                    if on_wait is not None and not announced:
+                        on_wait(other)
+                        announced = True
+                    time.sleep(0.5)
+            _write_atomic(self.base / "lock.json", json.dumps(holder, sort_keys=True) + "\n")
+            yield
+        finally:
+            os.close(fd)
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        path = self.base / "lock.json"
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "holder unknown"
+    return (
+        f"job {holder.get('job', '?')}, {holder.get('action', '?')} of release {holder.get('release', '?')}, "
+        f"pid {holder.get('pid', '?')}, since {holder.get('since', '?')}"
+    )
+
+
+def actor() -> str:
+    """Who asked: the SSH client address when over SSH, else the local user."""
+    user = os.environ.get("SUDO_USER") or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    ssh = os.environ.get("SSH_CONNECTION", "").split()
+    return f"{user}@{ssh[0]}" if ssh else user

@@ -1,0 +1,168 @@
+"""Ship a release to a host over SSH: bundle the compose files and pins, upload them with the host agent, apply.
+
+    python -m ops.ship --pins pins.json --project green           # the local stand-in (scripts/local.env)
+    python -m ops.ship --pins pins.json --project blue --ssh-host 10.0.0.5 --ssh-key ~/.ssh/id --no-local-env
+
+This is the laptop side of a rollout (the Pulumi program does the same through command resources). It only
+copies files and runs `ops.hostagent apply`; the host decides everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ops import localenv
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_DIR = ROOT / "compose"
+BUNDLE_FILES = ("docker-compose.yml", "caddy/Caddyfile", "prometheus/prometheus.yml")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str
+    port: int
+    user: str
+    key: Path
+    known_hosts: Path
+
+    def argv(self, remote_command: str) -> list[str]:
+        """ssh with host-key checking on, no password prompts, and keep-alives that notice a dead link."""
+        return [
+            "ssh", "-p", str(self.port), "-i", str(self.key),
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+            f"{self.user}@{self.host}", remote_command,
+        ]
+
+
+def release_manifest(release_id: str, images: dict[str, str], env: dict[str, str],
+                     source: dict[str, Any]) -> dict[str, Any]:
+    return {"id": release_id, "images": dict(sorted(images.items())), "env": dict(sorted(env.items())),
+            "compose_files": ["docker-compose.yml"], "source": source}
+
+
+def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_dir: Path = ROOT / "ops") -> bytes:
+    """One tar holding `bundle/` (compose files + release.json) and `agent/ops/` (the host agent and validator).
+
+    File times are fixed so the same release always produces the same bytes (the host compares content).
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+
+        for rel in BUNDLE_FILES:
+            add(f"bundle/{rel}", (compose_dir / rel).read_bytes())
+        add("bundle/release.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        for path in sorted(agent_dir.glob("*.py")):
+            add(f"agent/ops/{path.name}", path.read_bytes())
+    return buf.getvalue()
+
+
+def upload_command(host_root: str, release_id: str) -> str:
+    """Remote shell: unpack the tar from stdin into a fresh incoming/<id> and refresh the agent code."""
+    incoming = f"{host_root}/incoming/{release_id}"
+    staging = f"{host_root}/incoming/.{release_id}.upload"
+    return " && ".join([
+        f"rm -rf {shlex.quote(staging)}",
+        f"mkdir -p {shlex.quote(staging)} {shlex.quote(host_root + '/agent')}",
+        f"tar -C {shlex.quote(staging)} -xf -",
+        f"cp -R {shlex.quote(staging + '/agent/ops')} {shlex.quote(host_root + '/agent/')}",
+        f"rm -rf {shlex.quote(incoming)}",
+        f"mv {shlex.quote(staging + '/bundle')} {shlex.quote(incoming)}",
+        f"rm -rf {shlex.quote(staging)}",
+    ])
+
+
+def apply_command(host_root: str, project: str, release_id: str, agent_args: list[str]) -> str:
+    """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
+    argv = [f"{host_root}/venv/bin/python", "-m", "ops.hostagent", "--root", host_root, "--project", project,
+            "apply", "--bundle", f"{host_root}/incoming/{release_id}", *agent_args]
+    return f"cd {shlex.quote(host_root + '/agent')} && {shlex.join(argv)}"
+
+
+def agent_command(host_root: str, project: str, args: list[str]) -> str:
+    argv = [f"{host_root}/venv/bin/python", "-m", "ops.hostagent", "--root", host_root, "--project", project, *args]
+    return f"cd {shlex.quote(host_root + '/agent')} && {shlex.join(argv)}"
+
+
+def git_commit() -> str | None:
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
+def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, Any], agent_args: list[str]) -> int:
+    t0 = time.monotonic()
+    data = bundle_tar(manifest)
+    up = subprocess.run(target.argv(upload_command(host_root, manifest["id"])), input=data, capture_output=True,
+                        check=False, timeout=120)
+    if up.returncode != 0:
+        print(f"upload to {target.host}:{target.port} failed: {up.stderr.decode(errors='replace').strip()}",
+              file=sys.stderr)
+        return up.returncode or 1
+    print(f"==> uploaded release {manifest['id']} ({len(data) // 1024} KiB) in {time.monotonic() - t0:.1f}s",
+          flush=True)
+    return subprocess.run(target.argv(apply_command(host_root, project, manifest["id"], agent_args)),
+                          check=False).returncode
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    local = localenv.load()
+    p = argparse.ArgumentParser(prog="python -m ops.ship", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pins", type=Path, required=True, help="pins JSON written by `python -m ops.build`")
+    p.add_argument("--project", default="green",
+                   help="compose project on the host: a color (green, blue) or any other name")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra release setting")
+    p.add_argument("--no-local-env", action="store_true",
+                   help="do not add the local stand-in's port prefix and Prometheus check for this color")
+    p.add_argument("--ssh-host", default=local.ssh_host)
+    p.add_argument("--ssh-port", type=int, default=local.ssh_port)
+    p.add_argument("--ssh-user", default=local.ssh_user)
+    p.add_argument("--ssh-key", type=Path, default=local.ssh_key)
+    p.add_argument("--known-hosts", type=Path, default=local.known_hosts)
+    p.add_argument("--host-root", default=str(local.host_root), help="agent state directory on the host")
+    p.add_argument("agent_args", nargs=argparse.REMAINDER, help="after --: extra `hostagent apply` options")
+    args = p.parse_args(argv)
+    try:
+        pins = json.loads(args.pins.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"--pins {args.pins}: {exc} (write it with `python -m ops.build --out {args.pins}`)", file=sys.stderr)
+        return 2
+    env = parse_env(args.env)
+    agent_args = [a for a in args.agent_args if a != "--"]
+    if not args.no_local_env and args.project in local.port_prefix:
+        env.setdefault("HOST_PORT_PREFIX", local.port_prefix[args.project])
+        agent_args += [f"--validate-arg=--prometheus={local.prometheus_url}",
+                       f"--validate-arg=--prom-selector=color=\"{args.project}\""]
+    manifest = release_manifest(pins["release"], pins["images"], env,
+                                {"commit": pins.get("commit") or git_commit(), "built_at": pins.get("built_at")})
+    target = SshTarget(args.ssh_host, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
+    return ship(target, args.host_root, args.project, manifest, agent_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,7 @@ Nothing here deletes a volume; the only images removed are those of pruned relea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -149,8 +150,10 @@ class Rollout:
             target = self.store.install_release(bundle, release_id, {"release.env": env})
         except ValueError as exc:
             raise Outcome(EXIT_INPUT, str(exc)) from exc
+        # The validator reads ports and labels from the resolved config. Compose would copy the host's secrets
+        # env file into it, so resolve with an empty one: resolved.json never holds a secret.
         proc = subprocess.run(cc.config_json(self.project_for(release_id)), capture_output=True, text=True,
-                              timeout=60, check=False)
+                              timeout=60, check=False, env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
         if proc.returncode != 0:
             raise Outcome(EXIT_INPUT, f"compose refused release {release_id}: {tail(proc.stderr, 5)}")
         (target / "resolved.json").write_text(proc.stdout)

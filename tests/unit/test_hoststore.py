@@ -89,11 +89,11 @@ def test_second_holder_waits_then_fails_naming_the_first(tmp_path):
     t = threading.Thread(target=hold)
     t.start()
     assert held.wait(5)
-    waited = []
+    waited: list[dict[str, object]] = []
     started = time.monotonic()
-    with pytest.raises(LockTimeout, match=r"job j1, apply of release r1, pid 1, since t\); waited 1s"):
-        with store.lock(1, {"job": "j2"}, on_wait=waited.append):
-            pass
+    expected = r"job j1, apply of release r1, pid 1, since t\); waited 1s"
+    with pytest.raises(LockTimeout, match=expected), store.lock(1, {"job": "j2"}, on_wait=waited.append):
+        pass
     assert 0.9 < time.monotonic() - started < 3
     assert waited and waited[0]["job"] == "j1"
     release.set()

@@ -1,6 +1,7 @@
 """Pure parts of the rollout: reading compose ps, finding failing services, status and history rendering."""
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,7 +43,7 @@ def test_tail_keeps_last_lines():
 
 
 def test_running_services_reports_digest_and_release():
-    inspected = [{
+    inspected: list[dict[str, Any]] = [{
         "Name": "/green-cicd-1", "Image": "sha256:" + "c" * 64, "RestartCount": 2,
         "Config": {"Image": "127.0.0.1:5000/devtools/cicd@" + DIGEST, "Env": ["A=1"],
                    "Labels": {"com.docker.compose.service": "cicd"}},

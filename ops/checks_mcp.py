@@ -1,0 +1,160 @@
+"""Phase 2: MCP tool discovery over streamable HTTP, spoken as plain JSON-RPC (no SDK on the host).
+
+initialize → notifications/initialized → tools/list (following nextCursor). Each POST accepts either a JSON
+body or an SSE stream; the Mcp-Session-Id header and the negotiated protocol version go back on every later
+request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ops.catalog import Service
+from ops.checks import Check, NotYet, Seen, excerpt
+from ops.checks_http import base_url, status_text
+
+PROTOCOL_VERSION = "2025-06-18"
+CLIENT_INFO = {"name": "devtools-validate", "version": "1"}
+ACCEPT = "application/json, text/event-stream"
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+MAX_PAGES = 100
+SAMPLE_SIZE = 5
+
+
+def sse_data(text: str) -> list[str]:
+    """The data of each event in an SSE stream (multi-line data joined by newlines)."""
+    events: list[str] = []
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line:
+            if lines:
+                events.append("\n".join(lines))
+            lines = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            lines.append(value[1:] if value.startswith(" ") else value)
+    if lines:
+        events.append("\n".join(lines))
+    return events
+
+
+def jsonrpc_messages(content_type: str, text: str) -> list[Any]:
+    """Every JSON-RPC message in a response body, whether JSON (one message or a batch) or SSE."""
+    if content_type.split(";", maxsplit=1)[0].strip().lower() == "text/event-stream":
+        payloads = [json.loads(data) for data in sse_data(text) if data.strip()]
+    else:
+        payloads = [json.loads(text)]
+    messages: list[Any] = []
+    for payload in payloads:
+        messages.extend(payload if isinstance(payload, list) else [payload])
+    return messages
+
+
+def pick_result(messages: list[Any], request_id: int, method: str) -> Mapping[str, Any]:
+    """The result of request `request_id`; a JSON-RPC error or a missing answer raises NotYet."""
+    for message in messages:
+        if not isinstance(message, Mapping) or message.get("id") != request_id:
+            continue
+        error = message.get("error")
+        if isinstance(error, Mapping):
+            raise NotYet(f"{method}: JSON-RPC error {error.get('code')}: {error.get('message')}")
+        result = message.get("result")
+        if not isinstance(result, Mapping):
+            raise NotYet(f"{method}: the answer has no result object")
+        return result
+    raise NotYet(f"{method}: no answer with id {request_id} in the response")
+
+
+class McpClient:
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
+        self.next_id = 0
+
+    async def post(self, method: str, params: Mapping[str, Any], notify: bool = False) -> Mapping[str, Any]:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": dict(params)}
+        if not notify:
+            self.next_id += 1
+            message["id"] = self.next_id
+        response = await self.client.post(self.url, json=message, headers=self.headers)
+        if notify:
+            if response.status_code not in (200, 202, 204):
+                raise NotYet(f"{method}: {status_text(response.status_code, response.text)}")
+            return {}
+        if response.status_code != 200:
+            raise NotYet(f"{method}: {status_text(response.status_code, response.text)}")
+        try:
+            messages = jsonrpc_messages(response.headers.get("content-type", ""), response.text)
+        except ValueError as exc:
+            raise NotYet(f"{method}: unreadable response ({exc}): {excerpt(response.text)}") from exc
+        result = pick_result(messages, self.next_id, method)
+        if method == "initialize":
+            sid = response.headers.get(SESSION_HEADER)
+            if sid:
+                self.headers[SESSION_HEADER] = sid
+            self.headers[VERSION_HEADER] = str(result.get("protocolVersion") or PROTOCOL_VERSION)
+        return result
+
+    async def close(self) -> None:
+        """Send DELETE with the Mcp-Session-Id so the server can free it; the answer does not matter."""
+        if SESSION_HEADER in self.headers:
+            with contextlib.suppress(httpx.HTTPError):
+                await self.client.delete(self.url, headers=self.headers, timeout=1.0)
+
+
+async def _all_tool_names(mcp: McpClient) -> list[str]:
+    await mcp.post("notifications/initialized", {}, notify=True)
+    names: list[str] = []
+    cursor: str | None = None
+    seen_cursors: set[str] = set()
+    for _ in range(MAX_PAGES):
+        result = await mcp.post("tools/list", {"cursor": cursor} if cursor else {})
+        tools = result.get("tools")
+        if not isinstance(tools, list):
+            raise NotYet("tools/list: the result has no tools list")
+        names += [str(t.get("name")) for t in tools if isinstance(t, Mapping)]
+        cursor = result.get("nextCursor") or None
+        if cursor is None:
+            return names
+        if cursor in seen_cursors:
+            raise NotYet(f"tools/list: nextCursor {cursor!r} repeats")
+        seen_cursors.add(cursor)
+    raise NotYet(f"tools/list: more than {MAX_PAGES} pages")
+
+
+async def list_tool_names(client: httpx.AsyncClient, url: str) -> list[str]:
+    """Every tool name the MCP endpoint at `url` lists. A cancelled attempt skips the closing DELETE."""
+    mcp = McpClient(client, url)
+    init = {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO}
+    await mcp.post("initialize", init)
+    try:
+        names = await _all_tool_names(mcp)
+    except Exception:
+        await mcp.close()
+        raise
+    await mcp.close()
+    return names
+
+
+def mcp_check(client: httpx.AsyncClient, host: str, service: Service) -> Check:
+    spec = service.mcp
+    if spec is None:
+        raise ValueError(f"service {service.name} does not speak MCP")
+    url = base_url(host, service.health.host_port) + spec.path
+
+    async def probe() -> Seen:
+        names = await list_tool_names(client, url)
+        sample = sorted(names)[:SAMPLE_SIZE]
+        data = {"tools": len(names), "min_tools": spec.min_tools, "sample": sample}
+        if len(names) < spec.min_tools:
+            raise NotYet(f"{len(names)} tools, fewer than min-tools {spec.min_tools}: {', '.join(sample)}", data)
+        return Seen(f"{len(names)} tools (min {spec.min_tools}): {', '.join(sample)}", data)
+
+    return Check(f"mcp/{service.name}", service.name, "mcp", f"POST {url} tools/list", probe)

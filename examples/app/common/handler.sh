@@ -1,0 +1,158 @@
+#!/bin/sh
+# Answers one HTTP/1.1 request on stdin/stdout (the connection); nc starts one of these per connection.
+# Every answer carries `Connection: close`, so a client never waits on a kept-alive socket.
+# Routes: GET /health, GET /metrics, GET / (service info); POST /e2e (agents); POST /mcp (gateway);
+# GET and POST on SVC_STORE (services that keep data under DATA_DIR).
+# busybox ash has read -t/-n/-d and ${var//old/new}, which POSIX sh lacks:
+# shellcheck disable=SC3045,SC3060
+set -u
+
+APP_HOME=${APP_HOME:-/app}
+# shellcheck source=/dev/null
+. "$APP_HOME/service/service.conf"
+SERVICE_NAME=${SERVICE_NAME:-$SVC_NAME}
+RELEASE_ID=${RELEASE_ID:-unknown}
+BROKEN=${DEVTOOLS_BROKEN:-none}
+METRICS_DIR=${METRICS_DIR:-/tmp/metrics}
+MAX_BODY=65536
+CR=$(printf '\r')
+method=-
+path=-
+
+# One line per request on the container's stdout (fd 3, kept open by the entrypoint).
+log_request() {
+	{ printf '%s %s %s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$SERVICE_NAME" "$method" "$path" "$1" "$2" >&3; } 2>/dev/null
+}
+
+# Escapes a value for use inside a JSON string (backslashes and double quotes).
+json_str() {
+	s=${1//\\/\\\\}
+	printf '%s' "${s//\"/\\\"}"
+}
+
+# respond CODE REASON CONTENT-TYPE BODY [EXTRA-HEADER]
+respond() {
+	[ -d "$METRICS_DIR" ] || mkdir -p "$METRICS_DIR"
+	printf x >>"$METRICS_DIR/$1"  # one byte per answer: the file's size is the count
+	length=$(printf '%s' "$4" | wc -c)
+	printf 'HTTP/1.1 %s %s\r\n' "$1" "$2"
+	[ -n "$3" ] && printf 'Content-Type: %s\r\n' "$3"
+	printf 'Content-Length: %s\r\nConnection: close\r\n' "$length"
+	[ -n "${5:-}" ] && printf '%s\r\n' "$5"
+	printf '\r\n'
+	[ "$method" = HEAD ] || printf '%s' "$4"
+	log_request "$1" "$length"
+	exit 0
+}
+
+respond_json() { # CODE REASON BODY [EXTRA-HEADER]
+	respond "$1" "$2" application/json "$3" "${4:-}"
+}
+
+fail() { # CODE REASON MESSAGE
+	respond_json "$1" "$2" "{\"error\":\"$(json_str "$3")\",\"service\":\"$SERVICE_NAME\"}"
+}
+
+read_request() {
+	IFS= read -r -t 10 request_line || exit 0
+	request_line=${request_line%"$CR"}
+	method=${request_line%% *}
+	rest=${request_line#* }
+	target=${rest%% *}
+	path=${target%%\?*}
+	content_length=0
+	while IFS= read -r -t 10 line; do
+		line=${line%"$CR"}
+		[ -z "$line" ] && break
+		value=${line#*:}
+		value=${value# }
+		case ${line%%:*} in
+		[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]) content_length=$value ;;
+		[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]) fail 411 "Length Required" "send a Content-Length" ;;
+		esac
+	done
+	case $content_length in
+	'' | *[!0-9]*) fail 400 "Bad Request" "bad Content-Length" ;;
+	esac
+	[ "$content_length" -gt "$MAX_BODY" ] && fail 413 "Content Too Large" "body over $MAX_BODY bytes"
+	body=
+	if [ "$content_length" -gt 0 ]; then
+		IFS= read -r -d '' -n "$content_length" -t 10 body || fail 400 "Bad Request" "body shorter than Content-Length"
+	fi
+}
+
+health() {
+	if [ "$BROKEN" = unhealthy ]; then
+		respond_json 503 "Service Unavailable" \
+			"{\"status\":\"unhealthy\",\"service\":\"$SERVICE_NAME\",\"release\":\"$(json_str "$RELEASE_ID")\"}"
+	fi
+	respond_json 200 OK \
+		"{\"status\":\"healthy\",\"service\":\"$SERVICE_NAME\",\"release\":\"$(json_str "$RELEASE_ID")\"}"
+}
+
+metrics() {
+	labels="service=\"$SERVICE_NAME\""
+	# The status code goes in two labels, `code` and `status`, so that queries may use either name.
+	out="# HELP http_requests_total HTTP requests answered, by status code.
+# TYPE http_requests_total counter"
+	for file in "$METRICS_DIR"/*; do
+		[ -f "$file" ] || continue
+		code=${file##*/}
+		out="$out
+http_requests_total{$labels,code=\"$code\",status=\"$code\"} $(wc -c <"$file")"
+	done
+	out="$out
+# HELP devtools_build_info The running image of the service.
+# TYPE devtools_build_info gauge
+devtools_build_info{$labels,version=\"$SVC_VERSION\",release=\"$(json_str "$RELEASE_ID")\",broken=\"$BROKEN\"} 1
+"
+	respond 200 OK "text/plain; version=0.0.4; charset=utf-8" "$out"
+}
+
+info() {
+	respond_json 200 OK "{\"service\":\"$SERVICE_NAME\",\"role\":\"$SVC_ROLE\",\"version\":\"$SVC_VERSION\",\
+\"description\":\"$(json_str "$SVC_DESCRIPTION")\",\"release\":\"$(json_str "$RELEASE_ID")\"}"
+}
+
+e2e() {
+	[ "$SVC_ROLE" = agent ] || fail 404 "Not Found" "no route $method $path"
+	[ "$BROKEN" = slow ] && sleep 30
+	respond_json 200 OK "{\"status\":\"ok\",\"agent\":\"$SERVICE_NAME\",\"version\":\"$SVC_VERSION\",\
+\"release\":\"$(json_str "$RELEASE_ID")\"}"
+}
+
+store() {
+	[ -n "${DATA_DIR:-}" ] || fail 500 "Internal Server Error" "DATA_DIR is not set"
+	records="$DATA_DIR/$SVC_STORE_FILE"
+	if [ "$method" = POST ]; then
+		[ -n "$body" ] || fail 400 "Bad Request" "empty record"
+		record=$(printf '%s' "$body" | tr -d '\r\n')
+		printf '%s\n' "$record" >>"$records"
+	fi
+	count=0
+	[ -f "$records" ] && count=$(wc -l <"$records")
+	code=200 reason=OK
+	[ "$method" = POST ] && code=201 reason=Created
+	respond_json "$code" "$reason" "{\"service\":\"$SERVICE_NAME\",\"records\":$count}"
+}
+
+read_request
+case "$method $path" in
+"GET /health" | "HEAD /health") health ;;
+"GET /metrics") metrics ;;
+"GET /") info ;;
+"POST /e2e") e2e ;;
+"POST /mcp")
+	[ "$SVC_ROLE" = gateway ] || fail 404 "Not Found" "no route $method $path"
+	[ "$BROKEN" = slow ] && sleep 30
+	# shellcheck source=/dev/null
+	. "$APP_HOME/common/mcp.sh"
+	mcp
+	;;
+"GET /mcp" | "DELETE /mcp")
+	[ "$SVC_ROLE" = gateway ] || fail 404 "Not Found" "no route $method $path"
+	respond_json 405 "Method Not Allowed" '{"error":"this server answers POST only"}' "Allow: POST"
+	;;
+"GET ${SVC_STORE:-/-}" | "POST ${SVC_STORE:-/-}") store ;;
+*) fail 404 "Not Found" "no route $method $path" ;;
+esac

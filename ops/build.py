@@ -1,0 +1,306 @@
+"""Build and push the application's images for one release, and write their digest pins.
+
+How to build each service comes from the `build:` of the compose files (read through `docker compose config`).
+Every image is pushed as <registry>/<prefix>/<service>:<tag> and pinned by the digest the registry gave it:
+
+    {"release": TAG, "images": {SERVICE: "<registry>/<prefix>/<service>@sha256:..."}, "built_at": ..., "commit": ...}
+
+`--broken SERVICE=VARIANT` builds a deliberately broken image (build arg BROKEN) under the tag
+TAG-broken-VARIANT, so it never replaces a good image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ops import localenv
+
+ROOT = localenv.ROOT
+COMPOSE_FILES = (ROOT / "compose" / "docker-compose.yml", ROOT / "compose" / "docker-compose.override.yml")
+DEV_ENV = ROOT / "compose" / "dev.env"
+BROKEN_VARIANTS = ("crash", "slow", "unhealthy")
+BUSYBOX = Path("/usr/bin/busybox")
+VENDORED_BUSYBOX = Path("vendor") / "busybox"
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class BuildError(Exception):
+    """A build that cannot go on; the message says why."""
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    service: str
+    context: Path
+    dockerfile: Path
+    args: tuple[tuple[str, str], ...]
+
+
+def compose_config_argv(files: Sequence[Path] = COMPOSE_FILES, env_file: Path = DEV_ENV) -> list[str]:
+    file_args = [arg for file in files for arg in ("-f", str(file))]
+    return ["docker", "compose", *file_args, "--env-file", str(env_file), "config", "--format", "json"]
+
+
+def build_specs(config: Mapping[str, Any]) -> dict[str, BuildSpec]:
+    """The services of a resolved compose config that have a `build:`, by name."""
+    specs: dict[str, BuildSpec] = {}
+    for name, service in sorted(config.get("services", {}).items()):
+        build = service.get("build")
+        if not build:
+            continue
+        context = Path(build["context"])
+        dockerfile = context / (build.get("dockerfile") or "Dockerfile")  # an absolute one stays as it is
+        args = tuple(sorted((str(k), str(v)) for k, v in (build.get("args") or {}).items()))
+        specs[name] = BuildSpec(name, context, dockerfile, args)
+    return specs
+
+
+def parse_services(value: str | None, known: Sequence[str]) -> list[str]:
+    if value is None:
+        return list(known)
+    chosen = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in known]
+    if unknown or not chosen:
+        raise BuildError(f"--services {value!r}: unknown service {', '.join(unknown) or '(none given)'} "
+                         f"(known: {', '.join(known)})")
+    return list(dict.fromkeys(chosen))
+
+
+def parse_broken(values: Sequence[str], services: Sequence[str]) -> dict[str, str]:
+    """`SERVICE=VARIANT` options to {service: variant}; every error names the value that caused it."""
+    broken: dict[str, str] = {}
+    for value in values:
+        service, sep, variant = value.partition("=")
+        if not sep or not service or not variant:
+            raise BuildError(f"--broken {value!r}: expected SERVICE=VARIANT")
+        if service not in services:
+            raise BuildError(f"--broken {value!r}: {service!r} is not a service being built "
+                             f"({', '.join(services)})")
+        if variant not in BROKEN_VARIANTS:
+            raise BuildError(f"--broken {value!r}: unknown variant {variant!r} "
+                             f"(one of {', '.join(BROKEN_VARIANTS)})")
+        if service in broken:
+            raise BuildError(f"--broken {value!r}: {service} is already broken as {broken[service]!r}")
+        broken[service] = variant
+    return broken
+
+
+def image_repo(registry: str, prefix: str, service: str) -> str:
+    return "/".join(p.strip("/") for p in (registry, prefix, service) if p.strip("/"))
+
+
+def image_tag(tag: str, variant: str | None) -> str:
+    return tag if variant is None else f"{tag}-broken-{variant}"
+
+
+def build_argv(spec: BuildSpec, ref: str, variant: str | None = None) -> list[str]:
+    argv = ["docker", "build", "-q", "--force-rm", "-t", ref]
+    for key, value in spec.args:
+        argv += ["--build-arg", f"{key}={value}"]
+    if variant is not None:
+        argv += ["--build-arg", f"BROKEN={variant}"]
+    return [*argv, "-f", str(spec.dockerfile), str(spec.context)]
+
+
+def push_argv(ref: str) -> list[str]:
+    return ["docker", "push", "-q", ref]
+
+
+def inspect_argv(ref: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref]
+
+
+def pick_digest(repo_digests: str, repo: str) -> str:
+    """The `repo@sha256:...` entry of `docker image inspect --format '{{json .RepoDigests}}'` output."""
+    try:
+        entries = json.loads(repo_digests)
+    except ValueError as exc:
+        raise BuildError(f"unreadable RepoDigests {repo_digests.strip()!r}: {exc}") from exc
+    for entry in entries or []:
+        name, _, digest = str(entry).partition("@")
+        if name == repo and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return f"{name}@{digest}"
+    raise BuildError(f"no digest for {repo} among RepoDigests {entries!r}: was the push refused?")
+
+
+def pins_document(release: str, images: Mapping[str, str], built_at: datetime,
+                  commit: str | None) -> dict[str, Any]:
+    return {"release": release, "images": dict(sorted(images.items())),
+            "built_at": built_at.astimezone(UTC).isoformat(timespec="seconds"), "commit": commit}
+
+
+def tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run(argv: Sequence[str]) -> str:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise BuildError(f"cannot run {argv[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        shown = tail(proc.stderr) or tail(proc.stdout) or "(no output)"
+        raise BuildError(f"`{' '.join(argv)}` exited {proc.returncode}:\n{shown}")
+    return proc.stdout
+
+
+def git_revision(short: bool) -> str | None:
+    try:
+        return run(["git", "-C", str(ROOT), "rev-parse", *(["--short"] if short else []), "HEAD"]).strip()
+    except BuildError:
+        return None
+
+
+def is_dynamic_elf(path: Path) -> bool:
+    """True for a 64-bit little-endian ELF file with a program interpreter (that is, not static)."""
+    with path.open("rb") as f:
+        header = f.read(64)
+        if len(header) < 64 or header[:6] != b"\x7fELF\x02\x01":
+            return False
+        phoff, = struct.unpack_from("<Q", header, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))
+
+
+def ensure_vendor(spec: BuildSpec, source: Path = BUSYBOX) -> None:
+    """Copies a static busybox into the build context when its Dockerfile wants one and it is missing."""
+    target = spec.context / VENDORED_BUSYBOX
+    if target.exists() or not spec.dockerfile.is_file() or str(VENDORED_BUSYBOX) not in spec.dockerfile.read_text():
+        return
+    if not source.is_file():
+        raise BuildError(f"{target} is missing and {source} does not exist: apt-get install busybox-static")
+    if is_dynamic_elf(source):
+        raise BuildError(f"{source} is dynamically linked; the images need a static one (busybox-static)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    shutil.copy2(source, partial)
+    partial.replace(target)
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: BuildSpec
+    repo: str
+    tag: str
+    variant: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repo}:{self.tag}"
+
+
+def build_one(job: Job) -> tuple[str, float]:
+    started = time.monotonic()
+    run(build_argv(job.spec, job.ref, job.variant))
+    run(push_argv(job.ref))
+    pin = pick_digest(run(inspect_argv(job.ref)), job.repo)
+    return pin, time.monotonic() - started
+
+
+def build_all(jobs: Sequence[Job], parallel: int) -> dict[str, str]:
+    """Builds, pushes and pins every job, `parallel` at a time; after a failure, starts no new job.
+
+    The first job runs alone: images of one Dockerfile share their first layers, and two builds racing to
+    create the same layer leave two copies, after which a rebuild may pick the other one and give an
+    unchanged service a new digest.
+    """
+    images: dict[str, str] = {}
+    failed: list[str] = []
+    width = max(len(j.spec.service) for j in jobs)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        first = pool.submit(build_one, jobs[0])
+        futures: dict[Future[tuple[str, float]], Job] = {first: jobs[0]}
+        if first.exception() is None:
+            futures.update({pool.submit(build_one, job): job for job in jobs[1:]})
+        for future in as_completed(futures):
+            job = futures[future]
+            if future.cancelled():
+                continue
+            try:
+                pin, seconds = future.result()
+            except BuildError as exc:
+                failed.append(job.spec.service)
+                print(f"FAILED {job.spec.service} ({job.ref}): {exc}", file=sys.stderr, flush=True)
+                for other in futures:
+                    other.cancel()
+                continue
+            images[job.spec.service] = pin
+            print(f"  {job.spec.service:<{width}}  {seconds:5.1f}s  {pin}", file=sys.stderr, flush=True)
+    if failed:
+        raise BuildError(f"{', '.join(failed)} failed ({len(images)} built, "
+                         f"{len(jobs) - len(images) - len(failed)} not started)")
+    return images
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ops.build", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--registry", help="registry address (default: REGISTRY_ADDR, from scripts/local.env)")
+    p.add_argument("--tag", help="release id and image tag (default: `git rev-parse --short HEAD`)")
+    p.add_argument("--services", help="comma-separated subset of the services to build (default: all)")
+    p.add_argument("--broken", action="append", default=[], metavar="SERVICE=VARIANT",
+                   help=f"build SERVICE deliberately broken ({', '.join(BROKEN_VARIANTS)}); repeatable")
+    p.add_argument("--repo-prefix", default="devtools", help="repository prefix in the registry (default: devtools)")
+    p.add_argument("--out", type=Path, help="write the pins JSON here (default: standard output)")
+    p.add_argument("--parallel", type=int, default=2, help="images built at once (default: 2)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    try:
+        if args.parallel < 1:
+            raise BuildError(f"--parallel {args.parallel}: must be at least 1")
+        registry = args.registry or localenv.load().registry
+        specs = build_specs(json.loads(run(compose_config_argv())))
+        if not specs:
+            raise BuildError("the compose files declare no `build:` for any service")
+        services = parse_services(args.services, list(specs))
+        broken = parse_broken(args.broken, services)
+        tag = args.tag or git_revision(short=True)
+        if tag is None:
+            raise BuildError(f"cannot choose a release id: `git rev-parse --short HEAD` failed in {ROOT}; pass --tag")
+        if not TAG.match(tag) or len(tag) > 128 - len("-broken-unhealthy"):
+            raise BuildError(f"--tag {tag!r}: use letters, digits, '_', '.', '-' (at most 111 characters)")
+        commit = git_revision(short=False)
+        jobs = [Job(specs[s], image_repo(registry, args.repo_prefix, s), image_tag(tag, broken.get(s)),
+                    broken.get(s)) for s in services]
+        for job in jobs:
+            ensure_vendor(job.spec)
+        print(f"building {len(jobs)} images for release {tag} into {image_repo(registry, args.repo_prefix, '')} "
+              f"({args.parallel} at a time)", file=sys.stderr, flush=True)
+        images = build_all(jobs, args.parallel)
+    except BuildError as exc:
+        print(f"ops.build: {exc}", file=sys.stderr)
+        return 1
+    document = json.dumps(pins_document(tag, images, datetime.now(UTC), commit), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(document)
+    else:
+        partial = args.out.with_name(f".{args.out.name}.partial")
+        partial.write_text(document)
+        partial.replace(args.out)
+    print(f"built and pushed {len(images)} images in {time.monotonic() - started:.1f}s"
+          + (f"; pins in {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

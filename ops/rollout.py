@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -55,6 +56,16 @@ class Outcome(Exception):
 
 def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+PROGRESS = re.compile(r"^\s*(Container|Network|Volume|Image)\s+\S+\s+(Creat|Start|Stopp|Remov|Recreat|Running|"
+                      r"Healthy|Waiting|Pull|Skipped|Exists)")
+
+
+def compose_error(stderr: str, lines: int = 8) -> str:
+    """Compose's stderr without its progress lines ("Container x  Healthy"): what actually went wrong."""
+    kept = [line.strip() for line in stderr.splitlines() if line.strip() and not PROGRESS.match(line)]
+    return "\n".join(kept[-lines:]) or tail(stderr, lines)
 
 
 def parse_ps(output: str) -> list[dict[str, Any]]:
@@ -102,7 +113,7 @@ class Rollout:
     def run(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
-            raise StepFailed(stage, f"`{' '.join(argv[2:6])} …` exited {proc.returncode}: {tail(proc.stderr, 8)}")
+            raise StepFailed(stage, f"`docker compose {stage}` exited {proc.returncode}: {compose_error(proc.stderr)}")
         return proc
 
     def project_for(self, release_id: str, directory: Path | None = None) -> cc.ComposeProject:
@@ -273,6 +284,7 @@ class Rollout:
 
     def restore(self, failed: str, prior: str | None, failure: StepFailed, action: str) -> str:
         """Record the failure, keep a debug bundle, bring `prior` back. Returns the operator's message."""
+        self.log(f"{action} of {failed} failed at {failure.stage}: {failure.reason}")
         logs = self.service_logs(failed, failure.services) if self.store.run_target() == failed else ""
         bundle = self.write_diagnostics(failed, failure.services)
         self.store.audit(f"{action}.failed", release=failed, previous=prior, job=self.job, stage=failure.stage,

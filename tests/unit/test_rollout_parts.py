@@ -7,7 +7,7 @@ import yaml
 
 from ops import compose_cmd as cc
 from ops.hoststatus import render_history, running_services
-from ops.rollout import failed_report_services, parse_ps, tail, unhealthy_services
+from ops.rollout import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
 
 DIGEST = "sha256:" + "b" * 64
 
@@ -82,3 +82,14 @@ def test_compose_file_reads_every_pin_from_the_release_env():
     for service in built:
         assert f"image: ${{{cc.image_env_key(service)}:?release pin missing for {service}}}" in text
     assert all("build" not in spec for spec in yaml.safe_load(text)["services"].values())
+
+
+def test_compose_error_drops_progress_lines():
+    stderr = (
+        " Container faults-cicd-1  Healthy\n"
+        " Container faults-gateway-mcp-1  Waiting\n"
+        " Network faults_default  Creating\n"
+        "container faults-feature-dev-1 is unhealthy\n"
+    )
+    assert compose_error(stderr) == "container faults-feature-dev-1 is unhealthy"
+    assert compose_error(" Container x-1  Healthy\n") == "Container x-1  Healthy"

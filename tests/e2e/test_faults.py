@@ -1,0 +1,189 @@
+"""Fault injection against the host agent over real SSH. Every fault must end with the previous release
+serving, the state-persistence volume's data intact, an audit entry, and a clear error.
+
+The tests share one compose project and run in file order; `serving` tracks what must be running.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops import localenv
+from ops.ship import apply_command, bundle_tar, release_manifest, upload_command
+from tests.e2e.conftest import ROOT, Host, build_release
+from tests.e2e.releases import Serving, changed_app, drop_local_images, variant
+
+PROJECT = "faults"
+PREFIX = "85"
+FAST = ("--validate-deadline", "20", "--wait-timeout", "40")
+
+
+@pytest.fixture(scope="module")
+def serving(local_env: localenv.LocalEnv, host: Host) -> Serving:
+    pins = build_release(local_env, "faults-base")
+    s = Serving(host, PROJECT, PREFIX, pins)
+    proc = host.ship(pins, PROJECT, *FAST, env={"HOST_PORT_PREFIX": PREFIX})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s.write_marker()
+    s.assert_serving()
+    return s
+
+
+def ship(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return s.host.ship(pins, PROJECT, *FAST, *args, env={"HOST_PORT_PREFIX": PREFIX})
+
+
+def start_apply(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.Popen[str]:
+    """Upload a release, then start `hostagent apply` over SSH without waiting for it."""
+    manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
+    target = s.host.target
+    up = subprocess.run(target.argv(upload_command(s.host.root, pins["release"])), input=bundle_tar(manifest),
+                        capture_output=True, timeout=60, check=False)
+    assert up.returncode == 0, up.stderr
+    command = apply_command(s.host.root, PROJECT, pins["release"], [*FAST, *args])
+    return subprocess.Popen(target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} never appeared in:\n{seen}")
+
+
+def test_unhealthy_image_rolls_back(serving: Serving, local_env: localenv.LocalEnv) -> None:
+    """A new image that never turns healthy must not stay: compose --wait fails and the previous one returns."""
+    pins = variant(local_env, serving.pins, "faults-unhealthy", "feature-dev", "--broken", "feature-dev=unhealthy")
+    n = len(serving.host.audit(PROJECT))
+    proc = ship(serving, pins)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "apply of faults-unhealthy failed at up" in proc.stdout
+    assert "failing services: feature-dev" in proc.stdout
+    assert f"previous release {serving.pins['release']} restored and serving" in proc.stdout
+    assert serving.last_events(n) == ["apply.started", "apply.failed", "rollback.succeeded"]
+    serving.assert_serving()
+
+
+def test_crash_looping_image_rolls_back(serving: Serving, local_env: localenv.LocalEnv) -> None:
+    pins = variant(local_env, serving.pins, "faults-crash", "orchestrator", "--broken", "orchestrator=crash")
+    n = len(serving.host.audit(PROJECT))
+    proc = ship(serving, pins)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "apply of faults-crash failed at up" in proc.stdout
+    assert "orchestrator" in proc.stdout.split("failing services:", 1)[1].splitlines()[0]
+    failed = serving.host.audit(PROJECT)[n + 1]
+    assert failed["event"] == "apply.failed" and Path(failed["diagnostics"]).is_dir()
+    assert serving.last_events(n)[-1] == "rollback.succeeded"
+    serving.assert_serving()
+
+
+def test_digest_missing_from_registry_changes_nothing(serving: Serving) -> None:
+    """A pin the registry does not have fails at pull, before any container is touched."""
+    repo = serving.pins["images"]["cicd"].split("@", 1)[0]
+    pins = {**serving.pins, "release": "faults-missing",
+            "images": {**serving.pins["images"], "cicd": f"{repo}@sha256:{'0' * 63}1"}}
+    n = len(serving.host.audit(PROJECT))
+    proc = ship(serving, pins)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "apply of faults-missing failed at pull" in proc.stdout
+    failed = serving.host.audit(PROJECT)[n + 1]
+    assert (failed["event"], failed["stage"]) == ("apply.failed", "pull")
+    serving.assert_serving()
+
+
+def test_registry_stopped_fails_at_pull(serving: Serving, local_env: localenv.LocalEnv, tmp_path: Path) -> None:
+    pins = variant(local_env, serving.pins, "faults-noregistry", "documentation",
+                   app_root=changed_app(tmp_path, "documentation", "noregistry"))
+    drop_local_images(pins, ["documentation"])
+    subprocess.run(["bash", str(ROOT / "scripts/local-env.sh"), "stop", "registry"], check=True, timeout=60)
+    try:
+        n = len(serving.host.audit(PROJECT))
+        proc = ship(serving, pins)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "apply of faults-noregistry failed at pull" in proc.stdout
+        assert serving.last_events(n)[1] == "apply.failed"
+        serving.assert_serving()
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts/local-env.sh"), "up"], check=True, timeout=600,
+                       capture_output=True)
+
+
+def test_validation_timing_out_rolls_back(serving: Serving, local_env: localenv.LocalEnv) -> None:
+    """An agent whose end-to-end probe hangs passes docker's health check but must fail validation."""
+    pins = variant(local_env, serving.pins, "faults-slow", "cicd", "--broken", "cicd=slow")
+    n = len(serving.host.audit(PROJECT))
+    started = time.monotonic()
+    proc = ship(serving, pins)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "apply of faults-slow failed at validate" in proc.stdout
+    assert "failing services: cicd" in proc.stdout
+    assert time.monotonic() - started < 150
+    assert serving.last_events(n) == ["apply.started", "apply.failed", "rollback.succeeded"]
+    serving.assert_serving()
+
+
+def test_two_concurrent_applies(serving: Serving, local_env: localenv.LocalEnv, tmp_path: Path) -> None:
+    """The second rollout waits for the lock, then fails clearly; the first one completes."""
+    first = variant(local_env, serving.pins, "faults-first", "infrastructure",
+                    app_root=changed_app(tmp_path, "infrastructure", "first"))
+    second = variant(local_env, serving.pins, "faults-second", "code-review",
+                     app_root=changed_app(tmp_path, "code-review", "second"))
+    n = len(serving.host.audit(PROJECT))
+    a = start_apply(serving, first, "--lock-timeout", "2")
+    read_until(a, "apply: ")
+    b = start_apply(serving, second, "--lock-timeout", "2")
+    out_b, _ = b.communicate(timeout=120)
+    out_a, _ = a.communicate(timeout=300)
+    assert b.returncode == 3, out_b
+    assert "another rollout holds the lock of project faults" in out_b and "apply of release faults-first" in out_b
+    assert a.returncode == 0, out_a
+    events = serving.last_events(n)
+    assert "apply.lock_timeout" in events and "apply.succeeded" in events
+    serving.pins = first
+    serving.assert_serving()
+
+
+def test_ssh_killed_mid_apply_finishes_whole(serving: Serving, local_env: localenv.LocalEnv, tmp_path: Path) -> None:
+    """Losing the SSH connection must not leave half a release: the detached worker finishes the job."""
+    pins = variant(local_env, serving.pins, "faults-sshkill", "rag-context",
+                   app_root=changed_app(tmp_path, "rag-context", "sshkill"))
+    n = len(serving.host.audit(PROJECT))
+    proc = start_apply(serving, pins)
+    read_until(proc, "pulled images of faults-sshkill")
+    proc.kill()
+    proc.wait(timeout=10)
+    waited = serving.host.agent(PROJECT, "wait", timeout=300)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "OK: apply of faults-sshkill succeeded" in waited.stdout
+    assert serving.last_events(n)[:2] == ["apply.started", "apply.succeeded"]
+    serving.pins = pins
+    serving.assert_serving()
+
+
+def test_dockerd_restarted_during_apply(serving: Serving, local_env: localenv.LocalEnv, tmp_path: Path) -> None:
+    """The engine going away mid-rollout: the agent waits for it to return and restores the previous release."""
+    pins = variant(local_env, serving.pins, "faults-dockerd", "documentation",
+                   app_root=changed_app(tmp_path, "documentation", "dockerd"))
+    n = len(serving.host.audit(PROJECT))
+    proc = start_apply(serving, pins)
+    read_until(proc, "pulled images of faults-dockerd")
+    subprocess.run(["bash", str(ROOT / "scripts/local-env.sh"), "restart-docker"], check=True, timeout=300,
+                   capture_output=True)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1, out
+    assert "apply of faults-dockerd failed" in out
+    assert f"previous release {serving.pins['release']} restored and serving" in out
+    assert serving.last_events(n)[-1] == "rollback.succeeded"
+    serving.assert_serving()

@@ -119,3 +119,26 @@ def check_release(release_id: str, images: Mapping[str, str], extra: Mapping[str
         if "\n" in value:
             problems.append(f"env.{key}: value must be one line")
     return problems
+
+
+def parse_secrets(text: str) -> dict[str, str]:
+    """KEY=VALUE lines (blank lines and # comments allowed) for the host's 0600 secrets file.
+
+    Errors name the line and the key, never the value.
+    """
+    secrets: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not ENV_KEY.match(key):
+            raise ValueError(f"secrets line {number}: expected KEY=VALUE with KEY matching {ENV_KEY.pattern}")
+        if key == "RELEASE_ID" or key.endswith("_IMAGE"):
+            raise ValueError(f"secrets line {number}: {key} is reserved for the release itself")
+        secrets[key] = value
+    return secrets
+
+
+def render_secrets(secrets: Mapping[str, str]) -> str:
+    return "".join(f"{k}={secrets[k]}\n" for k in sorted(secrets))

@@ -3,6 +3,7 @@
     python -m ops.hostagent [--root /opt/devtools] --project green apply --bundle DIR
     python -m ops.hostagent --project green rollback [--to ID]
     python -m ops.hostagent --project green status | history | wait [JOB]
+    python -m ops.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
 
 `apply` and `rollback` run in a detached worker (own session, output to jobs/<job>.log); the command you
 started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
@@ -14,6 +15,7 @@ Exit codes: 0 done, 1 release failed and the previous one was restored, 2 bad in
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--limit", type=int, default=20)
     wp = sub.add_parser("wait", help="follow a running or finished job (default: the latest)")
     wp.add_argument("job", nargs="?")
+    sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
     run = sub.add_parser("_run", help=argparse.SUPPRESS)
     run.add_argument("job")
     return p
@@ -201,13 +204,29 @@ def cmd_wait(store: Store, args: argparse.Namespace) -> int:
     return follow(store, job)
 
 
+def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
+    """Secrets arrive on stdin (never argv) and land in a 0600 file; only key names are echoed or audited."""
+    try:
+        secrets = cc.parse_secrets(sys.stdin.read())
+    except ValueError as exc:
+        print(f"secrets refused, nothing changed: {exc}", file=sys.stderr)
+        return 2
+    text = cc.render_secrets(secrets)
+    store.write_secrets(text)
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:12]
+    store.audit("secrets.updated", keys=sorted(secrets), fingerprint=fingerprint)
+    print(f"{len(secrets)} secrets written to {store.secrets_file} (mode 0600, fingerprint {fingerprint}); "
+          "they take effect with the next apply")
+    return EXIT_OK
+
+
 def cmd_run(store: Store, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return run_job(store, args.job)
 
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
-            "wait": cmd_wait, "_run": cmd_run}
+            "wait": cmd_wait, "secrets": cmd_secrets, "_run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,21 @@ class Store:
     def jobs(self) -> Path:
         return self.base / "jobs"
 
+    @property
+    def secrets_file(self) -> Path:
+        return self.base / "secrets.env"
+
+    def write_secrets(self, text: str) -> None:
+        """Replace the project's secrets file; mode 0600 from its first byte (the temp file is 0600 too)."""
+        self.ensure()
+        tmp = self.secrets_file.with_name(f".secrets.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.secrets_file)
+
     def release_dir(self, release_id: str) -> Path:
         return self.releases / release_id
 

@@ -156,6 +156,7 @@ class Rollout:
                 problems.append(f"compose_files: {name} is not in the bundle {bundle}")
         if problems:
             raise Outcome(EXIT_INPUT, f"release refused, nothing changed: {'; '.join(problems)}")
+        extra.setdefault("SECRETS_ENV_FILE", str(self.store.secrets_file))
         env = cc.render_release_env(release_id, images, extra)
         try:
             target = self.store.install_release(bundle, release_id, {"release.env": env})

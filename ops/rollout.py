@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ops import compose_cmd as cc
+from ops.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
 from ops.hoststore import Store
 
 AGENT_DIR = Path(__file__).resolve().parent.parent
@@ -52,53 +51,6 @@ class Outcome(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-
-def tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-PROGRESS = re.compile(r"^\s*(Container|Network|Volume|Image)\s+\S+\s+(Creat|Start|Stopp|Remov|Recreat|Running|"
-                      r"Healthy|Waiting|Pull|Skipped|Exists)")
-
-
-def compose_error(stderr: str, lines: int = 8) -> str:
-    """Compose's stderr without its progress lines ("Container x  Healthy"): what actually went wrong."""
-    kept = [line.strip() for line in stderr.splitlines() if line.strip() and not PROGRESS.match(line)]
-    return "\n".join(kept[-lines:]) or tail(stderr, lines)
-
-
-def parse_ps(output: str) -> list[dict[str, Any]]:
-    """`docker compose ps --format json` prints one object per line (older versions: one JSON array)."""
-    text = output.strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        rows: list[dict[str, Any]] = json.loads(text)
-        return rows
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def unhealthy_services(rows: Sequence[dict[str, Any]]) -> list[str]:
-    bad = {
-        str(r.get("Service"))
-        for r in rows
-        if r.get("State") != "running" or r.get("Health") not in ("", "healthy", None)
-    }
-    return sorted(bad)
-
-
-def failed_report_services(report: dict[str, Any]) -> list[str]:
-    """Services with at least one failed check in an ops.validate JSON report."""
-    phases = report.get("phases", [])
-    groups = phases.values() if isinstance(phases, dict) else phases
-    bad: set[str] = set()
-    for phase in groups:
-        checks = phase.get("checks", []) if isinstance(phase, dict) else phase
-        for check in checks:
-            if not check.get("passed", False) and check.get("service"):
-                bad.add(str(check["service"]))
-    return sorted(bad)
 
 
 @dataclass

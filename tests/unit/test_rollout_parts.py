@@ -6,8 +6,8 @@ from typing import Any
 import yaml
 
 from ops import compose_cmd as cc
+from ops.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
 from ops.hoststatus import render_history, running_services
-from ops.rollout import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
 
 DIGEST = "sha256:" + "b" * 64
 

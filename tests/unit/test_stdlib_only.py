@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 OPS = Path(__file__).resolve().parents[2] / "ops"
-HOST_SIDE = ["hostagent", "rollout", "hoststore", "hoststatus", "compose_cmd", "catalog", "diagnose", "masking",
-             "diagnose_report", "lbctl", "localenv"]
+HOST_SIDE = ["hostagent", "rollout", "compose_output", "hoststore", "hoststatus", "compose_cmd", "catalog",
+             "diagnose", "masking", "diagnose_report", "lbctl", "promconf", "localenv"]
 
 
 def imported_roots(path: Path) -> set[str]:

@@ -43,7 +43,7 @@ flip: ## route the proxy to COLOR (make flip COLOR=blue)
 lint: venv ## ruff, mypy, shellcheck
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
-	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh
+	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh bench/*.sh
 
 unit: venv ## fast tests: pure builders, renderers, parsers, real local servers (no docker)
 	@$(VENV)/bin/pytest -m "not e2e" -q

@@ -92,7 +92,14 @@ def host(local_env: localenv.LocalEnv, tmp_path_factory: pytest.TempPathFactory)
     root = Path(tempfile.mkdtemp(prefix="devtools-e2e-", dir="/var/tmp"))
     (root / "venv").symlink_to(local_env.host_root / "venv")
     yield Host(local_env, str(root))
-    shutil.rmtree(root, ignore_errors=True)  # release records only: containers and volumes stay untouched
+    # Stop (never remove) the tests' own projects so their health checks stop loading the machine, then drop
+    # the release records. Containers and volumes stay for inspection.
+    for project in (p.name for p in root.iterdir() if (p / "releases").is_dir()):
+        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+                             capture_output=True, text=True, check=False).stdout.split()
+        if ids:
+            subprocess.run(["docker", "stop", "--time", "2", *ids], capture_output=True, check=False, timeout=120)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def build_release(env: localenv.LocalEnv, tag: str, *extra: str, app_root: Path | None = None) -> dict[str, Any]:

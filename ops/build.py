@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ops import localenv
+from ops.catalog import CatalogError, resolve_compose
 
 ROOT = localenv.ROOT
 COMPOSE_FILES = (ROOT / "compose" / "docker-compose.yml", ROOT / "compose" / "docker-compose.override.yml")
@@ -50,9 +51,12 @@ class BuildSpec:
     args: tuple[tuple[str, str], ...]
 
 
-def compose_config_argv(files: Sequence[Path] = COMPOSE_FILES, env_file: Path = DEV_ENV) -> list[str]:
-    file_args = [arg for file in files for arg in ("-f", str(file))]
-    return ["docker", "compose", *file_args, "--env-file", str(env_file), "config", "--format", "json"]
+def dev_config() -> dict[str, Any]:
+    """The dev compose config (prod file + override + dev.env): where the build instructions live."""
+    try:
+        return resolve_compose([str(f) for f in COMPOSE_FILES], str(DEV_ENV))
+    except CatalogError as exc:
+        raise BuildError(str(exc)) from exc
 
 
 def build_specs(config: Mapping[str, Any]) -> dict[str, BuildSpec]:
@@ -269,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.parallel < 1:
             raise BuildError(f"--parallel {args.parallel}: must be at least 1")
         registry = args.registry or localenv.load().registry
-        specs = build_specs(json.loads(run(compose_config_argv())))
+        specs = build_specs(dev_config())
         if not specs:
             raise BuildError("the compose files declare no `build:` for any service")
         services = parse_services(args.services, list(specs))

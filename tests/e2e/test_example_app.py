@@ -74,8 +74,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
 
 @pytest.fixture(scope="module")
 def labels() -> dict[str, dict[str, str]]:
-    config = json.loads(subprocess.run(build.compose_config_argv(), capture_output=True, text=True,
-                                       check=True).stdout)
+    config = build.dev_config()
     return {name: s.get("labels", {}) for name, s in config["services"].items()}
 
 

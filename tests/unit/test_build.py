@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -38,12 +36,6 @@ def test_push_and_inspect_argv_are_exact() -> None:
     ref = "127.0.0.1:5055/devtools/cicd:abc1234"
     assert build.push_argv(ref) == ["docker", "push", "-q", ref]
     assert build.inspect_argv(ref) == ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref]
-
-
-def test_compose_config_argv_is_exact() -> None:
-    assert build.compose_config_argv([Path("/c/a.yml"), Path("/c/b.yml")], Path("/c/dev.env")) == [
-        "docker", "compose", "-f", "/c/a.yml", "-f", "/c/b.yml", "--env-file", "/c/dev.env",
-        "config", "--format", "json"]
 
 
 def test_image_names() -> None:
@@ -125,11 +117,9 @@ def test_build_specs_reads_build_sections() -> None:
     }
 
 
-def test_the_compose_files_build_every_service_from_the_example_app() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "APP_ROOT"}
-    config = json.loads(subprocess.run(build.compose_config_argv(), capture_output=True, text=True, env=env,
-                                       check=True).stdout)
-    specs = build.build_specs(config)
+def test_the_compose_files_build_every_service_from_the_example_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APP_ROOT", raising=False)
+    specs = build.build_specs(build.dev_config())
     app = build.ROOT / "examples" / "app"
     assert sorted(specs) == ["cicd", "code-review", "documentation", "feature-dev", "gateway-mcp",
                              "infrastructure", "orchestrator", "rag-context", "state-persistence"]

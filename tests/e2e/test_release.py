@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import httpx
@@ -72,11 +74,14 @@ def flip(color: str) -> subprocess.CompletedProcess[str]:
 def test_flip_between_green_and_blue_through_the_proxy(local_env: localenv.LocalEnv) -> None:
     """Both colors get a validated release (with the Prometheus phase); traffic follows each flip."""
     lb_host = Host(local_env, str(local_env.host_root))
-    pins = build_release(local_env, "flip-base")
+    # the colors' host root persists across runs, and release ids are immutable there: a fresh id each run
+    pins = build_release(local_env, f"flip-{uuid.uuid4().hex[:8]}")
     for color in ("green", "blue"):
         proc = lb_host.ship(pins, color, local_checks=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "prometheus" in proc.stdout.lower()
+        # the Prometheus phase ran against the real prometheus scraping this color's nine services
+        assert re.search(r"prometheus/up\s+pass\s+\d+\s+\S+\s+9 targets up", proc.stdout), proc.stdout
+        assert re.search(r"prometheus/error-rate\s+pass", proc.stdout), proc.stdout
     start = served_by(local_env)
     other = "blue" if start == "green" else "green"
     for color in (other, start):

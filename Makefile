@@ -28,8 +28,11 @@ up: env ## build, push, roll out and validate a release on the local stand-in, s
 	@mkdir -p reports
 	@$(PY) -m ops.build --tag $(TAG) --out reports/pins-$(TAG).json
 	@$(PY) -m ops.ship --pins reports/pins-$(TAG).json --project $(COLOR)
-	@source scripts/local.env && echo "==> release $(TAG) is live on $(COLOR) if that color is live:" && \
-		bash scripts/local-env.sh status && echo "==> served at http://127.0.0.1:$${LB_PORT}/ (MCP: POST /mcp)"
+	@source scripts/local.env && live=$$(cat "$$DEVTOOLS_STATE/live-color" 2>/dev/null || echo green) && \
+		echo "==> release $(TAG) validated on $(COLOR); the load balancer serves $$live at http://127.0.0.1:$$LB_PORT/" && \
+		curl -fsS -D - -o /dev/null "http://127.0.0.1:$$LB_PORT/health" | grep -i '^x-served-by' && \
+		echo "    MCP: curl -X POST http://127.0.0.1:$$LB_PORT/mcp -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}'" && \
+		if [ "$$live" != "$(COLOR)" ]; then echo "    traffic is on $$live: make flip COLOR=$(COLOR) to move it"; fi
 
 down: ## stop the local stand-in (containers, volumes and registry data are kept)
 	@bash scripts/local-env.sh down

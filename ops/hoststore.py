@@ -42,11 +42,20 @@ def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def tree_digest(directory: Path) -> str:
-    """sha256 over every file's relative path and bytes: two bundles with the same digest are the same release."""
+    """sha256 over every file's relative path and bytes: two bundles with the same digest are the same release.
+
+    release.json's `source` (commit, build time, CI run) describes where a release came from, not what it is:
+    it is left out, so shipping the same release again is a no-op rather than a conflict.
+    """
     h = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.relative_to(directory) == Path("release.json"):
+            manifest = json.loads(data)
+            manifest.pop("source", None)
+            data = json.dumps(manifest, sort_keys=True).encode()
         h.update(str(path.relative_to(directory)).encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
+        h.update(data + b"\0")
     return h.hexdigest()
 
 

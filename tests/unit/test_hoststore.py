@@ -109,3 +109,18 @@ def test_pending_marker_round_trip(tmp_path):
     assert store.read_pending() == {"release": "r2", "previous": "r1"}
     store.clear_pending()
     assert store.read_pending() is None
+
+
+def test_shipping_the_same_release_again_is_not_a_conflict(tmp_path):
+    """Where a release came from (build time, CI run) is not what it is: re-shipping it must just converge."""
+    store = Store(tmp_path / "root", "green")
+    store.ensure()
+    bundle = make_bundle(tmp_path, "r1")
+    manifest = {"id": "r1", "images": {"a": "x"}, "source": {"built_at": "t1"}}
+    (bundle / "release.json").write_text(json.dumps(manifest))
+    store.install_release(bundle, "r1", {})
+    (bundle / "release.json").write_text(json.dumps({**manifest, "source": {"built_at": "t2"}}))
+    store.install_release(bundle, "r1", {})
+    (bundle / "release.json").write_text(json.dumps({**manifest, "images": {"a": "y"}}))
+    with pytest.raises(ValueError, match="different content"):
+        store.install_release(bundle, "r1", {})

@@ -233,7 +233,8 @@ class Rollout:
         self.store.audit(f"{action}.succeeded", release=release_id, previous=prior, job=self.job,
                          seconds=round(elapsed, 1))
         self.prune()
-        return f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {prior or 'none'})"
+        previous = self.store.pointer("previous")
+        return f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {previous or 'none'})"
 
     def restore(self, failed: str, prior: str | None, failure: StepFailed, action: str) -> str:
         """Record the failure, keep a debug bundle, bring `prior` back. Returns the operator's message."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from bench import common as c
 from bench.load import Load, LoadResult
+from ops.compose_cmd import image_env_key
 
 AGENT = "code-review"
 GATEWAY = "gateway-mcp"
@@ -56,7 +57,7 @@ class Naive:
                 "--env-file", str(self.env_file), *args]
 
     def write_env(self, pins: dict[str, Any]) -> None:
-        lines = [f"{s.upper().replace('-', '_')}_IMAGE={ref}" for s, ref in sorted(pins["images"].items())]
+        lines = [f"{image_env_key(s)}={ref}" for s, ref in sorted(pins["images"].items())]
         lines += [f"HOST_PORT_PREFIX={self.prefix}", "SECRETS_ENV_FILE=/dev/null"]
         self.env_file.parent.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("\n".join(lines) + "\n")

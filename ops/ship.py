@@ -88,13 +88,12 @@ def upload_command(host_root: str, release_id: str) -> str:
 
 
 def apply_command(host_root: str, project: str, release_id: str, agent_args: list[str]) -> str:
-    """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
-    argv = [f"{host_root}/venv/bin/python", "-m", "ops.hostagent", "--root", host_root, "--project", project,
-            "apply", "--bundle", f"{host_root}/incoming/{release_id}", *agent_args]
-    return f"cd {shlex.quote(host_root + '/agent')} && {shlex.join(argv)}"
+    """Remote shell: `hostagent apply` of the uploaded bundle."""
+    return agent_command(host_root, project, ["apply", "--bundle", f"{host_root}/incoming/{release_id}", *agent_args])
 
 
 def agent_command(host_root: str, project: str, args: list[str]) -> str:
+    """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
     argv = [f"{host_root}/venv/bin/python", "-m", "ops.hostagent", "--root", host_root, "--project", project, *args]
     return f"cd {shlex.quote(host_root + '/agent')} && {shlex.join(argv)}"
 

@@ -1,0 +1,163 @@
+"""Typed reads of raw stack config values that collect every problem with its key, value and what is allowed."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from components.config_keys import BY_NAME, NAMESPACE
+
+
+class ConfigError(Exception):
+    """Bad stack config; `problems` holds one line per bad key (key, bad value, what is allowed)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def close_match(name: str, known: list[str]) -> str | None:
+    """The known key a typo most likely meant (same letters ignoring case, or one edit away)."""
+    lowered = {k.lower(): k for k in known}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    for k in known:
+        if abs(len(k) - len(name)) <= 2 and _edits(k.lower(), name.lower()) <= 2:
+            return k
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+class Reader:
+    """Reads `devtools:<name>` values; every bad value adds a problem and yields the key's default."""
+
+    def __init__(self, raw: Mapping[str, Any], secret_keys: set[str]) -> None:
+        self.raw = dict(raw)
+        self.secret_keys = secret_keys
+        self.problems: list[str] = []
+
+    def key(self, name: str) -> str:
+        return f"{NAMESPACE}:{name}"
+
+    def fail(self, name: str, value: Any, allowed: str) -> None:
+        shown = "[secret]" if BY_NAME[name].secret else _show(value)
+        self.problems.append(f"{self.key(name)}: {shown} is not allowed: {allowed}")
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def problems_about(self, name: str) -> bool:
+        return any(p.startswith(self.key(name) + ":") for p in self.problems)
+
+    def is_given(self, name: str) -> bool:
+        """Set to something other than its default (the CLI passes Pulumi.yaml defaults as if they were set)."""
+        full = self.key(name)
+        return full in self.raw and self.raw[full] not in (BY_NAME[name].default, str(BY_NAME[name].default))
+
+    def _value(self, name: str) -> Any:
+        full = self.key(name)
+        if full not in self.raw:
+            return BY_NAME[name].default
+        value = self.raw[full]
+        if BY_NAME[name].secret and full not in self.secret_keys and value not in ("", {}, "{}"):
+            self.problems.append(f"{full} holds a secret but is stored in plain text: set it with "
+                                 f"`pulumi config set --secret {full} …` (or `--path --secret` for one entry)")
+        return value
+
+    def string(self, name: str, pattern: str | None = None, allowed: str = "", choices: tuple[str, ...] = ()) -> str:
+        value = self._value(name)
+        if not isinstance(value, str):
+            self.fail(name, value, "a string")
+            return str(BY_NAME[name].default)
+        if choices and value not in choices:
+            self.fail(name, value, "one of " + ", ".join(choices))
+            return str(BY_NAME[name].default)
+        if pattern and value and not re.fullmatch(pattern, value):
+            self.fail(name, value, allowed)
+            return str(BY_NAME[name].default)
+        return value
+
+    def integer(self, name: str, lo: int, hi: int) -> int:
+        value = self._value(name)
+        default = int(BY_NAME[name].default)
+        if isinstance(value, bool):
+            self.fail(name, value, f"an integer {lo}-{hi}")
+            return default
+        if isinstance(value, str):
+            if not re.fullmatch(r"-?\d+", value.strip()):
+                self.fail(name, value, f"an integer {lo}-{hi}")
+                return default
+            value = int(value)
+        if not isinstance(value, int) or not lo <= value <= hi:
+            self.fail(name, value, f"an integer {lo}-{hi}")
+            return default
+        return value
+
+    def boolean(self, name: str) -> bool:
+        value = self._value(name)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.fail(name, value, "true or false")
+        return bool(BY_NAME[name].default)
+
+    def _json(self, name: str, value: Any, kind: type) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                self.fail(name, value, f"a JSON {kind.__name__} (set it with `pulumi config set --path`)")
+                return kind()
+        return value
+
+    def strings(self, name: str, pattern: str, allowed: str) -> tuple[str, ...]:
+        value = self._json(name, self._value(name), list)
+        if not isinstance(value, list):
+            self.fail(name, value, f"a list of {allowed}")
+            return ()
+        bad = [v for v in value if not isinstance(v, str) or not re.fullmatch(pattern, v)]
+        if bad:
+            self.fail(name, bad[0], f"each entry must be {allowed}")
+            return ()
+        return tuple(value)
+
+    def cidrs(self, name: str) -> tuple[str, ...]:
+        entries = self.strings(name, r"[0-9a-fA-F:./]+", "an IPv4 or IPv6 CIDR such as 203.0.113.7/32")
+        good: list[str] = []
+        for entry in entries:
+            try:
+                good.append(str(ipaddress.ip_network(entry, strict=True)))
+            except ValueError as exc:
+                self.fail(name, entry, f"a CIDR with no host bits set ({exc})")
+        return tuple(good)
+
+    def string_map(self, name: str, key_pattern: str, allowed: str) -> dict[str, str]:
+        value = self._json(name, self._value(name), dict)
+        if not isinstance(value, dict):
+            self.fail(name, value, f"an object of {allowed}")
+            return {}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if not re.fullmatch(key_pattern, str(k)):
+                self.problems.append(f"{self.key(name)}.{k}: the name is not allowed: {allowed}")
+            elif not isinstance(v, str):
+                self.problems.append(f"{self.key(name)}.{k}: must be a string")
+            else:
+                out[str(k)] = v
+        return out

@@ -1,0 +1,129 @@
+"""Registry: where the release images live, and the credentials to push and pull them.
+
+With `devtools:registryAddress` set (the local stand-in's 127.0.0.1:5000) nothing is created and no credentials
+exist. Otherwise a DigitalOcean Container Registry is created (protected: deleting it deletes every release a
+rollback could need) with two docker credentials: read-only ones for the hosts (`pull_auth`, a docker config
+JSON) and write ones for the image builds (`push_username`/`push_password`). Every credential is a Pulumi secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as digitalocean
+
+from components.config import StackConfig
+
+__all__ = ["DOCR_SERVER", "TIERS", "Registry", "RegistryArgs", "docker_login", "registry_tier"]
+
+DOCR_SERVER = "registry.digitalocean.com"
+TIERS = (("starter", 1), ("basic", 5), ("professional", None))  # DOCR subscription tiers: most repositories
+
+
+def registry_tier(repositories: int, requested: str) -> str:
+    """The DOCR tier for `repositories` repos: `auto` picks the smallest that fits; an explicit one must fit."""
+    if repositories < 0:
+        raise ValueError(f"repositories must be ≥ 0, got {repositories}")
+    limits = dict(TIERS)
+    if requested == "auto":
+        return next(tier for tier, most in TIERS if most is None or repositories <= most)
+    if requested not in limits:
+        raise ValueError(f"devtools:registryTier: {requested!r} is not a tier (auto, "
+                         f"{', '.join(t for t, _ in TIERS)})")
+    most = limits[requested]
+    if most is not None and repositories > most:
+        raise ValueError(f"devtools:registryTier: {requested} holds at most {most} "
+                         f"repositor{'y' if most == 1 else 'ies'}, the release builds {repositories}: "
+                         "use auto or a larger tier")
+    return requested
+
+
+def docker_login(docker_config_json: str, server: str) -> tuple[str, str]:
+    """(user, password) for `server` from a docker config JSON {"auths": {server: {"auth": base64(user:pass)}}}.
+
+    Errors name the server and what is missing, never the value.
+    """
+    try:
+        document = json.loads(docker_config_json)
+    except ValueError:
+        raise ValueError(f"docker credentials for {server}: not JSON") from None
+    auths = document.get("auths") if isinstance(document, dict) else None
+    if not isinstance(auths, dict):
+        raise ValueError(f"docker credentials for {server}: no `auths` object")
+    entry = auths.get(server)
+    if entry is None:
+        entry = next((v for k, v in auths.items() if _host(str(k)) == _host(server)), None)
+    if not isinstance(entry, dict) or not isinstance(entry.get("auth"), str):
+        known = ", ".join(sorted(str(k) for k in auths)) or "none"
+        raise ValueError(f"docker credentials for {server}: no `auth` for that server (servers: {known})")
+    try:
+        user, sep, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(f"docker credentials for {server}: `auth` is not base64 of user:password") from None
+    if not sep or not user or not password:
+        raise ValueError(f"docker credentials for {server}: `auth` is not base64 of user:password")
+    return user, password
+
+
+def _host(server: str) -> str:
+    return server.removeprefix("https://").removeprefix("http://").rstrip("/")
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    config: StackConfig
+    repositories: int  # how many image repositories the release pushes (one per built service)
+
+
+class Registry(pulumi.ComponentResource):
+    address: pulumi.Output[str]
+    """Where repositories live: `registry.digitalocean.com/<name>`, or devtools:registryAddress."""
+    server: pulumi.Output[str]
+    """What docker logs in to: `registry.digitalocean.com`, or devtools:registryAddress."""
+    pull_auth: pulumi.Output[str] | None
+    """SECRET: docker config JSON with read-only credentials, for the hosts; None for an existing registry."""
+    push_username: pulumi.Output[str] | None
+    """SECRET: user of the write credentials, for the image builds; None for an existing registry."""
+    push_password: pulumi.Output[str] | None
+    """SECRET: password of the write credentials; None for an existing registry."""
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("devtools:index:Registry", name, None, opts)
+        existing = args.config.registry.address
+        self.pull_auth = self.push_username = self.push_password = None
+        if existing:
+            self.address = pulumi.Output.from_input(existing)
+            self.server = pulumi.Output.from_input(existing)
+        else:
+            self._create(name, args)
+        self.register_outputs({"address": self.address, "server": self.server, "pull_auth": self.pull_auth,
+                               "push_username": self.push_username, "push_password": self.push_password})
+
+    def _create(self, name: str, args: RegistryArgs) -> None:
+        cfg = args.config
+        registry = digitalocean.ContainerRegistry(
+            f"{name}-docr",
+            name=cfg.registry.name,
+            subscription_tier_slug=registry_tier(args.repositories, cfg.registry.tier),
+            region=cfg.hosts.region,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.hosts.protect),
+        )
+        self.address = registry.endpoint
+        self.server = registry.server_url
+        pull = digitalocean.ContainerRegistryDockerCredentials(
+            f"{name}-pull", registry_name=registry.name, write=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        push = digitalocean.ContainerRegistryDockerCredentials(
+            f"{name}-push", registry_name=registry.name, write=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.pull_auth = pulumi.Output.secret(pull.docker_credentials)
+        login: pulumi.Output[tuple[str, str]] = pulumi.Output.secret(
+            pulumi.Output.all(push.docker_credentials, registry.server_url).apply(lambda a: docker_login(a[0], a[1])))
+        self.push_username = pulumi.Output.secret(login.apply(lambda t: t[0]))
+        self.push_password = pulumi.Output.secret(login.apply(lambda t: t[1]))

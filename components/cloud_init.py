@@ -1,0 +1,74 @@
+"""The droplet's first-boot configuration: a pure `#cloud-config` renderer (no Pulumi, exact-string tested).
+
+    text = render_cloud_init(host_root="/opt/devtools", host_requirements=host_requirements_text(ROOT),
+                             pull_auth=None)
+
+On Ubuntu 24.04 it installs the docker engine, the compose v2 plugin and python3-venv, starts docker, creates
+the host agent's directory and its venv (`<host_root>/venv`, from which `ops.ship.agent_command` runs the agent),
+and, when given, writes the registry pull credentials to /root/.docker/config.json (root, 0600). The credentials
+appear only in that write_files entry, never in runcmd (whose commands cloud-init logs).
+
+Order on the droplet: write_files (init stage) → packages (final stage) → runcmd (final stage, after packages).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGES = ("docker.io", "docker-compose-v2", "python3", "python3-venv", "ca-certificates", "curl")
+DOCKER_CONFIG = "/root/.docker/config.json"
+
+
+class _Argv(list[str]):
+    """A runcmd entry: dumped on one line as a YAML flow list (`- [systemctl, enable, --now, docker]`)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, with argv lists on one line and multi-line file contents as literal blocks."""
+
+
+def _argv(dumper: yaml.SafeDumper, value: _Argv) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(_Argv, _argv)
+_Dumper.add_representer(str, _text)
+
+
+def host_requirements_text(root: Path) -> str:
+    """The host agent venv's requirements (ops/requirements-host.txt under the project root `root`)."""
+    return (root / "ops" / "requirements-host.txt").read_text()
+
+
+def render_cloud_init(*, host_root: str, host_requirements: str, pull_auth: str | None) -> str:
+    """The `#cloud-config` user data of a droplet; `pull_auth` (docker config JSON) is written 0600 when given."""
+    requirements = f"{host_root}/requirements-host.txt"
+    venv = f"{host_root}/venv"
+    write_files: list[dict[str, Any]] = [
+        {"path": requirements, "content": host_requirements, "owner": "root:root", "permissions": "0644"},
+    ]
+    runcmd = [
+        _Argv(["systemctl", "enable", "--now", "docker"]),
+        _Argv(["install", "-d", "-m", "0755", "-o", "root", "-g", "root", host_root]),
+        _Argv(["python3", "-m", "venv", venv]),
+        _Argv([f"{venv}/bin/pip", "install", "-r", requirements]),
+    ]
+    if pull_auth is not None:
+        write_files.append({"path": DOCKER_CONFIG, "content": pull_auth, "owner": "root:root",
+                            "permissions": "0600"})
+        runcmd.insert(1, _Argv(["chmod", "0700", "/root/.docker"]))
+    doc: dict[str, Any] = {
+        "package_update": True,
+        "package_upgrade": False,
+        "packages": list(PACKAGES),
+        "write_files": write_files,
+        "runcmd": runcmd,
+    }
+    return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)

@@ -1,0 +1,153 @@
+"""The hosts of this stack's color: DigitalOcean droplets (from an image or prod's snapshot) or existing machines.
+
+    hosts = Hosts("hosts", HostsArgs(config=cfg, pull_auth=registry.pull_auth))
+    hosts.addresses  # what the rollout's SSH dials
+
+digitalocean: an SSH key, a VPC (unless one is given: a standby joins prod's), `hosts.count` droplets with the
+cloud-init of components/cloud_init.py, and a firewall that admits SSH from the allowlist only. existing: nothing
+is created; the addresses come from config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_digitalocean as digitalocean
+
+from components.cloud_init import host_requirements_text, render_cloud_init
+from components.config import StackConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SSH_PORT = 22
+ANYWHERE = ["0.0.0.0/0", "::/0"]
+
+
+def web_tag(project: str) -> str:
+    """The tag of droplets that may receive load-balancer traffic (the traffic component's firewall admits it)."""
+    return f"{project}-web"
+
+
+def droplet_tags(config: StackConfig) -> list[str]:
+    """Tags of every droplet of this stack: the project, the stack, the color and the web tag."""
+    p = config.project
+    return [p, f"{p}-{config.stack}", f"{p}-{config.color}", web_tag(p)]
+
+
+def ssh_firewall_rules(allowlist: Sequence[str]) -> tuple[list[digitalocean.FirewallInboundRuleArgsDict],
+                                                          list[digitalocean.FirewallOutboundRuleArgsDict]]:
+    """Inbound: TCP 22 from the allowlist only. Outbound: all TCP, UDP and ICMP (package installs, image pulls)."""
+    inbound: list[digitalocean.FirewallInboundRuleArgsDict] = [
+        {"protocol": "tcp", "port_range": str(SSH_PORT), "source_addresses": list(allowlist)},
+    ]
+    outbound: list[digitalocean.FirewallOutboundRuleArgsDict] = [
+        {"protocol": "tcp", "port_range": "1-65535", "destination_addresses": list(ANYWHERE)},
+        {"protocol": "udp", "port_range": "1-65535", "destination_addresses": list(ANYWHERE)},
+        {"protocol": "icmp", "destination_addresses": list(ANYWHERE)},
+    ]
+    return inbound, outbound
+
+
+@dataclass(frozen=True)
+class HostsArgs:
+    config: StackConfig
+    pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
+    snapshot_id: pulumi.Input[str] | None = None  # required when config.hosts.from_snapshot
+    vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
+
+
+class Hosts(pulumi.ComponentResource):
+    addresses: pulumi.Output[list[str]]
+    """What SSH dials: each droplet's public IPv4, or the existing host's address."""
+    ports: list[int]
+    """SSH port per host (22 for droplets)."""
+    droplet_ids: pulumi.Output[list[int]]
+    """Droplet ids as ints (what DO inputs such as a load balancer's droplet_ids take); [] for existing hosts."""
+    vpc_id: pulumi.Output[str]
+    """The VPC the droplets are in; "" for existing hosts."""
+    triggers: list[pulumi.Output[str]]
+    """Per host identity (droplet id, or "address:port"): a rollout keyed on it re-runs on a new host."""
+    names: list[str]
+    """Host names: droplet names, or "address:port" of existing hosts."""
+    resources: list[pulumi.Resource]
+    """What a rollout must wait for: the droplets and their SSH firewall (empty for existing hosts)."""
+
+    def __init__(self, name: str, args: HostsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("devtools:index:Hosts", name, None, opts)
+        cfg = args.config
+        if cfg.hosts.provider == "existing":
+            self._existing(cfg)
+        else:
+            self._droplets(name, args)
+        self.register_outputs({"addresses": self.addresses, "droplet_ids": self.droplet_ids, "vpc_id": self.vpc_id})
+
+    def _existing(self, cfg: StackConfig) -> None:
+        hosts = cfg.hosts.existing
+        self.addresses = pulumi.Output.from_input([h.address for h in hosts])
+        self.ports = [h.port for h in hosts]
+        self.droplet_ids = pulumi.Output.from_input(list[int]())
+        self.vpc_id = pulumi.Output.from_input("")
+        self.names = [f"{h.address}:{h.port}" for h in hosts]
+        self.triggers = [pulumi.Output.from_input(n) for n in self.names]
+        self.resources = []
+
+    def _droplets(self, name: str, args: HostsArgs) -> None:
+        cfg = args.config
+        base = f"{cfg.project}-{cfg.stack}"
+        child = pulumi.ResourceOptions(parent=self)
+        key = digitalocean.SshKey(f"{name}-key", name=base, public_key=cfg.ssh.public_key, opts=child)
+        if args.vpc_id is None:
+            vpc = digitalocean.Vpc(f"{name}-vpc", name=base, region=cfg.hosts.region,
+                                   ip_range=cfg.hosts.vpc_ip_range, opts=child)
+            self.vpc_id = vpc.id
+        else:
+            self.vpc_id = pulumi.Output.from_input(args.vpc_id)
+        standby = cfg.hosts.from_snapshot
+        if standby and args.snapshot_id is None:
+            raise ValueError(f"Hosts {name!r}: devtools:fromSnapshot is true but no snapshot id was given "
+                             f"(the snapshot {cfg.prod_stack} exports); run `pulumi up --stack {cfg.prod_stack}` "
+                             "with devtools:snapshot true first")
+        image: pulumi.Input[str] = args.snapshot_id if standby and args.snapshot_id is not None else cfg.hosts.image
+        user_data = _user_data(cfg, args.pull_auth)
+        # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
+        # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby from a snapshot is
+        # meant to be replaced by a new snapshot generation (image), but not by a credential rotation either: a
+        # standby may be the live color.
+        opts = pulumi.ResourceOptions(parent=self, protect=cfg.hosts.protect and not standby,
+                                      ignore_changes=["userData"] if standby else ["userData", "image"])
+        self.names = [f"{base}-{cfg.color}-{i}" for i in range(1, cfg.hosts.count + 1)]
+        droplets = [
+            digitalocean.Droplet(f"{name}-{i}", name=droplet_name, image=image, size=cfg.hosts.size,
+                                 region=cfg.hosts.region, vpc_uuid=self.vpc_id, monitoring=cfg.hosts.monitoring,
+                                 ssh_keys=[key.fingerprint], tags=droplet_tags(cfg), user_data=user_data, opts=opts)
+            for i, droplet_name in enumerate(self.names, start=1)
+        ]
+        ids = [d.id.apply(int) for d in droplets]
+        # SSH only. HTTP(S) inbound is not here: the traffic component owns a separate firewall that admits the
+        # load balancer to droplets tagged web_tag(project); DigitalOcean applies the union of both.
+        inbound, outbound = ssh_firewall_rules(cfg.ssh.allowlist)
+        firewall = digitalocean.Firewall(f"{name}-ssh", name=f"{base}-ssh", droplet_ids=ids, inbound_rules=inbound,
+                                         outbound_rules=outbound, opts=child)
+        self.addresses = _all([d.ipv4_address for d in droplets])
+        self.ports = [SSH_PORT] * len(droplets)
+        self.droplet_ids = _all(ids)
+        self.triggers = [d.id for d in droplets]
+        self.resources = [*droplets, firewall]
+
+
+def _user_data(cfg: StackConfig, pull_auth: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    """The cloud-init text; a Pulumi secret when it holds the registry credentials."""
+    requirements = host_requirements_text(ROOT)
+    if pull_auth is None:
+        return render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, pull_auth=None)
+    text = pulumi.Output.from_input(pull_auth).apply(
+        lambda auth: render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, pull_auth=auth))
+    return pulumi.Output.secret(text)
+
+
+def _all(values: list[pulumi.Output[Any]]) -> pulumi.Output[list[Any]]:
+    """One output holding the list of `values` (an empty list when there are none)."""
+    return pulumi.Output.all(*values) if values else pulumi.Output.from_input(list[Any]())

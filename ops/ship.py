@@ -72,14 +72,17 @@ def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_
     return buf.getvalue()
 
 
-def upload_command(host_root: str, release_id: str) -> str:
-    """Remote shell: unpack the tar from stdin into a fresh incoming/<id> and refresh the agent code."""
+def upload_command(host_root: str, release_id: str, decode: str = "") -> str:
+    """Remote shell: unpack the tar from stdin into a fresh incoming/<id> and refresh the agent code.
+
+    `decode` is a shell pipeline stdin goes through before tar (e.g. `base64 -d | gzip -dc` for a text payload).
+    """
     incoming = f"{host_root}/incoming/{release_id}"
     staging = f"{host_root}/incoming/.{release_id}.upload"
     return " && ".join([
         f"rm -rf {shlex.quote(staging)}",
         f"mkdir -p {shlex.quote(staging)} {shlex.quote(host_root + '/agent')}",
-        f"tar -C {shlex.quote(staging)} -xf -",
+        f"{decode + ' | ' if decode else ''}tar -C {shlex.quote(staging)} -xf -",
         f"cp -R {shlex.quote(staging + '/agent/ops')} {shlex.quote(host_root + '/agent/')}",
         f"rm -rf {shlex.quote(incoming)}",
         f"mv {shlex.quote(staging + '/bundle')} {shlex.quote(incoming)}",

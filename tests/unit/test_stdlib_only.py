@@ -8,7 +8,7 @@ import pytest
 
 OPS = Path(__file__).resolve().parents[2] / "ops"
 HOST_SIDE = ["hostagent", "rollout", "compose_output", "hoststore", "hoststatus", "compose_cmd", "catalog",
-             "diagnose", "masking", "diagnose_report", "lbctl", "promconf", "localenv"]
+             "diagnose", "masking", "diagnose_report", "lbctl", "promconf", "localenv", "gate_summary"]
 
 
 def imported_roots(path: Path) -> set[str]:

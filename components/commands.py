@@ -1,0 +1,145 @@
+"""Pure builders for every command string and payload the rollout components send to a host.
+
+Nothing here opens a socket or runs a process: each function returns a string (or a dict, or Pulumi connection
+args) from its arguments, and tests/unit/test_commands.py pins each one exactly. The host side of every command
+is the proven ops code (`ops.hostagent`, `ops.validate`, `ops.gate_summary`); these only say how to call it.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi_command import remote
+
+from components.config import StackConfig
+from ops import ship
+
+# Fresh droplets take a while to accept SSH: keep dialling 60 times, 10 s each, before the rollout gives up.
+DIAL_ERROR_LIMIT = 60
+PER_DIAL_TIMEOUT = 10
+CLOUD_INIT_WAIT = ("if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null "
+                   "|| true; fi")
+DECODE = "base64 -d | gzip -dc"
+CONTENT_MARKER = "release-content"
+
+
+def release_env(config: StackConfig) -> dict[str, str]:
+    """The release's non-secret settings for compose (release.env): port prefix and enabled profiles."""
+    env = {"HOST_PORT_PREFIX": str(config.release.host_port_prefix)}
+    if config.release.compose_profiles:
+        env["COMPOSE_PROFILES"] = config.release.compose_profiles
+    return env
+
+
+def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str], commit: str | None
+             ) -> dict[str, Any]:
+    """release.json for the host agent. No clock in it: identical inputs give identical bytes."""
+    return ship.release_manifest(release_id, dict(images), dict(env), {"commit": commit})
+
+
+def bundle_payload(release: Mapping[str, Any]) -> str:
+    """The upload's stdin: base64 of the gzipped bundle tar (gzip mtime 0, so the same release is the same text)."""
+    return base64.b64encode(gzip.compress(ship.bundle_tar(dict(release)), mtime=0)).decode()
+
+
+def content_hash(release: Mapping[str, Any]) -> str:
+    """sha256 of the bundle without `source`: digests, env, compose files and agent code decide a re-run."""
+    content = {k: v for k, v in release.items() if k != "source"}
+    return hashlib.sha256(ship.bundle_tar(content)).hexdigest()
+
+
+def upload_script(host_root: str, release_id: str) -> str:
+    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin and unpack it as `ops.ship` does."""
+    return f"{CLOUD_INIT_WAIT} && {ship.upload_command(host_root, release_id, decode=DECODE)}"
+
+
+def secrets_script(host_root: str, project: str) -> str:
+    """Remote shell: `hostagent secrets` reads KEY=VALUE lines from stdin into the 0600 secrets file."""
+    return ship.agent_command(host_root, project, ["secrets"])
+
+
+def _prometheus_args(config: StackConfig) -> list[str]:
+    rel = config.release
+    if not rel.prometheus_url:
+        return []
+    args = [f"--prometheus={rel.prometheus_url}"]
+    return [*args, f"--prom-selector={rel.prometheus_selector}"] if rel.prometheus_selector else args
+
+
+def apply_script(config: StackConfig, release_id: str, content: str) -> str:
+    """Remote shell: `hostagent apply` of the uploaded release, led by a no-op `:` carrying the content hash.
+
+    The marker makes a changed release content (same id) a changed command, so the apply re-runs.
+    """
+    rel = config.release
+    args = ["--keep", str(rel.keep), "--validate-deadline", str(rel.validate_deadline)]
+    args += [f"--validate-arg={a}" for a in _prometheus_args(config)]
+    command = ship.apply_command(config.hosts.root, config.color, release_id, args)
+    return f": {shlex.quote(f'{CONTENT_MARKER}={content}')} && {command}"
+
+
+def gate_report_path(config: StackConfig, release_id: str) -> str:
+    return f"{config.hosts.root}/{config.color}/reports/gate-{release_id}.json"
+
+
+def validate_script(config: StackConfig, release_id: str) -> str:
+    """Remote shell: validate the running release, then print ONE JSON summary line; non-zero unless passed.
+
+    A stale report of the same id is removed first, so a validator that could not start never reads as passed.
+    """
+    root, project = config.hosts.root, config.color
+    python = f"{root}/venv/bin/python"
+    report = gate_report_path(config, release_id)
+    validate = [
+        python, "-m", "ops.validate", "--config", f"{root}/{project}/releases/{release_id}/resolved.json",
+        "--json", report, "--deadline", str(config.release.validate_deadline), "--no-color",
+        *_prometheus_args(config),
+        "--label", f"release={release_id}", "--label", f"project={project}", "--label", "gate=pulumi",
+    ]
+    summary = [python, "-m", "ops.gate_summary", "--release", release_id, "--exit-code"]
+    return (
+        f"cd {shlex.quote(root + '/agent')} && mkdir -p {shlex.quote(f'{root}/{project}/reports')} && "
+        f"rm -f {shlex.quote(report)} && {{ {shlex.join(validate)}; "
+        f'{shlex.join(summary)} "$?" {shlex.quote(report)}; }}'
+    )
+
+
+def parse_gate_summary(stdout: str) -> dict[str, Any]:
+    """The gate's summary: the last non-empty stdout line, a JSON object with a boolean `passed`."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("validation gate printed nothing: expected a JSON summary line from ops.gate_summary")
+    try:
+        value = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"validation gate's last line is not JSON ({exc.msg}): {lines[-1][:200]!r}") from exc
+    if not isinstance(value, dict) or not isinstance(value.get("passed"), bool):
+        raise ValueError(f"validation gate's last line is not a summary with a boolean 'passed': {lines[-1][:200]!r}")
+    return value
+
+
+def local_flip_command(root: Path, color: str) -> str:
+    """Local shell: move the stand-in's haproxy to `color` (it refuses a color whose health check is not UP)."""
+    return shlex.join(["bash", str(root / "scripts" / "local-env.sh"), "flip", color])
+
+
+def connection_args(address: pulumi.Input[str], port: int, config: StackConfig, private_key: pulumi.Input[str]
+                    ) -> remote.ConnectionArgs:
+    """SSH to a host: the configured user and pinned host key, patient dialling, the key only as a secret."""
+    return remote.ConnectionArgs(
+        host=address,
+        port=port,
+        user=config.ssh.user,
+        private_key=pulumi.Output.secret(private_key),
+        host_key=config.ssh.host_key,
+        dial_error_limit=DIAL_ERROR_LIMIT,
+        per_dial_timeout=PER_DIAL_TIMEOUT,
+    )

@@ -1,0 +1,118 @@
+"""ReleaseRollout: put one release on every host of this color, one host after another, each validated.
+
+Per host, in order: upload the bundle (compose files + release.json + agent code, on stdin), hand over the app
+secrets (stdin, to the host's 0600 file), `hostagent apply` (lock, pull, up --wait, validate, roll back on
+failure), then a ValidationGate. The next host starts only after the previous host's gate passed, so a bad
+release stops `pulumi up` on the first host with the previous release still running everywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_command import remote
+
+from components import commands
+from components.config import StackConfig
+from components.validation import ValidationGate, ValidationGateArgs
+from ops.compose_cmd import render_secrets
+
+
+@dataclass(frozen=True)
+class RolloutHost:
+    name: str  # short and stable, part of child names (e.g. "green-1")
+    address: pulumi.Input[str]
+    port: int
+    trigger: pulumi.Input[str]  # the host's identity (droplet id, existing address): a new one re-runs everything
+
+
+@dataclass(frozen=True)
+class ReleaseRolloutArgs:
+    config: StackConfig
+    hosts: Sequence[RolloutHost]
+    release_id: pulumi.Input[str]
+    images: pulumi.Input[Mapping[str, str]]  # service → repo@sha256:…
+    commit: str | None
+    private_key: pulumi.Input[str]  # secret
+    wait_for: Sequence[pulumi.Resource] = ()  # e.g. the droplets
+
+
+class ReleaseRollout(pulumi.ComponentResource):
+    manifest: pulumi.Output[dict[str, Any]]
+    """release.json as shipped: id, images, env, compose files, source commit (no secrets)."""
+    content: pulumi.Output[str]
+    """Content hash of the release (manifest without source + compose files + agent code)."""
+    validation: pulumi.Output[dict[str, Any]]
+    """{"release": id, "content": hash, "passed": bool, "hosts": {host name: gate summary}}."""
+    gates: list[ValidationGate]
+    """One gate per host, in rollout order; traffic depends on these."""
+    applies: list[remote.Command]
+    """One `hostagent apply` per host, in rollout order."""
+
+    def __init__(self, name: str, args: ReleaseRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("devtools:index:ReleaseRollout", name, None, opts)
+        config, commit, env = args.config, args.commit, commands.release_env(args.config)
+        release_id = pulumi.Output.from_input(args.release_id)
+        self.manifest = pulumi.Output.all(release_id, args.images).apply(
+            lambda v: commands.manifest(v[0], v[1], env, commit))
+        self.content = self.manifest.apply(commands.content_hash)
+        payload = self.manifest.apply(commands.bundle_payload)
+        upload_create = release_id.apply(lambda rid: commands.upload_script(config.hosts.root, rid))
+        apply_create = pulumi.Output.all(release_id, self.content).apply(
+            lambda v: commands.apply_script(config, v[0], v[1]))
+
+        rendered = render_secrets({k: s.value for k, s in config.release.secrets.items()})
+        secrets_stdin = pulumi.Output.secret(rendered)
+        secrets_fingerprint = pulumi.Output.secret(hashlib.sha256(rendered.encode()).hexdigest())
+
+        self.gates, self.applies = [], []
+        previous: list[pulumi.Resource] = []
+        for host in args.hosts:
+            prefix = f"{name}-{host.name}"
+            conn = commands.connection_args(host.address, host.port, config, args.private_key)
+            upload = remote.Command(
+                f"{prefix}-upload", connection=conn, create=upload_create, stdin=payload, triggers=[host.trigger],
+                logging=remote.Logging.STDERR,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, *previous]),
+            )
+            before_apply: list[pulumi.Resource] = [upload]
+            triggers: list[pulumi.Input[str]] = [host.trigger]
+            if rendered:
+                before_apply.append(remote.Command(
+                    f"{prefix}-secrets", connection=conn, create=commands.secrets_script(config.hosts.root,
+                                                                                          config.color),
+                    stdin=secrets_stdin, triggers=[host.trigger], logging=remote.Logging.NONE,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
+                                                additional_secret_outputs=["stdout", "stderr"]),
+                ))
+                triggers.append(secrets_fingerprint)
+            # The release (id, digests, compose content via the content hash) lives in `create`: a changed release
+            # is an in-place UPDATE that re-runs create, so this host's one rollout slot moves to the new release
+            # (never a create-before-delete of a second rollout on the same host). `triggers` holds what the
+            # release is applied TO: the host's identity and a fingerprint of the secrets. A new host or rotated
+            # secrets REPLACE this resource, which runs the same release again (compose recreates only the
+            # services whose environment changed). Identical inputs on two runs are a no-op.
+            apply = remote.Command(
+                f"{prefix}-apply", connection=conn, create=apply_create, triggers=triggers,
+                logging=remote.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=before_apply),
+            )
+            gate = ValidationGate(
+                f"{prefix}-validate",
+                ValidationGateArgs(config=config, connection=conn, release_id=release_id, content=self.content,
+                                   host_name=host.name, rerun_on=[apply.id]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[apply]),
+            )
+            self.applies.append(apply)
+            self.gates.append(gate)
+            previous = [gate]
+
+        names = [h.name for h in args.hosts]
+        self.validation = pulumi.Output.all(release_id, self.content, *[g.summary for g in self.gates]).apply(
+            lambda v: {"release": v[0], "content": v[1], "passed": bool(v[2:]) and all(s["passed"] for s in v[2:]),
+                       "hosts": dict(zip(names, v[2:], strict=True))})
+        self.register_outputs({"manifest": self.manifest, "content": self.content, "validation": self.validation})

@@ -1,0 +1,57 @@
+"""ValidationGate: validate the release running on one host and record the verdict; traffic waits for it.
+
+The gate runs `ops.validate` on the host against the release's resolved config, then `ops.gate_summary` prints
+one JSON line that becomes `summary`. The command exits non-zero when a check failed, so `pulumi up` stops
+here, before any traffic resource that depends on the gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_command import remote
+
+from components import commands
+from components.config import StackConfig
+
+
+@dataclass(frozen=True)
+class ValidationGateArgs:
+    config: StackConfig
+    connection: remote.ConnectionArgs
+    release_id: pulumi.Input[str]
+    content: pulumi.Input[str]  # the release's content hash: a new content re-runs the gate
+    host_name: str
+    rerun_on: Sequence[pulumi.Input[str]] = ()  # more triggers, e.g. the apply's id (a replaced apply re-validates)
+
+
+class ValidationGate(pulumi.ComponentResource):
+    command: remote.Command
+    """The remote command that validates (its stdout ends with the JSON summary line)."""
+    summary: pulumi.Output[dict[str, Any]]
+    """{"passed", "release", "checks", "failed", "duration_s"} as the host printed it."""
+    passed: pulumi.Output[bool]
+    """Whether every check passed (false never happens after a successful up: the command fails instead)."""
+    host_name: str
+    """The host this gate validates (RolloutHost.name)."""
+
+    def __init__(self, name: str, args: ValidationGateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("devtools:index:ValidationGate", name, None, opts)
+        config, self.host_name = args.config, args.host_name
+        script = pulumi.Output.from_input(args.release_id).apply(lambda rid: commands.validate_script(config, rid))
+        # The validator prints check names, timings and URLs on 127.0.0.1, never a secret: its output may be logged.
+        self.command = remote.Command(
+            f"{name}-run",
+            connection=args.connection,
+            create=script,
+            triggers=[args.content, *args.rerun_on],
+            logging=remote.Logging.STDOUT_AND_STDERR,
+            # A component's depends_on does not hold back its children by itself: the command waits for it too.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None),
+        )
+        self.summary = self.command.stdout.apply(commands.parse_gate_summary)
+        self.passed = self.summary.apply(lambda s: bool(s["passed"]))
+        self.register_outputs({"summary": self.summary, "passed": self.passed})

@@ -1,0 +1,249 @@
+"""Every command string the rollout sends to a host, pinned exactly; the payloads are reproducible."""
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi_command import remote
+
+from components import commands
+from ops import ship
+from tests.unit import stack_configs as sc
+from tests.unit.program_harness import is_secret, run_components
+from tests.unit.validate_peers import PeerServer, Route, resolved, service
+
+DIGEST = "registry.example/devtools/cicd@sha256:" + "d" * 64
+UPLOAD_TAIL = (
+    "rm -rf /opt/devtools/incoming/.r1.upload && "
+    "mkdir -p /opt/devtools/incoming/.r1.upload /opt/devtools/agent && "
+    "base64 -d | gzip -dc | tar -C /opt/devtools/incoming/.r1.upload -xf - && "
+    "cp -R /opt/devtools/incoming/.r1.upload/agent/ops /opt/devtools/agent/ && "
+    "rm -rf /opt/devtools/incoming/r1 && "
+    "mv /opt/devtools/incoming/.r1.upload/bundle /opt/devtools/incoming/r1 && "
+    "rm -rf /opt/devtools/incoming/.r1.upload"
+)
+
+
+def _manifest(**images: str) -> dict[str, Any]:
+    return commands.manifest("r1", images or {"cicd": DIGEST}, {"HOST_PORT_PREFIX": "80"}, "c0ffee")
+
+
+def test_release_env_carries_port_prefix_and_profiles():
+    """Droplets enable the edge profile; the local stand-in publishes on 81xx and runs no edge services."""
+    assert commands.release_env(sc.make_config()) == {"HOST_PORT_PREFIX": "80", "COMPOSE_PROFILES": "edge"}
+    assert commands.release_env(sc.make_local_config()) == {"HOST_PORT_PREFIX": "81"}
+
+
+def test_manifest_has_no_clock():
+    """Identical inputs must give identical bytes, or every `pulumi up` would re-run the rollout."""
+    assert _manifest() == {
+        "id": "r1", "images": {"cicd": DIGEST}, "env": {"HOST_PORT_PREFIX": "80"},
+        "compose_files": ["docker-compose.yml"], "source": {"commit": "c0ffee"},
+    }
+    assert commands.manifest("r1", {"cicd": DIGEST}, {}, None)["source"] == {"commit": None}
+
+
+def test_bundle_payload_is_the_gzipped_bundle_and_reproducible():
+    """The upload's stdin decodes to exactly ops.ship's bundle; a different text each run would re-upload."""
+    payload = commands.bundle_payload(_manifest())
+    assert payload == commands.bundle_payload(_manifest())
+    raw = gzip.decompress(base64.b64decode(payload, validate=True))
+    assert raw == ship.bundle_tar(_manifest())
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        member = tar.extractfile("bundle/release.json")
+        assert member is not None
+        assert json.loads(member.read())["images"] == {"cicd": DIGEST}
+
+
+def test_content_hash_ignores_source_but_not_digests():
+    """A new commit with the same digests is no new release; one changed digest is."""
+    release = _manifest()
+    assert commands.content_hash(release) == hashlib.sha256(
+        ship.bundle_tar({k: v for k, v in release.items() if k != "source"})).hexdigest()
+    assert commands.content_hash({**release, "source": {"commit": "other"}}) == commands.content_hash(release)
+    assert commands.content_hash(_manifest(cicd=DIGEST.replace("d" * 64, "e" * 64))) != commands.content_hash(release)
+    assert commands.content_hash({**release, "env": {"HOST_PORT_PREFIX": "81"}}) != commands.content_hash(release)
+
+
+def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():
+    """On a fresh droplet cloud-init may still be installing docker and the venv: wait for it first."""
+    assert commands.upload_script("/opt/devtools", "r1") == (
+        "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null || true; fi"
+        " && " + UPLOAD_TAIL
+    )
+
+
+def test_upload_script_unpacks_the_payload_in_a_real_shell(tmp_path):
+    """The decode pipeline and the unpack steps must agree with bundle_payload (no cloud-init on this machine)."""
+    root = str(tmp_path / "host root")
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(["sh", "-c", commands.upload_script(root, "r1")], input=commands.bundle_payload(_manifest()),
+                          text=True, capture_output=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    release = json.loads((tmp_path / "host root/incoming/r1/release.json").read_text())
+    assert release["images"] == {"cicd": DIGEST}
+    assert (tmp_path / "host root/agent/ops/hostagent.py").is_file()
+    assert (tmp_path / "host root/agent/ops/gate_summary.py").is_file()
+    assert sorted(p.name for p in (tmp_path / "host root/incoming").iterdir()) == ["r1"]
+
+
+def test_secrets_script_reads_stdin_only():
+    """Secrets travel on stdin: argv is visible in `ps` and in Pulumi's state."""
+    assert commands.secrets_script("/opt/devtools", "blue") == (
+        "cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent --root /opt/devtools "
+        "--project blue secrets"
+    )
+
+
+def test_apply_script_on_a_droplet():
+    """The content hash leads the command, so new compose content under the same id still re-runs the apply."""
+    assert commands.apply_script(sc.make_config(keepReleases="7"), "r1", "ab" * 32) == (
+        ": release-content=" + "ab" * 32 + " && cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m "
+        "ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/incoming/r1 "
+        "--keep 7 --validate-deadline 120"
+    )
+
+
+def test_apply_script_passes_the_prometheus_phase_to_the_validator():
+    cfg = sc.make_local_config(validateDeadline="60")
+    assert commands.apply_script(cfg, "r1", "0" * 64) == (
+        ": release-content=" + "0" * 64 + " && cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m "
+        "ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/incoming/r1 "
+        "--keep 5 --validate-deadline 60 --validate-arg=--prometheus=http://127.0.0.1:9390 "
+        "'--validate-arg=--prom-selector=color=\"green\"'"
+    )
+
+
+def test_validate_script_on_a_droplet():
+    """A fresh report per run (a stale pass must never count), one JSON line last, non-zero unless passed."""
+    assert commands.validate_script(sc.make_blue_config(), "r1") == (
+        "cd /opt/devtools/agent && mkdir -p /opt/devtools/blue/reports && "
+        "rm -f /opt/devtools/blue/reports/gate-r1.json && { /opt/devtools/venv/bin/python -m ops.validate "
+        "--config /opt/devtools/blue/releases/r1/resolved.json --json /opt/devtools/blue/reports/gate-r1.json "
+        "--deadline 120 --no-color --label release=r1 --label project=blue --label gate=pulumi; "
+        '/opt/devtools/venv/bin/python -m ops.gate_summary --release r1 --exit-code "$?" '
+        "/opt/devtools/blue/reports/gate-r1.json; }"
+    )
+
+
+def test_validate_script_with_prometheus_and_another_root():
+    cfg = sc.make_local_config(hostRoot="/srv/dt", validateDeadline="45")
+    assert commands.validate_script(cfg, "r1") == (
+        "cd /srv/dt/agent && mkdir -p /srv/dt/green/reports && rm -f /srv/dt/green/reports/gate-r1.json && "
+        "{ /srv/dt/venv/bin/python -m ops.validate --config /srv/dt/green/releases/r1/resolved.json "
+        "--json /srv/dt/green/reports/gate-r1.json --deadline 45 --no-color --prometheus=http://127.0.0.1:9390 "
+        "'--prom-selector=color=\"green\"' --label release=r1 --label project=green --label gate=pulumi; "
+        '/srv/dt/venv/bin/python -m ops.gate_summary --release r1 --exit-code "$?" '
+        "/srv/dt/green/reports/gate-r1.json; }"
+    )
+
+
+def _fake_host(tmp_path: Path) -> Path:
+    """A host root whose venv python is this interpreter and whose agent code is this checkout's ops/."""
+    root = tmp_path / "host"
+    (root / "venv/bin").mkdir(parents=True)
+    python = root / "venv/bin/python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (root / "agent").mkdir()
+    (root / "agent/ops").symlink_to(Path(ship.__file__).parent)
+    return root
+
+
+def _gate(root: Path, release_id: str) -> subprocess.CompletedProcess[str]:
+    cfg = sc.make_local_config(hostRoot=str(root), prometheusUrl=None, prometheusSelector=None, validateDeadline="10")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "HOST_PORT_PREFIX")}
+    return subprocess.run(["sh", "-c", commands.validate_script(cfg, release_id)], capture_output=True, text=True,
+                          env=env, check=False, timeout=60)
+
+
+def test_validate_script_fails_in_a_real_shell_when_the_validator_cannot_run(tmp_path):
+    """A release without resolved.json must stop Pulumi (exit non-zero) and still print one summary line."""
+    root = _fake_host(tmp_path)
+    (root / "green/reports").mkdir(parents=True)
+    (root / "green/reports/gate-r1.json").write_text(json.dumps({"passed": True, "phases": {}}))  # stale
+    proc = _gate(root, "r1")
+    assert proc.returncode == 1
+    assert commands.parse_gate_summary(proc.stdout) == {
+        "passed": False, "release": "r1", "checks": 0, "failed": [], "duration_s": 0.0,
+        "error": "no report (ops.validate exited 2)"}
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_validate_script_in_a_real_shell_against_live_peers(tmp_path, healthy):
+    """The gate's exit status and its last line follow the real validator: a failed check stops `pulumi up`."""
+    root = _fake_host(tmp_path)
+    release = root / "green/releases/r2"
+    release.mkdir(parents=True)
+    routes = {"/health": Route(statuses=[200 if healthy else 503])}
+    with PeerServer(routes) as peer:
+        release.joinpath("resolved.json").write_text(json.dumps(resolved({"cicd": service(peer.port)})))
+        proc = _gate(root, "r2")
+    summary = commands.parse_gate_summary(proc.stdout)
+    assert proc.returncode == (0 if healthy else 1), proc.stdout + proc.stderr
+    assert (summary["passed"], summary["release"], summary["checks"]) == (healthy, "r2", 1)
+    assert summary["failed"] == ([] if healthy else ["health/cicd"])
+    report = json.loads((root / "green/reports/gate-r2.json").read_text())
+    assert report["labels"] == {"release": "r2", "project": "green", "gate": "pulumi"}
+
+
+def test_parse_gate_summary_takes_the_last_line():
+    out = "CHECK  RESULT\nhealth pass\n\n" + '{"passed": true, "release": "r1", "checks": 3}\n\n'
+    assert commands.parse_gate_summary(out) == {"passed": True, "release": "r1", "checks": 3}
+
+
+@pytest.mark.parametrize(("stdout", "message"), [
+    ("", "printed nothing"),
+    ("validation passed\n", "not JSON"),
+    ('{"passed": "yes"}', "boolean 'passed'"),
+    ("[true]", "boolean 'passed'"),
+])
+def test_parse_gate_summary_rejects_anything_else(stdout, message):
+    """A gate whose output cannot be read must fail loudly, never count as passed."""
+    with pytest.raises(ValueError, match=message):
+        commands.parse_gate_summary(stdout)
+
+
+def test_local_flip_command():
+    assert commands.local_flip_command(Path("/work/dev tools"), "blue") == (
+        "bash '/work/dev tools/scripts/local-env.sh' flip blue"
+    )
+
+
+def test_connection_args_for_fresh_droplets():
+    """A droplet needs minutes before sshd answers; the key must stay a secret inside the connection."""
+    held = {}
+
+    def program():
+        held["args"] = commands.connection_args("203.0.113.9", 22, sc.make_config(), sc.SSH_PRIVATE_KEY)
+        pulumi.export("key", held["args"].private_key)
+
+    world = run_components(program)
+    args = held["args"]
+    assert isinstance(args, remote.ConnectionArgs)
+    assert (args.host, args.port, args.user, args.host_key) == ("203.0.113.9", 22, "root", None)
+    assert (args.dial_error_limit, args.per_dial_timeout) == (60, 10)
+    assert is_secret(world.exports["key"])
+    assert world.exports_plain["key"] == sc.SSH_PRIVATE_KEY
+
+
+def test_connection_args_pin_the_host_key_when_configured():
+    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3Qta2V5 host"
+    cfg = sc.make_local_config(sshHostKey=host_key, sshUser="deploy")
+    held = {}
+
+    def program():
+        held["args"] = commands.connection_args("127.0.0.1", 2222, cfg, "key")
+
+    run_components(program)
+    assert (held["args"].port, held["args"].user, held["args"].host_key) == (2222, "deploy", host_key)

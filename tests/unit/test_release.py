@@ -1,0 +1,179 @@
+"""ReleaseRollout under mocks: per host upload → secrets → apply → gate, hosts in turn, no-op when unchanged."""
+
+import hashlib
+
+import pulumi
+import pytest
+
+from components import commands
+from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
+from ops.compose_cmd import render_secrets
+from tests.unit import stack_configs as sc
+from tests.unit.program_harness import World, run_components, secret_leaks
+
+CMD = "command:remote:Command"
+SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
+            "rag-context", "state-persistence")
+IMAGES = {s: f"registry.example/devtools/{s}@sha256:" + "a" * 64 for s in SERVICES}
+HOSTS = (RolloutHost("green-1", "203.0.113.11", 22, "400001"), RolloutHost("green-2", "203.0.113.12", 22, "400002"))
+
+
+def _run(cfg=None, *, images=None, hosts=HOSTS[:1], release_id="1a2b3c4", commit="1a2b3c4d5e") -> World:
+    cfg = cfg or sc.make_config()
+
+    def program():
+        ReleaseRollout("rel", ReleaseRolloutArgs(cfg, hosts, release_id, images or IMAGES, commit,
+                                                 sc.SSH_PRIVATE_KEY))
+
+    return run_components(program)
+
+
+def _release(cfg, images=IMAGES, commit="1a2b3c4d5e"):
+    return commands.manifest("1a2b3c4", images, commands.release_env(cfg), commit)
+
+
+def test_children_in_order_under_the_component():
+    world = _run()
+    rollout = world.one("devtools:index:ReleaseRollout")
+    names = [r.name for r in world.registrations if r.parent == rollout.urn]
+    assert names == ["rel-green-1-upload", "rel-green-1-secrets", "rel-green-1-apply", "rel-green-1-validate"]
+    assert world.one("devtools:index:ValidationGate").name == "rel-green-1-validate"
+
+
+def test_exact_create_strings_and_payload():
+    """Every host command is the pure builder's text; the upload's stdin is the reproducible bundle."""
+    cfg = sc.make_config()
+    world = _run(cfg)
+    content = commands.content_hash(_release(cfg))
+    upload = world.one(CMD, "green-1-upload")
+    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "1a2b3c4")
+    assert upload.inputs["stdin"] == commands.bundle_payload(_release(cfg))
+    assert upload.inputs["logging"] == "stderr"
+    secrets = world.one(CMD, "green-1-secrets")
+    assert secrets.inputs["create"] == (
+        "cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent --root /opt/devtools "
+        "--project green secrets")
+    assert secrets.inputs["logging"] == "none"
+    apply = world.one(CMD, "green-1-apply")
+    assert apply.inputs["create"] == (
+        f": release-content={content} && cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent "
+        "--root /opt/devtools --project green apply --bundle /opt/devtools/incoming/1a2b3c4 --keep 5 "
+        "--validate-deadline 120")
+    assert apply.inputs["logging"] == "stdoutAndStderr"
+    gate = world.one(CMD, "green-1-validate-run")
+    assert gate.inputs["create"] == commands.validate_script(cfg, "1a2b3c4")
+    # the gate re-runs for new content and whenever the apply is replaced (its id, "cmd-N" under mocks)
+    assert gate.inputs["triggers"][0] == content
+    assert gate.inputs["triggers"][1].startswith("cmd-")
+    assert len(gate.inputs["triggers"]) == 2
+
+
+def test_secrets_only_on_stdin_as_a_secret():
+    """App secrets and the SSH key appear in no plain input: state, diffs and logs show them."""
+    world = _run(sc.make_config(hostCount="2"), hosts=HOSTS)
+    assert secret_leaks(world, sc.SECRET_VALUES) == []
+    for host in ("green-1", "green-2"):
+        secrets = world.one(CMD, f"{host}-secrets")
+        assert secrets.secret_input("stdin")
+        assert secrets.inputs["stdin"] == render_secrets({"LANGFUSE_PUBLIC_KEY": sc.LANGFUSE_PUBLIC,
+                                                          "LANGFUSE_SECRET_KEY": sc.LANGFUSE_SECRET})
+        assert {"stdout", "stderr"} <= set(secrets.additional_secret_outputs)
+    for reg in world.of_type(CMD):
+        assert reg.secret_input("connection"), reg.name
+        assert reg.inputs["connection"]["privateKey"] == sc.SSH_PRIVATE_KEY
+
+
+def test_apply_waits_for_upload_and_secrets_and_gate_for_apply():
+    world = _run()
+    upload, secrets, apply = (world.one(CMD, f"green-1-{s}") for s in ("upload", "secrets", "apply"))
+    assert world.depends_on(secrets, upload)
+    assert {upload.urn, secrets.urn} <= set(apply.dependencies)
+    assert world.depends_on(world.one(CMD, "green-1-validate-run"), apply)
+    assert world.depends_on(world.one("devtools:index:ValidationGate"), apply)
+
+
+def test_hosts_roll_one_after_another():
+    """A bad release must stop on the first host: host 2 starts only after host 1's gate passed."""
+    world = _run(sc.make_config(hostCount="2"), hosts=HOSTS)
+    first_gate = world.one(CMD, "green-1-validate-run")
+    second_upload = world.one(CMD, "green-2-upload")
+    assert world.depends_on(second_upload, first_gate)
+    assert not world.depends_on(world.one(CMD, "green-1-upload"), world.one(CMD, "green-2-validate-run"))
+    assert world.one(CMD, "green-2-apply").inputs["connection"]["host"] == "203.0.113.12"
+
+
+def test_same_inputs_twice_is_a_no_op():
+    """Rollouts re-run only when the release changes, never on every `pulumi up`."""
+    first, second = _run(), _run()
+    for name in ("upload", "secrets", "apply", "validate-run"):
+        a, b = first.one(CMD, f"green-1-{name}"), second.one(CMD, f"green-1-{name}")
+        assert a.raw == b.raw, name
+
+
+def test_a_changed_digest_updates_the_apply_and_keeps_the_host_identity():
+    """A new release is an in-place update of the same rollout slot, never a replacement of the host's resources."""
+    changed = {**IMAGES, "cicd": IMAGES["cicd"].replace("a" * 64, "b" * 64)}
+    before, after = _run(), _run(images=changed)
+    old, new = before.one(CMD, "green-1-apply"), after.one(CMD, "green-1-apply")
+    assert old.inputs["create"] != new.inputs["create"]
+    assert old.inputs["triggers"] == new.inputs["triggers"]
+    assert old.inputs["connection"] == new.inputs["connection"]
+    assert before.one(CMD, "green-1-upload").inputs["stdin"] != after.one(CMD, "green-1-upload").inputs["stdin"]
+    assert before.one(CMD, "green-1-secrets").raw == after.one(CMD, "green-1-secrets").raw
+    assert (before.one(CMD, "green-1-validate-run").inputs["triggers"]
+            != after.one(CMD, "green-1-validate-run").inputs["triggers"])
+
+
+def test_a_new_commit_with_the_same_digests_changes_nothing_on_the_host():
+    """Source metadata is not content: re-running the apply for it would be a pointless rollout."""
+    before, after = _run(), _run(commit="ffffffffff")
+    assert before.one(CMD, "green-1-apply").raw == after.one(CMD, "green-1-apply").raw
+
+
+@pytest.mark.parametrize(("override", "changed"), [
+    ({"appSecrets": {"LANGFUSE_SECRET_KEY": "rotated", "LANGFUSE_PUBLIC_KEY": sc.LANGFUSE_PUBLIC}}, "secrets"),
+    (None, "host"),
+])
+def test_rotated_secrets_or_a_new_host_replace_the_apply(override, changed):
+    """Replacement re-runs the same release on the host; the create string (the release) stays the same."""
+    base = _run()
+    other = _run(sc.make_config(**override)) if override else _run(hosts=(RolloutHost("green-1", "203.0.113.11",
+                                                                                      22, "400099"),))
+    old, new = base.one(CMD, "green-1-apply"), other.one(CMD, "green-1-apply")
+    assert old.inputs["create"] == new.inputs["create"]
+    assert old.inputs["triggers"] != new.inputs["triggers"]
+    assert new.secret_input("triggers")
+    rendered = render_secrets({"LANGFUSE_PUBLIC_KEY": sc.LANGFUSE_PUBLIC, "LANGFUSE_SECRET_KEY": sc.LANGFUSE_SECRET})
+    assert old.inputs["triggers"] == ["400001", hashlib.sha256(rendered.encode()).hexdigest()]
+
+
+def test_no_secrets_command_without_app_secrets():
+    """The local stand-in has no app secrets: nothing to send, and apply must not wait for a missing step."""
+    cfg = sc.make_local_config()
+    world = _run(cfg, hosts=(RolloutHost("local-1", "127.0.0.1", 2222, "127.0.0.1:2222"),))
+    assert [r.name for r in world.of_type(CMD) if "secrets" in r.name] == []
+    apply = world.one(CMD, "local-1-apply")
+    assert apply.inputs["triggers"] == ["127.0.0.1:2222"]
+    assert apply.dependencies == [world.one(CMD, "local-1-upload").urn]
+    assert "--validate-arg=--prometheus=http://127.0.0.1:9390" in apply.inputs["create"]
+    assert apply.inputs["connection"]["port"] == 2222
+
+
+def test_validation_output_collects_every_host():
+    held = {}
+    cfg = sc.make_config(hostCount="2")
+
+    def program():
+        held["rollout"] = ReleaseRollout("rel", ReleaseRolloutArgs(cfg, HOSTS, "1a2b3c4", IMAGES, "c1",
+                                                                   sc.SSH_PRIVATE_KEY))
+        pulumi.export("validation", held["rollout"].validation)
+        pulumi.export("manifest", held["rollout"].manifest)
+
+    world = run_components(program)
+    content = commands.content_hash(_release(cfg, commit="c1"))
+    summary = {"passed": True, "checks": 16, "failed": [], "duration_s": 1.2}
+    assert world.exports_plain["validation"] == {
+        "release": "1a2b3c4", "content": content, "passed": True, "hosts": {"green-1": summary, "green-2": summary}}
+    assert world.exports_plain["manifest"] == _release(cfg, commit="c1")
+    assert [g.host_name for g in held["rollout"].gates] == ["green-1", "green-2"]
+    assert len(held["rollout"].applies) == 2

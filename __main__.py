@@ -1,0 +1,15 @@
+"""The devtools stack: read the config once, declare the components, export the outputs (no logic here).
+
+    pulumi up --stack prod      # see README.md; `components/program.py` is the flow
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.entry import load, program_env
+from components.program import declare
+
+cfg, catalog = load()
+for name, value in declare(cfg, catalog, program_env(cfg)).items():
+    pulumi.export(name, value)

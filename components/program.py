@@ -1,0 +1,138 @@
+"""The stack as one flow: registry → images → release → hosts → rollout + validation → snapshot → traffic.
+
+`declare(cfg, env)` is everything `__main__.py` does after reading the config; it returns the stack outputs.
+Which parts exist follows from the config alone (see docs/architecture.md, "Stacks"):
+  prod  builds (Registry, ServiceImages), owns green hosts, the snapshot and the traffic (liveColor)
+  blue  never builds: release, snapshot, VPC and pull credentials come from prod through a StackReference
+  local existing host (the SSH stand-in), existing registry, the local proxy as the traffic resource
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from components.catalog import ServiceCatalog
+from components.config import StackConfig
+from components.hosts import Hosts, HostsArgs
+from components.images import ServiceImages, ServiceImagesArgs
+from components.registry import Registry, RegistryArgs
+from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
+from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
+from components.sources import followed_release, merge_history, pinned_release, release_record
+from components.traffic import ColorTarget, TrafficRouter, TrafficRouterArgs
+
+
+@dataclass(frozen=True)
+class ProgramEnv:
+    """What the program knows besides the stack config (read once by __main__.py)."""
+
+    root: Path  # the project checkout
+    organization: str
+    commit: str | None
+    built_at: str | None
+    ci_run_url: str | None
+    local_endpoint: str = ""
+
+
+def _ref(name: str, org: str, project: str) -> str:
+    """A StackReference name: `stack` → org/project/stack; `project/stack` → org/project/stack."""
+    parts = name.split("/")
+    return "/".join([org, project, *parts][-3:]) if len(parts) < 3 else name
+
+
+def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[str, Any]:
+    services = catalog.services
+    prod = pulumi.StackReference(_ref(cfg.prod_stack, env.organization, cfg.project)) if cfg.follows_prod else None
+    own = pulumi.StackReference(_ref(cfg.stack, env.organization, cfg.project), opts=pulumi.ResourceOptions())
+    outputs: dict[str, Any] = {"color": cfg.color}
+
+    pull_auth: pulumi.Input[str] | None = None
+    if cfg.builds or prod is None:
+        registry = Registry("registry", RegistryArgs(config=cfg, repositories=len(catalog.builds)))
+        pull_auth = registry.pull_auth
+        outputs["registry"] = {"address": registry.address}
+        if registry.pull_auth is not None:
+            outputs["registryPullAuth"] = pulumi.Output.secret(registry.pull_auth)
+    else:
+        pull_auth = pulumi.Output.secret(prod.get_output("registryPullAuth"))
+
+    if cfg.builds:
+        images = ServiceImages("images", ServiceImagesArgs(
+            config=cfg, catalog=catalog, registry_address=registry.address, registry_server=registry.server,
+            push_username=registry.push_username, push_password=registry.push_password,
+            release_id=cfg.release.release_id, commit=env.commit, built_at=env.built_at, ci_run_url=env.ci_run_url))
+        release_id: pulumi.Input[str] = cfg.release.release_id
+        image_map: pulumi.Input[Mapping[str, str]] = images.images
+        commit: str | None = env.commit
+        outputs["buildMetadata"] = images.metadata
+    else:
+        chosen = _chosen_release(cfg, own, prod, services)
+        release_id = chosen.apply(lambda c: c[0])
+        image_map = chosen.apply(lambda c: c[1])
+        commit = None
+
+    hosts = Hosts("hosts", HostsArgs(
+        config=cfg, pull_auth=pull_auth,
+        snapshot_id=prod.get_output("snapshotId") if prod is not None and cfg.hosts.from_snapshot else None,
+        vpc_id=prod.get_output("vpcId") if prod is not None and cfg.hosts.provider == "digitalocean" else None))
+    rollout = ReleaseRollout("release", ReleaseRolloutArgs(
+        config=cfg,
+        hosts=[RolloutHost(n, _nth(hosts.addresses, i), hosts.ports[i], hosts.triggers[i])
+               for i, n in enumerate(hosts.names)],
+        release_id=release_id, images=image_map, commit=commit,
+        private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources))
+    record = pulumi.Output.all(release_id, image_map, rollout.content).apply(
+        lambda v: release_record(v[0], v[1], v[2], commit))
+    outputs |= {
+        "release": record,
+        "releases": pulumi.Output.all(own.get_output("releases"), record).apply(
+            lambda v: merge_history(v[0], v[1], cfg.release.keep)),
+        "validation": rollout.validation,
+        "hosts": {"names": hosts.names, "addresses": hosts.addresses, "dropletIds": hosts.droplet_ids},
+        "vpcId": hosts.vpc_id,
+    }
+
+    if cfg.snapshot:
+        snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids.apply(lambda ids: ids[0]),
+                                                 name=snapshot_name(cfg)))
+        outputs["snapshotId"] = snap.snapshot_id
+
+    if cfg.traffic.mode != "none":
+        if cfg.traffic.live_color == cfg.color:
+            target = ColorTarget(cfg.color, cfg.stack, hosts.droplet_ids, record, rollout.validation,
+                                 wait_for=rollout.gates)
+        else:
+            standby = pulumi.StackReference(_ref(cfg.standby_stack, env.organization, cfg.project))
+            target = ColorTarget(cfg.traffic.live_color, cfg.standby_stack,
+                                 standby.get_output("hosts").apply(lambda h: (h or {}).get("dropletIds") or []),
+                                 standby.get_output("release"), standby.get_output("validation"))
+        router = TrafficRouter("traffic", TrafficRouterArgs(
+            config=cfg, target=target, health_path=catalog.gateway_health_path, vpc_id=hosts.vpc_id,
+            local_root=env.root, local_endpoint=env.local_endpoint))
+        outputs |= {"liveColor": router.live_color, "endpoint": router.endpoint}
+    return outputs
+
+
+def _nth(values: pulumi.Output[list[str]], index: int) -> pulumi.Output[str]:
+    return values.apply(lambda v: v[index])
+
+
+def _chosen_release(cfg: StackConfig, own: pulumi.StackReference, prod: pulumi.StackReference | None,
+                    services: tuple[str, ...]) -> pulumi.Output[tuple[str, dict[str, str]]]:
+    """The (release id, images) a stack that does not build runs: prod's current, or a pinned id."""
+    if cfg.release.source == "prod":
+        assert prod is not None
+        return prod.get_output("release").apply(lambda r: followed_release(cfg.prod_stack, r, services))
+    pinned = str(cfg.release.pinned)
+    histories: list[pulumi.Output[Any]] = [own.get_output("releases")]
+    names = [cfg.stack]
+    if prod is not None:
+        histories.append(prod.get_output("releases"))
+        names.append(cfg.prod_stack)
+    return pulumi.Output.all(*histories).apply(
+        lambda hs: pinned_release(pinned, dict(zip(names, hs, strict=True)), services))

@@ -1,0 +1,53 @@
+"""Run the real __main__.py for the committed stacks (Pulumi.<stack>.yaml + Pulumi.yaml defaults) under mocks,
+with the outputs other stacks would have exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.unit.program_harness import World, run_program
+from tests.unit.stack_configs import LOCAL_SECRETS, PROD_SECRETS, SSH_PRIVATE_KEY, stack_file_config, with_overrides
+
+SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
+            "rag-context", "state-persistence")
+DROPLET = "digitalocean:index/droplet:Droplet"
+IMAGE = "docker-build:index:Image"
+COMMAND = "command:remote:Command"
+LB = "digitalocean:index/loadBalancer:LoadBalancer"
+FIREWALL = "digitalocean:index/firewall:Firewall"
+REGISTRY = "digitalocean:index/containerRegistry:ContainerRegistry"
+CREDS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
+SNAPSHOT = "digitalocean:index/dropletSnapshot:DropletSnapshot"
+LOCAL_COMMAND = "command:local:Command"
+
+
+def images(release: str = "r1", changed: str | None = None) -> dict[str, str]:
+    return {s: f"registry.digitalocean.com/devtools/{s}@sha256:{('b' if s == changed else 'a') * 64}"
+            for s in SERVICES}
+
+
+def prod_outputs(release: str = "r1", changed: str | None = None) -> dict[str, Any]:
+    """What prod exports for blue to follow."""
+    record = {"id": release, "images": images(release, changed), "content": "c-prod", "commit": None}
+    return {"release": record, "releases": {release: record}, "snapshotId": "snap-77", "vpcId": "vpc-prod",
+            "registryPullAuth": '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbDpwdWxs"}}}'}
+
+
+def blue_outputs(validated: bool = True, content: str = "c-blue") -> dict[str, Any]:
+    """What the blue stack exports for prod's traffic to point at it."""
+    return {"hosts": {"names": ["devtools-blue-blue-1"], "dropletIds": [555001]},
+            "release": {"id": "r1", "content": "c-blue"},
+            "validation": {"release": "r1", "content": content, "passed": validated}}
+
+
+def run_stack(stack: str, overrides: dict[str, Any] | None = None, others: dict[str, dict[str, Any]] | None = None,
+              key_file: Path | None = None) -> World:
+    raw = with_overrides(stack_file_config(stack), overrides or {})
+    secrets = set(PROD_SECRETS)
+    if stack == "local":
+        assert key_file is not None, "the local stack reads its key from a file"
+        key_file.write_text(SSH_PRIVATE_KEY)
+        raw = with_overrides(raw, {"sshPrivateKeyPath": str(key_file)})
+        secrets = set(LOCAL_SECRETS)
+    return run_program(stack, raw, secrets, stack_outputs=others or {})

@@ -51,9 +51,11 @@ def bundle_payload(release: Mapping[str, Any]) -> str:
 
 
 def content_hash(release: Mapping[str, Any]) -> str:
-    """sha256 of the bundle without `source`: digests, env, compose files and agent code decide a re-run."""
+    """sha256 of the release alone (bundle files and manifest without `source` and without the agent code): the
+    digests, env and compose files decide a re-run. New agent code reaches hosts with the next upload, which
+    re-runs on its own when its payload changes, without re-applying an unchanged release."""
     content = {k: v for k, v in release.items() if k != "source"}
-    return hashlib.sha256(ship.bundle_tar(content)).hexdigest()
+    return hashlib.sha256(ship.bundle_tar(content, agent_dir=None)).hexdigest()
 
 
 def upload_script(host_root: str, release_id: str) -> str:

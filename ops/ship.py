@@ -52,8 +52,10 @@ def release_manifest(release_id: str, images: dict[str, str], env: dict[str, str
             "compose_files": ["docker-compose.yml"], "source": source}
 
 
-def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_dir: Path = ROOT / "ops") -> bytes:
-    """One tar holding `bundle/` (compose files + release.json) and `agent/ops/` (the host agent and validator).
+def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_dir: Path | None = ROOT / "ops"
+               ) -> bytes:
+    """One tar holding `bundle/` (compose files + release.json) and `agent/ops/` (the host agent and validator;
+    left out with agent_dir=None).
 
     File times are fixed so the same release always produces the same bytes (the host compares content).
     """
@@ -67,7 +69,7 @@ def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_
         for rel in BUNDLE_FILES:
             add(f"bundle/{rel}", (compose_dir / rel).read_bytes())
         add("bundle/release.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-        for path in sorted(agent_dir.glob("*.py")):
+        for path in sorted(agent_dir.glob("*.py")) if agent_dir is not None else ():
             add(f"agent/ops/{path.name}", path.read_bytes())
     return buf.getvalue()
 

@@ -133,11 +133,13 @@ class World:
 
 
 def fake_outputs(  # noqa: PLR0911, PLR0912 - one branch per resource type
-    args: pmocks.MockResourceArgs, counter: int, stack_outputs: Mapping[str, Mapping[str, Any]]
+    args: pmocks.MockResourceArgs, stack_outputs: Mapping[str, Mapping[str, Any]]
 ) -> tuple[str, dict[str, Any]]:
     """What a provider would return for each resource type this program uses."""
     t, inputs = args.typ, dict(args.inputs)
-    n = counter
+    # ids derive from the resource's type and name, never from registration order (which varies between runs),
+    # so two runs of the same program get the same fake outputs
+    n = int(hashlib.sha256(f"{t}::{args.name}".encode()).hexdigest()[:6], 16) % 9000 + 1000
     if t == "pulumi:pulumi:StackReference":
         name = str(inputs.get("name") or args.name)
         short = name.rsplit("/", 1)[-1]
@@ -184,14 +186,12 @@ def fake_outputs(  # noqa: PLR0911, PLR0912 - one branch per resource type
 
 class Recorder(pmocks.Mocks):
     def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]]) -> None:
-        self.counter = 0
         self.stack_outputs = stack_outputs
         self.outputs: dict[str, dict[str, Any]] = {}  # name → outputs
 
     def new_resource(self, args: pmocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
-        self.counter += 1
-        id_, outs = fake_outputs(args, self.counter, self.stack_outputs)
-        self.outputs[f"{args.typ}::{args.name}"] = outs
+        id_, outs = fake_outputs(args, self.stack_outputs)
+        self.outputs[f"{args.typ}::{args.name}"] = {**outs, "id": id_}
         return id_, outs
 
     def call(self, args: pmocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -266,6 +266,13 @@ def run_components(fn: Callable[[], None], *, stack: str = "test", config: Mappi
             exc.registrations = list(monitor.registrations)  # type: ignore[attr-defined]
             raise
         finally:
+            # A failed program leaves output tasks behind; cancel them on this loop and forget them, so the next
+            # run (its own loop) does not wait for tasks of a closed loop.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            settings.SETTINGS.outputs.clear()
             asyncio.set_event_loop(None)
             loop.close()
         for reg in monitor.registrations:

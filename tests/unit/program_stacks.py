@@ -3,6 +3,9 @@ with the outputs other stacks would have exported."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,22 @@ def blue_outputs(validated: bool = True, content: str = "c-blue") -> dict[str, A
             "validation": {"release": "r1", "content": content, "passed": validated}}
 
 
+COMMIT = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+SOURCE_ENV = ("DEVTOOLS_COMMIT", "GITHUB_SHA", "GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID", "BUILT_AT")
+
+
+@contextmanager
+def source_env(commit: str = COMMIT) -> Iterator[None]:
+    """The program reads the commit and CI facts from the environment: pin them for the run."""
+    saved = {k: os.environ.pop(k) for k in SOURCE_ENV if k in os.environ}
+    os.environ["DEVTOOLS_COMMIT"] = commit
+    try:
+        yield
+    finally:
+        os.environ.pop("DEVTOOLS_COMMIT", None)
+        os.environ.update(saved)
+
+
 def run_stack(stack: str, overrides: dict[str, Any] | None = None, others: dict[str, dict[str, Any]] | None = None,
               key_file: Path | None = None) -> World:
     raw = with_overrides(stack_file_config(stack), overrides or {})
@@ -50,4 +69,5 @@ def run_stack(stack: str, overrides: dict[str, Any] | None = None, others: dict[
         key_file.write_text(SSH_PRIVATE_KEY)
         raw = with_overrides(raw, {"sshPrivateKeyPath": str(key_file)})
         secrets = set(LOCAL_SECRETS)
-    return run_program(stack, raw, secrets, stack_outputs=others or {})
+    with source_env():
+        return run_program(stack, raw, secrets, stack_outputs=others or {})

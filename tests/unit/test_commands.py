@@ -69,10 +69,21 @@ def test_content_hash_ignores_source_but_not_digests():
     """A new commit with the same digests is no new release; one changed digest is."""
     release = _manifest()
     assert commands.content_hash(release) == hashlib.sha256(
-        ship.bundle_tar({k: v for k, v in release.items() if k != "source"})).hexdigest()
+        ship.bundle_tar({k: v for k, v in release.items() if k != "source"}, agent_dir=None)).hexdigest()
     assert commands.content_hash({**release, "source": {"commit": "other"}}) == commands.content_hash(release)
     assert commands.content_hash(_manifest(cicd=DIGEST.replace("d" * 64, "e" * 64))) != commands.content_hash(release)
     assert commands.content_hash({**release, "env": {"HOST_PORT_PREFIX": "81"}}) != commands.content_hash(release)
+
+
+def test_content_hash_ignores_the_agent_code(tmp_path):
+    """Only the release decides whether `hostagent apply` runs again: a change in ops/ code is not a new release
+    (the next upload carries it); otherwise every unrelated agent edit would re-roll every host."""
+    release = _manifest()
+    with_agent = ship.bundle_tar({k: v for k, v in release.items() if k != "source"})
+    assert b"agent/ops/hostagent.py" in with_agent
+    without = ship.bundle_tar({k: v for k, v in release.items() if k != "source"}, agent_dir=None)
+    assert b"agent/ops/" not in without
+    assert commands.content_hash(release) == hashlib.sha256(without).hexdigest()
 
 
 def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():

@@ -1,0 +1,209 @@
+"""The whole __main__.py per stack under Pulumi's mocks: the resource graph each committed stack file declares."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import re
+import tarfile
+
+import pytest
+
+from tests.unit.program_harness import Registration, World, secret_leaks
+from tests.unit.program_stacks import (
+    COMMAND,
+    CREDS,
+    DROPLET,
+    FIREWALL,
+    IMAGE,
+    LB,
+    LOCAL_COMMAND,
+    REGISTRY,
+    SERVICES,
+    SNAPSHOT,
+    blue_outputs,
+    prod_outputs,
+    run_stack,
+)
+from tests.unit.stack_configs import SECRET_VALUES
+
+
+@pytest.fixture(scope="module")
+def prod() -> World:
+    return run_stack("prod")
+
+
+def _commands(world: World, suffix: str) -> list[Registration]:
+    return [r for r in world.of_type(COMMAND) if r.name.endswith(suffix)]
+
+
+def test_prod_registry_and_credentials(prod):
+    """prod owns DOCR (protected: deleting it deletes every image a rollback needs) with read-only pull and
+    push credentials, both secret."""
+    docr = prod.one(REGISTRY)
+    assert docr.protect
+    assert docr.inputs["subscriptionTierSlug"] == "professional"  # 9 repositories
+    creds = prod.of_type(CREDS)
+    assert sorted(c.inputs["write"] for c in creds) == [False, True]
+    assert prod.exports["registryPullAuth"]["4dabf18193072939515e22adb298388d"]  # a secret output
+
+
+def test_prod_builds_and_pushes_one_image_per_service(prod):
+    images = prod.of_type(IMAGE)
+    assert sorted(i.name.removeprefix("images-") for i in images) == sorted(SERVICES)
+    for image in images:
+        assert image.inputs["push"] is True
+        assert image.inputs["buildOnPreview"] is False  # a PR preview never builds or pushes
+        assert image.retain_on_delete  # a rollback needs the old tags to stay pushed
+        service = image.name.removeprefix("images-")
+        assert image.inputs["tags"] == [f"registry.digitalocean.com/devtools/{service}:1a2b3c4"]
+    release = prod.exports_plain["release"]
+    assert release["id"] == "1a2b3c4"
+    assert set(release["images"]) == set(SERVICES)
+    assert all(re.fullmatch(r"registry\.digitalocean\.com/devtools/[a-z-]+@sha256:[0-9a-f]{64}", ref)
+               for ref in release["images"].values())
+
+
+def test_prod_hosts_cloud_init_and_firewall(prod):
+    """Droplets get cloud-init (docker, compose, the agent venv) and SSH only from the allowlist; HTTP only from
+    the load balancer."""
+    droplet = prod.one(DROPLET)
+    assert droplet.protect and droplet.ignore_changes == ["userData", "image"]
+    assert droplet.inputs["userData"].startswith("#cloud-config")
+    assert droplet.secret_input("userData")  # it carries the registry pull credentials
+    assert "devtools-web" in droplet.inputs["tags"] and "devtools-green" in droplet.inputs["tags"]
+    ssh = prod.one(FIREWALL, "ssh")
+    assert [(r["portRange"], r["sourceAddresses"]) for r in ssh.inputs["inboundRules"]] == [("22",
+                                                                                            ["198.51.100.0/24"])]
+    web = prod.one(FIREWALL, "web")
+    assert web.inputs["tags"] == ["devtools-web"]
+    for rule in web.inputs["inboundRules"]:
+        assert "sourceAddresses" not in rule and rule["sourceLoadBalancerUids"]
+    inbound = [r for f in prod.of_type(FIREWALL) for r in f.inputs["inboundRules"]]
+    assert not [r for r in inbound if "0.0.0.0/0" in r.get("sourceAddresses", [])]
+
+
+def test_prod_snapshot_of_the_primary(prod):
+    snap = prod.one(SNAPSHOT)
+    assert snap.inputs["dropletId"] == prod.one(DROPLET).outputs["id"]
+    assert snap.inputs["name"] == "devtools-prod-primary-g1"
+    assert snap.retain_on_delete
+    assert prod.exports_plain["snapshotId"].startswith("snap-")
+
+
+def test_prod_rollout_runs_the_host_agent_with_the_digests(prod):
+    apply = _commands(prod, "-apply")[0]
+    assert "-m ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/incoming/1a2b3c4" \
+        in apply.inputs["create"]
+    upload = _commands(prod, "-upload")[0]
+    release = prod.exports_plain["release"]
+    assert release["content"] in apply.inputs["create"]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(upload.inputs["stdin"])))) as tar:
+        member = tar.extractfile("bundle/release.json")
+        assert member is not None
+        shipped = json.loads(member.read())
+    assert shipped["images"] == release["images"]  # the host gets exactly the pushed digests
+
+
+def test_validation_gates_traffic(prod):
+    """Traffic may only move after the validation of its color passed: the load balancer waits for the gate
+    (a real dependency in the graph, not an assumption about ordering)."""
+    lb = prod.one(LB)
+    gate = _commands(prod, "-validate-run")[0]
+    apply = _commands(prod, "-apply")[0]
+    assert "-m ops.validate" in gate.inputs["create"]
+    assert prod.depends_on(lb, gate)
+    assert prod.depends_on(gate, apply)
+    assert lb.inputs["dropletIds"] == prod.exports_plain["hosts"]["dropletIds"]
+    assert lb.inputs["healthcheck"]["path"] == "/health"
+    assert prod.exports_plain["liveColor"] == "green"
+
+
+def test_blue_follows_prod_and_never_builds():
+    """blue runs prod's release on droplets from prod's snapshot, in prod's VPC, and creates no registry or image."""
+    world = run_stack("blue", others={"prod": prod_outputs()})
+    assert not world.of_type(IMAGE) and not world.of_type(REGISTRY) and not world.of_type(LB)
+    droplet = world.one(DROPLET)
+    assert droplet.inputs["image"] == "snap-77"
+    assert droplet.inputs["vpcUuid"] == "vpc-prod"
+    assert not droplet.protect and "image" not in droplet.ignore_changes  # a new snapshot replaces standbys
+    apply = _commands(world, "-apply")[0]
+    assert "--project blue apply --bundle /opt/devtools/incoming/r1" in apply.inputs["create"]
+    assert world.exports_plain["release"]["images"] == prod_outputs()["release"]["images"]
+
+
+def test_blue_without_prod_outputs_fails_clearly():
+    with pytest.raises(Exception, match=r"stack prod exports no release yet: run `pulumi up --stack prod` first"):
+        run_stack("blue", others={})
+
+
+def test_local_uses_the_stand_in_and_no_digitalocean(tmp_path):
+    world = run_stack("local", key_file=tmp_path / "id")
+    assert not [r for r in world.registrations if r.type.startswith("digitalocean:")]
+    images = world.of_type(IMAGE)
+    assert len(images) == 9
+    assert images[0].inputs["tags"][0].startswith("127.0.0.1:5000/devtools/")
+    apply = _commands(world, "-apply")[0]
+    connection = apply.inputs["connection"]
+    assert (connection["host"], connection["port"]) == ("127.0.0.1", 2222)
+    flip = world.one(LOCAL_COMMAND)
+    assert flip.inputs["create"].endswith("scripts/local-env.sh flip green")
+    assert world.depends_on(flip, _commands(world, "-validate-run")[0])
+
+
+def _non_traffic_inputs(world: World) -> dict[str, object]:
+    return {f"{r.type}::{r.name}": r.raw for r in world.registrations
+            if not r.name.startswith("traffic") and r.type != "pulumi:pulumi:StackReference"}
+
+
+def test_flip_changes_only_the_traffic_resource():
+    """A flip must replace nothing and re-run nothing: every host, image and rollout input stays identical and only
+    the load balancer's targets move."""
+    others = {"blue": blue_outputs()}
+    green = run_stack("prod", others=others)
+    blue = run_stack("prod", overrides={"liveColor": "blue"}, others=others)
+    assert _non_traffic_inputs(green) == _non_traffic_inputs(blue)
+    assert green.one(LB).inputs["dropletIds"] != blue.one(LB).inputs["dropletIds"]
+    assert blue.one(LB).inputs["dropletIds"] == [555001]
+    assert {k: v for k, v in green.one(LB).raw.items() if k != "dropletIds"} == \
+        {k: v for k, v in blue.one(LB).raw.items() if k != "dropletIds"}
+
+
+@pytest.mark.parametrize("outputs", [blue_outputs(validated=False), blue_outputs(content="c-older")],
+                         ids=["failed validation", "validated another release"])
+def test_flip_to_an_unvalidated_color_is_refused(outputs):
+    with pytest.raises(Exception, match="refusing to send traffic to blue") as err:
+        run_stack("prod", overrides={"liveColor": "blue"}, others={"blue": outputs})
+    assert not [r for r in err.value.registrations if r.type == LB]  # type: ignore[attr-defined]
+
+
+def _rollout_inputs(world: World) -> dict[str, object]:
+    return {r.name: r.raw for r in world.of_type(COMMAND)}
+
+
+def test_same_release_twice_is_a_no_op_and_one_digest_changes_the_rollout():
+    """Same digests → identical rollout inputs (nothing re-runs); one changed digest → the apply's command
+    changes (the host agent then recreates only that service: tests/e2e/test_release.py), the host does not."""
+    first = run_stack("blue", others={"prod": prod_outputs()})
+    again = run_stack("blue", others={"prod": prod_outputs()})
+    assert _rollout_inputs(first) == _rollout_inputs(again)
+    changed = run_stack("blue", others={"prod": prod_outputs(changed="code-review")})
+    apply_before, apply_after = (_commands(w, "-apply")[0].inputs for w in (first, changed))
+    assert apply_before["create"] != apply_after["create"]
+    assert apply_before["triggers"] == apply_after["triggers"]  # same host: an update, not a replacement
+    assert first.one(DROPLET).raw == changed.one(DROPLET).raw
+
+
+@pytest.mark.parametrize("stack", ["prod", "blue", "local"])
+def test_no_secret_in_plain_text_anywhere(stack, tmp_path):
+    """Registry credentials, the DO token, Langfuse keys and the SSH key end to end as secrets: no resource input
+    and no stack output holds one in plain text."""
+    others = {"prod": prod_outputs()} if stack == "blue" else {}
+    world = run_stack(stack, others=others, key_file=tmp_path / "id")
+    creds = [o.get("dockerCredentials", "") for r in world.of_type(CREDS) for o in [r.outputs]]
+    assert secret_leaks(world, [*SECRET_VALUES, *creds]) == []
+    for name in ("-secrets",):
+        for cmd in _commands(world, name):
+            assert cmd.secret_input("stdin")

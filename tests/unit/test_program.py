@@ -207,3 +207,31 @@ def test_no_secret_in_plain_text_anywhere(stack, tmp_path):
     for name in ("-secrets",):
         for cmd in _commands(world, name):
             assert cmd.secret_input("stdin")
+
+
+def test_reserved_ip_mode_admits_http_from_anywhere_to_one_droplet():
+    """Without a load balancer the reserved IP's droplet must take HTTP(S) from anywhere; SSH stays allowlisted."""
+    world = run_stack("prod", overrides={"traffic": "reservedIp"})
+    assert not world.of_type(LB)
+    assignment = world.one("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
+    assert assignment.inputs["dropletId"] == world.exports_plain["hosts"]["dropletIds"][0]
+    assert world.depends_on(assignment, _commands(world, "-validate-run")[0])
+    web = world.one(FIREWALL, "web")
+    assert sorted(r["portRange"] for r in web.inputs["inboundRules"]) == ["443", "80"]
+    assert all(r["sourceAddresses"] == ["0.0.0.0/0", "::/0"] for r in web.inputs["inboundRules"])
+    assert world.one(FIREWALL, "ssh").inputs["inboundRules"][0]["sourceAddresses"] == ["198.51.100.0/24"]
+
+
+def test_several_hosts_roll_one_after_another():
+    """With N hosts a bad release must stop at the first: host 2 starts only after host 1's gate passed, and the
+    load balancer waits for the last gate."""
+    world = run_stack("prod", overrides={"hostCount": "3"})
+    droplets = world.of_type(DROPLET)
+    assert len(droplets) == 3
+    gates = sorted(_commands(world, "-validate-run"), key=lambda r: r.name)
+    uploads = sorted(_commands(world, "-upload"), key=lambda r: r.name)
+    assert len(gates) == len(uploads) == 3
+    assert world.depends_on(uploads[1], gates[0]) and world.depends_on(uploads[2], gates[1])
+    assert not world.depends_on(uploads[0], gates[1])
+    assert world.depends_on(world.one(LB), gates[2])
+    assert sorted(world.one(LB).inputs["dropletIds"]) == sorted(world.exports_plain["hosts"]["dropletIds"])

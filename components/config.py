@@ -82,6 +82,7 @@ class BuildConfig:
     app_root: Path
     platform: str
     on_preview: bool
+    cache: bool
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         app_root=app_root if app_root.is_absolute() else root / app_root,
         platform=r.string("buildPlatform", r"linux/(amd64|arm64|arm/v7)", "linux/amd64, linux/arm64 or linux/arm/v7"),
         on_preview=r.boolean("buildOnPreview"),
+        cache=r.boolean("buildCache"),
     )
     rel = ReleaseConfig(
         source="build" if release == "build" else "prod" if release == "prod" else "pinned",

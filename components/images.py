@@ -128,9 +128,11 @@ class ServiceImages(pulumi.ComponentResource):
             build_args=dict(spec.args),
             platforms=[docker_build.Platform(cfg.build.platform)],
             build_on_preview=cfg.build.on_preview,
-            cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache))],
+            cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache))]
+            if cfg.build.cache else None,
             cache_to=[docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
-                ref=cache, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))],
+                ref=cache, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))]
+            if cfg.build.cache else None,
             registries=registries,
             labels=oci_labels(spec.service, args.release_id, args.commit, args.stamp_revision),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),

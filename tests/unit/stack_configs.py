@@ -52,6 +52,7 @@ LOCAL: dict[str, Any] = {
     "devtools:existingHosts": '["127.0.0.1:2222"]',
     "devtools:registryAddress": "127.0.0.1:5000",
     "devtools:repoPrefix": "devtools",
+    "devtools:buildCache": "false",
     "devtools:sshPrivateKey": SSH_PRIVATE_KEY,
     "devtools:composeProfiles": "",
     "devtools:hostPortPrefix": "81",

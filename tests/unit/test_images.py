@@ -147,7 +147,18 @@ def test_existing_registry_without_login() -> None:
     reg = world.one(IMAGE, "images-gateway-mcp")
     assert "registries" not in reg.inputs
     assert reg.inputs["tags"] == ["127.0.0.1:5000/devtools/gateway-mcp:1a2b3c4"]
-    assert reg.inputs["cacheFrom"] == [{"registry": {"ref": "127.0.0.1:5000/devtools/gateway-mcp:buildcache"}}]
+    assert "cacheFrom" not in reg.inputs and "cacheTo" not in reg.inputs  # buildCache false on the stand-in
+    cached = run_images(make_local_config(buildCache="true"), address="127.0.0.1:5000", server="127.0.0.1:5000",
+                        creds=False).one(IMAGE, "images-gateway-mcp")
+    assert cached.inputs["cacheFrom"] == [{"registry": {"ref": "127.0.0.1:5000/devtools/gateway-mcp:buildcache"}}]
+
+
+def test_build_cache_can_be_turned_off() -> None:
+    """A plain docker engine (the `docker` BuildKit driver) cannot export a cache: with buildCache false the images
+    declare none, so the build does not fail on a cache export."""
+    world = run_images(make_config(buildCache="false"))
+    for image in world.of_type(IMAGE):
+        assert "cacheFrom" not in image.inputs and "cacheTo" not in image.inputs
 
 
 def test_images_output_pins_every_service_by_the_built_digest() -> None:

@@ -68,6 +68,17 @@ def secrets_script(host_root: str, project: str) -> str:
     return ship.agent_command(host_root, project, ["secrets"])
 
 
+def stop_script(host_root: str, project: str) -> str:
+    """Remote shell, run when the rollout is destroyed: `hostagent stop` (compose down; volumes, images and the
+    release history stay on the host)."""
+    return ship.agent_command(host_root, project, ["stop"])
+
+
+def presence_script(host_root: str, project: str) -> str:
+    """Remote shell that creates the host's lifecycle resource: prints the agent's view of the project (read-only)."""
+    return ship.agent_command(host_root, project, ["status", "--compact"])
+
+
 def _prometheus_args(config: StackConfig) -> list[str]:
     rel = config.release
     if not rel.prometheus_url:

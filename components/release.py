@@ -79,7 +79,16 @@ class ReleaseRollout(pulumi.ComponentResource):
                 logging=remote.Logging.STDERR,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, *previous]),
             )
-            before_apply: list[pulumi.Resource] = [upload]
+            # Owns the project on this host: destroying the stack runs `hostagent stop` here (containers down,
+            # volumes kept). It is replaced only with the host itself, never by a new release or new secrets, so
+            # a rollout never stops what it just started.
+            lifecycle = remote.Command(
+                f"{prefix}-project", connection=conn,
+                create=commands.presence_script(config.hosts.root, config.color),
+                delete=commands.stop_script(config.hosts.root, config.color), triggers=[host.trigger],
+                logging=remote.Logging.STDERR, opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]),
+            )
+            before_apply: list[pulumi.Resource] = [upload, lifecycle]
             triggers: list[pulumi.Input[str]] = [host.trigger]
             if rendered:
                 before_apply.append(remote.Command(

@@ -53,6 +53,11 @@ def up(project: ComposeProject, wait_timeout: int) -> list[str]:
     ]
 
 
+def down(project: ComposeProject, timeout: int) -> list[str]:
+    """Stop and remove the project's containers and networks. Never `--volumes`: the data stays for the next apply."""
+    return [*project.base(), "down", "--remove-orphans", "--timeout", str(timeout)]
+
+
 def ps_json(project: ComposeProject) -> list[str]:
     return [*project.base(), "ps", "--all", "--format", "json"]
 

@@ -4,6 +4,7 @@
     python -m ops.hostagent --project green rollback [--to ID]
     python -m ops.hostagent --project green status | history | wait [JOB]
     python -m ops.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
+    python -m ops.hostagent --project green stop      # compose down; volumes, images and releases kept
 
 `apply` and `rollback` run in a detached worker (own session, output to jobs/<job>.log); the command you
 started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
@@ -29,7 +30,7 @@ from typing import Any
 from ops import compose_cmd as cc
 from ops import hoststatus
 from ops.hoststore import LockTimeout, Store, describe_holder
-from ops.rollout import AGENT_DIR, EXIT_CRITICAL, EXIT_LOCK, EXIT_OK, Options, Outcome, Rollout
+from ops.rollout import AGENT_DIR, EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Options, Outcome, Rollout
 
 
 def _log(message: str) -> None:
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     wp = sub.add_parser("wait", help="follow a running or finished job (default: the latest)")
     wp.add_argument("job", nargs="?")
     sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
+    stp = sub.add_parser("stop", help="stop the running release (compose down; volumes, images and releases kept)")
+    stp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    stp.add_argument("--stop-timeout", type=int, default=30, help="seconds each container gets to stop")
     run = sub.add_parser("_run", help=argparse.SUPPRESS)
     run.add_argument("job")
     return p
@@ -220,13 +224,40 @@ def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stop(store: Store, args: argparse.Namespace) -> int:
+    """Take the project's containers down under the rollout lock. Volumes, images, releases and the current
+    pointer stay, so the next `apply` (or `rollback`) brings the same data back."""
+    release = store.run_target()
+    if release is None:
+        print(f"project {store.project}: nothing to stop (no release has run here)")
+        return EXIT_OK
+    holder = {"command": "stop", "release": release, "pid": os.getpid()}
+    try:
+        with store.lock(args.lock_timeout, holder):
+            manifest = store.release_manifest(release)
+            project = cc.ComposeProject(store.project, store.run_link,
+                                        tuple(manifest.get("compose_files", ["docker-compose.yml"])))
+            proc = subprocess.run(cc.down(project, args.stop_timeout), capture_output=True, text=True,
+                                  timeout=args.stop_timeout * 4 + 60, check=False)
+            if proc.returncode != 0:
+                store.audit("stop.failed", release=release, error=proc.stderr.strip()[-500:])
+                print(f"compose down exited {proc.returncode}: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+                return EXIT_FAILED
+            store.audit("stopped", release=release)
+    except LockTimeout as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_LOCK
+    print(f"project {store.project}: release {release} stopped (volumes, images and releases kept)")
+    return EXIT_OK
+
+
 def cmd_run(store: Store, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return run_job(store, args.job)
 
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
-            "wait": cmd_wait, "secrets": cmd_secrets, "_run": cmd_run}
+            "wait": cmd_wait, "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

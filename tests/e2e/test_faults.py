@@ -187,3 +187,22 @@ def test_dockerd_restarted_during_apply(serving: Serving, local_env: localenv.Lo
     assert f"previous release {serving.pins['release']} restored and serving" in out
     assert serving.last_events(n)[-1] == "rollback.succeeded"
     serving.assert_serving()
+
+
+def test_stop_keeps_the_data_and_the_next_apply_brings_it_back(serving: Serving) -> None:
+    """`hostagent stop` (what destroying the rollout runs) removes the containers only: the state volume, the
+    images and the release history stay, and applying the same release again serves the same data."""
+    n = len(serving.host.audit(PROJECT))
+    stop = serving.host.agent(PROJECT, "stop")
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert f"release {serving.pins['release']} stopped (volumes, images and releases kept)" in stop.stdout
+    status = serving.host.status(PROJECT)
+    assert status["services"] == {}  # no container of the project is left
+    assert status["current"] == serving.pins["release"]  # the pointer stays: apply/rollback know where it was
+    assert serving.last_events(n) == ["stopped"]
+    volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project="
+                              f"{PROJECT}"], capture_output=True, text=True, check=True).stdout.split()
+    assert f"{PROJECT}_state-data" in volumes
+    again = ship(serving, serving.pins)
+    assert again.returncode == 0, again.stdout + again.stderr
+    serving.assert_serving()  # same release, same marker in the state volume

@@ -36,6 +36,13 @@ def test_no_command_deletes_volumes():
         assert "-f" not in argv and "--force" not in argv
 
 
+def test_down_keeps_volumes():
+    """`hostagent stop` (what `pulumi destroy` runs) takes containers down and nothing else: no -v, ever."""
+    argv = cc.down(PROJECT, 30)
+    assert argv == [*BASE, "down", "--remove-orphans", "--timeout", "30"]
+    assert "-v" not in argv and "--volumes" not in argv and "--rmi" not in argv
+
+
 def test_small_builders():
     assert cc.ps_json(PROJECT) == [*BASE, "ps", "--all", "--format", "json"]
     assert cc.config_json(PROJECT) == [*BASE, "config", "--format", "json"]

@@ -36,7 +36,8 @@ def test_children_in_order_under_the_component():
     world = _run()
     rollout = world.one("devtools:index:ReleaseRollout")
     names = [r.name for r in world.registrations if r.parent == rollout.urn]
-    assert names == ["rel-green-1-upload", "rel-green-1-secrets", "rel-green-1-apply", "rel-green-1-validate"]
+    assert names == ["rel-green-1-upload", "rel-green-1-project", "rel-green-1-secrets", "rel-green-1-apply",
+                     "rel-green-1-validate"]
     assert world.one("devtools:index:ValidationGate").name == "rel-green-1-validate"
 
 
@@ -154,7 +155,7 @@ def test_no_secrets_command_without_app_secrets():
     assert [r.name for r in world.of_type(CMD) if "secrets" in r.name] == []
     apply = world.one(CMD, "local-1-apply")
     assert apply.inputs["triggers"] == ["127.0.0.1:2222"]
-    assert apply.dependencies == [world.one(CMD, "local-1-upload").urn]
+    assert apply.dependencies == [world.one(CMD, "local-1-upload").urn, world.one(CMD, "local-1-project").urn]
     assert "--validate-arg=--prometheus=http://127.0.0.1:9390" in apply.inputs["create"]
     assert apply.inputs["connection"]["port"] == 2222
 
@@ -177,3 +178,19 @@ def test_validation_output_collects_every_host():
     assert world.exports_plain["manifest"] == _release(cfg, commit="c1")
     assert [g.host_name for g in held["rollout"].gates] == ["green-1", "green-2"]
     assert len(held["rollout"].applies) == 2
+
+
+def test_destroy_stops_the_project_and_nothing_else_replaces_it():
+    """Destroying the stack runs `hostagent stop` (containers down, volumes kept). The resource that carries it
+    depends on the host alone: a new release or rotated secrets must never run its delete (that would stop what
+    the rollout just started)."""
+    world = _run()
+    project = world.one(CMD, "green-1-project")
+    assert project.inputs["delete"] == ("cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent "
+                                        "--root /opt/devtools --project green stop")
+    assert project.inputs["create"] == ("cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent "
+                                        "--root /opt/devtools --project green status --compact")
+    assert project.inputs["triggers"] == ["400001"]  # the droplet id only
+    assert "1a2b3c4" not in project.inputs["create"] + project.inputs["delete"]
+    apply = world.one(CMD, "green-1-apply")
+    assert project.urn in apply.dependencies  # destroy order: the apply goes first, then the stop

@@ -263,6 +263,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repo-prefix", default="devtools", help="repository prefix in the registry (default: devtools)")
     p.add_argument("--out", type=Path, help="write the pins JSON here (default: standard output)")
     p.add_argument("--parallel", type=int, default=2, help="images built at once (default: 2)")
+    p.add_argument("--vendor-only", action="store_true",
+                   help="only copy the static busybox into the build contexts, then exit (what a Pulumi build of "
+                        "examples/app needs first)")
     return p.parse_args(argv)
 
 
@@ -276,6 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = build_specs(dev_config())
         if not specs:
             raise BuildError("the compose files declare no `build:` for any service")
+        if args.vendor_only:
+            for spec in specs.values():
+                ensure_vendor(spec)
+            print(f"build contexts ready ({len(specs)} services)", file=sys.stderr)
+            return 0
         services = parse_services(args.services, list(specs))
         broken = parse_broken(args.broken, services)
         tag = args.tag or git_revision(short=True)

@@ -182,3 +182,29 @@ def test_main_rejects_bad_options_before_building(argv: list[str], message: str,
     assert captured.err.startswith(message)
     assert "building" not in captured.err
     assert captured.out == ""
+
+
+def test_vendor_only_prepares_every_context_and_builds_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`pulumi up --stack local` builds examples/app with BuildKit: the static busybox must be in the context
+    first, and preparing it must not build or push anything."""
+    context = tmp_path / "app"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY vendor/busybox /bin/busybox\n")
+    source = tmp_path / "busybox"
+    source.write_bytes(b"#!static stand-in\n")
+    spec = BuildSpec("gateway-mcp", context, context / "Dockerfile", (("SERVICE", "gateway-mcp"),))
+    monkeypatch.setattr(build, "dev_config", lambda: {"services": {}})
+    monkeypatch.setattr(build, "build_specs", lambda _config: {"gateway-mcp": spec})
+    monkeypatch.setattr(build, "build_all", lambda *_a: pytest.fail("--vendor-only must not build"))
+    calls: list[str] = []
+    real = build.ensure_vendor
+    def vendor(spec: BuildSpec) -> None:
+        calls.append(spec.service)
+        real(spec, source)
+
+    monkeypatch.setattr(build, "ensure_vendor", vendor)
+    assert build.main(["--vendor-only"]) == 0
+    assert calls == ["gateway-mcp"]
+    assert (context / "vendor" / "busybox").read_bytes() == b"#!static stand-in\n"
+    assert "build contexts ready (1 services)" in capsys.readouterr().err

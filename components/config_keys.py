@@ -20,6 +20,13 @@ class Key:
     meaning: str
     secret: bool = False
 
+    @property
+    def in_schema(self) -> bool:
+        """Declared in Pulumi.yaml's `config:`. Objects cannot be (the schema has no object type), nor secrets: the
+        CLI refuses a plain default for a secret key, and a secret key without a default would be required on
+        every stack (the local stack reads its key from sshPrivateKeyPath instead)."""
+        return self.type != "object" and not self.secret
+
 
 KEYS: tuple[Key, ...] = (
     # what this stack is

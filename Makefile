@@ -8,7 +8,7 @@ COLOR ?= green
 # (a host refuses to reuse a release id for different content).
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- examples compose 2>/dev/null || echo "-dirty-$$(git diff HEAD -- examples compose | sha256sum | cut -c1-8)")
 
-.PHONY: help venv env up down status flip test unit e2e lint bench
+.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain engine
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,13 +49,19 @@ lint: venv ## ruff, mypy, shellcheck
 	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh bench/*.sh
 
 unit: venv ## fast tests: pure builders, renderers, parsers, real local servers (no docker)
-	@$(VENV)/bin/pytest -m "not e2e" -q
+	@$(VENV)/bin/pytest -m "not e2e and not engine" -q
 
 e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
-	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m e2e -v
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "e2e and not engine" -v
 
 test: env lint ## everything: install what is missing, lint, then every test
-	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -v --durations=15
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "not engine" -v --durations=15
+
+pulumi-toolchain: ## build the Pulumi CLI, Python language host and docker-build provider from the Go module proxy
+	@bash scripts/pulumi-toolchain.sh install
+
+engine: venv pulumi-toolchain ## the program on the real Pulumi engine (what runs here today: see README)
+	@$(VENV)/bin/pytest -m engine -v
 
 bench: env ## side-by-side measurements (see bench/README.md)
 	@$(PY) -m bench

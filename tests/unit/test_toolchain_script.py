@@ -1,0 +1,40 @@
+"""scripts/pulumi-toolchain.sh: its help and the offline settings it hands to every pulumi command."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "pulumi-toolchain.sh"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
+
+
+def test_help_names_what_it_builds_and_what_it_cannot():
+    proc = run("--help")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("pulumi ", "pulumi-language-python", "pulumi-resource-docker-build"):
+        assert name in proc.stdout
+    assert "Not buildable here: pulumi-resource-command v1.2.1, pulumi-resource-digitalocean v4.84.1" in proc.stdout
+
+
+def test_env_turns_off_downloads_and_uses_a_file_backend(tmp_path):
+    """Offline by construction: no update check, no automatic plugin download, state in a local file backend."""
+    proc = run("env", env={"PATH": "/usr/bin:/bin", "DEVTOOLS_TOOLCHAIN": str(tmp_path / "tc"),
+                           "DEVTOOLS_STATE": str(tmp_path / "state")})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "export PULUMI_SKIP_UPDATE_CHECK=true" in lines
+    assert "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true" in lines
+    assert f'export PATH="{tmp_path / "tc"}/bin:$PATH"' in lines
+    assert f'export PULUMI_BACKEND_URL="${{PULUMI_BACKEND_URL:-file://{tmp_path / "state"}/pulumi-state}}"' in lines
+
+
+def test_unknown_command_fails_with_usage():
+    proc = run("frobnicate")
+    assert proc.returncode != 0
+    assert "usage: scripts/pulumi-toolchain.sh" in proc.stdout + proc.stderr

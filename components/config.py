@@ -9,7 +9,6 @@ collected and raised together as one ConfigError, each line naming the key, the 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Literal
 
 from components.config_keys import BY_NAME, NAMESPACE
 from components.config_read import ConfigError, Reader, close_match
+from components.config_rules import cross_checks
 
 __all__ = ["ConfigError", "StackConfig", "load_config"]
 
@@ -152,7 +152,7 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
         r.problem("digitalocean:token is stored in plain text: set it with `pulumi config set --secret "
                   "digitalocean:token …` or use the DIGITALOCEAN_TOKEN environment variable")
     cfg = _read(r, stack=stack, project=project, commit=commit, root=root)
-    _cross_checks(r, cfg)
+    cross_checks(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
@@ -264,62 +264,3 @@ def _existing_hosts(r: Reader) -> tuple[ExistingHost, ...]:
             r.fail("existingHosts", entry, "a port 1-65535")
         hosts.append(ExistingHost(address, number))
     return tuple(hosts)
-
-
-def _cross_checks(r: Reader, c: StackConfig) -> None:
-    """Rules between keys; each names the keys involved and the fix."""
-    k = r.key
-    if not c.release.release_id and c.builds:
-        r.problem(f"{k('releaseId')}: empty and no git commit found: set it, or run from a git checkout")
-    if not c.ssh.private_key.value and not r.problems_about("sshPrivateKeyPath"):
-        r.problem(f"{k('sshPrivateKey')}: not set: the rollout needs an SSH key (`pulumi config set --secret "
-                  f"{k('sshPrivateKey')} < key`, or {k('sshPrivateKeyPath')} for a key file)")
-    if r.is_given("sshPrivateKey") and r.is_given("sshPrivateKeyPath"):
-        r.problem(f"{k('sshPrivateKeyPath')}: set together with {k('sshPrivateKey')}: keep one")
-    _provider_checks(r, c)
-    _stack_checks(r, c)
-
-
-def _provider_checks(r: Reader, c: StackConfig) -> None:
-    k = r.key
-    if c.hosts.provider == "digitalocean":
-        if not c.ssh.allowlist and not r.problems_about("sshAllowlist"):
-            r.problem(f"{k('sshAllowlist')}: empty: list the CIDRs that may SSH to droplets (the deploy runner's "
-                      "address); 0.0.0.0/0 is never the default")
-        if not c.ssh.public_key:
-            r.problem(f"{k('sshPublicKey')}: not set: droplets need the public half of the rollout key")
-        if c.hosts.existing:
-            r.problem(f"{k('existingHosts')}: set, but {k('provider')} is digitalocean: remove it or use existing")
-        if c.traffic.mode == "localProxy":
-            r.problem(f"{k('traffic')}: localProxy is the local stand-in; with digitalocean use loadBalancer, "
-                      "reservedIp or none")
-    else:
-        if not c.hosts.existing:
-            r.problem(f"{k('existingHosts')}: empty: {k('provider')} existing needs at least one address[:port]")
-        if c.traffic.mode in ("loadBalancer", "reservedIp"):
-            r.problem(f"{k('traffic')}: {c.traffic.mode} needs droplets; with existing hosts use localProxy or none")
-        if c.hosts.from_snapshot or c.snapshot:
-            r.problem(f"{k('fromSnapshot')}/{k('snapshot')}: snapshots need {k('provider')} digitalocean")
-        if not c.registry.address:
-            r.problem(f"{k('registryAddress')}: not set: existing hosts pull from an existing registry "
-                      "(e.g. 127.0.0.1:5000)")
-
-
-def _stack_checks(r: Reader, c: StackConfig) -> None:
-    k = r.key
-    if c.traffic.mode == "reservedIp" and c.hosts.count > 1:
-        r.problem(f"{k('hostCount')}: {c.hosts.count} with {k('traffic')} reservedIp: a reserved IP points at "
-                  "one droplet; use loadBalancer for several")
-    if c.traffic.mode == "none" and c.traffic.live_color != BY_NAME["liveColor"].default:
-        r.problem(f"{k('liveColor')}: set on a stack without traffic ({k('traffic')}: none): flip on the stack "
-                  "that owns traffic")
-    if c.snapshot and c.hosts.from_snapshot:
-        r.problem(f"{k('snapshot')}: a stack built from a snapshot does not take one; set it on {c.prod_stack}")
-    if (c.release.source == "prod" or c.hosts.from_snapshot) and c.prod_stack.rsplit("/", 1)[-1] == c.stack:
-        r.problem(f"{k('prodStack')}: {c.prod_stack!r} is this stack: a stack cannot follow itself "
-                  f"(use {k('release')}: build here)")
-    if c.traffic.mode != "none" and c.traffic.live_color != c.color and c.standby_stack.rsplit("/", 1)[-1] == c.stack:
-        r.problem(f"{k('standbyStack')}: {c.standby_stack!r} is this stack")
-    if c.registry.address and re.match(r"registry\.digitalocean\.com", c.registry.address):
-        r.problem(f"{k('registryAddress')}: DOCR is created by this program; leave it empty and set "
-                  f"{k('registryName')}")

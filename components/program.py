@@ -39,16 +39,22 @@ class ProgramEnv:
     local_endpoint: str = ""
 
 
-def _ref(name: str, org: str, project: str) -> str:
-    """A StackReference name: `stack` → org/project/stack; `project/stack` → org/project/stack."""
+def stack_ref_name(name: str, org: str, project: str) -> str:
+    """A StackReference name: `stack` → org/project/stack, `project/stack` → org/project/stack, a full
+    `org/project/stack` as given."""
     parts = name.split("/")
-    return "/".join([org, project, *parts][-3:]) if len(parts) < 3 else name
+    if len(parts) == 1:
+        return f"{org}/{project}/{name}"
+    return f"{org}/{name}" if len(parts) == 2 else name
 
 
 def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[str, Any]:
     services = catalog.services
-    prod = pulumi.StackReference(_ref(cfg.prod_stack, env.organization, cfg.project)) if cfg.follows_prod else None
-    own = pulumi.StackReference(_ref(cfg.stack, env.organization, cfg.project), opts=pulumi.ResourceOptions())
+    def ref(name: str) -> pulumi.StackReference:
+        return pulumi.StackReference(stack_ref_name(name, env.organization, cfg.project))
+
+    prod = ref(cfg.prod_stack) if cfg.follows_prod else None
+    own = ref(cfg.stack)
     outputs: dict[str, Any] = {"color": cfg.color}
 
     pull_auth: pulumi.Input[str] | None = None
@@ -107,7 +113,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
             target = ColorTarget(cfg.color, cfg.stack, hosts.droplet_ids, record, rollout.validation,
                                  wait_for=rollout.gates)
         else:
-            standby = pulumi.StackReference(_ref(cfg.standby_stack, env.organization, cfg.project))
+            standby = ref(cfg.standby_stack)
             target = ColorTarget(cfg.traffic.live_color, cfg.standby_stack,
                                  standby.get_output("hosts").apply(lambda h: (h or {}).get("dropletIds") or []),
                                  standby.get_output("release"), standby.get_output("validation"))

@@ -86,3 +86,12 @@ def test_flip_allowed_when_validation_matches_the_running_release():
 def test_flip_refused(release, validation, expected):
     """Traffic must never move to a color whose current release was not validated: that is an outage."""
     assert flip_refusal("blue", "blue", release, validation) == expected
+
+
+def test_stack_reference_names():
+    """prodStack/standbyStack may be written short; the reference must still name the right stack."""
+    from components.program import stack_ref_name
+
+    assert stack_ref_name("prod", "acme", "devtools") == "acme/devtools/prod"
+    assert stack_ref_name("other/blue", "acme", "devtools") == "acme/other/blue"
+    assert stack_ref_name("corp/devtools/blue", "acme", "devtools") == "corp/devtools/blue"

@@ -100,6 +100,7 @@ async def run_check(check: Check, *, timeout: float, deadline: float, backoff: B
     attempts = 0
     last = "not attempted: the deadline had already passed"
     data: Mapping[str, Any] = {}
+    answered = False  # an attempt ended with a real answer (not cut short by the deadline)
     while (remaining := deadline - time.monotonic()) > 0:
         attempts += 1
         limit = min(timeout, remaining)
@@ -107,8 +108,12 @@ async def run_check(check: Check, *, timeout: float, deadline: float, backoff: B
             async with asyncio.timeout(limit):
                 seen = await check.probe()
         except Exception as exc:
-            last = describe(exc, limit, at_deadline=limit < timeout)
+            cut = isinstance(exc, TimeoutError) and limit < timeout
+            if cut and answered:
+                continue  # the deadline cut a retry short (a busy host): the earlier real answer is the reason
+            last = describe(exc, limit, at_deadline=cut)
             data = exc.data if isinstance(exc, NotYet) else {}
+            answered = answered or not cut
         else:
             return _result(check, attempts, started, seen.detail, seen.data, passed=True)
         pause = min(backoff.delay(attempts), deadline - time.monotonic() - floor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -97,6 +98,33 @@ def test_retry_loop_reports_the_last_reason_at_the_deadline():
     assert result.data == {"status": 503}
     assert result.attempts > 3
     assert 0.2 < result.duration_s < 0.6
+
+
+def test_a_retry_cut_by_the_deadline_keeps_the_earlier_answer():
+    """On a busy host the last retry may not finish before the deadline: the report must still say what the
+    service answered ("HTTP 503"), not only that time ran out."""
+    calls = iter(["wait"])
+
+    async def probe() -> Seen:
+        if next(calls, "hang") == "wait":
+            raise NotYet("HTTP 503", {"status": 503})
+        await asyncio.sleep(10)
+        return Seen("fine", {})
+
+    result = run(Check("health/x", "x", "health", "GET http://127.0.0.1:1/health", probe), deadline_s=0.8,
+                 timeout=5.0)
+    assert (result.passed, result.attempts) == (False, 2)
+    assert (result.detail, result.data) == ("HTTP 503", {"status": 503})
+
+
+def test_a_check_that_never_answers_reports_the_deadline():
+    async def probe() -> Seen:
+        await asyncio.sleep(10)
+        return Seen("fine", {})
+
+    result = run(Check("health/x", "x", "health", "GET http://127.0.0.1:1/health", probe), deadline_s=0.3,
+                 timeout=5.0)
+    assert re.fullmatch(r"timed out after 0\.[23]\ds at the deadline", result.detail), result.detail
 
 
 def test_retry_loop_names_an_unexpected_error():

@@ -155,7 +155,9 @@ def test_no_secrets_command_without_app_secrets():
     assert [r.name for r in world.of_type(CMD) if "secrets" in r.name] == []
     apply = world.one(CMD, "local-1-apply")
     assert apply.inputs["triggers"] == ["127.0.0.1:2222"]
-    assert apply.dependencies == [world.one(CMD, "local-1-upload").urn, world.one(CMD, "local-1-project").urn]
+    # registration is concurrent, so the order of the recorded dependencies varies: compare them as a set
+    assert sorted(apply.dependencies) == sorted([world.one(CMD, "local-1-upload").urn,
+                                                 world.one(CMD, "local-1-project").urn])
     assert "--validate-arg=--prometheus=http://127.0.0.1:9390" in apply.inputs["create"]
     assert apply.inputs["connection"]["port"] == 2222
 

@@ -89,7 +89,7 @@ def _raw(base: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any], set
 
 
 def test_bad_cases_are_distinct_and_many():
-    """The issue asks for at least 20 distinct malformed configs; each case is a different mistake."""
+    """At least 20 distinct malformed configs, each a different mistake: one rule per case, none counted twice."""
     assert len(BAD) >= 20
     assert len({case[0] for case in BAD}) == len(BAD)
 

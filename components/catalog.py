@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from ops.build import BuildSpec
-from ops.catalog import HEALTH, ROLE
+from ops.catalog import HEALTH, ROLE, parse_health_label
 from ops.compose_cmd import image_env_key
 
 __all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "load_service_catalog"]
@@ -36,7 +36,6 @@ GATEWAY = "gateway"
 _VARIABLE = re.compile(r"\$\{[^}]*\}")
 _PIN = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
 _APP_ROOT = re.compile(r"\$\{APP_ROOT(?:[:]?[-?][^}]*)?\}")
-_HEALTH = re.compile(r"^([0-9]{1,5})(/\S*)$")
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
@@ -123,11 +122,11 @@ def _gateway(path: Path, services: Mapping[str, Mapping[str, Any]]) -> tuple[str
                            f"{len(found)}{' (' + ', '.join(found) + ')' if found else ''}")
     name = found[0]
     label = _labels(services[name]).get(HEALTH)
-    match = _HEALTH.match(label or "")
-    if not match or not 1 <= int(match.group(1)) <= 65535:
+    parsed = parse_health_label(label or "")
+    if parsed is None:
         raise CatalogError(f"{path}: gateway {name!r} label {HEALTH}: {label!r} is not "
                            "\"<container port>/<path>\" such as \"8000/health\"")
-    return name, int(match.group(1)), match.group(2)
+    return name, *parsed
 
 
 def _builds(path: Path, services: Mapping[str, Mapping[str, Any]], pins: Mapping[str, str], compose_dir: Path,

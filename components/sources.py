@@ -4,11 +4,10 @@ history, and whether traffic may move to a color. No Pulumi here: the program ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+from ops.compose_cmd import DIGEST_REF
 
 
 class ReleaseError(Exception):

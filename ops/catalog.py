@@ -116,13 +116,21 @@ def _published(service: str, port: int, ports: Any) -> tuple[int, str]:
     )
 
 
-def _health(name: str, value: str, ports: Any) -> Health:
+def parse_health_label(value: str) -> tuple[int, str] | None:
+    """`devtools.check.health: "8000/health"` → (8000, "/health"); None when it is not "<container port><path>"."""
     match = _HEALTH.match(value)
     if match is None or not 0 < int(match.group(1)) < 65536:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def _health(name: str, value: str, ports: Any) -> Health:
+    parsed = parse_health_label(value)
+    if parsed is None:
         raise _fail(name, HEALTH, value, '"<container port><path>", e.g. "8000/health"')
-    port = int(match.group(1))
+    port, path = parsed
     host_port, host_ip = _published(name, port, ports)
-    return Health(container_port=port, path=match.group(2), host_port=host_port, host_ip=host_ip)
+    return Health(container_port=port, path=path, host_port=host_port, host_ip=host_ip)
 
 
 def _mcp(name: str, labels: Mapping[str, str]) -> Mcp | None:

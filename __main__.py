@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pulumi
 
-from components.entry import load, program_env
+from components.entry import load
 from components.program import declare
 
-cfg, catalog = load()
-for name, value in declare(cfg, catalog, program_env(cfg)).items():
+cfg, catalog, env = load()
+for name, value in declare(cfg, catalog, env).items():
     pulumi.export(name, value)

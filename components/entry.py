@@ -59,9 +59,11 @@ def ci_run_url(environ: dict[str, str]) -> str | None:
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
 
 
-def load() -> tuple[StackConfig, ServiceCatalog]:
+def load() -> tuple[StackConfig, ServiceCatalog, ProgramEnv]:
+    """Everything the program reads, once: the stack config, the service catalog and the source facts."""
     raw, secret = raw_config()
-    sha = commit_sha(ROOT, dict(os.environ))
+    environ = dict(os.environ)
+    sha = commit_sha(ROOT, environ)
     try:
         cfg = load_config({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:") or k == "digitalocean:token"},
                           secret, stack=pulumi.get_stack(), project=pulumi.get_project(),
@@ -69,16 +71,14 @@ def load() -> tuple[StackConfig, ServiceCatalog]:
         catalog = load_service_catalog(ROOT / "compose", cfg.build.app_root)
     except (ConfigError, CatalogError) as exc:
         raise pulumi.RunError(str(exc)) from None
-    return cfg, catalog
+    return cfg, catalog, program_env(cfg, sha, environ)
 
 
-def program_env(cfg: StackConfig) -> ProgramEnv:
-    environ = dict(os.environ)
+def program_env(cfg: StackConfig, sha: str | None, environ: dict[str, str]) -> ProgramEnv:
     endpoint = ""
     if cfg.traffic.mode == "localProxy":
         from ops import localenv  # noqa: PLC0415 - only the local stack reads the stand-in's addresses
 
-        endpoint = f"http://127.0.0.1:{localenv.load().lb_port}/"
-    sha = commit_sha(ROOT, environ)
+        endpoint = f"http://127.0.0.1:{localenv.load(environ).lb_port}/"
     return ProgramEnv(root=ROOT, organization=pulumi.get_organization() or "organization", commit=sha,
                       built_at=environ.get("BUILT_AT"), ci_run_url=ci_run_url(environ), local_endpoint=endpoint)

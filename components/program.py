@@ -99,7 +99,10 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         "releases": pulumi.Output.all(own.get_output("releases"), record).apply(
             lambda v: merge_history(v[0], v[1], cfg.release.keep)),
         "validation": rollout.validation,
-        "hosts": {"names": hosts.names, "addresses": hosts.addresses, "dropletIds": hosts.droplet_ids},
+        # What an operator needs to reach every host (ops.cli status/drift): no secret in here.
+        "hosts": {"names": hosts.names, "addresses": hosts.addresses, "ports": hosts.ports,
+                  "dropletIds": hosts.droplet_ids, "sshUser": cfg.ssh.user, "sshHostKey": cfg.ssh.host_key,
+                  "root": cfg.hosts.root},
         "vpcId": hosts.vpc_id,
     }
 

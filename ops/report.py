@@ -138,6 +138,17 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
+def from_json(data: Mapping[str, Any]) -> Report:
+    """The Report a `--json` file holds (the inverse of to_json; check order is phase order)."""
+    checks = tuple(
+        CheckResult(name=str(c["name"]), service=str(c["service"]), phase=str(c["phase"]), passed=bool(c["passed"]),
+                    attempts=int(c["attempts"]), duration_s=float(c["duration_s"]), target=str(c["target"]),
+                    detail=str(c["detail"]), data=dict(c.get("data") or {}))
+        for phase in (data.get("phases") or {}).values() for c in phase["checks"])
+    return Report(started_at=str(data.get("started_at", "")), duration_s=float(data.get("duration_s", 0.0)),
+                  checks=checks, labels=dict(data.get("labels") or {}), project=str(data.get("project", "")))
+
+
 def _md_cell(text: str) -> str:
     return _one_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 

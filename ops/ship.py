@@ -35,12 +35,15 @@ class SshTarget:
     user: str
     key: Path
     known_hosts: Path
+    host_key_checking: str = "yes"
+    """`yes` (the host must be in known_hosts) or `accept-new` (trust on first use, for hosts with no pinned key)."""
 
     def argv(self, remote_command: str) -> list[str]:
         """ssh with host-key checking on, no password prompts, and keep-alives that notice a dead link."""
         return [
             "ssh", "-p", str(self.port), "-i", str(self.key),
-            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={self.host_key_checking}",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
             "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
             f"{self.user}@{self.host}", remote_command,
         ]

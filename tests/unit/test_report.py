@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ops.report import CheckResult, Report, render_color, render_markdown, render_text, to_json
+from ops.report import CheckResult, Report, from_json, render_color, render_markdown, render_text, to_json
 
 HEALTH = CheckResult(
     "health/gateway-mcp",
@@ -142,3 +142,11 @@ def test_json_has_stable_keys_and_groups_checks_by_phase():
 def test_empty_report_does_not_pass():
     assert Report("t", 0.0, ()).passed is False
     assert to_json(PASSED)["passed"] is True
+
+
+def test_from_json_reads_back_what_to_json_wrote():
+    data = json.loads(json.dumps(to_json(FAILED)))
+    back = from_json(data)
+    assert to_json(back) == data
+    assert render_markdown(back) == render_markdown(Report(FAILED.started_at, round(FAILED.duration_s, 3),
+                                                           FAILED.checks, FAILED.labels, FAILED.project))

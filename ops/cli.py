@@ -1,0 +1,206 @@
+"""Day-2 operations on a deployed stack, the same steps CI runs:
+
+    python -m ops.cli status   [--stack prod]              what the stack says, what each host runs
+    python -m ops.cli drift    [--stack prod] [--json F]   stack's digests vs every host; exit 1 on drift
+    python -m ops.cli flip blue [--stack prod] [--yes]     move traffic (liveColor) and `pulumi up`
+    python -m ops.cli rollback [--to ID | --flip] [--yes]  pin the previous (or a given) release, or flip back
+    python -m ops.cli collect  --out DIR [--summary]       validation reports + diagnostics bundles from every host
+
+Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
+`--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
+stack's key. Exit codes: 0 done · 1 failed or drift found · 2 cannot start (bad input, no pulumi) · 3 declined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from ops import drift
+from ops import operator_plan as plan
+from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
+from ops.report import from_json, render_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3
+
+
+def confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> bool:
+    if assume_yes:
+        return True
+    if not stdin.isatty():
+        raise CliError("not a terminal, so nobody can answer the question: pass --yes to go ahead", EXIT_USAGE)
+    out.write(f"{question} [y/N] ")
+    out.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def run_plan(pulumi: Pulumi, title: str, steps: Sequence[plan.Step], args: argparse.Namespace) -> int:
+    print(plan.render_plan(title, steps), flush=True)
+    if not confirm("Go ahead?", args.yes, sys.stdin, sys.stdout):
+        print("declined: nothing changed")
+        return EXIT_DECLINED
+    for i, step in enumerate(steps, start=1):
+        print(f"==> {i}/{len(steps)} {step.what}", flush=True)
+        code = pulumi.stream(step.argv)
+        if code != 0:
+            done = "; ".join(s.what for s in steps[:i - 1]) or "nothing"
+            print(f"step {i} failed (exit {code}); already done: {done}. The engine's message above says why; "
+                  f"fix it and run the same command again.", file=sys.stderr)
+            return EXIT_FAILED
+    stack_file = pulumi.cwd / f"Pulumi.{args.stack}.yaml"
+    if pulumi.changed_in_git(stack_file):
+        print(f"note: {stack_file.name} changed. Commit it, or the next deploy from main puts the old value back.")
+    return EXIT_OK
+
+
+def cmd_flip(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    outputs = pulumi.outputs(args.stack)
+    if outputs.get("liveColor") == args.color:
+        print(f"traffic on stack {args.stack} is already on {args.color}: nothing to do")
+        return EXIT_OK
+    steps = plan.flip_plan(args.stack, outputs, args.color)
+    return run_plan(pulumi, f"flip stack {args.stack}: traffic {outputs.get('liveColor')} -> {args.color}", steps,
+                    args)
+
+
+def cmd_rollback(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    outputs = pulumi.outputs(args.stack)
+    steps = plan.rollback_plan(args.stack, outputs, args.to, args.flip)
+    title = f"roll back stack {args.stack}" + (" by flipping traffic back" if args.flip else
+                                                 " by pinning an earlier release (hosts re-validate it)")
+    return run_plan(pulumi, title, steps, args)
+
+
+def _statuses(pulumi: Pulumi, args: argparse.Namespace, outputs: dict[str, Any]
+              ) -> Iterator[tuple[plan.HostAccess, dict[str, Any]]]:
+    hosts = plan.hosts_of(args.stack, outputs)
+    with ssh_targets(pulumi, args.stack, hosts, args.ssh_key) as targets:
+        for host, target in zip(hosts, targets, strict=True):
+            yield host, host_status(target, host)
+
+
+def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    outputs = pulumi.outputs(args.stack)
+    release = outputs.get("release") or {}
+    validation = outputs.get("validation") or {}
+    lines = [f"stack {args.stack}: color {outputs.get('color')}, traffic on {outputs.get('liveColor', '(none)')}, "
+             f"endpoint {outputs.get('endpoint', '-')}",
+             f"release {release.get('id')} (commit {release.get('commit') or '-'}), validation "
+             f"{'passed' if validation.get('passed') else 'NOT passed'} for {validation.get('release')}",
+             f"releases kept: {', '.join(plan.releases_of(outputs)) or 'none'}"]
+    report: dict[str, Any] = {"stack": args.stack, "outputs": outputs, "hosts": {}}
+    for host, status in _statuses(pulumi, args, outputs):
+        services = status.get("services") or {}
+        healthy = sum(1 for s in services.values() if s.get("state") == "running" and s.get("health") in (None,
+                                                                                                          "healthy"))
+        lines.append(f"host {host.name}: current {status.get('current')}, previous {status.get('previous')}, "
+                     f"{healthy}/{len(services)} services running healthy"
+                     + (f", ERROR {status['error']}" if status.get("error") else ""))
+        report["hosts"][host.name] = status
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    outputs = pulumi.outputs(args.stack)
+    intended = plan.intended_release(args.stack, outputs)
+    findings: list[drift.Finding] = []
+    for host, status in _statuses(pulumi, args, outputs):
+        findings += drift.compare(host.name, intended, status)
+    clean, summary = drift.verdict(findings)
+    print(drift.render_table(findings))
+    print(summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps([f.__dict__ for f in findings], indent=2) + "\n")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as fh:
+            fh.write(drift.render_markdown(findings))
+    return EXIT_OK if clean else EXIT_FAILED
+
+
+def cmd_collect(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    outputs = pulumi.outputs(args.stack)
+    hosts = plan.hosts_of(args.stack, outputs)
+    out = Path(args.out)
+    failed = 0
+    with ssh_targets(pulumi, args.stack, hosts, args.ssh_key) as targets:
+        for host, target in zip(hosts, targets, strict=True):
+            dest = out / host.name
+            error = collect_from(target, host, dest)
+            if error:
+                failed += 1
+                print(f"{host.name}: {error}", file=sys.stderr)
+                continue
+            gates = sorted((dest / "reports").glob("gate-*.json"), key=lambda p: p.stat().st_mtime)
+            bundles = sorted(p.name for p in (dest / "diagnostics").glob("*") if p.is_dir())
+            print(f"{host.name}: {len(gates)} gate report(s), diagnostics bundles: {', '.join(bundles) or 'none'}")
+            summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            if args.summary and summary and gates:
+                with open(summary, "a", encoding="utf-8") as fh:
+                    fh.write(f"#### {host.name}\n\n" + render_markdown(from_json(json.loads(gates[-1].read_text()))))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ops.cli", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stack", default="prod", help="the Pulumi stack (default prod)")
+    common.add_argument("--cwd", type=Path, default=ROOT, help="the Pulumi project directory (default: this checkout)")
+    common.add_argument("--ssh-key", type=Path, help="private key file (default: the stack's sshPrivateKeyPath, "
+                                                     "else its secret sshPrivateKey, kept in a 0600 temp file)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("status", parents=[common], help="stack outputs and each host's agent status")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text")
+    s = sub.add_parser("drift", parents=[common], help="compare the stack's digests with what runs on every host")
+    s.add_argument("--json", metavar="FILE", help="also write the findings as JSON")
+    s = sub.add_parser("flip", parents=[common], help="move traffic to a color (config liveColor + pulumi up)")
+    s.add_argument("color", choices=plan.COLORS)
+    s.add_argument("--yes", action="store_true", help="do not ask")
+    s = sub.add_parser("rollback", parents=[common], help="pin the previous release (or --to ID), or --flip back")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--to", metavar="RELEASE_ID", help="a release id from the stack's `releases` export")
+    how.add_argument("--flip", action="store_true", help="flip traffic back to the other color instead")
+    s.add_argument("--yes", action="store_true", help="do not ask")
+    s = sub.add_parser("collect", parents=[common], help="copy validation reports and diagnostics from every host")
+    s.add_argument("--out", required=True, help="directory to write <host>/reports and <host>/diagnostics into")
+    s.add_argument("--summary", action="store_true", help="append each host's newest gate report to "
+                                                          "$GITHUB_STEP_SUMMARY")
+    return p
+
+
+COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
+            "collect": cmd_collect}
+
+
+@contextmanager
+def _errors() -> Iterator[list[int]]:
+    code: list[int] = []
+    try:
+        yield code
+    except plan.PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code.append(EXIT_USAGE)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code.append(exc.code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with _errors() as code:
+        pulumi = Pulumi.find(args.cwd, dict(os.environ))
+        return COMMANDS[args.command](pulumi, args)
+    return code[0] if code else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

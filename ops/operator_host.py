@@ -1,0 +1,139 @@
+"""The operator CLI's edges: the `pulumi` CLI (a subprocess) and the hosts (SSH to `ops.hostagent`).
+
+Secrets: the SSH private key read from the stack (`pulumi config get`, stdout captured) is written only to a
+0600 file in a private temporary directory that is removed afterwards; it never reaches argv or a log line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ops import operator_plan as plan
+from ops.ship import SshTarget
+
+PULUMI_MISSING = ("the Pulumi CLI (`pulumi`) is not on PATH. Install it (https://www.pulumi.com/docs/install/, "
+                  "the version in requirements.txt), or on this machine build it with `make pulumi-toolchain` and "
+                  "run `eval \"$(scripts/pulumi-toolchain.sh env)\"`")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Pulumi:
+    cwd: Path
+    env: dict[str, str]
+
+    @classmethod
+    def find(cls, cwd: Path, env: dict[str, str]) -> Pulumi:
+        if shutil.which("pulumi", path=env.get("PATH", os.defpath)) is None:
+            raise CliError(PULUMI_MISSING, 2)
+        if not (cwd / "Pulumi.yaml").is_file():
+            raise CliError(f"{cwd}: no Pulumi.yaml here; pass --cwd <the project checkout>", 2)
+        return cls(cwd, env)
+
+    def capture(self, argv: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), cwd=self.cwd, env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def stream(self, argv: Sequence[str]) -> int:
+        """Run a changing step with its output on this terminal (the engine's own progress and diff)."""
+        return subprocess.run(list(argv), cwd=self.cwd, env=self.env, check=False).returncode
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        proc = self.capture(plan.stack_outputs(stack))
+        if proc.returncode != 0:
+            raise CliError(f"cannot read stack {stack}'s outputs: {proc.stderr.strip() or proc.stdout.strip()}", 2)
+        try:
+            data = json.loads(proc.stdout or "{}")
+        except json.JSONDecodeError as exc:
+            raise CliError(f"stack {stack}'s outputs are not JSON ({exc})", 2) from exc
+        if not isinstance(data, dict):
+            raise CliError(f"stack {stack}'s outputs are not a JSON object", 2)
+        return data
+
+    def config(self, stack: str, key: str) -> str:
+        """One config value ("" when the key is not set). The value may be a secret: never log it."""
+        proc = self.capture(plan.config_get(stack, key), timeout=60)
+        return proc.stdout.rstrip("\n") if proc.returncode == 0 else ""
+
+    def changed_in_git(self, path: Path) -> bool:
+        if not (self.cwd / ".git").exists() or shutil.which("git") is None:
+            return False
+        proc = subprocess.run(["git", "-C", str(self.cwd), "diff", "--quiet", "--", path.name],
+                              capture_output=True, check=False)
+        return proc.returncode == 1
+
+
+@contextmanager
+def ssh_targets(pulumi: Pulumi, stack: str, hosts: Sequence[plan.HostAccess], key_file: Path | None
+                ) -> Iterator[list[SshTarget]]:
+    """SSH targets for the stack's hosts: its key, and its pinned host keys (else trust on first use)."""
+    with tempfile.TemporaryDirectory(prefix="devtools-ops-") as tmp:
+        private = Path(tmp)
+        key = key_file or _stack_key(pulumi, stack, private)
+        known = private / "known_hosts"
+        known.write_text("".join(plan.known_hosts_line(h) for h in hosts if h.host_key))
+        targets = [SshTarget(h.address, h.port, h.user, key, known, "yes" if h.host_key else "accept-new")
+                   for h in hosts]
+        yield targets
+
+
+def _stack_key(pulumi: Pulumi, stack: str, private: Path) -> Path:
+    path = pulumi.config(stack, "sshPrivateKeyPath")
+    if path:
+        return Path(path).expanduser()
+    secret = pulumi.config(stack, "sshPrivateKey")
+    if not secret:
+        raise CliError(f"stack {stack} has neither devtools:sshPrivateKeyPath nor devtools:sshPrivateKey; "
+                       f"pass --ssh-key FILE", 2)
+    key = private / "id"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret if secret.endswith("\n") else secret + "\n")
+    return key
+
+
+def host_status(target: SshTarget, host: plan.HostAccess, timeout: float = 60) -> dict[str, Any]:
+    """`hostagent status` of the stack's project on one host; an unreachable host becomes an `error` entry."""
+    argv = target.argv(plan.status_command(host))
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"ssh {host.address}:{host.port}: no answer in {timeout:.0f}s", "services": {}}
+    if proc.returncode != 0:
+        return {"error": f"ssh {host.address}:{host.port}: exit {proc.returncode}: {proc.stderr.strip()[-300:]}",
+                "services": {}}
+    try:
+        data: dict[str, Any] = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        return {"error": f"{host.name}: hostagent status printed no JSON ({exc})", "services": {}}
+    return data
+
+
+def collect_from(target: SshTarget, host: plan.HostAccess, dest: Path, timeout: float = 120) -> str | None:
+    """Copy reports/ and diagnostics/ of one host into dest; the error text, or None."""
+    proc = subprocess.run(target.argv(plan.collect_command(host)), capture_output=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        return f"exit {proc.returncode}: {proc.stderr.decode(errors='replace').strip()[-300:]}"
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "reports").mkdir(exist_ok=True)
+    (dest / "diagnostics").mkdir(exist_ok=True)
+    if proc.stdout:
+        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+            tar.extractall(dest, filter="data")
+    return None

@@ -1,0 +1,160 @@
+"""What the operator commands (`python -m ops.cli`) do, as data: the pulumi argv of each step, and what the
+stack outputs say about hosts and releases. Pure: no process is started here, so every command line has an
+exact-string test and the CLI can print the plan before running it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ops.ship import agent_command
+
+NAMESPACE = "devtools"
+COLORS = ("green", "blue")
+
+
+class PlanError(ValueError):
+    """The stack's outputs cannot support the requested operation (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str
+    argv: tuple[str, ...]
+
+    def render(self) -> str:
+        return f"{self.what}\n      $ {shlex.join(self.argv)}"
+
+
+def pulumi(*args: str, stack: str) -> tuple[str, ...]:
+    return ("pulumi", *args, "--stack", stack, "--non-interactive")
+
+
+def config_set(stack: str, key: str, value: str) -> Step:
+    return Step(f"set {NAMESPACE}:{key} = {value} on stack {stack}",
+                pulumi("config", "set", f"{NAMESPACE}:{key}", value, stack=stack))
+
+
+def up(stack: str, message: str) -> Step:
+    return Step(f"pulumi up on stack {stack} (the engine shows what changes)",
+                pulumi("up", "--yes", "--diff", "--message", message, stack=stack))
+
+
+def stack_outputs(stack: str) -> tuple[str, ...]:
+    return pulumi("stack", "output", "--json", stack=stack)
+
+
+def config_get(stack: str, key: str) -> tuple[str, ...]:
+    """Reads one config value; for a secret key the value arrives on stdout only (the caller keeps it in memory)."""
+    return pulumi("config", "get", f"{NAMESPACE}:{key}", stack=stack)
+
+
+def preview_no_changes(stack: str) -> tuple[str, ...]:
+    return pulumi("preview", "--expect-no-changes", "--diff", stack=stack)
+
+
+def flip_plan(stack: str, outputs: Mapping[str, Any], color: str) -> list[Step]:
+    """Move traffic to `color`: one config value, one update (only the traffic resource changes)."""
+    if color not in COLORS:
+        raise PlanError(f"flip: color {color!r} is not one of {', '.join(COLORS)}")
+    live = outputs.get("liveColor")
+    if live is None:
+        raise PlanError(f"flip: stack {stack} exports no liveColor: it owns no traffic resource "
+                        f"(traffic: none); flip on the stack that owns the load balancer")
+    return [config_set(stack, "liveColor", color),
+            up(stack, f"flip traffic {live} -> {color}")]
+
+
+def releases_of(outputs: Mapping[str, Any]) -> list[str]:
+    """Release ids the stack can return to, oldest first (its `releases` export; the current one last)."""
+    history = outputs.get("releases")
+    return [str(k) for k in history] if isinstance(history, Mapping) else []
+
+
+def previous_release(outputs: Mapping[str, Any]) -> str:
+    """The release before the current one, from the stack's history."""
+    current = (outputs.get("release") or {}).get("id")
+    ids = [r for r in releases_of(outputs) if r != current]
+    if current is None or not ids:
+        known = ", ".join(releases_of(outputs)) or "none"
+        raise PlanError(f"rollback: no earlier release in the stack's history (known: {known}); "
+                        f"pass --to <release id>, or flip back with `rollback --flip`")
+    return ids[-1]
+
+
+def rollback_plan(stack: str, outputs: Mapping[str, Any], to: str | None, flip: bool) -> list[Step]:
+    """Pin an earlier release (`release: <id>`, hosts roll back through the same rollout and gate), or flip back."""
+    if flip:
+        live = outputs.get("liveColor")
+        if live not in COLORS:
+            raise PlanError(f"rollback --flip: stack {stack} exports no liveColor to flip back from")
+        return flip_plan(stack, outputs, COLORS[1 - COLORS.index(str(live))])
+    target = to or previous_release(outputs)
+    known = releases_of(outputs)
+    if target not in known:
+        raise PlanError(f"rollback: release {target!r} is not in stack {stack}'s history "
+                        f"(known: {', '.join(known) or 'none'}); its images may be gone")
+    current = (outputs.get("release") or {}).get("id")
+    if target == current:
+        raise PlanError(f"rollback: release {target!r} is already the current release of stack {stack}")
+    return [config_set(stack, "release", target),
+            up(stack, f"roll back {current} -> {target}")]
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    name: str
+    address: str
+    port: int
+    user: str
+    host_key: str
+    root: str
+    project: str
+
+
+def hosts_of(stack: str, outputs: Mapping[str, Any]) -> list[HostAccess]:
+    """Every host of the stack, with what SSH and the host agent need (from its `hosts` and `color` exports)."""
+    hosts = outputs.get("hosts")
+    if not isinstance(hosts, Mapping) or not hosts.get("addresses"):
+        raise PlanError(f"stack {stack} exports no hosts: run `pulumi up --stack {stack}` first")
+    missing = [k for k in ("names", "ports", "sshUser", "root") if k not in hosts]
+    if missing or "color" not in outputs:
+        raise PlanError(f"stack {stack}'s `hosts` export lacks {', '.join(missing or ['color'])}: it was written "
+                        f"by an older program; run `pulumi up --stack {stack}` once")
+    names: Sequence[str] = hosts["names"]
+    addresses: Sequence[str] = hosts["addresses"]
+    ports: Sequence[int] = hosts["ports"]
+    return [HostAccess(str(n), str(a), int(p), str(hosts["sshUser"]), str(hosts.get("sshHostKey") or ""),
+                       str(hosts["root"]), str(outputs["color"]))
+            for n, a, p in zip(names, addresses, ports, strict=True)]
+
+
+def intended_release(stack: str, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    release = outputs.get("release")
+    if not isinstance(release, Mapping) or not isinstance(release.get("images"), Mapping):
+        raise PlanError(f"stack {stack} exports no release: run `pulumi up --stack {stack}` first")
+    return dict(release)
+
+
+def known_hosts_line(host: HostAccess) -> str:
+    """A known_hosts entry pinning the configured host key ("[addr]:port" form for non-22 ports)."""
+    where = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    return f"{where} {host.host_key}\n"
+
+
+def status_command(host: HostAccess) -> str:
+    """Remote shell: the host agent's status of the stack's project, as one JSON line."""
+    return agent_command(host.root, host.project, ["status", "--compact"])
+
+
+def collect_command(host: HostAccess) -> str:
+    """Remote shell: a tar of the project's validation reports and diagnostics bundles on stdout."""
+    return f"cd {shlex.quote(f'{host.root}/{host.project}')} && tar -cf - reports diagnostics"
+
+
+def render_plan(title: str, steps: Sequence[Step]) -> str:
+    lines = [title] + [f"  {i}. {s.render()}" for i, s in enumerate(steps, start=1)]
+    return "\n".join(lines)

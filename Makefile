@@ -43,10 +43,11 @@ status: ## what runs where
 flip: ## route the proxy to COLOR (make flip COLOR=blue)
 	@bash scripts/local-env.sh flip $(COLOR)
 
-lint: venv ## ruff, mypy, shellcheck
+lint: venv ## ruff, mypy, shellcheck, actionlint (the GitHub workflows, with shellcheck on their run: blocks)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
-	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh bench/*.sh
+	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh bench/*.sh .github/scripts/*.sh
+	@bash scripts/actionlint.sh run
 
 unit: venv ## fast tests: pure builders, renderers, parsers, real local servers (no docker)
 	@$(VENV)/bin/pytest -m "not e2e and not engine" -q

@@ -1,0 +1,219 @@
+"""The GitHub workflows: actionlint (with shellcheck on every `run:` block), then their safety properties read
+from the parsed YAML: least permissions, timeouts, one deploy at a time, no secret echoed, pinned actions, a
+preview that cannot push, a drift job that fails on a mismatch."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+ACTIONS = ROOT / ".github" / "actions"
+DEPLOY_GROUP = "deploy-prod"
+
+
+def load(name: str) -> dict[str, Any]:
+    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    data: dict[str, Any] = {str(k): v for k, v in raw.items() if k is not True}
+    data["on"] = raw.get(True, raw.get("on"))  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+ALL = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps") or [])
+
+
+def runs(data: dict[str, Any]) -> list[str]:
+    return [s["run"] for job in data["jobs"].values() for s in steps(job) if "run" in s]
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> str:
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "actionlint.sh"), "path"], capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def shellcheck() -> str:
+    path = shutil.which("shellcheck")
+    assert path, "shellcheck is not installed (apt-get install shellcheck)"
+    return path
+
+
+def test_the_workflows_exist() -> None:
+    assert ALL == ["deploy.yml", "drift.yml", "operate.yml", "preview.yml", "tests.yml"]
+
+
+def test_actionlint_and_shellcheck_pass(actionlint: str, shellcheck: str) -> None:
+    proc = subprocess.run([actionlint, "-shellcheck", shellcheck, "-pyflakes=", *map(str, sorted(WORKFLOWS.glob(
+        "*.yml")))], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_actionlint_runs_shellcheck_on_run_blocks(actionlint: str, shellcheck: str, tmp_path: Path) -> None:
+    """The check above can fail: an unquoted variable in a run: block is reported through shellcheck."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("on: push\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    timeout-minutes: 5\n"
+                   "    steps:\n      - run: rm -rf $TARGET/build\n")
+    proc = subprocess.run([actionlint, "-shellcheck", shellcheck, "-pyflakes=", str(bad)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "SC2086" in proc.stdout
+
+
+def test_composite_action_and_helper_scripts_pass_shellcheck(shellcheck: str) -> None:
+    for action in ACTIONS.glob("*/action.yml"):
+        for step in yaml.safe_load(action.read_text())["runs"]["steps"]:
+            if "run" in step:
+                proc = subprocess.run([shellcheck, "-s", "bash", "-"], input=step["run"], capture_output=True,
+                                      text=True, timeout=60, check=False)
+                assert proc.returncode == 0, f"{action}: {proc.stdout}"
+    scripts = sorted(map(str, (ROOT / ".github" / "scripts").glob("*.sh")))
+    assert scripts
+    proc = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_job_has_a_timeout(name: str) -> None:
+    for job_id, job in load(name)["jobs"].items():
+        if "uses" in job:  # a reusable workflow: its own jobs carry the timeouts (checked in that file)
+            assert job["uses"].startswith("./.github/workflows/"), (name, job_id)
+            continue
+        assert 0 < int(job["timeout-minutes"]) <= 60, (name, job_id)
+
+
+# The only write scopes anywhere: the preview comment, and the operate job committing the stack file.
+ALLOWED_WRITES = {("preview.yml", "preview"): {"pull-requests"}, ("operate.yml", "operate"): {"contents"}}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_least_permissions(name: str) -> None:
+    data = load(name)
+    assert data["permissions"] == {"contents": "read"}, name
+    for job_id, job in data["jobs"].items():
+        writes = {k for k, v in (job.get("permissions") or {}).items() if v == "write"}
+        assert writes == ALLOWED_WRITES.get((name, job_id), set()), (name, job_id, writes)
+        assert job.get("permissions") != "write-all"
+
+
+def test_one_deploy_at_a_time() -> None:
+    for name in ("deploy.yml", "operate.yml", "drift.yml"):
+        assert load(name)["concurrency"] == {"group": DEPLOY_GROUP, "cancel-in-progress": False}, name
+    assert load("deploy.yml")["on"] == {"push": {"branches": ["main"]}}
+    for name, job in (("deploy.yml", "deploy"), ("operate.yml", "operate")):
+        assert load(name)["jobs"][job]["environment"] == "prod", name  # the protection rule
+
+
+SECRET_REF = re.compile(r"\$\{\{\s*secrets\.")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_secret_reaches_a_script_or_a_log(name: str) -> None:
+    data = load(name)
+    text = (WORKFLOWS / name).read_text()
+    secret_vars = {k for job in data["jobs"].values() for k, v in (job.get("env") or {}).items()
+                   if SECRET_REF.search(str(v))}
+    secret_vars |= {k for job in data["jobs"].values() for s in steps(job) for k, v in (s.get("env") or {}).items()
+                    if SECRET_REF.search(str(v))}
+    for script in runs(data):
+        assert not SECRET_REF.search(script), script  # secrets only through env:, never pasted into a script
+        assert "${{" not in script, script  # no expression in a script at all (injection): env: instead
+        assert not re.search(r"set -[a-z]*x|--show-secrets|pulumi config get|printenv|\benv\b\s*$", script, re.M)
+        for var in secret_vars:
+            assert not re.search(rf"(echo|printf|cat)\b[^\n]*\$\{{?{var}\b", script), (var, script)
+    for job in data["jobs"].values():
+        for s in steps(job):
+            for value in (s.get("with") or {}).values():
+                assert not SECRET_REF.search(str(value)), (name, s)
+    assert "ACTIONS_STEP_DEBUG" not in text
+
+
+@pytest.mark.parametrize("name", [*ALL, "../actions/setup/action.yml"])
+def test_actions_are_pinned_to_a_commit(name: str) -> None:
+    for line in (WORKFLOWS / name).read_text().splitlines():
+        match = re.search(r"uses:\s*(\S+)(.*)$", line)
+        if not match or match.group(1).startswith("./"):
+            continue
+        ref, comment = match.groups()
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), line
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), line
+
+
+def test_setup_installs_the_cli_the_sdk_is_pinned_to() -> None:
+    pin = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pin
+    action = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
+    cli = [s for s in action["runs"]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert [s["with"]["pulumi-version"] for s in cli] == [pin.group(1)]
+
+
+def test_preview_cannot_change_or_push_anything() -> None:
+    data = load("preview.yml")
+    assert set(data["on"]) == {"pull_request"}
+    job = data["jobs"]["preview"]
+    pulumi_steps = [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert [s["with"]["command"] for s in pulumi_steps] == ["preview"]
+    assert pulumi_steps[0]["with"]["comment-on-pr"] is True and pulumi_steps[0]["with"]["edit-pr-comment"] is True
+    assert job["strategy"]["matrix"]["stack"] == ["prod", "blue"]
+    assert "environment" not in job  # never the prod environment's read/write token
+    assert job["env"]["DIGITALOCEAN_TOKEN"] == "${{ secrets.DIGITALOCEAN_READ_TOKEN }}"
+    for script in runs(data):
+        assert not re.search(r"docker (push|login|build)|buildx|ops\.build|pulumi (up|destroy|config set)", script)
+    # Builds during preview only when the PR carries the label; docker-build never pushes in a preview.
+    config_map = pulumi_steps[0]["with"]["config-map"]
+    assert "contains(github.event.pull_request.labels.*.name, 'preview-builds')" in config_map
+    for stack in ("prod", "blue"):
+        stack_config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert stack_config.get("devtools:buildOnPreview", False) in (False, "false")
+    schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["buildOnPreview"]
+    assert schema["default"] is False
+
+
+def test_drift_job_fails_on_a_mismatch() -> None:
+    data = load("drift.yml")
+    assert "schedule" in data["on"] and "workflow_dispatch" in data["on"]
+    job = data["jobs"]["drift"]
+    assert "continue-on-error" not in job
+    preview = [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert [(s["with"]["command"], s["with"]["expect-no-changes"]) for s in preview] == [("preview", True)]
+    check = [s for s in steps(job) if "ops.cli drift" in s.get("run", "")]
+    assert len(check) == 1
+    assert "continue-on-error" not in check[0] and "continue-on-error" not in preview[0]
+    assert check[0]["if"].startswith("always()")  # runs even when the preview already found a change
+    assert not re.search(r"\|\|\s*(true|:)|set \+e|; *exit 0", check[0]["run"])
+
+
+def test_deploy_uploads_reports_and_diagnostics_when_rolled_back() -> None:
+    job = load("deploy.yml")["jobs"]["deploy"]
+    up = [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert [(s["with"]["command"], s["with"]["stack-name"]) for s in up] == [("up", "prod")]
+    uploads = {s["with"]["name"]: s for s in steps(job) if str(s.get("uses", "")).startswith("actions/upload-artifact")}
+    assert uploads["validation-reports"]["if"] == "always()"
+    assert uploads["diagnostics"]["if"] == "failure()"
+    collect = [s for s in steps(job) if "ops.cli collect" in s.get("run", "")]
+    assert collect and collect[0]["if"] == "always()" and "--summary" in collect[0]["run"]
+    assert load("deploy.yml")["jobs"]["deploy"]["needs"] == "tests"
+
+
+def test_operate_refuses_to_destroy_the_standby_that_serves_traffic() -> None:
+    data = load("operate.yml")
+    inputs = data["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["action"]["options"] == ["flip", "rollback", "rollback-flip", "standby-up", "standby-destroy"]
+    names = [s.get("name", "") for s in steps(data["jobs"]["operate"])]
+    guard = names.index("Refuse to destroy the standby while it serves traffic")
+    assert guard < names.index("Destroy the standby stack (blue)")
+    assert names.index("Flip or roll back prod (ops.cli)") < names.index("Commit the changed stack file")

@@ -53,6 +53,15 @@ def test_drift_against_a_real_host(local_env: localenv.LocalEnv, host: Host, tmp
         assert re.search(r"^stand-in +documentation +STOPPED / UNHEALTHY +sha256:", table, re.M), table
         assert re.search(r"^stand-in +debug-shell +EXTRA \(not in the release\) +- +sha256:", table, re.M), table
         assert drift.verdict(findings) == (False, "DRIFT: 2 of 10 checks on 1 host(s) differ from the stack")
+
+        # The runbook's repair: apply the stack's release again (what `pulumi up --replace <host>-apply` runs).
+        # It restarts the stopped service; a container started by hand is not compose's and stays for a human.
+        again = host.ship(pins, PROJECT, env={"HOST_PORT_PREFIX": PREFIX})
+        assert again.returncode == 0, again.stdout + again.stderr
+        repaired = drift.compare(access.name, intended, host_status(host.target, access))
+        assert {f.service: f.kind for f in repaired if not f.ok} == {"debug-shell": "extra"}, \
+            drift.render_table(repaired)
+        assert sum(f.ok for f in repaired) == 9
     finally:
         docker("rm", "-f", stray)
         docker("start", f"{PROJECT}-documentation-1")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Pulumi toolchain this project needs from the Go module proxy alone (no download site, no prebuilt
 # binary) and installs it so that the Pulumi CLI finds everything without downloading: the CLI, a Python language
-# host, and the resource providers of the pinned Python SDKs that the proxy serves. Each binary is built from its
+# host, the resource providers of the pinned Python SDKs that the proxy serves, and our own build of the subset of
+# the command provider that the program uses (the proxy does not serve upstream's). Each binary is built from its
 # wrapper module under tools/<name>/ and cached by version under $DEVTOOLS_TOOLCHAIN/<name>-<version>/; a second
 # run only checks the caches. See --help.
 set -euo pipefail
@@ -26,15 +27,16 @@ COMPONENTS=(
   "pulumi|$PULUMI_VERSION|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION|github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION"
   "pulumi-language-python|$PULUMI_VERSION|.|main.version=$PULUMI_VERSION|github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION"
   "pulumi-resource-docker-build|$DOCKER_BUILD_VERSION|github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build|github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_VERSION|github.com/pulumi/pulumi-docker-build v$DOCKER_BUILD_VERSION"
+  "pulumi-resource-command|$COMMAND_VERSION|.|main.version=$COMMAND_VERSION|"
 )
+# The plugins that install registers: component|plugin name|version
+PLUGINS=("pulumi-resource-docker-build|docker-build|$DOCKER_BUILD_VERSION" "pulumi-resource-command|command|$COMMAND_VERSION")
 # Providers of the pinned Python SDKs that cannot be built from the module proxy, with why (checked again, live,
 # by `install NAME`).
 declare -A UNAVAILABLE=(
-  [pulumi-resource-command]="the provider's Go code is in the module github.com/pulumi/pulumi-command/provider (at v$COMMAND_VERSION; later commits moved it to the root module), and the proxy serves no version of it with that code: provider@v$COMMAND_VERSION answers 404 (no such tag), provider pseudo-versions and root-module pseudo-versions after v$COMMAND_VERSION answer 403; the root module at v$COMMAND_VERSION is served but holds only docs and CI files"
   [pulumi-resource-digitalocean]="the module github.com/pulumi/pulumi-digitalocean/provider/v4 answers 403 (v$DIGITALOCEAN_VERSION, v4.76.0, the version list), and so does github.com/digitalocean/terraform-provider-digitalocean, which it replaces with a local path (../upstream, a patched git submodule) and which a dependency build would need at its required v0.0.0"
 )
 declare -A PROBES=(
-  [pulumi-resource-command]="github.com/pulumi/pulumi-command/provider/@v/v$COMMAND_VERSION.info github.com/pulumi/pulumi-command/@v/list github.com/pulumi/pulumi-command/provider/@v/list"
   [pulumi-resource-digitalocean]="github.com/pulumi/pulumi-digitalocean/provider/v4/@v/v$DIGITALOCEAN_VERSION.info github.com/pulumi/pulumi-digitalocean/provider/v4/@v/list github.com/digitalocean/terraform-provider-digitalocean/@v/list"
 )
 
@@ -43,8 +45,9 @@ usage() {
 usage: scripts/pulumi-toolchain.sh [install [NAME...] | env | status | clean NAME... | --help]
 
   install   build what is missing and install it (default; NAMEs: pulumi, pulumi-language-python,
-            pulumi-resource-docker-build, or 'all', which adds the providers that cannot be built here and so
-            exits non-zero). Prints each step and how long it took; a second run changes nothing.
+            pulumi-resource-docker-build, pulumi-resource-command, or 'all', which adds the providers that cannot
+            be built here and so exits non-zero). Prints each step and how long it took; a second run changes
+            nothing.
   env       print the export lines for a shell: eval "\$(scripts/pulumi-toolchain.sh env)"
             (also written to $T/env.sh by install)
   status    what is built and installed
@@ -56,8 +59,10 @@ What is built (Go $GO_MIN or newer, from $PROXY only):
                                 says why), with the SDK's pulumi-language-python-exec and
                                 pulumi-resource-pulumi-python shims from the sdk/v3 module
   pulumi-resource-docker-build  v$DOCKER_BUILD_VERSION, the upstream provider (tools/pulumi-resource-docker-build)
-Not buildable here: pulumi-resource-command v$COMMAND_VERSION, pulumi-resource-digitalocean v$DIGITALOCEAN_VERSION
-(install NAME says why).
+  pulumi-resource-command       v$COMMAND_VERSION, the project's OWN build of the subset of the command provider's
+                                schema that the program uses (tools/pulumi-resource-command/main.go: upstream's
+                                provider module is not served; prod CI uses the upstream plugin)
+Not buildable here: pulumi-resource-digitalocean v$DIGITALOCEAN_VERSION (install NAME says why).
 
 Where: DEVTOOLS_TOOLCHAIN=$T (cache: <name>-<version>/, Go's module and build caches in go/, the
 command links in bin/); providers are registered with 'pulumi plugin install --file' in \$PULUMI_HOME
@@ -216,12 +221,11 @@ unavailable() {
 }
 
 cmd_install() {
-  local want=("$@") c name version pkg xflag require missing=() total
+  local want=("$@") c name version pkg xflag require plugin missing=() total
+  local buildable=(pulumi pulumi-language-python pulumi-resource-docker-build pulumi-resource-command)
   total=$(now_us)
-  [[ ${#want[@]} -gt 0 ]] || want=(pulumi pulumi-language-python pulumi-resource-docker-build)
-  if [[ ${want[0]} == all ]]; then
-    want=(pulumi pulumi-language-python pulumi-resource-docker-build "${!UNAVAILABLE[@]}")
-  fi
+  [[ ${#want[@]} -gt 0 ]] || want=("${buildable[@]}")
+  [[ ${want[0]} != all ]] || want=("${buildable[@]}" "${!UNAVAILABLE[@]}")
   for name in "${want[@]}"; do
     [[ -n ${UNAVAILABLE[$name]:-} ]] && continue
     printf '%s\n' "${COMPONENTS[@]}" | grep -q "^$name|" || die "unknown component: $name (see --help)"
@@ -240,10 +244,10 @@ cmd_install() {
     [[ $name != pulumi-language-python ]] || install_python_shims
   done
   assemble
-  if [[ " ${want[*]} " == *" pulumi-resource-docker-build "* ]]; then
-    register_plugin docker-build "$DOCKER_BUILD_VERSION" \
-      "$T/pulumi-resource-docker-build-$DOCKER_BUILD_VERSION/bin/pulumi-resource-docker-build"
-  fi
+  for c in "${PLUGINS[@]}"; do
+    IFS='|' read -r name plugin version <<<"$c"
+    [[ " ${want[*]} " != *" $name "* ]] || register_plugin "$plugin" "$version" "$T/$name-$version/bin/$name"
+  done
   env_lines >"$T/env.sh.tmp" && mv -f "$T/env.sh.tmp" "$T/env.sh"
   for name in "${want[@]}"; do
     [[ -z ${UNAVAILABLE[$name]:-} ]] || { unavailable "$name"; missing+=("$name"); }
@@ -252,8 +256,10 @@ cmd_install() {
   if [[ ${#missing[@]} -gt 0 ]]; then
     die "could not build: ${missing[*]} (see above)"
   fi
-  [[ " ${want[*]} " == *" pulumi-resource-command "* ]] ||
-    say "note: pulumi-resource-command $COMMAND_VERSION and pulumi-resource-digitalocean $DIGITALOCEAN_VERSION cannot be built here ('install all' says why)"
+  [[ " ${want[*]} " != *" pulumi-resource-command "* ]] ||
+    say "note: pulumi-resource-command $COMMAND_VERSION is the project's own build of the subset of the command provider that the program uses (tools/pulumi-resource-command), not upstream's"
+  [[ " ${want[*]} " == *" pulumi-resource-digitalocean "* ]] ||
+    say "note: pulumi-resource-digitalocean $DIGITALOCEAN_VERSION cannot be built here ('install all' says why)"
 }
 
 cmd_status() {
@@ -261,7 +267,8 @@ cmd_status() {
   for c in "${COMPONENTS[@]}"; do
     IFS='|' read -r name version rest <<<"$c"
     if [[ -x $T/$name-$version/bin/$name ]]; then
-      printf '%-30s %-8s built   %s\n' "$name" "$version" "$T/$name-$version/bin/$name"
+      printf '%-30s %-8s built   %s%s\n' "$name" "$version" "$T/$name-$version/bin/$name" \
+        "$([[ $name != pulumi-resource-command ]] || echo ' (own build of the subset the program uses)')"
     else
       printf '%-30s %-8s missing\n' "$name" "$version"
     fi

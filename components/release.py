@@ -74,16 +74,17 @@ class ReleaseRollout(pulumi.ComponentResource):
         for host in args.hosts:
             prefix = f"{name}-{host.name}"
             conn = commands.connection_args(host.address, host.port, config, args.private_key)
+            # No command reads PULUMI_COMMAND_STDOUT/STDERR: not sending them spares sshd's AcceptEnv refusals.
             upload = remote.Command(
-                f"{prefix}-upload", connection=conn, create=upload_create, stdin=payload, triggers=[host.trigger],
-                logging=remote.Logging.STDERR,
+                f"{prefix}-upload", connection=conn, add_previous_output_in_env=False, create=upload_create,
+                stdin=payload, triggers=[host.trigger], logging=remote.Logging.STDERR,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, *previous]),
             )
             # Owns the project on this host: destroying the stack runs `hostagent stop` here (containers down,
             # volumes kept). It is replaced only with the host itself, never by a new release or new secrets, so
             # a rollout never stops what it just started.
             lifecycle = remote.Command(
-                f"{prefix}-project", connection=conn,
+                f"{prefix}-project", connection=conn, add_previous_output_in_env=False,
                 create=commands.presence_script(config.hosts.root, config.color),
                 delete=commands.stop_script(config.hosts.root, config.color), triggers=[host.trigger],
                 logging=remote.Logging.STDERR, opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]),
@@ -92,8 +93,8 @@ class ReleaseRollout(pulumi.ComponentResource):
             triggers: list[pulumi.Input[str]] = [host.trigger]
             if rendered:
                 before_apply.append(remote.Command(
-                    f"{prefix}-secrets", connection=conn, create=commands.secrets_script(config.hosts.root,
-                                                                                          config.color),
+                    f"{prefix}-secrets", connection=conn, add_previous_output_in_env=False,
+                    create=commands.secrets_script(config.hosts.root, config.color),
                     stdin=secrets_stdin, triggers=[host.trigger], logging=remote.Logging.NONE,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
                                                 additional_secret_outputs=["stdout", "stderr"]),
@@ -106,8 +107,8 @@ class ReleaseRollout(pulumi.ComponentResource):
             # secrets REPLACE this resource, which runs the same release again (compose recreates only the
             # services whose environment changed). Identical inputs on two runs are a no-op.
             apply = remote.Command(
-                f"{prefix}-apply", connection=conn, create=apply_create, triggers=triggers,
-                logging=remote.Logging.STDOUT_AND_STDERR,
+                f"{prefix}-apply", connection=conn, add_previous_output_in_env=False, create=apply_create,
+                triggers=triggers, logging=remote.Logging.STDOUT_AND_STDERR,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=before_apply),
             )
             gate = ValidationGate(

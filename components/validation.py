@@ -46,6 +46,7 @@ class ValidationGate(pulumi.ComponentResource):
         self.command = remote.Command(
             f"{name}-run",
             connection=args.connection,
+            add_previous_output_in_env=False,
             create=script,
             triggers=[args.content, *args.rerun_on],
             logging=remote.Logging.STDOUT_AND_STDERR,

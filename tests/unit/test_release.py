@@ -41,6 +41,13 @@ def test_children_in_order_under_the_component():
     assert world.one("devtools:index:ValidationGate").name == "rel-green-1-validate"
 
 
+def test_no_remote_command_sends_previous_outputs_to_sshd():
+    """None of our scripts reads PULUMI_COMMAND_STDOUT/STDERR; sending them only draws sshd AcceptEnv refusals."""
+    commands_seen = [r for r in _run().registrations if r.type == CMD]
+    assert len(commands_seen) == 5
+    assert all(r.inputs["addPreviousOutputInEnv"] is False for r in commands_seen)
+
+
 def test_exact_create_strings_and_payload():
     """Every host command is the pure builder's text; the upload's stdin is the reproducible bundle."""
     cfg = sc.make_config()

@@ -83,6 +83,7 @@ class BuildConfig:
     platform: str
     on_preview: bool
     cache: bool
+    builder: str | None
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         platform=r.string("buildPlatform", r"linux/(amd64|arm64|arm/v7)", "linux/amd64, linux/arm64 or linux/arm/v7"),
         on_preview=r.boolean("buildOnPreview"),
         cache=r.boolean("buildCache"),
+        builder=r.string("buildBuilder", r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "a buildx builder name") or None,
     )
     rel = ReleaseConfig(
         source="build" if release == "build" else "prod" if release == "prod" else "pinned",

@@ -77,8 +77,10 @@ KEYS: tuple[Key, ...] = (
     Key("appRoot", "string", "examples/app", "the application checkout the build contexts live under"),
     Key("buildPlatform", "string", "linux/amd64", "image platform"),
     Key("buildOnPreview", "boolean", False, "build (never push) images during `pulumi preview`"),
+    Key("buildBuilder", "string", "", "buildx builder the images are built with (empty: the provider's default; "
+        "the local stand-in's `devtools-local` is buildkitd from scripts/buildkit-local.sh)"),
     Key("buildCache", "boolean", True, "share a registry build cache per service (needs a BuildKit builder that "
-        "exports caches; off for the local stand-in's plain docker engine)"),
+        "exports caches; off for the local stand-in, whose builder keeps its own cache)"),
     # traffic
     Key("lbSizeUnit", "integer", 1, "load balancer size units (1-100)"),
     Key("tlsCertificateName", "string", "", "DigitalOcean certificate name for an HTTPS rule (empty: HTTP only)"),

@@ -134,6 +134,7 @@ class ServiceImages(pulumi.ComponentResource):
                 ref=cache, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))]
             if cfg.build.cache else None,
             registries=registries,
+            builder=docker_build.BuilderConfigArgs(name=cfg.build.builder) if cfg.build.builder else None,
             labels=oci_labels(spec.service, args.release_id, args.commit, args.stamp_revision),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )

@@ -216,3 +216,11 @@ def test_half_a_login_is_refused() -> None:
 
     with pytest.raises(Exception, match="push_username and push_password are given together or not at all"):
         run_components(program)
+
+
+def test_builder_is_named_only_when_configured() -> None:
+    """The provider's default builder unless buildBuilder names one (the stand-in's buildkitd: devtools-local)."""
+    assert "builder" not in run_images(make_config()).one(IMAGE, "images-cicd").inputs
+    world = run_images(make_config(buildBuilder="devtools-local"))
+    images = world.of_type(IMAGE)
+    assert len(images) == 9 and all(r.inputs["builder"] == {"name": "devtools-local"} for r in images)

@@ -33,6 +33,7 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("region slug", "prod", {"region": "New York"}, "devtools:region", "a region slug"),
     ("size slug", "prod", {"dropletSize": "S-1VCPU"}, "devtools:dropletSize", "a droplet size slug"),
     ("boolean", "prod", {"monitoring": "yes"}, "devtools:monitoring", "true or false"),
+    ("builder name", "local", {"buildBuilder": "my builder"}, "devtools:buildBuilder", "a buildx builder name"),
     ("allowlist not CIDR", "prod", {"sshAllowlist": '["office"]'}, "devtools:sshAllowlist", "CIDR"),
     ("allowlist host bits", "prod", {"sshAllowlist": '["203.0.113.7/24"]'}, "devtools:sshAllowlist", "host bits"),
     ("allowlist empty", "prod", {"sshAllowlist": "[]"}, "devtools:sshAllowlist", "0.0.0.0/0 is never the default"),

@@ -64,7 +64,7 @@ def run_stack(stack: str, overrides: dict[str, Any] | None = None, others: dict[
               key_file: Path | None = None) -> World:
     raw = with_overrides(stack_file_config(stack), overrides or {})
     secrets = set(PROD_SECRETS)
-    if stack == "local":
+    if stack in ("local", "local-blue"):
         assert key_file is not None, "the local stack reads its key from a file"
         key_file.write_text(SSH_PRIVATE_KEY)
         raw = with_overrides(raw, {"sshPrivateKeyPath": str(key_file)})

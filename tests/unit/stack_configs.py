@@ -107,7 +107,7 @@ def stack_file_config(stack: str) -> dict[str, Any]:
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     raw = {f"devtools:{k}": _raw_value(v["default"]) for k, v in project["config"].items() if "default" in v}
     raw |= {k: _raw_value(v) for k, v in yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].items()}
-    if stack == "local":
+    if stack in ("local", "local-blue"):
         return raw  # the key comes from sshPrivateKeyPath (a test overrides it with a temporary file)
     return raw | {"devtools:sshPrivateKey": SSH_PRIVATE_KEY, "digitalocean:token": DO_TOKEN,
                   "devtools:appSecrets": json.dumps({"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,

@@ -153,6 +153,28 @@ def test_local_uses_the_stand_in_and_no_digitalocean(tmp_path):
     assert world.depends_on(flip, _commands(world, "-validate-run")[0])
 
 
+def test_local_blue_runs_the_local_release_on_the_blue_project(tmp_path):
+    """The local standby: no build, no DigitalOcean, no traffic resource; it applies what `local` exports."""
+    local = {**prod_outputs("r9"), "registryPullAuth": None}
+    world = run_stack("local-blue", others={"local": local}, key_file=tmp_path / "id")
+    assert world.of_type(IMAGE) == []
+    assert not [r for r in world.registrations if r.type.startswith("digitalocean:")]
+    assert world.of_type(LOCAL_COMMAND) == []
+    apply = _commands(world, "-apply")[0]
+    assert "--project blue" in apply.inputs["create"] and "apply --bundle /opt/devtools/incoming/r9" in \
+        apply.inputs["create"]
+    assert (apply.inputs["connection"]["host"], apply.inputs["connection"]["port"]) == ("127.0.0.1", 2222)
+    assert world.exports_plain["release"]["images"] == local["release"]["images"]
+
+
+def test_local_flips_its_proxy_to_local_blue(tmp_path):
+    blue = {"hosts": {"names": ["127.0.0.1:2222"], "dropletIds": []}, "release": {"id": "r9", "content": "c"},
+            "validation": {"release": "r9", "content": "c", "passed": True}}
+    world = run_stack("local", overrides={"liveColor": "blue"}, others={"local-blue": blue},
+                      key_file=tmp_path / "id")
+    assert world.one(LOCAL_COMMAND).inputs["create"].endswith("scripts/local-env.sh flip blue")
+
+
 def _non_traffic_inputs(world: World) -> dict[str, object]:
     return {f"{r.type}::{r.name}": r.raw for r in world.registrations
             if not r.name.startswith("traffic") and r.type != "pulumi:pulumi:StackReference"}
@@ -196,11 +218,12 @@ def test_same_release_twice_is_a_no_op_and_one_digest_changes_the_rollout():
     assert first.one(DROPLET).raw == changed.one(DROPLET).raw
 
 
-@pytest.mark.parametrize("stack", ["prod", "blue", "local"])
+@pytest.mark.parametrize("stack", ["prod", "blue", "local", "local-blue"])
 def test_no_secret_in_plain_text_anywhere(stack, tmp_path):
     """Registry credentials, the DO token, Langfuse keys and the SSH key end to end as secrets: no resource input
     and no stack output holds one in plain text."""
-    others = {"prod": prod_outputs()} if stack == "blue" else {}
+    others = {"prod": prod_outputs()} if stack == "blue" else {"local": prod_outputs()} if stack == "local-blue" \
+        else {}
     world = run_stack(stack, others=others, key_file=tmp_path / "id")
     creds = [o.get("dockerCredentials", "") for r in world.of_type(CREDS) for o in [r.outputs]]
     assert secret_leaks(world, [*SECRET_VALUES, *creds]) == []

@@ -55,7 +55,7 @@ def test_committed_stack_files_are_valid(stack):
 
 def test_stack_files_use_only_known_keys():
     known = {f"devtools:{k.name}" for k in KEYS} | {"digitalocean:token"}
-    for stack in ("prod", "blue", "local"):
+    for stack in ("prod", "blue", "local", "local-blue"):
         keys = set(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
         assert keys <= known, (stack, keys - known)
 

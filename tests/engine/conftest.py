@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.blue.yaml", "Pulumi.local.yaml", "__main__.py",
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.blue.yaml", "Pulumi.local.yaml", "Pulumi.local-blue.yaml",
+                 "__main__.py",
                  "components", "compose", "ops", "scripts", "requirements.txt")
 
 
@@ -48,9 +49,9 @@ class Workspace:
                               input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    project = tmp_path / "project"
+def new_workspace(base: Path) -> Workspace:
+    """A copy of the project under base/project with its own file backend under base/state."""
+    project = base / "project"
     project.mkdir()
     for name in PROJECT_FILES:
         src = ROOT / name
@@ -59,8 +60,13 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
         else:
             shutil.copy2(src, project / name)
     (project / ".venv").symlink_to(ROOT / ".venv")
-    state = tmp_path / "state"
+    state = base / "state"
     state.mkdir()
     env = {**toolchain_env(), "PULUMI_BACKEND_URL": f"file://{state}", "PULUMI_HOME": os.environ.get(
         "PULUMI_HOME", str(Path.home() / ".pulumi")), "DEVTOOLS_COMMIT": "e2e0c0ffee1234"}
-    yield Workspace(project, env)
+    return Workspace(project, env)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    yield new_workspace(tmp_path)

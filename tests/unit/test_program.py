@@ -175,6 +175,17 @@ def test_local_flips_its_proxy_to_local_blue(tmp_path):
     assert world.one(LOCAL_COMMAND).inputs["create"].endswith("scripts/local-env.sh flip blue")
 
 
+def test_local_rollback_pin_reads_only_its_own_history(tmp_path):
+    """The local stack is its own prod: pinning an earlier release must not reference a `prod` stack that does
+    not exist on this backend (the engine fails such a read)."""
+    own = prod_outputs("r1")
+    world = run_stack("local", overrides={"release": "r1"}, others={"local": own}, key_file=tmp_path / "id")
+    refs = sorted(r.name for r in world.of_type("pulumi:pulumi:StackReference"))
+    assert refs == ["organization/devtools/local"]
+    assert world.exports_plain["release"]["id"] == "r1"
+    assert world.of_type(IMAGE) == []
+
+
 def _non_traffic_inputs(world: World) -> dict[str, object]:
     return {f"{r.type}::{r.name}": r.raw for r in world.registrations
             if not r.name.startswith("traffic") and r.type != "pulumi:pulumi:StackReference"}

@@ -1,0 +1,140 @@
+"""The operator CLI on the local stack with the real engine: `pulumi up --stack local` and `--stack local-blue`
+deploy the example application to the SSH stand-in (images by docker-build through the local BuildKit, rollouts by
+the command provider, haproxy as the load balancer); then `ops.cli` flips green → blue → green with traffic
+following and nothing else updated, rolls back by pinning the previous release, and finds a container changed by
+hand. Leaves traffic on green and the hosts running (nothing is destroyed: destroying would stop the projects)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ops import localenv
+from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
+from tests.engine.conftest import ROOT, Workspace, new_workspace
+
+APP = ROOT / "examples" / "app"
+
+
+@dataclass
+class Deployed:
+    ws: Workspace
+    env: localenv.LocalEnv
+    first: str
+
+    def cli(self, *args: str, stack: str = "local") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ops.cli", *args, "--stack", stack, "--cwd", str(self.ws.dir)],
+                              cwd=ROOT, env=self.ws.env, capture_output=True, text=True, timeout=900, check=False)
+
+    def up(self, stack: str) -> subprocess.CompletedProcess[str]:
+        proc = self.ws.pulumi("up", "--yes", stack=stack, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc
+
+    def outputs(self, stack: str = "local") -> dict[str, Any]:
+        proc = self.ws.pulumi("stack", "output", "--json", stack=stack)
+        assert proc.returncode == 0, proc.stderr
+        data: dict[str, Any] = json.loads(proc.stdout)
+        return data
+
+    def last_changes(self, stack: str = "local") -> dict[str, int]:
+        """What the newest update did, as the engine recorded it (`pulumi stack history`)."""
+        proc = self.ws.pulumi("stack", "history", "--json", stack=stack)
+        assert proc.returncode == 0, proc.stderr
+        changes: dict[str, int] = json.loads(proc.stdout)[0]["resourceChanges"]
+        return changes
+
+    def served_by(self) -> str:
+        return httpx.get(f"{self.env.lb_url}/health", timeout=10).headers.get("x-served-by", "")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, local_env: localenv.LocalEnv  # noqa: F811
+             ) -> Iterator[Deployed]:
+    builder = subprocess.run(["bash", str(ROOT / "scripts" / "buildkit-local.sh"), "up"], capture_output=True,
+                             text=True, timeout=1800, check=False)
+    assert builder.returncode == 0, builder.stderr
+    ws = new_workspace(tmp_path_factory.mktemp("operator"))
+    d = Deployed(ws, local_env, f"op1-{uuid.uuid4().hex[:6]}")
+    for stack in ("local", "local-blue"):
+        assert ws.pulumi("stack", "init", stack=stack).returncode == 0
+    for key, value in (("appRoot", str(APP)), ("releaseId", d.first)):
+        assert ws.pulumi("config", "set", f"devtools:{key}", value, stack="local").returncode == 0
+    d.up("local")
+    assert d.outputs()["validation"]["passed"] is True
+    d.up("local-blue")
+    assert d.outputs("local-blue")["release"]["id"] == d.first
+    assert d.served_by() == "green"
+    yield d
+    if d.served_by() != "green":  # leave the stand-in as `make up` expects it
+        d.cli("flip", "green", "--yes")
+
+
+def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
+    blue = deployed.cli("flip", "blue", "--yes")
+    assert blue.returncode == 0, blue.stdout[-3000:] + blue.stderr
+    assert blue.stdout.startswith("flip stack local: traffic green -> blue\n  1. set devtools:liveColor = blue")
+    assert deployed.served_by() == "blue"
+    # One update (the traffic resource), 20 resources the same; `read` is the StackReference to local-blue.
+    assert deployed.last_changes() == {"update": 1, "same": 20, "read": 1}
+    assert deployed.outputs()["liveColor"] == "blue"
+
+    green = deployed.cli("flip", "green", "--yes")
+    assert green.returncode == 0, green.stdout[-3000:] + green.stderr
+    assert deployed.served_by() == "green"
+    changes = deployed.last_changes()
+    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 20}, changes
+
+    again = deployed.cli("flip", "green", "--yes")
+    assert (again.returncode, again.stdout) == (0, "traffic on stack local is already on green: nothing to do\n")
+
+
+def test_rollback_pins_the_previous_release(deployed: Deployed, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(APP, app, symlinks=True)
+    with open(app / "services" / "code-review" / "service.conf", "a", encoding="utf-8") as fh:
+        fh.write("# changed by the rollback test\n")
+    second = f"op2-{uuid.uuid4().hex[:6]}"
+    for key, value in (("appRoot", str(app)), ("releaseId", second)):
+        assert deployed.ws.pulumi("config", "set", f"devtools:{key}", value, stack="local").returncode == 0
+    deployed.up("local")
+    before = deployed.outputs()
+    assert before["release"]["id"] == second
+    assert list(before["releases"]) == [deployed.first, second]
+
+    back = deployed.cli("rollback", "--yes")
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr
+    assert f"set devtools:release = {deployed.first} on stack local" in back.stdout
+    after = deployed.outputs()
+    assert after["release"]["id"] == deployed.first and after["validation"]["passed"] is True
+    status = deployed.cli("status")
+    assert f"host 127.0.0.1:2222: current {deployed.first}, previous {second}, 9/9 services running healthy" \
+        in status.stdout, status.stdout
+    running = json.loads(deployed.cli("status", "--json").stdout)["hosts"]["127.0.0.1:2222"]["services"]
+    assert running["code-review"]["image"] == after["release"]["images"]["code-review"]
+    assert after["release"]["images"]["code-review"] != before["release"]["images"]["code-review"]
+
+
+def test_drift_after_a_container_is_changed_by_hand(deployed: Deployed) -> None:
+    clean = deployed.cli("drift")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    container = "green-cicd-1"
+    assert subprocess.run(["docker", "stop", "--time", "2", container], capture_output=True,
+                          check=False).returncode == 0
+    try:
+        found = deployed.cli("drift")
+        assert found.returncode == 1, found.stdout + found.stderr
+        assert "DRIFT: 1 of 9 checks on 1 host(s) differ from the stack" in found.stdout
+        assert any(line.split()[1:3] == ["cicd", "STOPPED"] for line in found.stdout.splitlines()[1:]), found.stdout
+    finally:
+        subprocess.run(["docker", "start", container], capture_output=True, check=False)

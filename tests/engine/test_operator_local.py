@@ -55,7 +55,7 @@ class Deployed:
         return changes
 
     def served_by(self) -> str:
-        return httpx.get(f"{self.env.lb_url}/health", timeout=10).headers.get("x-served-by", "")
+        return str(httpx.get(f"{self.env.lb_url}/health", timeout=10).headers.get("x-served-by", ""))
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 COLOR ?= green
+STACK ?= local
 # Release id: the commit, plus a content hash when the application or compose files have local changes
 # (a host refuses to reuse a release id for different content).
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- examples compose 2>/dev/null || echo "-dirty-$$(git diff HEAD -- examples compose | sha256sum | cut -c1-8)")
 
-.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain engine
+.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine stack
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -55,14 +56,22 @@ unit: venv ## fast tests: pure builders, renderers, parsers, real local servers 
 e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "e2e and not engine" -v
 
-test: env lint ## everything: install what is missing, lint, then every test
-	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "not engine" -v --durations=15
+test: env lint pulumi-toolchain builder ## everything: install what is missing, lint, then every test (unit, e2e, engine)
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -v --durations=15
 
-pulumi-toolchain: ## build the Pulumi CLI, Python language host and docker-build provider from the Go module proxy
+pulumi-toolchain: ## build the Pulumi CLI, language host, docker-build and command providers from the Go module proxy
 	@bash scripts/pulumi-toolchain.sh install
 
-engine: venv pulumi-toolchain ## the program on the real Pulumi engine (what runs here today: see README)
-	@$(VENV)/bin/pytest -m engine -v
+builder: ## build and start the local BuildKit (buildx builder devtools-local) the docker-build provider uses
+	@bash scripts/buildkit-local.sh up
+
+engine: env pulumi-toolchain builder ## only the engine tier: the program and ops.cli on the real Pulumi engine
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m engine -v
+
+stack: env pulumi-toolchain builder ## pulumi up --stack local (STACK=local-blue for the standby color)
+	@$(PY) -m ops.build --vendor-only
+	@eval "$$(bash scripts/pulumi-toolchain.sh env)" && \
+		pulumi stack select --create $(STACK) --non-interactive && pulumi up --stack $(STACK) --yes --non-interactive
 
 bench: env ## side-by-side measurements (see bench/README.md)
 	@$(PY) -m bench

@@ -56,8 +56,11 @@ unit: venv ## fast tests: pure builders, renderers, parsers, real local servers 
 e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "e2e and not engine" -v
 
+# Two sessions: the e2e session stops its own compose projects when it ends, so the engine tier does not run
+# next to some sixty containers' health checks on a 2-core machine.
 test: env lint pulumi-toolchain builder ## everything: install what is missing, lint, then every test (unit, e2e, engine)
-	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -v --durations=15
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "not engine" -v --durations=15
+	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m engine -v --durations=5
 
 pulumi-toolchain: ## build the Pulumi CLI, language host, docker-build and command providers from the Go module proxy
 	@bash scripts/pulumi-toolchain.sh install

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi-go-provider/infer"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
 	"devtools.local/tools/pulumi-resource-command/internal/cmdrun"
 )
@@ -83,12 +82,7 @@ func (*Command) Check(ctx context.Context, req infer.CheckRequest) (infer.CheckR
 // Create runs `create` (nothing during a preview, or when `create` is unset).
 func (*Command) Create(ctx context.Context, req infer.CreateRequest[CommandInputs],
 ) (infer.CreateResponse[CommandOutputs], error) {
-	state := CommandOutputs{CommandInputs: req.Inputs}
-	id, err := resource.NewUniqueHex(req.Name, 8, 0)
-	if err != nil || req.DryRun || req.Inputs.Create == nil {
-		return infer.CreateResponse[CommandOutputs]{ID: id, Output: state}, err
-	}
-	err = state.run(ctx, *req.Inputs.Create)
+	id, state, err := cmdrun.Create(ctx, req.Name, req.DryRun, req.Inputs.Create, CommandOutputs{CommandInputs: req.Inputs})
 	return infer.CreateResponse[CommandOutputs]{ID: id, Output: state}, err
 }
 
@@ -96,29 +90,18 @@ func (*Command) Create(ctx context.Context, req infer.CreateRequest[CommandInput
 func (*Command) Update(ctx context.Context, req infer.UpdateRequest[CommandInputs, CommandOutputs],
 ) (infer.UpdateResponse[CommandOutputs], error) {
 	state := CommandOutputs{CommandInputs: req.Inputs, Stdout: req.State.Stdout, Stderr: req.State.Stderr}
-	cmd := req.Inputs.Update
-	if cmd == nil {
-		cmd = req.Inputs.Create
-	}
-	if req.DryRun || cmd == nil {
-		return infer.UpdateResponse[CommandOutputs]{Output: state}, nil
-	}
-	err := state.run(ctx, *cmd)
+	state, err := cmdrun.Update(ctx, req.DryRun, req.Inputs.Update, req.Inputs.Create, state)
 	return infer.UpdateResponse[CommandOutputs]{Output: state}, err
 }
 
 // Delete runs `delete`, if set, with the inputs and outputs recorded in the state.
 func (*Command) Delete(ctx context.Context, req infer.DeleteRequest[CommandOutputs]) (infer.DeleteResponse, error) {
-	state := req.State
-	if state.Delete == nil {
-		return infer.DeleteResponse{}, nil
-	}
-	return infer.DeleteResponse{}, state.run(ctx, *state.Delete)
+	return infer.DeleteResponse{}, cmdrun.Delete(ctx, req.State.Delete, req.State)
 }
 
-// run runs cmd through the interpreter in dir, with the provider's environment plus `environment` plus the
+// Run runs cmd through the interpreter in dir, with the provider's environment plus `environment` plus the
 // previous outputs, and on success records its output.
-func (s *CommandOutputs) run(ctx context.Context, cmd string) error {
+func (s *CommandOutputs) Run(ctx context.Context, cmd string) error {
 	argv := []string{"/bin/sh", "-c"}
 	if s.Interpreter != nil && len(*s.Interpreter) > 0 {
 		argv = append([]string(nil), *s.Interpreter...)

@@ -9,7 +9,6 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 
 	"devtools.local/tools/pulumi-resource-command/internal/cmdrun"
@@ -118,36 +117,19 @@ func (*Command) Check(ctx context.Context, req infer.CheckRequest) (infer.CheckR
 // Create runs `create` (nothing during a preview, or when `create` is unset).
 func (*Command) Create(ctx context.Context, req infer.CreateRequest[CommandInputs],
 ) (infer.CreateResponse[CommandOutputs], error) {
-	state := CommandOutputs{CommandInputs: req.Inputs}
-	id, err := resource.NewUniqueHex(req.Name, 8, 0)
-	if err != nil || req.DryRun || req.Inputs.Create == nil {
-		return infer.CreateResponse[CommandOutputs]{ID: id, Output: state}, err
-	}
-	err = state.run(ctx, *req.Inputs.Create)
+	id, state, err := cmdrun.Create(ctx, req.Name, req.DryRun, req.Inputs.Create, CommandOutputs{CommandInputs: req.Inputs})
 	return infer.CreateResponse[CommandOutputs]{ID: id, Output: state}, err
 }
 
-// Update runs `update`, or `create` when `update` is unset, with the previous outputs in the environment; the
-// outputs stay those of the last run when neither is set.
+// Update runs `update`, or `create` when `update` is unset, with the previous outputs in the environment.
 func (*Command) Update(ctx context.Context, req infer.UpdateRequest[CommandInputs, CommandOutputs],
 ) (infer.UpdateResponse[CommandOutputs], error) {
 	state := CommandOutputs{CommandInputs: req.Inputs, Stdout: req.State.Stdout, Stderr: req.State.Stderr}
-	cmd := req.Inputs.Update
-	if cmd == nil {
-		cmd = req.Inputs.Create
-	}
-	if req.DryRun || cmd == nil {
-		return infer.UpdateResponse[CommandOutputs]{Output: state}, nil
-	}
-	err := state.run(ctx, *cmd)
+	state, err := cmdrun.Update(ctx, req.DryRun, req.Inputs.Update, req.Inputs.Create, state)
 	return infer.UpdateResponse[CommandOutputs]{Output: state}, err
 }
 
 // Delete runs `delete`, if set, with the inputs and outputs recorded in the state.
 func (*Command) Delete(ctx context.Context, req infer.DeleteRequest[CommandOutputs]) (infer.DeleteResponse, error) {
-	state := req.State
-	if state.Delete == nil {
-		return infer.DeleteResponse{}, nil
-	}
-	return infer.DeleteResponse{}, state.run(ctx, *state.Delete)
+	return infer.DeleteResponse{}, cmdrun.Delete(ctx, req.State.Delete, req.State)
 }

@@ -99,10 +99,10 @@ func (c *Connection) dial(ctx context.Context) (*ssh.Client, error) {
 	}
 }
 
-// run runs cmd in one SSH session with this resource's stdin, environment and logging, and on success records its
+// Run runs cmd in one SSH session with this resource's stdin, environment and logging, and on success records its
 // output. The previous outputs go into the environment first (best effort, as upstream: the server must accept
 // them with AcceptEnv; a refusal is a warning). A refused `environment` entry is an error, as upstream.
-func (s *CommandOutputs) run(ctx context.Context, cmd string) error {
+func (s *CommandOutputs) Run(ctx context.Context, cmd string) error {
 	if s.Connection == nil {
 		return fmt.Errorf("connection is required")
 	}

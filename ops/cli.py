@@ -14,6 +14,7 @@ stack's key. Exit codes: 0 done · 1 failed or drift found · 2 cannot start (ba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -118,7 +119,7 @@ def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:
     print(drift.render_table(findings))
     print(summary)
     if args.json:
-        Path(args.json).write_text(json.dumps([f.__dict__ for f in findings], indent=2) + "\n")
+        Path(args.json).write_text(json.dumps([dataclasses.asdict(f) for f in findings], indent=2) + "\n")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as fh:

@@ -69,7 +69,12 @@ class Pulumi:
     def config(self, stack: str, key: str) -> str:
         """One config value ("" when the key is not set). The value may be a secret: never log it."""
         proc = self.capture(plan.config_get(stack, key), timeout=60)
-        return proc.stdout.rstrip("\n") if proc.returncode == 0 else ""
+        if proc.returncode == 0:
+            return proc.stdout.rstrip("\n")
+        if "not found" in proc.stderr:
+            return ""
+        # Not "unset" but unreadable (no passphrase, no backend login, ...): say so rather than guess.
+        raise CliError(f"cannot read {plan.NAMESPACE}:{key} of stack {stack}: {proc.stderr.strip()}", 2)
 
     def changed_in_git(self, path: Path) -> bool:
         if not (self.cwd / ".git").exists() or shutil.which("git") is None:

@@ -74,6 +74,13 @@ def test_status_and_drift_through_the_real_cli(workspace: Workspace, local_env: 
     finally:
         subprocess.run(["docker", "start", f"{PROJECT}-rag-context-1"], capture_output=True, check=False)
 
+    # Without the passphrase the secret key cannot be read: said as such, not mistaken for "no key configured".
+    locked = subprocess.run([sys.executable, "-m", "ops.cli", "drift", "--stack", STACK, "--cwd", str(workspace.dir)],
+                            cwd=ROOT, env={k: v for k, v in workspace.env.items() if k != "PULUMI_CONFIG_PASSPHRASE"},
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert locked.returncode == 2, locked.stdout + locked.stderr
+    assert locked.stderr.startswith("error: cannot read devtools:"), locked.stderr
+
     # The key came from the stack as a secret: never printed, and its temporary file is gone.
     secret_line = key.strip().splitlines()[1]
     for proc in (status, clean, found):

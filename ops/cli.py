@@ -53,7 +53,8 @@ def run_plan(pulumi: Pulumi, title: str, steps: Sequence[plan.Step], args: argpa
         if code != 0:
             done = "; ".join(s.what for s in steps[:i - 1]) or "nothing"
             print(f"step {i} failed (exit {code}); already done: {done}. The engine's message above says why; "
-                  f"fix it and run the same command again.", file=sys.stderr)
+                  f"fix it and run the same command again, or undo the config change with "
+                  f"`git checkout Pulumi.{args.stack}.yaml`.", file=sys.stderr)
             return EXIT_FAILED
     stack_file = pulumi.cwd / f"Pulumi.{args.stack}.yaml"
     if pulumi.changed_in_git(stack_file):

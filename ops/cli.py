@@ -19,7 +19,6 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +39,14 @@ def confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> bool
     out.write(f"{question} [y/N] ")
     out.flush()
     return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def append_step_summary(markdown: str) -> None:
+    """Append to the GitHub job summary when running in Actions (GITHUB_STEP_SUMMARY set); else nothing."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
 
 
 def run_plan(pulumi: Pulumi, title: str, steps: Sequence[plan.Step], args: argparse.Namespace) -> int:
@@ -100,8 +107,7 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"stack": args.stack, "outputs": outputs, "hosts": {}}
     for host, status in _statuses(pulumi, args, outputs):
         services = status.get("services") or {}
-        healthy = sum(1 for s in services.values() if s.get("state") == "running" and s.get("health") in (None,
-                                                                                                          "healthy"))
+        healthy = sum(1 for s in services.values() if drift.running_problem(s) is None)
         lines.append(f"host {host.name}: current {status.get('current')}, previous {status.get('previous')}, "
                      f"{healthy}/{len(services)} services running healthy"
                      + (f", ERROR {status['error']}" if status.get("error") else ""))
@@ -121,10 +127,7 @@ def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:
     print(summary)
     if args.json:
         Path(args.json).write_text(json.dumps([dataclasses.asdict(f) for f in findings], indent=2) + "\n")
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(drift.render_markdown(findings))
+    append_step_summary(drift.render_markdown(findings))
     return EXIT_OK if clean else EXIT_FAILED
 
 
@@ -144,10 +147,9 @@ def cmd_collect(pulumi: Pulumi, args: argparse.Namespace) -> int:
             gates = sorted((dest / "reports").glob("gate-*.json"), key=lambda p: p.stat().st_mtime)
             bundles = sorted(p.name for p in (dest / "diagnostics").glob("*") if p.is_dir())
             print(f"{host.name}: {len(gates)} gate report(s), diagnostics bundles: {', '.join(bundles) or 'none'}")
-            summary = os.environ.get("GITHUB_STEP_SUMMARY")
-            if args.summary and summary and gates:
-                with open(summary, "a", encoding="utf-8") as fh:
-                    fh.write(f"#### {host.name}\n\n" + render_markdown(from_json(json.loads(gates[-1].read_text()))))
+            if args.summary and gates:
+                append_step_summary(f"#### {host.name}\n\n"
+                                    + render_markdown(from_json(json.loads(gates[-1].read_text()))))
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -183,25 +185,16 @@ COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollbac
             "collect": cmd_collect}
 
 
-@contextmanager
-def _errors() -> Iterator[list[int]]:
-    code: list[int] = []
-    try:
-        yield code
-    except plan.PlanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code.append(EXIT_USAGE)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code.append(exc.code)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with _errors() as code:
-        pulumi = Pulumi.find(args.cwd, dict(os.environ))
-        return COMMANDS[args.command](pulumi, args)
-    return code[0] if code else EXIT_FAILED
+    try:
+        return COMMANDS[args.command](Pulumi.find(args.cwd, dict(os.environ)), args)
+    except plan.PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
 
 
 if __name__ == "__main__":

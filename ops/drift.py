@@ -44,7 +44,7 @@ def digest_of(ref: str | None) -> str | None:
     return ref.split("@", 1)[1]
 
 
-def _running_state(svc: Mapping[str, Any]) -> str | None:
+def running_problem(svc: Mapping[str, Any]) -> str | None:
     """None when the container runs and is healthy (or has no healthcheck); else a short reason."""
     state, health = svc.get("state"), svc.get("health")
     if state != "running":
@@ -85,7 +85,7 @@ def compare(host: str, intended: Mapping[str, Any], status: Mapping[str, Any]) -
             findings.append(Finding(host, service, "differs", digest_of(want), have or svc.get("image"),
                                     f"container {svc.get('container')}"))
             continue
-        reason = _running_state(svc)
+        reason = running_problem(svc)
         if reason is not None:
             findings.append(Finding(host, service, "stopped", digest_of(want), have, reason))
             continue

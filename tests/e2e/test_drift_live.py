@@ -10,6 +10,7 @@ from pathlib import Path
 from ops import drift, localenv
 from ops.operator_host import collect_from, host_status
 from ops.operator_plan import HostAccess
+from ops.ship import SshTarget
 from tests.e2e.conftest import Host, build_release
 
 PROJECT, PREFIX = "drift", "84"
@@ -74,8 +75,7 @@ def test_drift_against_a_real_host(local_env: localenv.LocalEnv, host: Host, tmp
 
 def test_unreachable_host_is_a_finding_not_a_crash(local_env: localenv.LocalEnv, host: Host) -> None:
     access = HostAccess("gone", "127.0.0.1", 1, local_env.ssh_user, "", host.root, PROJECT)
-    target = host.target.__class__(access.address, access.port, access.user, local_env.ssh_key,
-                                   local_env.known_hosts)
+    target = SshTarget(access.address, access.port, access.user, local_env.ssh_key, local_env.known_hosts)
     status = host_status(target, access)
     findings = drift.compare("gone", {"id": "x", "images": {}}, status)
     assert [f.kind for f in findings] == ["unreadable"]

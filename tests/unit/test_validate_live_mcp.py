@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
+import httpx
 import mcp_types
 import pytest
 from mcp.server.context import ServerRequestContext
@@ -15,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ops import checks_mcp
 from ops.catalog import load_catalog
+from ops.checks_mcp import ACCEPT, PROTOCOL_VERSION
 from ops.report import CheckResult
 from ops.validate import Options, validate
 from tests.unit.validate_peers import UvicornPeer, resolved, service
@@ -109,3 +115,88 @@ def test_wrong_path_reports_the_http_status():
         check = mcp_result(peer.port, "1", deadline=0.5, path="/not-mcp")
     assert not check.passed
     assert check.detail == "initialize: HTTP 404: Not Found"
+
+
+def recording(app: Any, seen: list[tuple[str, str]]) -> Any:
+    """`app`, recording the method and Mcp-Session-Id of every HTTP request it receives."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            sid = dict(scope["headers"]).get(b"mcp-session-id", b"").decode()
+            seen.append((scope["method"], sid))
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("json_response", [True, False], ids=["json", "sse"])
+def test_the_closing_delete_ends_the_session_on_the_sdk_server(json_response: bool):
+    seen: list[tuple[str, str]] = []
+    with UvicornPeer(recording(sdk_app(json_response=json_response, stateless_http=False), seen)) as peer:
+        check = mcp_result(peer.port, "6")
+        assert check.passed, check.detail
+        limit = time.monotonic() + 5
+        while not any(method == "DELETE" for method, _ in seen) and time.monotonic() < limit:
+            time.sleep(0.02)
+        mcp_calls = [(method, bool(sid)) for method, sid in seen if method != "GET"]
+        assert mcp_calls == [("POST", False), ("POST", True), ("POST", True), ("DELETE", True)]
+        sid = seen[-1][1]
+        headers = {"Accept": ACCEPT, "Mcp-Session-Id": sid, "MCP-Protocol-Version": PROTOCOL_VERSION}
+        message = {"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {}}
+        after = httpx.post(f"http://127.0.0.1:{peer.port}/mcp", json=message, headers=headers, trust_env=False)
+    assert after.status_code == 404, after.text
+
+
+class HeldDelete(BaseHTTPRequestHandler):
+    """Records a DELETE, then holds the answer until `release` is set (at most 30 s)."""
+
+    received: ClassVar[list[str]] = []
+    answered: ClassVar[list[str]] = []
+    release = threading.Event()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_DELETE(self) -> None:
+        sid = self.headers.get("Mcp-Session-Id", "")
+        HeldDelete.received.append(sid)
+        HeldDelete.release.wait(30)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        HeldDelete.answered.append(sid)
+
+
+def test_close_returns_once_the_delete_is_sent_not_when_it_is_answered(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(checks_mcp, "SEND_DELETE_S", 60.0)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeldDelete)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/mcp"
+
+    async def close_session() -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            mcp = checks_mcp.McpClient(client, url)
+            mcp.headers[checks_mcp.SESSION_HEADER] = "session-7"
+            await mcp.close()
+            await asyncio.sleep(0)
+
+    try:
+        asyncio.run(close_session())
+        limit = time.monotonic() + 5
+        while not HeldDelete.received and time.monotonic() < limit:
+            time.sleep(0.02)
+        assert HeldDelete.received == ["session-7"]
+        assert HeldDelete.answered == []
+    finally:
+        HeldDelete.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_close_without_a_session_sends_nothing():
+    seen: list[tuple[str, str]] = []
+    with UvicornPeer(recording(sdk_app(json_response=True, stateless_http=True), seen)) as peer:
+        check = mcp_result(peer.port, "6")
+    assert check.passed, check.detail
+    assert [method for method, _ in seen if method != "GET"] == ["POST", "POST", "POST"]

@@ -8,6 +8,7 @@
   (b) containers recreated by that one-service change (out of 9)
   (c) failed requests through the load balancer while it flips green → blue → green
   (d) wall time of python -m ops.validate vs a serial curl script, against servers with 200 ms latency
+      (per answer, and as a network round trip where a new connection costs one more)
 
 Each table is printed when its measurement ends, then a summary; everything goes to reports/bench.json.
 Loads are open-loop (a fixed schedule of --rate requests per second) and stop by themselves after --seconds.
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default 120, at most 300)")
     p.add_argument("--repeat", type=bounded(int, 1, 10), default=3, help="(d) runs of each way (default 3)")
     p.add_argument("--delay-ms", type=bounded(float, 0, 2000), default=200.0,
-                   help="(d) latency of the loopback servers (default 200)")
+                   help="(d) latency of the loopback servers, per answer and as a network round trip (default 200)")
     p.add_argument("--quiet-wait", type=bounded(float, 0, 600), default=30.0, metavar="SECONDS",
                    help="before each measurement, wait at most this long for the machine's CPU to be under 75%% "
                         "busy (default 30; how busy it was is recorded either way)")

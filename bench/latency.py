@@ -1,8 +1,16 @@
 """Loopback stand-ins for the example application's services that answer every request after a fixed delay.
 
 Each server answers the routes the validator checks the way examples/app does (GET /health, POST /e2e on
-agents, POST /mcp with initialize / notifications / tools/list on the gateway, DELETE /mcp → 405), with
-`Connection: close` on every answer, after sleeping `delay` seconds: a network with that much latency.
+agents, POST /mcp with initialize / notifications / tools/list on the gateway, DELETE /mcp → 405), after
+`delay` seconds. Two models of that delay:
+
+- per answer (`network=False`): every answer comes `delay` after its request, with `Connection: close` like
+  the example app's busybox servers; opening a connection costs nothing, as on loopback.
+- network round trip (`network=True`): a network whose round trip is `delay`. Every answer comes one round
+  trip after its request, and the first answer on a new connection one more round trip later: the TCP
+  handshake a real network charges before the request can leave. Connections stay open between requests
+  (HTTP/1.1 keep-alive), as uvicorn-served applications keep them.
+
 One thread per connection, so concurrent checks are not serialised by the server.
 """
 
@@ -10,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 import time
 import uuid
@@ -35,13 +44,22 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     role: Role
     delay: float
+    network: bool
     tools: list[Any]
     counter: itertools.count[int]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left before its answer (the validator does not wait for its closing DELETE's) is
+        normal here; anything else is printed as socketserver does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"
+    fresh = True  # no answer sent on this connection yet
+
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -52,7 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
         if body is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        if not self.server.network:
+            self.send_header("Connection", "close")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -62,7 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         next(self.server.counter)
-        time.sleep(self.server.delay)
+        handshake = self.server.delay if self.fresh and self.server.network else 0.0
+        self.fresh = False
+        time.sleep(handshake + self.server.delay)
         return body
 
     def do_GET(self) -> None:
@@ -125,7 +146,7 @@ class Servers:
 
 
 @contextmanager
-def serving(roles: list[Role], delay: float) -> Iterator[Servers]:
+def serving(roles: list[Role], delay: float, network: bool = False) -> Iterator[Servers]:
     """Start one server per role on 127.0.0.1 (a free port each); stops them on the way out."""
     tools = json.loads(TOOLS_JSON.read_text())
     servers: list[_Server] = []
@@ -134,6 +155,7 @@ def serving(roles: list[Role], delay: float) -> Iterator[Servers]:
         for role in roles:
             server = _Server(("127.0.0.1", 0), _Handler)
             server.role, server.delay, server.tools, server.counter = role, delay, tools, counter
+            server.network = network
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
             servers.append(server)
         yield Servers({s.role.name: int(s.server_address[1]) for s in servers}, counter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import common as c
+from bench import validator
 
 
 def verdict(met: bool) -> str:
@@ -60,10 +61,14 @@ def _flip_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def _validator_rows(d: dict[str, Any]) -> list[list[str]]:
-    med = d["median_s"]
-    return [[f"(d) validation wall time, {d['delay_s'] * 1000:.0f} ms latency", c.seconds(med["curl"]),
-             c.seconds(med["validator"]),
-             f"{d['ratio']:.1f}x faster (goal ≥ {d['goal']:.0f}x: {verdict(d['ratio'] >= d['goal'])})"]]
+    out = []
+    for model, label in validator.MODELS.items():
+        m = d["models"][model]
+        med = m["median_s"]
+        out.append([f"(d) validation wall time, {d['delay_s'] * 1000:.0f} ms {label}", c.seconds(med["curl"]),
+                    c.seconds(med["validator"]),
+                    f"{m['ratio']:.1f}x faster (goal ≥ {d['goal']:.0f}x: {verdict(m['ratio'] >= d['goal'])})"])
+    return out
 
 
 def rows(results: dict[str, Any]) -> list[list[str]]:

@@ -201,7 +201,9 @@ export DEVTOOLS_TOOLCHAIN=$T
 export PATH="$T/bin:\$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$DEVTOOLS_STATE/pulumi-state}"
+# metadata=skip: no .attrs sidecar per state file. The sidecar is rewritten in place (truncate, then write), so a
+# stack reading its own outputs while the engine saves them could read it empty ("failed to load checkpoint: EOF").
+export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$DEVTOOLS_STATE/pulumi-state?metadata=skip}"
 # A passphrase for stacks in the local file backend only (the local stack's secrets); set your own for others.
 export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE-devtools-local-only}"
 EOF

@@ -62,7 +62,7 @@ def new_workspace(base: Path) -> Workspace:
     (project / ".venv").symlink_to(ROOT / ".venv")
     state = base / "state"
     state.mkdir()
-    env = {**toolchain_env(), "PULUMI_BACKEND_URL": f"file://{state}", "PULUMI_HOME": os.environ.get(
+    env = {**toolchain_env(), "PULUMI_BACKEND_URL": f"file://{state}?metadata=skip", "PULUMI_HOME": os.environ.get(
         "PULUMI_HOME", str(Path.home() / ".pulumi")), "DEVTOOLS_COMMIT": "e2e0c0ffee1234"}
     return Workspace(project, env)
 

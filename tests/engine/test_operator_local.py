@@ -74,6 +74,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, local_env: localenv.Local
     assert d.outputs()["validation"]["passed"] is True
     d.up("local-blue")
     assert d.outputs("local-blue")["release"]["id"] == d.first
+    # metadata=skip in the backend URL: no .attrs sidecar, whose in-place rewrite a stack reading its own outputs
+    # during an update could catch empty ("failed to load checkpoint: EOF").
+    assert list((ws.dir.parent / "state").rglob("*.attrs")) == []
     assert d.served_by() == "green"
     yield d
     if d.served_by() != "green":  # leave the stand-in as `make up` expects it

@@ -32,7 +32,8 @@ def test_env_turns_off_downloads_and_uses_a_file_backend(tmp_path):
     assert "export PULUMI_SKIP_UPDATE_CHECK=true" in lines
     assert "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true" in lines
     assert f'export PATH="{tmp_path / "tc"}/bin:$PATH"' in lines
-    assert f'export PULUMI_BACKEND_URL="${{PULUMI_BACKEND_URL:-file://{tmp_path / "state"}/pulumi-state}}"' in lines
+    state = tmp_path / "state"
+    assert f'export PULUMI_BACKEND_URL="${{PULUMI_BACKEND_URL:-file://{state}/pulumi-state?metadata=skip}}"' in lines
 
 
 def test_unknown_command_fails_with_usage():

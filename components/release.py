@@ -89,17 +89,18 @@ class ReleaseRollout(pulumi.ComponentResource):
                 delete=commands.stop_script(config.hosts.root, config.color), triggers=[host.trigger],
                 logging=remote.Logging.STDERR, opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]),
             )
-            before_apply: list[pulumi.Resource] = [upload, lifecycle]
-            triggers: list[pulumi.Input[str]] = [host.trigger]
-            if rendered:
-                before_apply.append(remote.Command(
-                    f"{prefix}-secrets", connection=conn, add_previous_output_in_env=False,
-                    create=commands.secrets_script(config.hosts.root, config.color),
-                    stdin=secrets_stdin, triggers=[host.trigger], logging=remote.Logging.NONE,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
-                                                additional_secret_outputs=["stdout", "stderr"]),
-                ))
-                triggers.append(secrets_fingerprint)
+            # Always there, empty included: the host's secrets file is exactly the stack's appSecrets, so a key
+            # removed from the config is gone from the host (and, by the trigger below, from the containers) before
+            # the apply runs again. A removed resource would be deleted only after every update had run.
+            secrets = remote.Command(
+                f"{prefix}-secrets", connection=conn, add_previous_output_in_env=False,
+                create=commands.secrets_script(config.hosts.root, config.color),
+                stdin=secrets_stdin, triggers=[host.trigger], logging=remote.Logging.NONE,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
+                                            additional_secret_outputs=["stdout", "stderr"]),
+            )
+            before_apply: list[pulumi.Resource] = [upload, lifecycle, secrets]
+            triggers: list[pulumi.Input[str]] = [host.trigger, secrets_fingerprint]
             # The release (id, digests, compose content via the content hash) lives in `create`: a changed release
             # is an in-place UPDATE that re-runs create, so this host's one rollout slot moves to the new release
             # (never a create-before-delete of a second rollout on the same host). `triggers` holds what the

@@ -88,15 +88,15 @@ def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
     assert blue.returncode == 0, blue.stdout[-3000:] + blue.stderr
     assert blue.stdout.startswith("flip stack local: traffic green -> blue\n  1. set devtools:liveColor = blue")
     assert deployed.served_by() == "blue"
-    # One update (the traffic resource), 20 resources the same; `read` is the StackReference to local-blue.
-    assert deployed.last_changes() == {"update": 1, "same": 20, "read": 1}
+    # One update (the traffic resource), 21 resources the same; `read` is the StackReference to local-blue.
+    assert deployed.last_changes() == {"update": 1, "same": 21, "read": 1}
     assert deployed.outputs()["liveColor"] == "blue"
 
     green = deployed.cli("flip", "green", "--yes")
     assert green.returncode == 0, green.stdout[-3000:] + green.stderr
     assert deployed.served_by() == "green"
     changes = deployed.last_changes()
-    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 20}, changes
+    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 21}, changes
 
     again = deployed.cli("flip", "green", "--yes")
     assert (again.returncode, again.stdout) == (0, "traffic on stack local is already on green: nothing to do\n")
@@ -141,3 +141,30 @@ def test_drift_after_a_container_is_changed_by_hand(deployed: Deployed) -> None:
         assert any(line.split()[1:3] == ["cicd", "STOPPED"] for line in found.stdout.splitlines()[1:]), found.stdout
     finally:
         subprocess.run(["docker", "start", container], capture_output=True, check=False)
+
+
+def test_app_secrets_reach_the_containers_and_leave_with_the_config(deployed: Deployed) -> None:
+    """A secret set in the stack reaches the containers through the host's 0600 file, never the engine's output;
+    removing it from the stack removes it from the file and from the containers."""
+    token = f"tok-{uuid.uuid4().hex}"
+    key = "devtools:appSecrets.DEMO_TOKEN"
+    secrets_file = deployed.env.host_root / "green" / "secrets.env"
+
+    def container_env() -> str:
+        proc = subprocess.run(["docker", "exec", "green-orchestrator-1", "env"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert deployed.ws.pulumi("config", "set", "--secret", "--path", key, token, stack="local").returncode == 0
+    added = deployed.up("local")
+    assert token not in added.stdout + added.stderr
+    assert f"DEMO_TOKEN={token}" in container_env().splitlines()
+    assert secrets_file.read_text() == f"DEMO_TOKEN={token}\n"
+
+    assert deployed.ws.pulumi("config", "rm", "--path", key, stack="local").returncode == 0
+    removed = deployed.up("local")
+    assert token not in removed.stdout + removed.stderr
+    assert secrets_file.read_text() == ""
+    assert not any(line.startswith("DEMO_TOKEN=") for line in container_env().splitlines())
+    assert deployed.outputs()["validation"]["passed"] is True

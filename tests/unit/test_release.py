@@ -155,18 +155,35 @@ def test_rotated_secrets_or_a_new_host_replace_the_apply(override, changed):
     assert old.inputs["triggers"] == ["400001", hashlib.sha256(rendered.encode()).hexdigest()]
 
 
-def test_no_secrets_command_without_app_secrets():
-    """The local stand-in has no app secrets: nothing to send, and apply must not wait for a missing step."""
+def test_without_app_secrets_the_hosts_secrets_file_is_written_empty():
+    """The local stand-in has no app secrets: the secrets step still runs, with nothing on stdin, so the host's
+    file holds exactly the stack's appSecrets (none), and the apply waits for it."""
     cfg = sc.make_local_config()
     world = _run(cfg, hosts=(RolloutHost("local-1", "127.0.0.1", 2222, "127.0.0.1:2222"),))
-    assert [r.name for r in world.of_type(CMD) if "secrets" in r.name] == []
+    secrets = world.one(CMD, "local-1-secrets")
+    assert secrets.inputs["stdin"] == ""
+    assert secrets.secret_input("stdin")
     apply = world.one(CMD, "local-1-apply")
-    assert apply.inputs["triggers"] == ["127.0.0.1:2222"]
+    assert apply.inputs["triggers"] == ["127.0.0.1:2222", hashlib.sha256(b"").hexdigest()]
     # registration is concurrent, so the order of the recorded dependencies varies: compare them as a set
-    assert sorted(apply.dependencies) == sorted([world.one(CMD, "local-1-upload").urn,
-                                                 world.one(CMD, "local-1-project").urn])
+    assert sorted(apply.dependencies) == sorted([world.one(CMD, f"local-1-{step}").urn
+                                                 for step in ("upload", "project", "secrets")])
     assert "--validate-arg=--prometheus=http://127.0.0.1:9390" in apply.inputs["create"]
     assert apply.inputs["connection"]["port"] == 2222
+
+
+def test_removing_every_app_secret_empties_the_file_before_the_apply_runs_again():
+    """A key dropped from appSecrets must leave the host and the containers: the same secrets step is updated to
+    an empty stdin (not deleted, which Pulumi would do only after the apply), and the apply is replaced."""
+    before = _run()
+    after = _run(sc.make_config(appSecrets={}))
+    old, new = before.one(CMD, "green-1-secrets"), after.one(CMD, "green-1-secrets")
+    assert (old.inputs["create"], old.inputs["triggers"]) == (new.inputs["create"], new.inputs["triggers"])
+    assert old.inputs["stdin"] != "" and new.inputs["stdin"] == ""
+    apply = after.one(CMD, "green-1-apply")
+    assert new.urn in apply.dependencies
+    assert before.one(CMD, "green-1-apply").inputs["triggers"] != apply.inputs["triggers"]
+    assert apply.inputs["triggers"][1] == hashlib.sha256(b"").hexdigest()
 
 
 def test_validation_output_collects_every_host():

@@ -40,7 +40,8 @@ KEYS: tuple[Key, ...] = (
     # release
     Key("release", "string", "build", "which release runs: `build` (this update's images), `prod` (prod's "
         "current release) or a release id from the followed stack's history"),
-    Key("releaseId", "string", "", "release id (image tag) for `release: build`; empty = the git short sha"),
+    Key("releaseId", "string", "", "release id (image tag) for `release: build`; empty = the git short sha, "
+        "plus -dirty-<hash> when compose/, ops/ or the app differ from it"),
     Key("keepReleases", "integer", 5, "releases the host agent keeps (rollback targets)"),
     Key("validateDeadline", "integer", 120, "seconds the validation may take on a host"),
     Key("prometheusUrl", "string", "", "Prometheus the validator queries on the host (empty: phase skipped)"),

@@ -4,7 +4,11 @@ facts (commit, CI run). Bad config stops the program here, before any resource i
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pulumi
@@ -54,6 +58,73 @@ def commit_sha(root: Path, environ: dict[str, str]) -> str | None:
     return environ.get("DEVTOOLS_COMMIT") or environ.get("GITHUB_SHA") or git_head(root)
 
 
+def porcelain_paths(out: bytes) -> list[str]:
+    """The paths in `git status --porcelain=v1 -z` output (a rename or copy counts its old path too)."""
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC" and i < len(fields):
+            paths.append(fields[i])
+            i += 1
+    return paths
+
+
+def dirty_suffix(changed: Sequence[tuple[str, bytes | None]]) -> str:
+    """"-dirty-<8 hex>" from the changed files' paths and contents (None: deleted); "" when nothing changed."""
+    if not changed:
+        return ""
+    digest = hashlib.sha256()
+    for path, content in sorted(changed, key=lambda item: item[0]):
+        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(b"deleted\0" if content is None else hashlib.sha256(content).digest())
+    return "-dirty-" + digest.hexdigest()[:8]
+
+
+def changed_files(root: Path, paths: Sequence[str]) -> list[tuple[str, bytes | None]] | None:
+    """Files under `paths` that differ from HEAD (changed, staged, deleted or untracked), with their contents
+    (None when deleted). None when git cannot tell (no git, not a checkout, another owner's checkout)."""
+    argv = ["git", "-C", str(root), "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return [(p, (root / p).read_bytes() if (root / p).is_file() else None) for p in porcelain_paths(proc.stdout)]
+
+
+def release_inputs(root: Path, app_root: Path) -> list[str]:
+    """What a release is made of, relative to the checkout: compose files, the agent code, the app (when inside)."""
+    inputs = ["compose", "ops"]
+    if app_root.resolve().is_relative_to(root.resolve()):
+        inputs.append(str(app_root.resolve().relative_to(root.resolve())) or ".")
+    return inputs
+
+
+def with_dirty_release_id(cfg: StackConfig, raw: dict[str, object], root: Path) -> StackConfig:
+    """The default release id (the short sha read from .git) gets -dirty-<hash> when the release's inputs differ
+    from that commit: the same id with other content would be refused by the hosts. Left as it is when the id
+    was set (releaseId, DEVTOOLS_COMMIT, GITHUB_SHA) or nothing is built."""
+    if not cfg.builds or raw.get(f"{NAMESPACE}:releaseId"):
+        return cfg
+    changed = changed_files(root, release_inputs(root, cfg.build.app_root))
+    if changed is None:
+        pulumi.log.warn(f"git cannot tell whether {', '.join(release_inputs(root, cfg.build.app_root))} differ "
+                        f"from {cfg.release.release_id}: if they do, set {NAMESPACE}:releaseId")
+        return cfg
+    suffix = dirty_suffix(changed)
+    if not suffix:
+        return cfg
+    return dataclasses.replace(cfg, release=dataclasses.replace(cfg.release,
+                                                                release_id=cfg.release.release_id + suffix))
+
+
 def ci_run_url(environ: dict[str, str]) -> str | None:
     server, repo, run = (environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
@@ -64,6 +135,7 @@ def load() -> tuple[StackConfig, ServiceCatalog, ProgramEnv]:
     raw, secret = raw_config()
     environ = dict(os.environ)
     sha = commit_sha(ROOT, environ)
+    from_git = sha is not None and not (environ.get("DEVTOOLS_COMMIT") or environ.get("GITHUB_SHA"))
     try:
         cfg = load_config({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:") or k == "digitalocean:token"},
                           secret, stack=pulumi.get_stack(), project=pulumi.get_project(),
@@ -71,6 +143,8 @@ def load() -> tuple[StackConfig, ServiceCatalog, ProgramEnv]:
         catalog = load_service_catalog(ROOT / "compose", cfg.build.app_root)
     except (ConfigError, CatalogError) as exc:
         raise pulumi.RunError(str(exc)) from None
+    if from_git:
+        cfg = with_dirty_release_id(cfg, raw, ROOT)
     return cfg, catalog, program_env(cfg, sha, environ)
 
 

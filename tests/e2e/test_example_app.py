@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -180,7 +181,10 @@ def test_gateway_speaks_mcp(app: Path, labels: dict[str, dict[str, str]], http: 
 
     assert call({"id": 3, "method": "ping"}, mcp_id).json() == {"jsonrpc": "2.0", "id": 3, "result": {}}
     unknown = call({"id": 4, "method": "resources/list"}, mcp_id).json()
-    assert (unknown["id"], unknown["error"]["code"]) == (4, -32601)
+    assert (unknown["id"], unknown["error"]) == (4, {"code": -32601, "message": 'Method not found: "resources/list"'})
+    # Content-Length counts bytes: a name with a two-byte character comes back whole and parses.
+    odd = call({"id": 6, "method": "tools/call", "params": {"name": 'café "x"'}}, mcp_id).json()
+    assert odd["error"] == {"code": -32602, "message": 'Unknown tool: "café \\"x\\""'}
     called = call({"id": 5, "method": "tools/call", "params": {"name": tools[0]["name"],
                                                                "arguments": {"task": "x"}}}, mcp_id).json()
     assert called["result"]["isError"] is False
@@ -287,6 +291,25 @@ def test_broken_variants_break_as_named(app: Path, release: dict[str, Any], loca
     wait_for("orchestrator marked unhealthy",
              lambda: state("orchestrator")["State"]["Health"]["Status"] == "unhealthy", 45)
     assert state("feature-dev")["State"]["Health"]["Status"] in ("starting", "healthy")
+
+
+def test_content_length_counts_bytes_under_a_utf8_locale(release: dict[str, Any], http: httpx.Client) -> None:
+    """The handler measures bodies with ${#body}; in a UTF-8 locale busybox counts characters there, so the
+    handler sets the C locale itself. A two-byte character in the answer must arrive whole."""
+    name = f"example-utf8-{uuid.uuid4().hex[:8]}"
+    run = subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "-e", "LANG=C.UTF-8", "-p", "127.0.0.1::8000",
+                          release["images"]["gateway-mcp"]], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    try:
+        port = subprocess.run(["docker", "port", name, "8000/tcp"], capture_output=True, text=True, timeout=30,
+                              check=True).stdout.split()[0].rsplit(":", 1)[1]
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the gateway answering", lambda: _status(http, f"{base}/health") == 200, 20)
+        message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 'café "x"'}}
+        answer = http.post(f"{base}/mcp", json=message, headers={"Accept": "application/json, text/event-stream"})
+        assert answer.json()["error"] == {"code": -32602, "message": 'Unknown tool: "café \\"x\\""'}
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
 
 
 def _status(http: httpx.Client, target: str) -> int | None:

@@ -32,9 +32,10 @@ initialize() {
 	*) version="\"$MCP_DEFAULT_VERSION\"" ;;
 	esac
 	mcp_id=$(cat /proc/sys/kernel/random/uuid)
+	json_esc "$SVC_DESCRIPTION"
 	rpc_result "$id" "{\"protocolVersion\":$version,\"capabilities\":{\"tools\":{}},\
 \"serverInfo\":{\"name\":\"$SERVICE_NAME\",\"version\":\"$SVC_VERSION\"},\
-\"instructions\":\"$(json_str "$SVC_DESCRIPTION")\"}" "Mcp-Session-Id: $mcp_id"
+\"instructions\":\"$JSON\"}" "Mcp-Session-Id: $mcp_id"
 }
 
 call_tool() {
@@ -45,9 +46,9 @@ call_tool() {
 	esac
 	tools_json | awk -f "$APP_HOME/common/json.awk" |
 		awk -F "$TAB" -v want="$name" '$1 ~ /^[0-9]+\.name$/ && $2 == want { found = 1 } END { exit !found }' ||
-		rpc_error 200 OK "$id" -32602 "Unknown tool: $(json_str "$name")"
+		{ json_esc "$name" && rpc_error 200 OK "$id" -32602 "Unknown tool: $JSON"; }
 	text="${name#\"}"
-	text="${text%\"} accepted the task (example gateway, release $(json_str "$RELEASE_ID"))"
+	text="${text%\"} accepted the task (example gateway, release $RELEASE_JSON)"
 	rpc_result "$id" "{\"content\":[{\"type\":\"text\",\"text\":\"$text\"}],\"isError\":false}"
 }
 
@@ -73,7 +74,10 @@ mcp() {
 	'"ping"') rpc_result "$id" '{}' ;;
 	'"tools/list"') rpc_result "$id" "{\"tools\":$(tools_json)}" ;;
 	'"tools/call"') call_tool ;;
-	\"*) rpc_error 200 OK "$id" -32601 "Method not found: $(json_str "$rpc_method")" ;;
+	\"*)
+		json_esc "$rpc_method"
+		rpc_error 200 OK "$id" -32601 "Method not found: $JSON"
+		;;
 	*) rpc_error 400 "Bad Request" "$id" -32600 "Invalid Request: method must be a string" ;;
 	esac
 }

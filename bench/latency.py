@@ -60,7 +60,6 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     fresh = True  # no answer sent on this connection yet
 
-
     def log_message(self, format: str, *args: Any) -> None:
         return
 

@@ -43,6 +43,8 @@ class Route:
     latency_s: float = 0.0
     hang: bool = False
     content_type: str = "text/plain"
+    # Answer only once every party of the barrier has a request waiting (500 if they do not within 5 s).
+    together: threading.Barrier | None = None
 
 
 class PeerServer:
@@ -75,6 +77,12 @@ class PeerServer:
                     return
                 if route.latency_s:
                     time.sleep(route.latency_s)
+                if route.together is not None:
+                    try:
+                        route.together.wait(timeout=5)
+                    except threading.BrokenBarrierError:
+                        self.reply(500, "not every request arrived together", "text/plain")
+                        return
                 status = route.statuses[min(hits, len(route.statuses)) - 1]
                 text = route.body() if callable(route.body) else route.body
                 self.reply(status, text, route.content_type)

@@ -22,6 +22,16 @@ def compose_error(stderr: str, lines: int = 8) -> str:
     return "\n".join(kept[-lines:]) or tail(stderr, lines)
 
 
+# What the engine says while it is down or still restoring containers after a restart (restart policies race
+# compose for the same container: containerd still holds its task). Both pass once the engine has settled.
+ENGINE_SETTLING = re.compile(r"Cannot connect to the Docker daemon|task [0-9a-f]{12,64}: already exists")
+
+
+def engine_settling(reason: str) -> bool:
+    """True when a failed compose command failed only because the engine was down or settling."""
+    return ENGINE_SETTLING.search(reason) is not None
+
+
 def parse_ps(output: str) -> list[dict[str, Any]]:
     """`docker compose ps --format json` prints one object per line (older versions: one JSON array)."""
     text = output.strip()

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops import compose_cmd as cc
-from ops.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
+from ops.compose_output import (
+    compose_error,
+    engine_settling,
+    failed_report_services,
+    parse_ps,
+    tail,
+    unhealthy_services,
+)
 from ops.hoststore import Store
 
 AGENT_DIR = Path(__file__).resolve().parent.parent
@@ -35,6 +42,7 @@ class Options:
     validate_args: tuple[str, ...] = ()
     keep: int = 5
     docker_deadline: int = 120
+    engine_settle_s: float = 3.0  # after the engine came back mid-`up`, before `up` runs again
     log_lines: int = 30
     lock_timeout: float = 300.0
 
@@ -143,8 +151,9 @@ class Rollout:
             reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
             raise StepFailed("validate", reason, services)
 
-    def activate(self, release_id: str) -> None:
-        """Make `release_id` the running release: pull, switch, up --wait, validate. Raises StepFailed."""
+    def activate(self, release_id: str, *, restoring: bool = False) -> None:
+        """Make `release_id` the running release: pull, switch, up --wait, validate. Raises StepFailed.
+        `restoring`: bringing back the previous release, which rides out an engine still settling."""
         self.wait_for_docker()
         t0 = time.monotonic()
         self.run(cc.pull(self.project_for(release_id)), 600, "pull")
@@ -153,7 +162,7 @@ class Rollout:
         live = self.project_for(release_id, self.store.run_link)
         t0 = time.monotonic()
         try:
-            self.run(cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120, "up")
+            self.up(live, settle=restoring)
         except StepFailed as exc:
             raise StepFailed("up", exc.reason, self.failing_services(live)) from exc
         except subprocess.TimeoutExpired as exc:
@@ -163,6 +172,20 @@ class Rollout:
             t0 = time.monotonic()
             self.validate(release_id)
             self.log(f"validation passed ({time.monotonic() - t0:.1f}s)")
+
+    def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
+        """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is
+        idempotent): a restore must not fail on that. A new release does fail on it, and is rolled back."""
+        try:
+            self.run(cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120, "up")
+        except StepFailed as exc:
+            if not (settle and engine_settling(exc.reason)):
+                raise
+            self.log(f"compose up met an engine that is restarting ({exc.reason.splitlines()[-1]}); "
+                     "up again once it answers")
+            self.wait_for_docker()
+            time.sleep(self.opts.engine_settle_s)
+            self.run(cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120, "up")
 
     def failing_services(self, project: cc.ComposeProject) -> list[str]:
         try:
@@ -258,7 +281,7 @@ class Rollout:
             return "\n".join(lines)
         self.log(f"restoring previous release {prior}")
         try:
-            self.activate(prior)
+            self.activate(prior, restoring=True)
         except StepFailed as second:
             self.store.audit("rollback.failed", release=prior, failed=failed, job=self.job, stage=second.stage,
                              reason=second.reason, services=list(second.services))

@@ -3,10 +3,18 @@
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from ops import compose_cmd as cc
-from ops.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
+from ops.compose_output import (
+    compose_error,
+    engine_settling,
+    failed_report_services,
+    parse_ps,
+    tail,
+    unhealthy_services,
+)
 from ops.hoststatus import render_history, running_services
 
 DIGEST = "sha256:" + "b" * 64
@@ -93,3 +101,16 @@ def test_compose_error_drops_progress_lines():
     )
     assert compose_error(stderr) == "container faults-feature-dev-1 is unhealthy"
     assert compose_error(" Container x-1  Healthy\n") == "Container x-1  Healthy"
+
+
+@pytest.mark.parametrize(("reason", "settling"), [
+    # both seen while dockerd restarted in the middle of an apply (tests/e2e/test_faults.py)
+    ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", True),
+    ("Error response from daemon: task 0716f31918ab5188dd69127fe1c4497b772b0021d425588567ccb17b802269a2: "
+     "already exists", True),
+    ("dependency failed to start: container green-cicd-1 is unhealthy", False),
+    ("Error response from daemon: manifest for 127.0.0.1:5000/devtools/cicd@sha256:00 not found", False),
+    ("Error response from daemon: Conflict. The container name \"/x\" is already in use", False),
+])
+def test_engine_settling_names_only_a_down_or_restarting_engine(reason, settling):
+    assert engine_settling(reason) is settling

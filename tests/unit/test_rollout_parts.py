@@ -7,14 +7,8 @@ import pytest
 import yaml
 
 from ops import compose_cmd as cc
-from ops.compose_output import (
-    compose_error,
-    engine_settling,
-    failed_report_services,
-    parse_ps,
-    tail,
-    unhealthy_services,
-)
+from ops import compose_output
+from ops.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
 from ops.hoststatus import render_history, running_services
 
 DIGEST = "sha256:" + "b" * 64
@@ -113,4 +107,4 @@ def test_compose_error_drops_progress_lines():
     ("Error response from daemon: Conflict. The container name \"/x\" is already in use", False),
 ])
 def test_engine_settling_names_only_a_down_or_restarting_engine(reason, settling):
-    assert engine_settling(reason) is settling
+    assert compose_output.engine_settling(reason) is settling

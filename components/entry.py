@@ -54,8 +54,15 @@ def git_head(root: Path) -> str | None:
     return None
 
 
+COMMIT_ENV = ("DEVTOOLS_COMMIT", "GITHUB_SHA")  # the commit, when the caller names it (before .git is read)
+
+
+def commit_from_env(environ: dict[str, str]) -> str | None:
+    return next((environ[k] for k in COMMIT_ENV if environ.get(k)), None)
+
+
 def commit_sha(root: Path, environ: dict[str, str]) -> str | None:
-    return environ.get("DEVTOOLS_COMMIT") or environ.get("GITHUB_SHA") or git_head(root)
+    return commit_from_env(environ) or git_head(root)
 
 
 def porcelain_paths(out: bytes) -> list[str]:
@@ -113,9 +120,10 @@ def with_dirty_release_id(cfg: StackConfig, raw: dict[str, object], root: Path) 
     was set (releaseId, DEVTOOLS_COMMIT, GITHUB_SHA) or nothing is built."""
     if not cfg.builds or raw.get(f"{NAMESPACE}:releaseId"):
         return cfg
-    changed = changed_files(root, release_inputs(root, cfg.build.app_root))
+    inputs = release_inputs(root, cfg.build.app_root)
+    changed = changed_files(root, inputs)
     if changed is None:
-        pulumi.log.warn(f"git cannot tell whether {', '.join(release_inputs(root, cfg.build.app_root))} differ "
+        pulumi.log.warn(f"git cannot tell whether {', '.join(inputs)} differ "
                         f"from {cfg.release.release_id}: if they do, set {NAMESPACE}:releaseId")
         return cfg
     suffix = dirty_suffix(changed)
@@ -135,7 +143,7 @@ def load() -> tuple[StackConfig, ServiceCatalog, ProgramEnv]:
     raw, secret = raw_config()
     environ = dict(os.environ)
     sha = commit_sha(ROOT, environ)
-    from_git = sha is not None and not (environ.get("DEVTOOLS_COMMIT") or environ.get("GITHUB_SHA"))
+    from_git = sha is not None and commit_from_env(environ) is None
     try:
         cfg = load_config({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:") or k == "digitalocean:token"},
                           secret, stack=pulumi.get_stack(), project=pulumi.get_project(),

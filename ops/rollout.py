@@ -176,8 +176,9 @@ class Rollout:
     def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
         """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is
         idempotent): a restore must not fail on that. A new release does fail on it, and is rolled back."""
+        argv, timeout = cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120
         try:
-            self.run(cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120, "up")
+            self.run(argv, timeout, "up")
         except StepFailed as exc:
             if not (settle and engine_settling(exc.reason)):
                 raise
@@ -185,7 +186,7 @@ class Rollout:
                      "up again once it answers")
             self.wait_for_docker()
             time.sleep(self.opts.engine_settle_s)
-            self.run(cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120, "up")
+            self.run(argv, timeout, "up")
 
     def failing_services(self, project: cc.ComposeProject) -> list[str]:
         try:

@@ -49,6 +49,11 @@ class Workspace:
                               input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def file_backend(state: Path) -> str:
+    """A file state backend at `state`, without .attrs sidecars (see scripts/pulumi-toolchain.sh env)."""
+    return f"file://{state}?metadata=skip"
+
+
 def new_workspace(base: Path) -> Workspace:
     """A copy of the project under base/project with its own file backend under base/state."""
     project = base / "project"
@@ -62,7 +67,7 @@ def new_workspace(base: Path) -> Workspace:
     (project / ".venv").symlink_to(ROOT / ".venv")
     state = base / "state"
     state.mkdir()
-    env = {**toolchain_env(), "PULUMI_BACKEND_URL": f"file://{state}?metadata=skip", "PULUMI_HOME": os.environ.get(
+    env = {**toolchain_env(), "PULUMI_BACKEND_URL": file_backend(state), "PULUMI_HOME": os.environ.get(
         "PULUMI_HOME", str(Path.home() / ".pulumi")), "DEVTOOLS_COMMIT": "e2e0c0ffee1234"}
     return Workspace(project, env)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ops import localenv
-from tests.engine.conftest import ROOT, Workspace, toolchain_env
+from tests.engine.conftest import ROOT, Workspace, file_backend, toolchain_env
 
 STACK = "test"
 # The program: every resource comes from spec.json, which each test rewrites between runs (keyword arguments as
@@ -117,7 +117,7 @@ def project(stand_in: dict[str, Any], tmp_path: Path) -> Iterator[Project]:
         f"name: command-provider-test\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
         f"    virtualenv: {ROOT / '.venv'}\n")
     (tmp_path / "project" / "__main__.py").write_text(PROGRAM)
-    env = {**toolchain_env(), "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}?metadata=skip",
+    env = {**toolchain_env(), "PULUMI_BACKEND_URL": file_backend(tmp_path / "state"),
            "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(Path.home() / ".pulumi"))}
     ws = Workspace(tmp_path / "project", env)
     init = ws.pulumi("stack", "init", stack=STACK)

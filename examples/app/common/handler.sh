@@ -117,9 +117,8 @@ devtools_build_info{$labels,version=\"$SVC_VERSION\",release=\"$RELEASE_JSON\",b
 
 info() {
 	json_esc "$SVC_DESCRIPTION"
-	DESCRIPTION_JSON=$JSON
 	respond_json 200 OK "{\"service\":\"$SERVICE_NAME\",\"role\":\"$SVC_ROLE\",\"version\":\"$SVC_VERSION\",\
-\"description\":\"$DESCRIPTION_JSON\",\"release\":\"$RELEASE_JSON\"}"
+\"description\":\"$JSON\",\"release\":\"$RELEASE_JSON\"}"
 }
 
 e2e() {

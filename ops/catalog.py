@@ -18,13 +18,17 @@ ROLE = "devtools.role"
 HEALTH = "devtools.check.health"
 MCP = "devtools.check.mcp"
 MCP_MIN_TOOLS = "devtools.check.mcp.min-tools"
+MCP_PROTOCOL = "devtools.check.mcp.protocol"
 E2E = "devtools.check.e2e"
 E2E_EXPECT = "devtools.check.e2e.expect"
 E2E_BODY = "devtools.check.e2e.body"
 METRICS = "devtools.metrics"
-CHECK_LABELS = (HEALTH, MCP, MCP_MIN_TOOLS, E2E, E2E_EXPECT, E2E_BODY)
+CHECK_LABELS = (HEALTH, MCP, MCP_MIN_TOOLS, MCP_PROTOCOL, E2E, E2E_EXPECT, E2E_BODY)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_MIN_TOOLS = 1
+# How phase 2 speaks MCP: "per-request" is revision 2026-07-28 (one self-contained POST, no session),
+# "handshake" the initialize handshake of the revisions before it, "auto" the first and then the second.
+MCP_PROTOCOLS = ("auto", "per-request", "handshake")
 DEFAULT_BODY = "{}"
 
 _HEALTH = re.compile(r"^([0-9]{1,5})(/\S*)$")
@@ -48,6 +52,7 @@ class Health:
 class Mcp:
     path: str
     min_tools: int
+    protocol: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,9 @@ def _health(name: str, value: str, ports: Any) -> Health:
 
 def _mcp(name: str, labels: Mapping[str, str]) -> Mcp | None:
     if MCP not in labels:
-        if MCP_MIN_TOOLS in labels:
-            raise CatalogError(f"service {name}: label {MCP_MIN_TOOLS} needs {MCP} (the MCP endpoint path)")
+        for dependent in (MCP_MIN_TOOLS, MCP_PROTOCOL):
+            if dependent in labels:
+                raise CatalogError(f"service {name}: label {dependent} needs {MCP} (the MCP endpoint path)")
         return None
     path = labels[MCP]
     if _PATH.match(path) is None:
@@ -144,7 +150,10 @@ def _mcp(name: str, labels: Mapping[str, str]) -> Mcp | None:
     raw = labels.get(MCP_MIN_TOOLS, str(DEFAULT_MIN_TOOLS))
     if not raw.isdigit():
         raise _fail(name, MCP_MIN_TOOLS, raw, 'a whole number of tools, e.g. "6"')
-    return Mcp(path=path, min_tools=int(raw))
+    protocol = labels.get(MCP_PROTOCOL, MCP_PROTOCOLS[0])
+    if protocol not in MCP_PROTOCOLS:
+        raise _fail(name, MCP_PROTOCOL, protocol, f"one of {', '.join(MCP_PROTOCOLS)}")
+    return Mcp(path=path, min_tools=int(raw), protocol=protocol)
 
 
 def _e2e(name: str, labels: Mapping[str, str]) -> E2e | None:

@@ -1,8 +1,13 @@
 """Phase 2: MCP tool discovery over streamable HTTP, spoken as plain JSON-RPC (no SDK on the host).
 
-initialize → notifications/initialized → tools/list (following nextCursor). Each POST accepts either a JSON
-body or an SSE stream; the Mcp-Session-Id header and the negotiated protocol version go back on every later
-request.
+Two eras of the protocol, chosen by the service's devtools.check.mcp.protocol label:
+- per request (revision 2026-07-28): tools/list is one self-contained POST; the protocol version and client
+  capabilities ride in params._meta and the MCP-Protocol-Version / Mcp-Method headers. No session.
+- handshake (the revisions before it): initialize → notifications/initialized → tools/list, then DELETE; the
+  Mcp-Session-Id header and the negotiated version go back on every later request.
+"auto" (the default) asks per request first and falls back to the handshake when that is refused (any answer
+but a result; a connection error is retried, not taken as an answer), as the SDK's clients negotiate. Each POST
+accepts either a JSON body or an SSE stream; tools/list follows nextCursor.
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from ops.catalog import Service
 from ops.checks import Check, NotYet, Seen, excerpt
 from ops.checks_http import base_url, status_text
 
-PROTOCOL_VERSION = "2025-06-18"
+PROTOCOL_VERSION = "2025-06-18"  # offered in initialize
+PER_REQUEST_VERSION = "2026-07-28"
 CLIENT_INFO = {"name": "devtools-validate", "version": "1"}
+META_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT = "io.modelcontextprotocol/clientInfo"
 ACCEPT = "application/json, text/event-stream"
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
+METHOD_HEADER = "Mcp-Method"
 MAX_PAGES = 100
 SAMPLE_SIZE = 5
 SEND_DELETE_S = 1.0  # the longest the closing DELETE may take to send
@@ -72,25 +82,51 @@ def pick_result(messages: list[Any], request_id: int, method: str) -> Mapping[st
     raise NotYet(f"{method}: no answer with id {request_id} in the response")
 
 
+def refusal(method: str, status: int, text: str) -> str:
+    """Why a non-2xx answer failed: its JSON-RPC error when the body is one, else the status and an excerpt."""
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, Mapping) and "message" in error:
+        return f"{method}: HTTP {status}, JSON-RPC error {error.get('code')}: {error['message']}"
+    return f"{method}: {status_text(status, text)}"
+
+
 class McpClient:
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+    """One conversation with an MCP endpoint: per request (2026-07-28) or after the initialize handshake."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, per_request: bool = False) -> None:
         self.client = client
         self.url = url
+        self.per_request = per_request
         self.headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
+        if per_request:
+            self.headers[VERSION_HEADER] = PER_REQUEST_VERSION
         self.next_id = 0
+        self.version = PER_REQUEST_VERSION if per_request else ""  # the revision spoken, once known
 
-    async def post(self, method: str, params: Mapping[str, Any], notify: bool = False) -> Mapping[str, Any]:
+    def message(self, method: str, params: Mapping[str, Any], notify: bool = False) -> dict[str, Any]:
+        """The JSON-RPC message; per request, params carry the envelope in _meta."""
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": dict(params)}
+        if self.per_request:
+            meta = {META_VERSION: PER_REQUEST_VERSION, META_CAPABILITIES: {}, META_CLIENT: CLIENT_INFO}
+            message["params"]["_meta"] = meta
         if not notify:
             self.next_id += 1
             message["id"] = self.next_id
-        response = await self.client.post(self.url, json=message, headers=self.headers)
+        return message
+
+    async def post(self, method: str, params: Mapping[str, Any], notify: bool = False) -> Mapping[str, Any]:
+        headers = {**self.headers, METHOD_HEADER: method} if self.per_request else self.headers
+        message = self.message(method, params, notify)
+        response = await self.client.post(self.url, json=message, headers=headers)
         if notify:
             if response.status_code not in (200, 202, 204):
-                raise NotYet(f"{method}: {status_text(response.status_code, response.text)}")
+                raise NotYet(refusal(method, response.status_code, response.text))
             return {}
         if response.status_code != 200:
-            raise NotYet(f"{method}: {status_text(response.status_code, response.text)}")
+            raise NotYet(refusal(method, response.status_code, response.text))
         try:
             messages = jsonrpc_messages(response.headers.get("content-type", ""), response.text)
         except ValueError as exc:
@@ -100,7 +136,8 @@ class McpClient:
             sid = response.headers.get(SESSION_HEADER)
             if sid:
                 self.headers[SESSION_HEADER] = sid
-            self.headers[VERSION_HEADER] = str(result.get("protocolVersion") or PROTOCOL_VERSION)
+            self.version = str(result.get("protocolVersion") or PROTOCOL_VERSION)
+            self.headers[VERSION_HEADER] = self.version
         return result
 
     async def close(self) -> None:
@@ -130,8 +167,8 @@ class McpClient:
             await asyncio.gather(request, on_wire, return_exceptions=True)
 
 
-async def _all_tool_names(mcp: McpClient) -> list[str]:
-    await mcp.post("notifications/initialized", {}, notify=True)
+async def tool_pages(mcp: McpClient) -> list[str]:
+    """Every tool name, following nextCursor."""
     names: list[str] = []
     cursor: str | None = None
     seen_cursors: set[str] = set()
@@ -150,18 +187,35 @@ async def _all_tool_names(mcp: McpClient) -> list[str]:
     raise NotYet(f"tools/list: more than {MAX_PAGES} pages")
 
 
-async def list_tool_names(client: httpx.AsyncClient, url: str) -> list[str]:
-    """Every tool name the MCP endpoint at `url` lists. A cancelled attempt skips the closing DELETE."""
+async def handshake_tool_names(client: httpx.AsyncClient, url: str) -> tuple[list[str], str]:
+    """initialize, notifications/initialized, tools/list, DELETE. A cancelled attempt skips the DELETE."""
     mcp = McpClient(client, url)
     init = {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO}
     await mcp.post("initialize", init)
     try:
-        names = await _all_tool_names(mcp)
+        await mcp.post("notifications/initialized", {}, notify=True)
+        names = await tool_pages(mcp)
     except Exception:
         await mcp.close()
         raise
     await mcp.close()
-    return names
+    return names, mcp.version
+
+
+async def list_tool_names(client: httpx.AsyncClient, url: str, protocol: str = "auto") -> tuple[list[str], str]:
+    """Every tool name the MCP endpoint at `url` lists, and the protocol revision that listed them."""
+    if protocol == "handshake":
+        return await handshake_tool_names(client, url)
+    mcp = McpClient(client, url, per_request=True)
+    try:
+        return await tool_pages(mcp), mcp.version
+    except NotYet as refused:
+        if protocol == "per-request" or mcp.next_id > 1:  # a later page failing is not a refusal of the era
+            raise
+        try:
+            return await handshake_tool_names(client, url)
+        except NotYet as exc:
+            raise NotYet(f"{exc} (asked per request {PER_REQUEST_VERSION} first: {refused})", exc.data) from exc
 
 
 def mcp_check(client: httpx.AsyncClient, host: str, service: Service) -> Check:
@@ -171,11 +225,11 @@ def mcp_check(client: httpx.AsyncClient, host: str, service: Service) -> Check:
     url = base_url(host, service.health.host_port) + spec.path
 
     async def probe() -> Seen:
-        names = await list_tool_names(client, url)
+        names, version = await list_tool_names(client, url, spec.protocol)
         sample = sorted(names)[:SAMPLE_SIZE]
-        data = {"tools": len(names), "min_tools": spec.min_tools, "sample": sample}
+        data = {"tools": len(names), "min_tools": spec.min_tools, "sample": sample, "protocol": version}
         if len(names) < spec.min_tools:
             raise NotYet(f"{len(names)} tools, fewer than min-tools {spec.min_tools}: {', '.join(sample)}", data)
-        return Seen(f"{len(names)} tools (min {spec.min_tools}): {', '.join(sample)}", data)
+        return Seen(f"{len(names)} tools (min {spec.min_tools}, MCP {version}): {', '.join(sample)}", data)
 
     return Check(f"mcp/{service.name}", service.name, "mcp", f"POST {url} tools/list", probe)

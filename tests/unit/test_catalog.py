@@ -137,9 +137,16 @@ def test_small_service_defaults():
     )
     assert service.health == Health(container_port=8001, path="/health", host_port=8101, host_ip="")
     assert service.e2e == E2e(method="GET", path="/ping", expect="pong", body="{}")
-    assert service.mcp == Mcp(path="/mcp", min_tools=1)
+    assert service.mcp == Mcp(path="/mcp", min_tools=1, protocol="auto")
     assert service.role == ""
     assert service.metrics is None
+
+
+@pytest.mark.parametrize("protocol", ["auto", "per-request", "handshake"])
+def test_mcp_protocol_label(protocol):
+    labels = {"devtools.check.mcp": "/rpc", "devtools.check.mcp.protocol": protocol}
+    service = only(svc(labels, [{"target": 8001, "published": "8101"}]))
+    assert service.mcp == Mcp(path="/rpc", min_tools=1, protocol=protocol)
 
 
 def test_service_without_health_label_is_not_checked():
@@ -218,6 +225,17 @@ def test_service_without_health_label_is_not_checked():
             "service orchestrator: label devtools.check.mcp.min-tools needs devtools.check.mcp (the MCP endpoint path)",
         ),
         (
+            {"devtools.check.mcp.protocol": "handshake"},
+            None,
+            "service orchestrator: label devtools.check.mcp.protocol needs devtools.check.mcp (the MCP endpoint path)",
+        ),
+        (
+            {"devtools.check.mcp": "/mcp", "devtools.check.mcp.protocol": "2026-07-28"},
+            None,
+            'service orchestrator: label devtools.check.mcp.protocol "2026-07-28" must be one of auto, per-request, '
+            "handshake",
+        ),
+        (
             {"devtools.metrics": "metrics"},
             None,
             'service orchestrator: label devtools.metrics "metrics" must be "<path>", e.g. "/metrics"',
@@ -226,8 +244,8 @@ def test_service_without_health_label_is_not_checked():
             {"devtools.check.heath": "8001/health"},
             None,
             "service orchestrator: unknown label devtools.check.heath: allowed are devtools.check.health, "
-            "devtools.check.mcp, devtools.check.mcp.min-tools, devtools.check.e2e, devtools.check.e2e.expect, "
-            "devtools.check.e2e.body",
+            "devtools.check.mcp, devtools.check.mcp.min-tools, devtools.check.mcp.protocol, devtools.check.e2e, "
+            "devtools.check.e2e.expect, devtools.check.e2e.body",
         ),
     ],
 )

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from ops import checks_mcp
 from ops.catalog import load_catalog
-from ops.checks_mcp import ACCEPT, PROTOCOL_VERSION
+from ops.checks_mcp import ACCEPT, PER_REQUEST_VERSION, PROTOCOL_VERSION
 from ops.report import CheckResult
 from ops.validate import Options, validate
 from tests.unit.validate_peers import UvicornPeer, resolved, service
@@ -75,8 +75,11 @@ def mcp_peer(request: pytest.FixtureRequest) -> Iterator[UvicornPeer]:
         yield peer
 
 
-def mcp_result(port: int, min_tools: str, deadline: float = 10.0, path: str = "/mcp") -> CheckResult:
+def mcp_result(
+    port: int, min_tools: str, deadline: float = 10.0, path: str = "/mcp", protocol: str = "auto"
+) -> CheckResult:
     labels = {"devtools.check.mcp": path, "devtools.check.mcp.min-tools": min_tools}
+    labels["devtools.check.mcp.protocol"] = protocol
     catalog = load_catalog(resolved({"gateway-mcp": service(port, labels, role="gateway")}))
     report = asyncio.run(validate(catalog, Options(timeout=2.0, deadline=deadline)))
     checks = {c.name: c for c in report.checks}
@@ -84,12 +87,16 @@ def mcp_result(port: int, min_tools: str, deadline: float = 10.0, path: str = "/
     return checks["mcp/gateway-mcp"]
 
 
-def test_tool_discovery_passes_with_count_and_sorted_sample(mcp_peer: UvicornPeer):
-    check = mcp_result(mcp_peer.port, "6")
+@pytest.mark.parametrize(
+    ("protocol", "version"),
+    [("auto", PER_REQUEST_VERSION), ("per-request", PER_REQUEST_VERSION), ("handshake", PROTOCOL_VERSION)],
+)
+def test_tool_discovery_passes_with_count_and_sorted_sample(mcp_peer: UvicornPeer, protocol: str, version: str):
+    check = mcp_result(mcp_peer.port, "6", protocol=protocol)
     assert check.passed, check.detail
     assert check.attempts == 1
-    assert check.data == {"tools": 7, "min_tools": 6, "sample": SAMPLE}
-    assert check.detail == "7 tools (min 6): build, deploy, health_summary, lint, query_logs"
+    assert check.data == {"tools": 7, "min_tools": 6, "sample": SAMPLE, "protocol": version}
+    assert check.detail == f"7 tools (min 6, MCP {version}): build, deploy, health_summary, lint, query_logs"
     assert check.target == f"POST http://127.0.0.1:{mcp_peer.port}/mcp tools/list"
 
 
@@ -97,33 +104,41 @@ def test_too_few_tools_fails_naming_count_and_minimum(mcp_peer: UvicornPeer):
     check = mcp_result(mcp_peer.port, "10", deadline=1.0)
     assert not check.passed
     assert check.detail == "7 tools, fewer than min-tools 10: build, deploy, health_summary, lint, query_logs"
-    assert check.data == {"tools": 7, "min_tools": 10, "sample": SAMPLE}
+    assert check.data == {"tools": 7, "min_tools": 10, "sample": SAMPLE, "protocol": PER_REQUEST_VERSION}
     assert check.attempts >= 2
 
 
-def test_pagination_follows_next_cursor():
+@pytest.mark.parametrize("protocol", ["per-request", "handshake"])
+def test_pagination_follows_next_cursor(protocol: str):
     cursors: list[str | None] = []
     with UvicornPeer(paged_app(cursors)) as peer:
-        check = mcp_result(peer.port, "7")
+        check = mcp_result(peer.port, "7", protocol=protocol)
     assert check.passed, check.detail
-    assert check.data == {"tools": 7, "min_tools": 7, "sample": SAMPLE}
+    assert check.data["sample"] == SAMPLE and check.data["tools"] == 7
     assert cursors == [None, "3", "6"]
 
 
-def test_wrong_path_reports_the_http_status():
+def test_wrong_path_reports_the_http_status_of_both_eras():
     with UvicornPeer(sdk_app(json_response=False, stateless_http=False)) as peer:
         check = mcp_result(peer.port, "1", deadline=0.5, path="/not-mcp")
     assert not check.passed
-    assert check.detail == "initialize: HTTP 404: Not Found"
+    assert check.detail == (
+        f"initialize: HTTP 404: Not Found (asked per request {PER_REQUEST_VERSION} first: "
+        "tools/list: HTTP 404: Not Found)"
+    )
 
 
-def recording(app: Any, seen: list[tuple[str, str]]) -> Any:
-    """`app`, recording the method and Mcp-Session-Id of every HTTP request it receives."""
+Seen = list[tuple[str, str, str, str]]
+
+
+def recording(app: Any, seen: Seen) -> Any:
+    """`app`, recording the method, Mcp-Session-Id, MCP-Protocol-Version and Mcp-Method of every HTTP request."""
 
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            sid = dict(scope["headers"]).get(b"mcp-session-id", b"").decode()
-            seen.append((scope["method"], sid))
+            headers = {k: v.decode() for k, v in scope["headers"]}
+            keys = (b"mcp-session-id", b"mcp-protocol-version", b"mcp-method")
+            seen.append((scope["method"], *(headers.get(k, "") for k in keys)))
         await app(scope, receive, send)
 
     return wrapped
@@ -131,14 +146,14 @@ def recording(app: Any, seen: list[tuple[str, str]]) -> Any:
 
 @pytest.mark.parametrize("json_response", [True, False], ids=["json", "sse"])
 def test_the_closing_delete_ends_the_session_on_the_sdk_server(json_response: bool):
-    seen: list[tuple[str, str]] = []
+    seen: Seen = []
     with UvicornPeer(recording(sdk_app(json_response=json_response, stateless_http=False), seen)) as peer:
-        check = mcp_result(peer.port, "6")
+        check = mcp_result(peer.port, "6", protocol="handshake")
         assert check.passed, check.detail
         limit = time.monotonic() + 5
-        while not any(method == "DELETE" for method, _ in seen) and time.monotonic() < limit:
+        while not any(s[0] == "DELETE" for s in seen) and time.monotonic() < limit:
             time.sleep(0.02)
-        mcp_calls = [(method, bool(sid)) for method, sid in seen if method != "GET"]
+        mcp_calls = [(s[0], bool(s[1])) for s in seen if s[0] != "GET"]
         assert mcp_calls == [("POST", False), ("POST", True), ("POST", True), ("DELETE", True)]
         sid = seen[-1][1]
         headers = {"Accept": ACCEPT, "Mcp-Session-Id": sid, "MCP-Protocol-Version": PROTOCOL_VERSION}
@@ -195,8 +210,8 @@ def test_close_returns_once_the_delete_is_sent_not_when_it_is_answered(monkeypat
 
 
 def test_close_without_a_session_sends_nothing():
-    seen: list[tuple[str, str]] = []
+    seen: Seen = []
     with UvicornPeer(recording(sdk_app(json_response=True, stateless_http=True), seen)) as peer:
-        check = mcp_result(peer.port, "6")
+        check = mcp_result(peer.port, "6", protocol="handshake")
     assert check.passed, check.detail
-    assert [method for method, _ in seen if method != "GET"] == ["POST", "POST", "POST"]
+    assert [s[0] for s in seen if s[0] != "GET"] == ["POST", "POST", "POST"]

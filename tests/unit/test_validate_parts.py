@@ -12,7 +12,7 @@ import pytest
 from ops import validate
 from ops.checks import Backoff, Check, NotYet, Seen, run_check
 from ops.checks_http import base_url
-from ops.checks_mcp import jsonrpc_messages, pick_result, sse_data
+from ops.checks_mcp import McpClient, jsonrpc_messages, pick_result, refusal, sse_data
 from ops.checks_prom import error_rate_queries, normalize_selector, up_query
 from ops.report import CheckResult
 
@@ -39,6 +39,45 @@ def test_pick_result_finds_the_answer_or_says_why_not():
     with pytest.raises(NotYet) as error:
         pick_result([{"id": 1, "error": {"code": -32601, "message": "Method not found"}}], 1, "initialize")
     assert str(error.value) == "initialize: JSON-RPC error -32601: Method not found"
+
+
+def test_mcp_messages_of_both_eras_are_exact():
+    per_request = McpClient(None, "http://127.0.0.1:8000/mcp", per_request=True)  # type: ignore[arg-type]
+    assert per_request.message("tools/list", {"cursor": "3"}) == {
+        "jsonrpc": "2.0",
+        "method": "tools/list",
+        "params": {
+            "cursor": "3",
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "devtools-validate", "version": "1"},
+            },
+        },
+        "id": 1,
+    }
+    assert per_request.headers == {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2026-07-28",
+    }
+    handshake = McpClient(None, "http://127.0.0.1:8000/mcp")  # type: ignore[arg-type]
+    assert handshake.message("notifications/initialized", {}, notify=True) == {
+        "jsonrpc": "2.0",
+        "method": "notifications/initialized",
+        "params": {},
+    }
+    assert handshake.headers == {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    assert handshake.version == "" and per_request.version == "2026-07-28"
+
+
+def test_refusal_reads_a_json_rpc_error_or_shows_the_body():
+    body = '{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"Unsupported protocol version"}}'
+    said = refusal("tools/list", 400, body)
+    assert said == "tools/list: HTTP 400, JSON-RPC error -32022: Unsupported protocol version"
+    assert refusal("initialize", 404, "Not Found") == "initialize: HTTP 404: Not Found"
+    assert refusal("initialize", 502, "") == "initialize: HTTP 502"
+    assert refusal("initialize", 400, '["not", "an object"]') == 'initialize: HTTP 400: ["not", "an object"]'
 
 
 def test_promql_builders_are_exact():

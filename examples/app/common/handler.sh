@@ -67,6 +67,8 @@ read_request() {
 	target=${rest%% *}
 	path=${target%%\?*}
 	content_length=0
+	mcp_version='' mcp_method='' mcp_name=''
+	# shellcheck disable=SC2034 # the mcp_* headers are read by mcp.sh
 	while IFS= read -r -t 10 line; do
 		line=${line%"$CR"}
 		[ -z "$line" ] && break
@@ -75,6 +77,10 @@ read_request() {
 		case ${line%%:*} in
 		[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]) content_length=$value ;;
 		[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]) fail 411 "Length Required" "send a Content-Length" ;;
+		# what mcp.sh needs of the headers (MCP revision 2026-07-28 repeats the body's method and version there)
+		[Mm][Cc][Pp]-[Pp][Rr][Oo][Tt][Oo][Cc][Oo][Ll]-[Vv][Ee][Rr][Ss][Ii][Oo][Nn]) mcp_version=$value ;;
+		[Mm][Cc][Pp]-[Mm][Ee][Tt][Hh][Oo][Dd]) mcp_method=$value ;;
+		[Mm][Cc][Pp]-[Nn][Aa][Mm][Ee]) mcp_name=$value ;;
 		esac
 	done
 	case $content_length in

@@ -1,11 +1,17 @@
 # shellcheck shell=sh
-# body comes from handler.sh:
+# body and the mcp_* headers come from handler.sh:
 # shellcheck disable=SC2154
 # MCP over HTTP for the gateway: JSON-RPC 2.0 on POST, the streamable HTTP transport answering with plain
-# application/json. Sourced by handler.sh, which provides $body, respond and respond_json.
+# application/json. Sourced by handler.sh, which provides $body, the MCP headers, respond and respond_json.
 # Request ids go back exactly as sent (numbers stay numbers, strings keep their escapes).
+# Two eras, told apart by the MCP-Protocol-Version header: the initialize handshake (the revisions up to
+# 2025-11-25, and no header at all) and revision 2026-07-28, where every request is self-contained: the
+# version and client capabilities ride in params._meta, no initialize, no session.
 
 MCP_DEFAULT_VERSION=2025-06-18
+HANDSHAKE_VERSIONS="2024-11-05 2025-03-26 2025-06-18 2025-11-25"
+PER_REQUEST_VERSION=2026-07-28
+META=params._meta.io.modelcontextprotocol
 TAB=$(printf '\t')
 
 # The raw JSON value at a path of the flattened request ("" is the whole request).
@@ -17,8 +23,8 @@ rpc_result() { # ID RESULT [EXTRA-HEADER]
 	respond_json 200 OK "{\"jsonrpc\":\"2.0\",\"id\":$1,\"result\":$2}" "${3:-}"
 }
 
-rpc_error() { # HTTP-CODE HTTP-REASON ID CODE MESSAGE
-	respond_json "$1" "$2" "{\"jsonrpc\":\"2.0\",\"id\":$3,\"error\":{\"code\":$4,\"message\":\"$5\"}}"
+rpc_error() { # HTTP-CODE HTTP-REASON ID CODE MESSAGE [DATA]
+	respond_json "$1" "$2" "{\"jsonrpc\":\"2.0\",\"id\":$3,\"error\":{\"code\":$4,\"message\":\"$5\"${6:+,\"data\":$6}}}"
 }
 
 tools_json() {
@@ -38,6 +44,42 @@ initialize() {
 \"instructions\":\"$JSON\"}" "Mcp-Session-Id: $mcp_id"
 }
 
+# Revision 2026-07-28: the envelope is checked as the SDK servers do (first failure answers), then the method.
+per_request() {
+	[ -z "$id" ] && respond 202 Accepted "" ""
+	version=$(jget "$META/protocolVersion")
+	if [ -z "$version" ] || [ -z "$(jget "$META/clientCapabilities")" ]; then
+		rpc_error 400 "Bad Request" "$id" -32602 "params._meta is missing the required envelope key(s): \
+io.modelcontextprotocol/protocolVersion, io.modelcontextprotocol/clientCapabilities"
+	fi
+	[ "$version" = "\"$mcp_version\"" ] ||
+		rpc_error 400 "Bad Request" "$id" -32020 "MCP-Protocol-Version header does not match params._meta"
+	[ "\"$mcp_method\"" = "$rpc_method" ] ||
+		rpc_error 400 "Bad Request" "$id" -32020 "Mcp-Method header does not match the request body's method"
+	[ "$mcp_version" = "$PER_REQUEST_VERSION" ] || rpc_error 400 "Bad Request" "$id" -32022 \
+		"Unsupported protocol version" "{\"supported\":[\"$PER_REQUEST_VERSION\"],\"requested\":$version}"
+	# Every result says it is complete; the cacheable ones (discover, lists) may be reused for 0 ms, by this client.
+	complete=',"resultType":"complete"'
+	cacheable="$complete,\"ttlMs\":0,\"cacheScope\":\"private\""
+	case $rpc_method in
+	'"server/discover"')
+		rpc_result "$id" "{\"supportedVersions\":[\"$PER_REQUEST_VERSION\"],\"capabilities\":{\"tools\":{}}$cacheable,\
+\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"$SERVICE_NAME\",\"version\":\"$SVC_VERSION\"}}}"
+		;;
+	'"ping"') rpc_result "$id" "{${complete#,}}" ;;
+	'"tools/list"') rpc_result "$id" "{\"tools\":$(tools_json)$cacheable}" ;;
+	'"tools/call"')
+		[ "\"$mcp_name\"" = "$(jget params.name)" ] ||
+			rpc_error 400 "Bad Request" "$id" -32020 "Mcp-Name header does not match the request body's 'name' parameter"
+		call_tool
+		;;
+	*)
+		json_esc "$rpc_method"
+		rpc_error 404 "Not Found" "$id" -32601 "Method not found: $JSON"
+		;;
+	esac
+}
+
 call_tool() {
 	name=$(jget params.name)
 	case $name in
@@ -49,7 +91,7 @@ call_tool() {
 		{ json_esc "$name" && rpc_error 200 OK "$id" -32602 "Unknown tool: $JSON"; }
 	text="${name#\"}"
 	text="${text%\"} accepted the task (example gateway, release $RELEASE_JSON)"
-	rpc_result "$id" "{\"content\":[{\"type\":\"text\",\"text\":\"$text\"}],\"isError\":false}"
+	rpc_result "$id" "{\"content\":[{\"type\":\"text\",\"text\":\"$text\"}],\"isError\":false${complete:-}}"
 }
 
 mcp() {
@@ -67,6 +109,10 @@ mcp() {
 		[ -n "$(jget result)$(jget error)" ] && respond 202 Accepted "" ""
 		rpc_error 400 "Bad Request" "${id:-null}" -32600 "Invalid Request: no method"
 	fi
+	case " $HANDSHAKE_VERSIONS " in
+	*" ${mcp_version:-$MCP_DEFAULT_VERSION} "*) ;;
+	*) per_request ;;
+	esac
 	# A notification (no id) gets no JSON-RPC answer.
 	[ -z "$id" ] && respond 202 Accepted "" ""
 	case $rpc_method in

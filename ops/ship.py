@@ -80,6 +80,8 @@ def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_
 def upload_command(host_root: str, release_id: str, decode: str = "") -> str:
     """Remote shell: unpack the tar from stdin into a fresh incoming/<id> and refresh the agent code.
 
+    The agent code is compiled to bytecode right away with the venv's python, so the validator's first run of a
+    release (inside `apply`) starts as fast as later ones instead of compiling its modules first.
     `decode` is a shell pipeline stdin goes through before tar (e.g. `base64 -d | gzip -dc` for a text payload).
     """
     incoming = f"{host_root}/incoming/{release_id}"
@@ -89,6 +91,7 @@ def upload_command(host_root: str, release_id: str, decode: str = "") -> str:
         f"mkdir -p {shlex.quote(staging)} {shlex.quote(host_root + '/agent')}",
         f"{decode + ' | ' if decode else ''}tar -C {shlex.quote(staging)} -xf -",
         f"cp -R {shlex.quote(staging + '/agent/ops')} {shlex.quote(host_root + '/agent/')}",
+        f"{shlex.quote(host_root + '/venv/bin/python')} -m compileall -q {shlex.quote(host_root + '/agent/ops')}",
         f"rm -rf {shlex.quote(incoming)}",
         f"mv {shlex.quote(staging + '/bundle')} {shlex.quote(incoming)}",
         f"rm -rf {shlex.quote(staging)}",

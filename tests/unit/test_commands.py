@@ -28,6 +28,7 @@ UPLOAD_TAIL = (
     "mkdir -p /opt/devtools/incoming/.r1.upload /opt/devtools/agent && "
     "base64 -d | gzip -dc | tar -C /opt/devtools/incoming/.r1.upload -xf - && "
     "cp -R /opt/devtools/incoming/.r1.upload/agent/ops /opt/devtools/agent/ && "
+    "/opt/devtools/venv/bin/python -m compileall -q /opt/devtools/agent/ops && "
     "rm -rf /opt/devtools/incoming/r1 && "
     "mv /opt/devtools/incoming/.r1.upload/bundle /opt/devtools/incoming/r1 && "
     "rm -rf /opt/devtools/incoming/.r1.upload"
@@ -97,6 +98,8 @@ def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():
 def test_upload_script_unpacks_the_payload_in_a_real_shell(tmp_path):
     """The decode pipeline and the unpack steps must agree with bundle_payload (no cloud-init on this machine)."""
     root = str(tmp_path / "host root")
+    (tmp_path / "host root/venv/bin").mkdir(parents=True)
+    (tmp_path / "host root/venv/bin/python").symlink_to(sys.executable)  # the host venv cloud-init makes
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(["sh", "-c", commands.upload_script(root, "r1")], input=commands.bundle_payload(_manifest()),
                           text=True, capture_output=True, env=env, check=False)
@@ -105,6 +108,8 @@ def test_upload_script_unpacks_the_payload_in_a_real_shell(tmp_path):
     assert release["images"] == {"cicd": DIGEST}
     assert (tmp_path / "host root/agent/ops/hostagent.py").is_file()
     assert (tmp_path / "host root/agent/ops/gate_summary.py").is_file()
+    tag = sys.implementation.cache_tag
+    assert (tmp_path / f"host root/agent/ops/__pycache__/validate.{tag}.pyc").is_file()  # compiled on arrival
     assert sorted(p.name for p in (tmp_path / "host root/incoming").iterdir()) == ["r1"]
 
 

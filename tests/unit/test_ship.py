@@ -24,6 +24,7 @@ def test_upload_command():
         "mkdir -p /opt/devtools/incoming/.abc1234.upload /opt/devtools/agent && "
         "tar -C /opt/devtools/incoming/.abc1234.upload -xf - && "
         "cp -R /opt/devtools/incoming/.abc1234.upload/agent/ops /opt/devtools/agent/ && "
+        "/opt/devtools/venv/bin/python -m compileall -q /opt/devtools/agent/ops && "
         "rm -rf /opt/devtools/incoming/abc1234 && "
         "mv /opt/devtools/incoming/.abc1234.upload/bundle /opt/devtools/incoming/abc1234 && "
         "rm -rf /opt/devtools/incoming/.abc1234.upload"

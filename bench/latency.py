@@ -1,7 +1,8 @@
 """Loopback stand-ins for the example application's services that answer every request after a fixed delay.
 
 Each server answers the routes the validator checks the way examples/app does (GET /health, POST /e2e on
-agents, POST /mcp with initialize / notifications / tools/list on the gateway, DELETE /mcp → 405), after
+agents, POST /mcp on the gateway in both MCP eras: initialize / notifications / tools/list, and tools/list as one
+self-contained request of revision 2026-07-28; DELETE /mcp → 405), after
 `delay` seconds. Two models of that delay:
 
 - per answer (`network=False`): every answer comes `delay` after its request, with `Connection: close` like
@@ -31,6 +32,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_JSON = ROOT / "examples" / "app" / "services" / "gateway-mcp" / "tools.json"
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+PER_REQUEST_VERSION = "2026-07-28"
+META_VERSION = "io.modelcontextprotocol/protocolVersion"
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(202, None)
             return
         rid, method = message["id"], message.get("method")
-        if method == "initialize":
+        version = self.headers.get("MCP-Protocol-Version")
+        if version and version not in HANDSHAKE_VERSIONS:
+            self._per_request(message, version)
+        elif method == "initialize":
             version = message.get("params", {}).get("protocolVersion") or "2025-06-18"
             result: dict[str, Any] = {"protocolVersion": version, "capabilities": {"tools": {}},
                       "serverInfo": {"name": self.server.role.name, "version": "1.0.0"}}
@@ -132,6 +139,24 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             error = {"code": -32601, "message": f"Method not found: {method}"}
             self._answer(200, {"jsonrpc": "2.0", "id": rid, "error": error})
+
+    def _per_request(self, message: dict[str, Any], version: str) -> None:
+        """Revision 2026-07-28 as examples/app/common/mcp.sh speaks it (envelope first, then the method)."""
+        rid, method = message["id"], message.get("method")
+        meta = (message.get("params") or {}).get("_meta") or {}
+        if meta.get(META_VERSION) != version or self.headers.get("Mcp-Method") != method:
+            error = {"code": -32020, "message": "the MCP headers do not match the request envelope"}
+            self._answer(400, {"jsonrpc": "2.0", "id": rid, "error": error})
+        elif version != PER_REQUEST_VERSION:
+            error = {"code": -32022, "message": "Unsupported protocol version",
+                     "data": {"supported": [PER_REQUEST_VERSION], "requested": version}}
+            self._answer(400, {"jsonrpc": "2.0", "id": rid, "error": error})
+        elif method == "tools/list":
+            result = {"tools": self.server.tools, "resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
+            self._answer(200, {"jsonrpc": "2.0", "id": rid, "result": result})
+        else:
+            error = {"code": -32601, "message": f"Method not found: {method}"}
+            self._answer(404, {"jsonrpc": "2.0", "id": rid, "error": error})
 
 
 @dataclass

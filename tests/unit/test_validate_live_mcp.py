@@ -128,10 +128,10 @@ def test_wrong_path_reports_the_http_status_of_both_eras():
     )
 
 
-Seen = list[tuple[str, str, str, str]]
+Calls = list[tuple[str, str, str, str]]
 
 
-def recording(app: Any, seen: Seen) -> Any:
+def recording(app: Any, seen: Calls) -> Any:
     """`app`, recording the method, Mcp-Session-Id, MCP-Protocol-Version and Mcp-Method of every HTTP request."""
 
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
@@ -146,7 +146,7 @@ def recording(app: Any, seen: Seen) -> Any:
 
 @pytest.mark.parametrize("json_response", [True, False], ids=["json", "sse"])
 def test_the_closing_delete_ends_the_session_on_the_sdk_server(json_response: bool):
-    seen: Seen = []
+    seen: Calls = []
     with UvicornPeer(recording(sdk_app(json_response=json_response, stateless_http=False), seen)) as peer:
         check = mcp_result(peer.port, "6", protocol="handshake")
         assert check.passed, check.detail
@@ -210,7 +210,7 @@ def test_close_returns_once_the_delete_is_sent_not_when_it_is_answered(monkeypat
 
 
 def test_close_without_a_session_sends_nothing():
-    seen: Seen = []
+    seen: Calls = []
     with UvicornPeer(recording(sdk_app(json_response=True, stateless_http=True), seen)) as peer:
         check = mcp_result(peer.port, "6", protocol="handshake")
     assert check.passed, check.detail

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from ops import checks_mcp
 from ops.checks import NotYet
 from ops.checks_mcp import PER_REQUEST_VERSION, PROTOCOL_VERSION
-from tests.unit.test_validate_live_mcp import Seen, mcp_result, paged_app, recording, sdk_app
+from tests.unit.test_validate_live_mcp import Calls, mcp_result, paged_app, recording, sdk_app
 from tests.unit.validate_peers import UvicornPeer
 
 
@@ -35,7 +35,7 @@ def handshake_only(app: Any) -> Any:
 
 
 def test_auto_asks_once_per_request_on_a_server_of_both_eras():
-    seen: Seen = []
+    seen: Calls = []
     with UvicornPeer(recording(sdk_app(json_response=True, stateless_http=False), seen)) as peer:
         check = mcp_result(peer.port, "6")
     assert check.passed, check.detail
@@ -43,7 +43,7 @@ def test_auto_asks_once_per_request_on_a_server_of_both_eras():
 
 
 def test_auto_falls_back_to_the_handshake_on_a_server_that_refuses_the_revision():
-    seen: Seen = []
+    seen: Calls = []
     with UvicornPeer(recording(handshake_only(sdk_app(json_response=False, stateless_http=False)), seen)) as peer:
         check = mcp_result(peer.port, "6")
         refused = mcp_result(peer.port, "6", deadline=0.5, protocol="per-request")
@@ -111,7 +111,7 @@ def failing_page(app: Any, cursor: str) -> Any:
 
 
 def test_a_later_page_failing_is_not_taken_for_a_refusal_of_the_revision():
-    seen: Seen = []
+    seen: Calls = []
     with UvicornPeer(recording(failing_page(paged_app([]), "3"), seen)) as peer:
         check = mcp_result(peer.port, "7", deadline=0.5)
     assert not check.passed

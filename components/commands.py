@@ -58,9 +58,10 @@ def content_hash(release: Mapping[str, Any]) -> str:
     return hashlib.sha256(ship.bundle_tar(content, agent_dir=None)).hexdigest()
 
 
-def upload_script(host_root: str, release_id: str) -> str:
-    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin and unpack it as `ops.ship` does."""
-    return f"{CLOUD_INIT_WAIT} && {ship.upload_command(host_root, release_id, decode=DECODE)}"
+def upload_script(host_root: str, project: str, release_id: str) -> str:
+    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin and unpack it as `ops.ship` does, into
+    this project's own incoming directory."""
+    return f"{CLOUD_INIT_WAIT} && {ship.upload_command(host_root, project, release_id, decode=DECODE)}"
 
 
 def secrets_script(host_root: str, project: str) -> str:

@@ -23,7 +23,7 @@ from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
-from components.sources import followed_release, merge_history, pinned_release, release_record
+from components.sources import ChosenRelease, followed_release, merge_history, pinned_release, release_record
 from components.traffic import ColorTarget, TrafficRouter, TrafficRouterArgs
 
 
@@ -74,13 +74,13 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
             release_id=cfg.release.release_id, commit=env.commit, built_at=env.built_at, ci_run_url=env.ci_run_url))
         release_id: pulumi.Input[str] = cfg.release.release_id
         image_map: pulumi.Input[Mapping[str, str]] = images.images
-        commit: str | None = env.commit
+        commit: pulumi.Input[str | None] = env.commit
         outputs["buildMetadata"] = images.metadata
     else:
         chosen = _chosen_release(cfg, own, prod, services)
-        release_id = chosen.apply(lambda c: c[0])
-        image_map = chosen.apply(lambda c: c[1])
-        commit = None
+        release_id = chosen.apply(lambda c: c.id)
+        image_map = chosen.apply(lambda c: c.images)
+        commit = chosen.apply(lambda c: c.commit)  # the followed release's own commit, not this checkout's
 
     hosts = Hosts("hosts", HostsArgs(
         config=cfg, pull_auth=pull_auth,
@@ -92,8 +92,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
                for i, n in enumerate(hosts.names)],
         release_id=release_id, images=image_map, commit=commit,
         private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources))
-    record = pulumi.Output.all(release_id, image_map, rollout.content).apply(
-        lambda v: release_record(v[0], v[1], v[2], commit))
+    record = pulumi.Output.all(rid=release_id, images=image_map, content=rollout.content, commit=commit).apply(
+        lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {
         "release": record,
         "releases": pulumi.Output.all(own.get_output("releases"), record).apply(
@@ -132,8 +132,8 @@ def _nth(values: pulumi.Output[list[str]], index: int) -> pulumi.Output[str]:
 
 
 def _chosen_release(cfg: StackConfig, own: pulumi.StackReference, prod: pulumi.StackReference | None,
-                    services: tuple[str, ...]) -> pulumi.Output[tuple[str, dict[str, str]]]:
-    """The (release id, images) a stack that does not build runs: prod's current, or a pinned id."""
+                    services: tuple[str, ...]) -> pulumi.Output[ChosenRelease]:
+    """The release a stack that does not build runs: prod's current, or a pinned id."""
     if cfg.release.source == "prod":
         assert prod is not None
         return prod.get_output("release").apply(lambda r: followed_release(cfg.prod_stack, r, services))

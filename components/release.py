@@ -36,7 +36,7 @@ class ReleaseRolloutArgs:
     hosts: Sequence[RolloutHost]
     release_id: pulumi.Input[str]
     images: pulumi.Input[Mapping[str, str]]  # service → repo@sha256:…
-    commit: str | None
+    commit: pulumi.Input[str | None]
     private_key: pulumi.Input[str]  # secret
     wait_for: Sequence[pulumi.Resource] = ()  # e.g. the droplets
 
@@ -57,11 +57,11 @@ class ReleaseRollout(pulumi.ComponentResource):
         super().__init__("devtools:index:ReleaseRollout", name, None, opts)
         config, commit, env = args.config, args.commit, commands.release_env(args.config)
         release_id = pulumi.Output.from_input(args.release_id)
-        self.manifest = pulumi.Output.all(release_id, args.images).apply(
-            lambda v: commands.manifest(v[0], v[1], env, commit))
+        self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=commit).apply(
+            lambda v: commands.manifest(v["rid"], v["images"], env, v["commit"]))
         self.content = self.manifest.apply(commands.content_hash)
         payload = self.manifest.apply(commands.bundle_payload)
-        upload_create = release_id.apply(lambda rid: commands.upload_script(config.hosts.root, rid))
+        upload_create = release_id.apply(lambda rid: commands.upload_script(config.hosts.root, config.color, rid))
         apply_create = pulumi.Output.all(release_id, self.content).apply(
             lambda v: commands.apply_script(config, v[0], v[1]))
 

@@ -5,13 +5,27 @@ history, and whether traffic may move to a color. No Pulumi here: the program ca
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ops.compose_cmd import DIGEST_REF
 
 
 class ReleaseError(Exception):
     """The release this stack should run cannot be determined; the message says why and what to do."""
+
+
+class ChosenRelease(NamedTuple):
+    """A release another stack (or this stack's history) recorded, as this stack will run it."""
+
+    id: str
+    images: dict[str, str]
+    commit: str | None
+    """The commit the release was built from, carried over so the hosts' release.json names it too."""
+
+
+def _commit(record: Any) -> str | None:
+    commit = record.get("commit") if isinstance(record, Mapping) else None
+    return str(commit) if commit else None
 
 
 def release_record(release_id: str, images: Mapping[str, str], content: str, commit: str | None) -> dict[str, Any]:
@@ -32,23 +46,25 @@ def check_images(where: str, release_id: str, images: Any, services: tuple[str, 
     return {s: str(images[s]) for s in services}
 
 
-def followed_release(prod_stack: str, exported: Any, services: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+def followed_release(prod_stack: str, exported: Any, services: tuple[str, ...]) -> ChosenRelease:
     """`release: prod`: the release prod exported last."""
     if not isinstance(exported, Mapping) or not exported.get("id"):
         raise ReleaseError(f"stack {prod_stack} exports no release yet: run `pulumi up --stack {prod_stack}` first, "
                            "or pin devtools:release to a release id")
     rid = str(exported["id"])
-    return rid, check_images(f"stack {prod_stack}", rid, exported.get("images"), services)
+    return ChosenRelease(rid, check_images(f"stack {prod_stack}", rid, exported.get("images"), services),
+                         _commit(exported))
 
 
-def pinned_release(pinned: str, histories: Mapping[str, Any], services: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+def pinned_release(pinned: str, histories: Mapping[str, Any], services: tuple[str, ...]) -> ChosenRelease:
     """`release: <id>`: the first history (by stack name, in order) that holds the id."""
     known: list[str] = []
     for stack, history in histories.items():
         if isinstance(history, Mapping) and pinned in history:
             record = history[pinned]
             images = record.get("images") if isinstance(record, Mapping) else None
-            return pinned, check_images(f"stack {stack} history", pinned, images, services)
+            return ChosenRelease(pinned, check_images(f"stack {stack} history", pinned, images, services),
+                                 _commit(record))
         if isinstance(history, Mapping):
             known += [str(k) for k in history]
     hint = ", ".join(dict.fromkeys(known)) or "none yet"

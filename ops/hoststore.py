@@ -1,6 +1,7 @@
 """On-host release state (standard library only): release directories, pointers, lock, audit log.
 
 Layout under <root>/<project>/:
+    incoming/<id>/        what this project's last upload of <id> unpacked (ops.ship.upload_command); apply reads it
     releases/<id>/        one immutable release: compose files, release.json, release.env, resolved.json
     run -> releases/<id>  the active release; compose's --project-directory, switched atomically
     current, previous     one line each: a release id

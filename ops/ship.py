@@ -77,15 +77,22 @@ def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_
     return buf.getvalue()
 
 
-def upload_command(host_root: str, release_id: str, decode: str = "") -> str:
-    """Remote shell: unpack the tar from stdin into a fresh incoming/<id> and refresh the agent code.
+def incoming_dir(host_root: str, project: str, release_id: str) -> str:
+    """Where an upload lands on the host: under its own project, so two projects on one host (two colors on the
+    stand-in, a pool of colors, the data tier) can upload the same release id without touching each other's
+    bundle, and an apply reads exactly what its own project uploaded."""
+    return f"{host_root}/{project}/incoming/{release_id}"
+
+
+def upload_command(host_root: str, project: str, release_id: str, decode: str = "") -> str:
+    """Remote shell: unpack the tar from stdin into a fresh <project>/incoming/<id> and refresh the agent code.
 
     The agent code is compiled to bytecode right away with the venv's python, so the validator's first run of a
     release (inside `apply`) starts as fast as later ones instead of compiling its modules first.
     `decode` is a shell pipeline stdin goes through before tar (e.g. `base64 -d | gzip -dc` for a text payload).
     """
-    incoming = f"{host_root}/incoming/{release_id}"
-    staging = f"{host_root}/incoming/.{release_id}.upload"
+    incoming = incoming_dir(host_root, project, release_id)
+    staging = incoming_dir(host_root, project, f".{release_id}.upload")
     return " && ".join([
         f"rm -rf {shlex.quote(staging)}",
         f"mkdir -p {shlex.quote(staging)} {shlex.quote(host_root + '/agent')}",
@@ -100,7 +107,8 @@ def upload_command(host_root: str, release_id: str, decode: str = "") -> str:
 
 def apply_command(host_root: str, project: str, release_id: str, agent_args: list[str]) -> str:
     """Remote shell: `hostagent apply` of the uploaded bundle."""
-    return agent_command(host_root, project, ["apply", "--bundle", f"{host_root}/incoming/{release_id}", *agent_args])
+    return agent_command(host_root, project, ["apply", "--bundle", incoming_dir(host_root, project, release_id),
+                                                     *agent_args])
 
 
 def agent_command(host_root: str, project: str, args: list[str]) -> str:
@@ -128,8 +136,8 @@ def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, An
     """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log."""
     t0 = time.monotonic()
     data = bundle_tar(manifest)
-    up = subprocess.run(target.argv(upload_command(host_root, manifest["id"])), input=data, capture_output=True,
-                        check=False, timeout=120)
+    up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"])), input=data,
+                        capture_output=True, check=False, timeout=120)
     if up.returncode != 0:
         print(f"upload to {target.host}:{target.port} failed: {up.stderr.decode(errors='replace').strip()}",
               file=sys.stderr)

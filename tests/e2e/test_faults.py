@@ -42,7 +42,7 @@ def start_apply(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.Pope
     """Upload a release, then start `hostagent apply` over SSH without waiting for it."""
     manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
     target = s.host.target
-    up = subprocess.run(target.argv(upload_command(s.host.root, pins["release"])), input=bundle_tar(manifest),
+    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"])), input=bundle_tar(manifest),
                         capture_output=True, timeout=60, check=False)
     assert up.returncode == 0, up.stderr
     command = apply_command(s.host.root, PROJECT, pins["release"], [*FAST, *args])

@@ -83,6 +83,53 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, local_env: localenv.Local
         d.cli("flip", "green", "--yes")
 
 
+def test_two_colors_on_one_host_keep_their_own_uploads(deployed: Deployed) -> None:
+    """Green and blue share the stand-in's host and run the same release id (blue follows local). Each color's
+    upload must stay its own: the secrets change below re-runs green's apply without a new upload, and it must read
+    green's bundle, not the one blue uploaded after it (blue's port prefix and no commit: "release ... already
+    exists on this host with different content"). Runs first, right after both stacks were deployed in that order.
+    """
+    local, blue = deployed.outputs()["release"], deployed.outputs("local-blue")["release"]
+    assert local["id"] == blue["id"] == deployed.first
+    root = deployed.env.host_root
+    bundles = {color: json.loads((root / color / "incoming" / deployed.first / "release.json").read_text())
+               for color in ("green", "blue")}
+    assert {c: b["env"]["HOST_PORT_PREFIX"] for c, b in bundles.items()} == {"green": "81", "blue": "82"}
+    # A followed release keeps the commit it was built from, on the host and in the standby's outputs.
+    installed = json.loads((root / "blue" / "releases" / deployed.first / "release.json").read_text())
+    assert local["commit"] and installed["source"]["commit"] == blue["commit"] == local["commit"]
+    assert bundles["blue"]["source"]["commit"] == local["commit"]
+
+
+def test_app_secrets_reach_the_containers_and_leave_with_the_config(deployed: Deployed) -> None:
+    """A secret set in the stack reaches the containers through the host's 0600 file, never the engine's output;
+    removing it from the stack removes it from the file and from the containers. Runs while blue's upload of the
+    same release id is the newer one on the host: green's re-run apply must read green's own upload (it failed
+    with "release ... already exists on this host with different content" when uploads were per host)."""
+    token = f"tok-{uuid.uuid4().hex}"
+    key = "devtools:appSecrets.DEMO_TOKEN"
+    secrets_file = deployed.env.host_root / "green" / "secrets.env"
+
+    def container_env() -> str:
+        proc = subprocess.run(["docker", "exec", "green-orchestrator-1", "env"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert deployed.ws.pulumi("config", "set", "--secret", "--path", key, token, stack="local").returncode == 0
+    added = deployed.up("local")
+    assert token not in added.stdout + added.stderr
+    assert f"DEMO_TOKEN={token}" in container_env().splitlines()
+    assert secrets_file.read_text() == f"DEMO_TOKEN={token}\n"
+
+    assert deployed.ws.pulumi("config", "rm", "--path", key, stack="local").returncode == 0
+    removed = deployed.up("local")
+    assert token not in removed.stdout + removed.stderr
+    assert secrets_file.read_text() == ""
+    assert not any(line.startswith("DEMO_TOKEN=") for line in container_env().splitlines())
+    assert deployed.outputs()["validation"]["passed"] is True
+
+
 def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
     blue = deployed.cli("flip", "blue", "--yes")
     assert blue.returncode == 0, blue.stdout[-3000:] + blue.stderr
@@ -141,30 +188,3 @@ def test_drift_after_a_container_is_changed_by_hand(deployed: Deployed) -> None:
         assert any(line.split()[1:3] == ["cicd", "STOPPED"] for line in found.stdout.splitlines()[1:]), found.stdout
     finally:
         subprocess.run(["docker", "start", container], capture_output=True, check=False)
-
-
-def test_app_secrets_reach_the_containers_and_leave_with_the_config(deployed: Deployed) -> None:
-    """A secret set in the stack reaches the containers through the host's 0600 file, never the engine's output;
-    removing it from the stack removes it from the file and from the containers."""
-    token = f"tok-{uuid.uuid4().hex}"
-    key = "devtools:appSecrets.DEMO_TOKEN"
-    secrets_file = deployed.env.host_root / "green" / "secrets.env"
-
-    def container_env() -> str:
-        proc = subprocess.run(["docker", "exec", "green-orchestrator-1", "env"], capture_output=True, text=True,
-                              timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    assert deployed.ws.pulumi("config", "set", "--secret", "--path", key, token, stack="local").returncode == 0
-    added = deployed.up("local")
-    assert token not in added.stdout + added.stderr
-    assert f"DEMO_TOKEN={token}" in container_env().splitlines()
-    assert secrets_file.read_text() == f"DEMO_TOKEN={token}\n"
-
-    assert deployed.ws.pulumi("config", "rm", "--path", key, stack="local").returncode == 0
-    removed = deployed.up("local")
-    assert token not in removed.stdout + removed.stderr
-    assert secrets_file.read_text() == ""
-    assert not any(line.startswith("DEMO_TOKEN=") for line in container_env().splitlines())
-    assert deployed.outputs()["validation"]["passed"] is True

@@ -24,14 +24,14 @@ from tests.unit.validate_peers import PeerServer, Route, resolved, service
 
 DIGEST = "registry.example/devtools/cicd@sha256:" + "d" * 64
 UPLOAD_TAIL = (
-    "rm -rf /opt/devtools/incoming/.r1.upload && "
-    "mkdir -p /opt/devtools/incoming/.r1.upload /opt/devtools/agent && "
-    "base64 -d | gzip -dc | tar -C /opt/devtools/incoming/.r1.upload -xf - && "
-    "cp -R /opt/devtools/incoming/.r1.upload/agent/ops /opt/devtools/agent/ && "
+    "rm -rf /opt/devtools/green/incoming/.r1.upload && "
+    "mkdir -p /opt/devtools/green/incoming/.r1.upload /opt/devtools/agent && "
+    "base64 -d | gzip -dc | tar -C /opt/devtools/green/incoming/.r1.upload -xf - && "
+    "cp -R /opt/devtools/green/incoming/.r1.upload/agent/ops /opt/devtools/agent/ && "
     "/opt/devtools/venv/bin/python -m compileall -q /opt/devtools/agent/ops && "
-    "rm -rf /opt/devtools/incoming/r1 && "
-    "mv /opt/devtools/incoming/.r1.upload/bundle /opt/devtools/incoming/r1 && "
-    "rm -rf /opt/devtools/incoming/.r1.upload"
+    "rm -rf /opt/devtools/green/incoming/r1 && "
+    "mv /opt/devtools/green/incoming/.r1.upload/bundle /opt/devtools/green/incoming/r1 && "
+    "rm -rf /opt/devtools/green/incoming/.r1.upload"
 )
 
 
@@ -89,7 +89,7 @@ def test_content_hash_ignores_the_agent_code(tmp_path):
 
 def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():
     """On a fresh droplet cloud-init may still be installing docker and the venv: wait for it first."""
-    assert commands.upload_script("/opt/devtools", "r1") == (
+    assert commands.upload_script("/opt/devtools", "green", "r1") == (
         "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null || true; fi"
         " && " + UPLOAD_TAIL
     )
@@ -101,16 +101,36 @@ def test_upload_script_unpacks_the_payload_in_a_real_shell(tmp_path):
     (tmp_path / "host root/venv/bin").mkdir(parents=True)
     (tmp_path / "host root/venv/bin/python").symlink_to(sys.executable)  # the host venv cloud-init makes
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(["sh", "-c", commands.upload_script(root, "r1")], input=commands.bundle_payload(_manifest()),
-                          text=True, capture_output=True, env=env, check=False)
+    proc = subprocess.run(["sh", "-c", commands.upload_script(root, "green", "r1")],
+                          input=commands.bundle_payload(_manifest()), text=True, capture_output=True, env=env,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
-    release = json.loads((tmp_path / "host root/incoming/r1/release.json").read_text())
+    release = json.loads((tmp_path / "host root/green/incoming/r1/release.json").read_text())
     assert release["images"] == {"cicd": DIGEST}
     assert (tmp_path / "host root/agent/ops/hostagent.py").is_file()
     assert (tmp_path / "host root/agent/ops/gate_summary.py").is_file()
     tag = sys.implementation.cache_tag
     assert (tmp_path / f"host root/agent/ops/__pycache__/validate.{tag}.pyc").is_file()  # compiled on arrival
-    assert sorted(p.name for p in (tmp_path / "host root/incoming").iterdir()) == ["r1"]
+    assert sorted(p.name for p in (tmp_path / "host root/green/incoming").iterdir()) == ["r1"]
+
+
+def test_two_projects_uploading_one_release_id_keep_their_own_bundles(tmp_path):
+    """Two colors on one host (the stand-in, a pool) may upload the same release id with other settings (port
+    prefix): each project's apply must read its own upload, never the one the other project wrote last."""
+    root = str(tmp_path / "host")
+    (tmp_path / "host/venv/bin").mkdir(parents=True)
+    (tmp_path / "host/venv/bin/python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    for project, prefix in (("green", "81"), ("blue", "82")):
+        release = commands.manifest("r1", {"cicd": DIGEST}, {"HOST_PORT_PREFIX": prefix}, "c0ffee")
+        proc = subprocess.run(["sh", "-c", commands.upload_script(root, project, "r1")],
+                              input=commands.bundle_payload(release), text=True, capture_output=True, env=env,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+    for project, prefix in (("green", "81"), ("blue", "82")):
+        bundle = Path(ship.apply_command(root, project, "r1", []).split("--bundle ")[1].split()[0])
+        assert bundle == tmp_path / f"host/{project}/incoming/r1"
+        assert json.loads((bundle / "release.json").read_text())["env"] == {"HOST_PORT_PREFIX": prefix}
 
 
 def test_secrets_script_reads_stdin_only():
@@ -125,7 +145,7 @@ def test_apply_script_on_a_droplet():
     """The content hash leads the command, so new compose content under the same id still re-runs the apply."""
     assert commands.apply_script(sc.make_config(keepReleases="7"), "r1", "ab" * 32) == (
         ": release-content=" + "ab" * 32 + " && cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m "
-        "ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/incoming/r1 "
+        "ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/r1 "
         "--keep 7 --validate-deadline 120"
     )
 
@@ -134,7 +154,7 @@ def test_apply_script_passes_the_prometheus_phase_to_the_validator():
     cfg = sc.make_local_config(validateDeadline="60")
     assert commands.apply_script(cfg, "r1", "0" * 64) == (
         ": release-content=" + "0" * 64 + " && cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m "
-        "ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/incoming/r1 "
+        "ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/r1 "
         "--keep 5 --validate-deadline 60 --validate-arg=--prometheus=http://127.0.0.1:9390 "
         "'--validate-arg=--prom-selector=color=\"green\"'"
     )

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import tarfile
+from typing import Any
 
 import pytest
 
@@ -93,17 +94,23 @@ def test_prod_snapshot_of_the_primary(prod):
     assert prod.exports_plain["snapshotId"].startswith("snap-")
 
 
+def _shipped(upload: Registration) -> dict[str, Any]:
+    """release.json as the upload's stdin carries it to the host."""
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(upload.inputs["stdin"])))) as tar:
+        member = tar.extractfile("bundle/release.json")
+        assert member is not None
+        shipped: dict[str, Any] = json.loads(member.read())
+    return shipped
+
+
 def test_prod_rollout_runs_the_host_agent_with_the_digests(prod):
     apply = _commands(prod, "-apply")[0]
-    assert "-m ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/incoming/1a2b3c4" \
+    assert "-m ops.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/1a2b3c4" \
         in apply.inputs["create"]
     upload = _commands(prod, "-upload")[0]
     release = prod.exports_plain["release"]
     assert release["content"] in apply.inputs["create"]
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(upload.inputs["stdin"])))) as tar:
-        member = tar.extractfile("bundle/release.json")
-        assert member is not None
-        shipped = json.loads(member.read())
+    shipped = _shipped(upload)
     assert shipped["images"] == release["images"]  # the host gets exactly the pushed digests
 
 
@@ -130,8 +137,22 @@ def test_blue_follows_prod_and_never_builds():
     assert droplet.inputs["vpcUuid"] == "vpc-prod"
     assert not droplet.protect and "image" not in droplet.ignore_changes  # a new snapshot replaces standbys
     apply = _commands(world, "-apply")[0]
-    assert "--project blue apply --bundle /opt/devtools/incoming/r1" in apply.inputs["create"]
+    assert "--project blue apply --bundle /opt/devtools/blue/incoming/r1" in apply.inputs["create"]
     assert world.exports_plain["release"]["images"] == prod_outputs()["release"]["images"]
+
+
+def test_a_followed_or_pinned_release_keeps_its_commit():
+    """A standby runs prod's release: its release.json and its `release` output name the commit that release was
+    built from (they said `null`), and a pinned id brings its own commit, not the checkout's."""
+    prod = prod_outputs()
+    prod["release"] = {**prod["release"], "commit": "c0ffee1"}
+    prod["releases"] = {"r0": {**prod["release"], "id": "r0", "commit": "0ld0ld0"}, "r1": prod["release"]}
+    world = run_stack("blue", others={"prod": prod})
+    assert _shipped(_commands(world, "-upload")[0])["source"] == {"commit": "c0ffee1"}
+    assert world.exports_plain["release"]["commit"] == "c0ffee1"
+    pinned = run_stack("blue", overrides={"release": "r0"}, others={"prod": prod})
+    assert _shipped(_commands(pinned, "-upload")[0])["source"] == {"commit": "0ld0ld0"}
+    assert pinned.exports_plain["release"]["commit"] == "0ld0ld0"
 
 
 def test_blue_without_prod_outputs_fails_clearly():
@@ -161,7 +182,7 @@ def test_local_blue_runs_the_local_release_on_the_blue_project(tmp_path):
     assert not [r for r in world.registrations if r.type.startswith("digitalocean:")]
     assert world.of_type(LOCAL_COMMAND) == []
     apply = _commands(world, "-apply")[0]
-    assert "--project blue" in apply.inputs["create"] and "apply --bundle /opt/devtools/incoming/r9" in \
+    assert "--project blue" in apply.inputs["create"] and "apply --bundle /opt/devtools/blue/incoming/r9" in \
         apply.inputs["create"]
     assert (apply.inputs["connection"]["host"], apply.inputs["connection"]["port"]) == ("127.0.0.1", 2222)
     assert world.exports_plain["release"]["images"] == local["release"]["images"]

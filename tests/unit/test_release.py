@@ -54,7 +54,7 @@ def test_exact_create_strings_and_payload():
     world = _run(cfg)
     content = commands.content_hash(_release(cfg))
     upload = world.one(CMD, "green-1-upload")
-    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "1a2b3c4")
+    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "green", "1a2b3c4")
     assert upload.inputs["stdin"] == commands.bundle_payload(_release(cfg))
     assert upload.inputs["logging"] == "stderr"
     secrets = world.one(CMD, "green-1-secrets")
@@ -65,7 +65,7 @@ def test_exact_create_strings_and_payload():
     apply = world.one(CMD, "green-1-apply")
     assert apply.inputs["create"] == (
         f": release-content={content} && cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent "
-        "--root /opt/devtools --project green apply --bundle /opt/devtools/incoming/1a2b3c4 --keep 5 "
+        "--root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/1a2b3c4 --keep 5 "
         "--validate-deadline 120")
     assert apply.inputs["logging"] == "stdoutAndStderr"
     gate = world.one(CMD, "green-1-validate-run")

@@ -19,22 +19,22 @@ def test_ssh_argv_checks_host_keys_and_never_prompts():
 
 
 def test_upload_command():
-    assert upload_command("/opt/devtools", "abc1234") == (
-        "rm -rf /opt/devtools/incoming/.abc1234.upload && "
-        "mkdir -p /opt/devtools/incoming/.abc1234.upload /opt/devtools/agent && "
-        "tar -C /opt/devtools/incoming/.abc1234.upload -xf - && "
-        "cp -R /opt/devtools/incoming/.abc1234.upload/agent/ops /opt/devtools/agent/ && "
+    assert upload_command("/opt/devtools", "green", "abc1234") == (
+        "rm -rf /opt/devtools/green/incoming/.abc1234.upload && "
+        "mkdir -p /opt/devtools/green/incoming/.abc1234.upload /opt/devtools/agent && "
+        "tar -C /opt/devtools/green/incoming/.abc1234.upload -xf - && "
+        "cp -R /opt/devtools/green/incoming/.abc1234.upload/agent/ops /opt/devtools/agent/ && "
         "/opt/devtools/venv/bin/python -m compileall -q /opt/devtools/agent/ops && "
-        "rm -rf /opt/devtools/incoming/abc1234 && "
-        "mv /opt/devtools/incoming/.abc1234.upload/bundle /opt/devtools/incoming/abc1234 && "
-        "rm -rf /opt/devtools/incoming/.abc1234.upload"
+        "rm -rf /opt/devtools/green/incoming/abc1234 && "
+        "mv /opt/devtools/green/incoming/.abc1234.upload/bundle /opt/devtools/green/incoming/abc1234 && "
+        "rm -rf /opt/devtools/green/incoming/.abc1234.upload"
     )
 
 
 def test_apply_command_quotes_arguments():
     assert apply_command("/opt/devtools", "green", "r1", ["--validate-arg=--prom-selector=color=\"green\""]) == (
         "cd /opt/devtools/agent && /opt/devtools/venv/bin/python -m ops.hostagent --root /opt/devtools "
-        "--project green apply --bundle /opt/devtools/incoming/r1 "
+        "--project green apply --bundle /opt/devtools/green/incoming/r1 "
         "'--validate-arg=--prom-selector=color=\"green\"'"
     )
     assert agent_command("/srv/d t", "blue", ["status", "--compact"]) == (

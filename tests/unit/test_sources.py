@@ -25,7 +25,10 @@ def test_release_record_is_sorted_and_complete():
 
 
 def test_followed_release_reads_prods_current_release():
-    assert followed_release("prod", {"id": "abc1234", "images": IMAGES}, SERVICES) == ("abc1234", IMAGES)
+    """The commit comes along: a standby's release.json names the commit its release was built from."""
+    assert followed_release("prod", {"id": "abc1234", "images": IMAGES, "commit": "c0ffee"}, SERVICES) == (
+        "abc1234", IMAGES, "c0ffee")
+    assert followed_release("prod", {"id": "abc1234", "images": IMAGES}, SERVICES) == ("abc1234", IMAGES, None)
 
 
 def test_followed_release_without_prod_outputs_says_what_to_do():
@@ -43,9 +46,10 @@ def test_followed_release_refuses_tags_and_missing_services():
 
 
 def test_pinned_release_found_in_own_history_first():
-    histories = {"blue": {"r1": {"images": IMAGES}}, "prod": {"r1": {"images": {}}, "r2": {"images": IMAGES}}}
-    assert pinned_release("r1", histories, SERVICES) == ("r1", IMAGES)
-    assert pinned_release("r2", histories, SERVICES) == ("r2", IMAGES)
+    histories = {"blue": {"r1": {"images": IMAGES, "commit": "b1"}},
+                 "prod": {"r1": {"images": {}}, "r2": {"images": IMAGES, "commit": "p2"}}}
+    assert pinned_release("r1", histories, SERVICES) == ("r1", IMAGES, "b1")
+    assert pinned_release("r2", histories, SERVICES) == ("r2", IMAGES, "p2")
 
 
 def test_pinned_release_unknown_lists_the_known_ids():

@@ -50,8 +50,8 @@ lint: venv ## ruff, mypy, shellcheck, actionlint (the GitHub workflows, with she
 	@shellcheck scripts/*.sh .ci/run examples/app/common/*.sh bench/*.sh .github/scripts/*.sh
 	@bash scripts/actionlint.sh run
 
-unit: venv ## fast tests: pure builders, renderers, parsers, real local servers (no docker)
-	@$(VENV)/bin/pytest -m "not e2e and not engine" -q
+unit: venv ## the fast tier: tests that start no process and open no socket (< 20 s)
+	@$(VENV)/bin/pytest tests/unit -m "not live" -q
 
 e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "e2e and not engine" -v

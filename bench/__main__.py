@@ -7,7 +7,7 @@
       naive: docker compose down --remove-orphans → pull → up -d     ours: ops.ship → hostagent apply
   (b) containers recreated by that one-service change (out of 9)
   (c) failed requests through the load balancer while it flips green → blue → green
-  (d) wall time of python -m ops.validate vs a serial curl script, against servers with 200 ms latency
+  (d) wall time of python -m agent.validate vs a serial curl script, against servers with 200 ms latency
       (per answer, and as a network round trip where a new connection costs one more)
 
 Each table is printed when its measurement ends, then a summary; everything goes to reports/bench.json.

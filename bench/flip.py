@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import common as c
 from bench.load import Load
-from ops import lbctl, localenv
+from standin import lbctl, localenv
 
 COLORS = ("green", "blue")
 LEAD_S, HOLD_S, TAIL_S = 1.0, 2.0, 1.0

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ops.checks_mcp import (
+from agent.validate.mcp import (
     META_VERSION,
     METHOD_HEADER,
     PER_REQUEST_VERSION,

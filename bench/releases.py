@@ -4,7 +4,7 @@ Two ways, each on its own compose project and host ports, both starting from the
 
 * naive: what the old scripted deploy did, locally: write the env file of pins, then
   `docker compose down --remove-orphans` → `docker compose pull` → `docker compose up -d` (volumes are kept).
-* ours:  `python -m ops.ship` → over SSH `ops.hostagent apply` (pull, `up -d --wait`, validate).
+* ours:  `python -m ops.ship` → over SSH `agent.hostagent apply` (pull, `up -d --wait`, validate).
 
 Two changes in a row: an agent (code-review) on top of the base, then the gateway on top of that. The load
 goes to the gateway's /health the whole time.
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.release import image_env_key
 from bench import common as c
 from bench.load import Load, LoadResult
-from ops.compose_cmd import image_env_key
 
 AGENT = "code-review"
 GATEWAY = "gateway-mcp"
@@ -88,7 +88,7 @@ class Ours:
 
     def setup(self, pins: dict[str, Any]) -> None:
         """A host root of our own, using the stand-in host's agent venv (what cloud-init installs)."""
-        from ops import localenv  # noqa: PLC0415 - only this way needs the stand-in's addresses
+        from standin import localenv  # noqa: PLC0415 - only this way needs the stand-in's addresses
 
         self.host_root.mkdir(parents=True, exist_ok=True)
         venv = self.host_root / "venv"

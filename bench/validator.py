@@ -1,4 +1,4 @@
-"""(d) wall time of `python -m ops.validate` vs a serial curl script doing the same checks, at 200 ms latency.
+"""(d) wall time of `python -m agent.validate` vs a serial curl script doing the same checks, at 200 ms latency.
 
 The checks come from the real compose file: its resolved config (`docker compose config --format json`, with
 placeholder pins) has every published port rewritten to a loopback server of bench/latency.py that answers
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.validate.catalog import Catalog, load_catalog
 from bench import common as c
 from bench.latency import Role, Servers, serving
-from ops.catalog import Catalog, load_catalog
 
 SCRIPT = Path(__file__).resolve().parent / "serial_checks.sh"
 FAKE_DIGEST = "sha256:" + "0" * 64
@@ -73,7 +73,7 @@ def plan(catalog: Catalog, host: str = "127.0.0.1") -> str:
 
 
 def host_python() -> str:
-    """The validator's interpreter as a host runs it: a venv of the system python3 with ops/requirements-host.txt
+    """The validator's interpreter as a host runs it: a venv of the system python3 with agent/requirements.txt
     only, as cloud-init makes it. Not the project venv: httpx imports its CLI's packages (click, rich, pygments)
     when they are installed, 0.1 s more start-up that no host pays. Made once, again when the requirements change.
     """
@@ -83,10 +83,10 @@ def host_python() -> str:
     if python.exists() and stamp.is_file() and stamp.read_text() == wanted:
         return str(python)
     system = SYSTEM_PYTHON if Path(SYSTEM_PYTHON).exists() else (shutil.which("python3") or c.PY)
-    c.say(f"(d) making {venv}: {system} -m venv, pip install -r ops/requirements-host.txt")
+    c.say(f"(d) making {venv}: {system} -m venv, pip install -r agent/requirements.txt")
     c.run([system, "-m", "venv", "--clear", str(venv)], 300, f"{system} -m venv (apt-get install python3-venv)")
     c.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "-r", str(HOST_REQUIREMENTS)],
-          600, "pip install -r ops/requirements-host.txt")
+          600, "pip install -r agent/requirements.txt")
     stamp.write_text(wanted)
     return str(python)
 
@@ -126,8 +126,8 @@ def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog
         report = work / "report.json"
         c.say(f"(d) {MODELS[model]}: {len(catalog.services)} servers at {delay * 1000:.0f} ms, {repeat} runs each way")
         for _ in range(repeat):
-            wall, n, _out = _once(servers, [python, "-m", "ops.validate", "--config", str(work / "resolved.json"),
-                                            "--json", str(report), "--no-color"], "ops.validate", env=env)
+            wall, n, _out = _once(servers, [python, "-m", "agent.validate", "--config", str(work / "resolved.json"),
+                                            "--json", str(report), "--no-color"], "agent.validate", env=env)
             walls["validator"].append(round(wall, 3))
             requests["validator"] = n
             reported.append(round(float(json.loads(report.read_text())["duration_s"]), 3))
@@ -165,7 +165,7 @@ def tables(result: dict[str, Any]) -> None:
         runs = {k: ", ".join(f"{w:.2f}" for w in v) for k, v in m["wall_s"].items()}
         reported = statistics.median(m["validator_reported_s"])
         rows += [[label, "serial curl script (naive)", c.seconds(med["curl"]), runs["curl"], req["curl"], "-"],
-                 [label, "python -m ops.validate (ours)", c.seconds(med["validator"]), runs["validator"],
+                 [label, "python -m agent.validate (ours)", c.seconds(med["validator"]), runs["validator"],
                   req["validator"], f"{m['ratio']:.1f}x (its report: {reported:.2f} s)"]]
     checks = result["models"]["answer"]["checks"]
     c.show(f"(d) {checks} checks at {result['delay_s'] * 1000:.0f} ms latency, wall time (goal ≥ "

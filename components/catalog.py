@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from ops.build import BuildSpec
-from ops.catalog import HEALTH, ROLE, parse_health_label
-from ops.compose_cmd import image_env_key
+from agent.release import image_env_key
+from agent.validate.catalog import HEALTH, ROLE, parse_health_label
 
-__all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "load_service_catalog"]
+__all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "image_repo",
+           "load_service_catalog"]
 
 PROD_FILE = "docker-compose.yml"
 DEV_FILE = "docker-compose.override.yml"
@@ -37,10 +37,26 @@ _VARIABLE = re.compile(r"\$\{[^}]*\}")
 _PIN = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
 _APP_ROOT = re.compile(r"\$\{APP_ROOT(?:[:]?[-?][^}]*)?\}")
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: a tenth of the time
 
 
 class CatalogError(Exception):
     """The compose files do not describe a deployable application; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """How to build one service's image (from the dev override file's `build:`)."""
+
+    service: str
+    context: Path
+    dockerfile: Path
+    args: tuple[tuple[str, str], ...]
+
+
+def image_repo(registry: str, prefix: str, service: str) -> str:
+    """Where a service's image lives: <registry>/<prefix>/<service>, empty parts left out."""
+    return "/".join(p.strip("/") for p in (registry, prefix, service) if p.strip("/"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,7 @@ def load_service_catalog(compose_dir: Path, app_root: Path) -> ServiceCatalog:
 def _services(path: Path) -> dict[str, dict[str, Any]]:
     """The `services:` mapping of one compose file (anchors and `<<` merges resolved by the YAML loader)."""
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader (C or Python)
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:

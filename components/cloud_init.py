@@ -43,8 +43,8 @@ _Dumper.add_representer(str, _text)
 
 
 def host_requirements_text(root: Path) -> str:
-    """The host agent venv's requirements (ops/requirements-host.txt under the project root `root`)."""
-    return (root / "ops" / "requirements-host.txt").read_text()
+    """The host agent venv's requirements (agent/requirements.txt under the project root `root`)."""
+    return (root / "agent" / "requirements.txt").read_text()
 
 
 def render_cloud_init(*, host_root: str, host_requirements: str, pull_auth: str | None) -> str:

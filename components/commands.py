@@ -1,8 +1,9 @@
 """Pure builders for every command string and payload the rollout components send to a host.
 
 Nothing here opens a socket or runs a process: each function returns a string (or a dict, or Pulumi connection
-args) from its arguments, and tests/unit/test_commands.py pins each one exactly. The host side of every command
-is the proven ops code (`ops.hostagent`, `ops.validate`, `ops.gate_summary`); these only say how to call it.
+args) from its arguments, and tests/unit/components/test_commands.py pins each one exactly. Every command line
+that runs on a host comes from `agent.remote` (the one home of the agent's paths and module names, shared with
+`ops.ship` and the host agent); these add what the program knows: the stack's config and the Pulumi connection.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
+from agent import remote as host
+from agent.release import release_manifest
 from components.config import StackConfig
-from ops import ship
 
 # Fresh droplets take a while to accept SSH: keep dialling 60 times, 10 s each, before the rollout gives up.
 DIAL_ERROR_LIMIT = 60
@@ -28,6 +30,7 @@ PER_DIAL_TIMEOUT = 10
 CLOUD_INIT_WAIT = ("if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null "
                    "|| true; fi")
 DECODE = "base64 -d | gzip -dc"
+COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
 CONTENT_MARKER = "release-content"
 
 
@@ -42,12 +45,12 @@ def release_env(config: StackConfig) -> dict[str, str]:
 def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str], commit: str | None
              ) -> dict[str, Any]:
     """release.json for the host agent. No clock in it: identical inputs give identical bytes."""
-    return ship.release_manifest(release_id, dict(images), dict(env), {"commit": commit})
+    return release_manifest(release_id, images, env, {"commit": commit})
 
 
 def bundle_payload(release: Mapping[str, Any]) -> str:
     """The upload's stdin: base64 of the gzipped bundle tar (gzip mtime 0, so the same release is the same text)."""
-    return base64.b64encode(gzip.compress(ship.bundle_tar(dict(release)), mtime=0)).decode()
+    return base64.b64encode(gzip.compress(host.bundle_tar(release, COMPOSE_DIR), mtime=0)).decode()
 
 
 def content_hash(release: Mapping[str, Any]) -> str:
@@ -55,29 +58,29 @@ def content_hash(release: Mapping[str, Any]) -> str:
     digests, env and compose files decide a re-run. New agent code reaches hosts with the next upload, which
     re-runs on its own when its payload changes, without re-applying an unchanged release."""
     content = {k: v for k, v in release.items() if k != "source"}
-    return hashlib.sha256(ship.bundle_tar(content, agent_dir=None)).hexdigest()
+    return hashlib.sha256(host.bundle_tar(content, COMPOSE_DIR, agent_dir=None)).hexdigest()
 
 
 def upload_script(host_root: str, project: str, release_id: str) -> str:
     """Remote shell: wait for cloud-init (fresh droplet), then decode stdin and unpack it as `ops.ship` does, into
     this project's own incoming directory."""
-    return f"{CLOUD_INIT_WAIT} && {ship.upload_command(host_root, project, release_id, decode=DECODE)}"
+    return f"{CLOUD_INIT_WAIT} && {host.upload_command(host_root, project, release_id, decode=DECODE)}"
 
 
 def secrets_script(host_root: str, project: str) -> str:
     """Remote shell: `hostagent secrets` reads KEY=VALUE lines from stdin into the 0600 secrets file."""
-    return ship.agent_command(host_root, project, ["secrets"])
+    return host.agent_command(host_root, project, ["secrets"])
 
 
 def stop_script(host_root: str, project: str) -> str:
     """Remote shell, run when the rollout is destroyed: `hostagent stop` (compose down; volumes, images and the
     release history stay on the host)."""
-    return ship.agent_command(host_root, project, ["stop"])
+    return host.agent_command(host_root, project, ["stop"])
 
 
 def presence_script(host_root: str, project: str) -> str:
     """Remote shell that creates the host's lifecycle resource: prints the agent's view of the project (read-only)."""
-    return ship.agent_command(host_root, project, ["status", "--compact"])
+    return host.agent_command(host_root, project, ["status", "--compact"])
 
 
 def _prometheus_args(config: StackConfig) -> list[str]:
@@ -96,7 +99,7 @@ def apply_script(config: StackConfig, release_id: str, content: str) -> str:
     rel = config.release
     args = ["--keep", str(rel.keep), "--validate-deadline", str(rel.validate_deadline)]
     args += [f"--validate-arg={a}" for a in _prometheus_args(config)]
-    command = ship.apply_command(config.hosts.root, config.color, release_id, args)
+    command = host.apply_command(config.hosts.root, config.color, release_id, args)
     return f": {shlex.quote(f'{CONTENT_MARKER}={content}')} && {command}"
 
 
@@ -110,17 +113,15 @@ def validate_script(config: StackConfig, release_id: str) -> str:
     A stale report of the same id is removed first, so a validator that could not start never reads as passed.
     """
     root, project = config.hosts.root, config.color
-    python = f"{root}/venv/bin/python"
+    python = host.host_python(root)
     report = gate_report_path(config, release_id)
-    validate = [
-        python, "-m", "ops.validate", "--config", f"{root}/{project}/releases/{release_id}/resolved.json",
-        "--json", report, "--deadline", str(config.release.validate_deadline), "--no-color",
-        *_prometheus_args(config),
-        "--label", f"release={release_id}", "--label", f"project={project}", "--label", "gate=pulumi",
-    ]
-    summary = [python, "-m", "ops.gate_summary", "--release", release_id, "--exit-code"]
+    validate = host.validate_argv(python, f"{root}/{project}/releases/{release_id}/resolved.json", report,
+                                  deadline=config.release.validate_deadline,
+                                  labels={"release": release_id, "project": project, "gate": "pulumi"},
+                                  extra=_prometheus_args(config))
+    summary = host.gate_summary_argv(python, release_id)
     return (
-        f"cd {shlex.quote(root + '/agent')} && mkdir -p {shlex.quote(f'{root}/{project}/reports')} && "
+        f"cd {shlex.quote(host.code_dir(root))} && mkdir -p {shlex.quote(f'{root}/{project}/reports')} && "
         f"rm -f {shlex.quote(report)} && {{ {shlex.join(validate)}; "
         f'{shlex.join(summary)} "$?" {shlex.quote(report)}; }}'
     )
@@ -130,7 +131,7 @@ def parse_gate_summary(stdout: str) -> dict[str, Any]:
     """The gate's summary: the last non-empty stdout line, a JSON object with a boolean `passed`."""
     lines = [line for line in stdout.splitlines() if line.strip()]
     if not lines:
-        raise ValueError("validation gate printed nothing: expected a JSON summary line from ops.gate_summary")
+        raise ValueError("validation gate printed nothing: expected a JSON summary line from agent.validate.gate")
     try:
         value = json.loads(lines[-1])
     except json.JSONDecodeError as exc:

@@ -159,7 +159,7 @@ def load() -> tuple[StackConfig, ServiceCatalog, ProgramEnv]:
 def program_env(cfg: StackConfig, sha: str | None, environ: dict[str, str]) -> ProgramEnv:
     endpoint = ""
     if cfg.traffic.mode == "localProxy":
-        from ops import localenv  # noqa: PLC0415 - only the local stack reads the stand-in's addresses
+        from standin import localenv  # noqa: PLC0415 - only the local stack reads the stand-in's addresses
 
         endpoint = f"http://127.0.0.1:{localenv.load(environ).lb_port}/"
     return ProgramEnv(root=ROOT, organization=pulumi.get_organization() or "organization", commit=sha,

@@ -19,9 +19,8 @@ from typing import Any
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components.catalog import BuildSpec, ServiceCatalog
+from components.catalog import BuildSpec, ServiceCatalog, image_repo
 from components.config import StackConfig
-from ops.build import image_repo
 
 __all__ = ["CACHE_TAG", "ServiceImages", "ServiceImagesArgs", "cache_ref", "digest_ref", "oci_labels",
            "release_metadata", "release_tag"]

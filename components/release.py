@@ -16,10 +16,10 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
+from agent.release import render_secrets
 from components import commands
 from components.config import StackConfig
 from components.validation import ValidationGate, ValidationGateArgs
-from ops.compose_cmd import render_secrets
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ops.compose_cmd import DIGEST_REF
+from agent.release import DIGEST_REF
 
 
 class ReleaseError(Exception):

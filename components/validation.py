@@ -1,6 +1,6 @@
 """ValidationGate: validate the release running on one host and record the verdict; traffic waits for it.
 
-The gate runs `ops.validate` on the host against the release's resolved config, then `ops.gate_summary` prints
+The gate runs `agent.validate` on the host against the release's resolved config, then `agent.validate.gate` prints
 one JSON line that becomes `summary`. The command exits non-zero when a check failed, so `pulumi up` stops
 here, before any traffic resource that depends on the gate.
 """

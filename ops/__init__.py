@@ -1,6 +1,4 @@
-"""Code that runs on a host or a laptop. Never imports pulumi.
-
-The host-side modules (hostagent, rollout, compose_output, hoststore, hoststatus, compose_cmd, catalog,
-diagnose, masking, diagnose_report, lbctl, promconf, localenv) use the python3 standard library only: the whole
-package is copied to each host next to the release (tests/unit/test_stdlib_only.py keeps it so).
+"""Laptop and CI tools: the operator CLI (`cli`, with its pure plans in `operator_plan` and its subprocess and SSH
+side in `operator_host`), `drift` (a stack's release against what hosts run), and the direct build/ship path the
+bench measures (`build`, `ship`). Never shipped to hosts; never imports pulumi (the CLI runs the `pulumi` command).
 """

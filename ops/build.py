@@ -1,7 +1,9 @@
-"""Build and push the application's images for one release, and write their digest pins.
+"""Build and push the application's images for one release, and write their digest pins: the direct path the
+bench and the e2e tests use beside the Pulumi program (which builds with docker-build; `make up` runs it).
 
-How to build each service comes from the `build:` of the compose files (read through `docker compose config`).
-Every image is pushed as <registry>/<prefix>/<service>:<tag> and pinned by the digest the registry gave it:
+How to build each service comes from the dev override file's `build:`, read by the program's own reader
+(components.catalog). Every image is pushed as <registry>/<prefix>/<service>:<tag> and pinned by the digest the
+registry gave it:
 
     {"release": TAG, "images": {SERVICE: "<registry>/<prefix>/<service>@sha256:..."}, "built_at": ..., "commit": ...}
 
@@ -27,50 +29,50 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ops import localenv
-from ops.catalog import CatalogError, resolve_compose
+from agent.release import release_id_problem
+from components.catalog import BuildSpec, CatalogError, image_repo, load_service_catalog
+from components.config_keys import BY_NAME
+from standin import localenv
 
 ROOT = localenv.ROOT
-COMPOSE_FILES = (ROOT / "compose" / "docker-compose.yml", ROOT / "compose" / "docker-compose.override.yml")
-DEV_ENV = ROOT / "compose" / "dev.env"
+COMPOSE_DIR = ROOT / "compose"
 BROKEN_VARIANTS = ("crash", "slow", "unhealthy")
 BUSYBOX = Path("/usr/bin/busybox")
 VENDORED_BUSYBOX = Path("vendor") / "busybox"
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+PROGRAM_ID = re.compile(r"^[0-9a-f]{7,40}(-dirty-[0-9a-f]{8})?\Z")
+"""What the Pulumi program names its releases (the commit, plus -dirty-<hash>): the direct path never takes one."""
 
 
 class BuildError(Exception):
     """A build that cannot go on; the message says why."""
 
 
-@dataclass(frozen=True)
-class BuildSpec:
-    service: str
-    context: Path
-    dockerfile: Path
-    args: tuple[tuple[str, str], ...]
+def app_root(environ: Mapping[str, str]) -> Path:
+    """The application checkout the build contexts live under: APP_ROOT, else devtools:appRoot's default."""
+    root = Path(environ.get("APP_ROOT") or str(BY_NAME["appRoot"].default))
+    return root if root.is_absolute() else ROOT / root
 
 
-def dev_config() -> dict[str, Any]:
-    """The dev compose config (prod file + override + dev.env): where the build instructions live."""
+def build_specs(environ: Mapping[str, str]) -> dict[str, BuildSpec]:
+    """How to build each service: the Pulumi program's own reader of the dev override file's `build:`."""
     try:
-        return resolve_compose([str(f) for f in COMPOSE_FILES], str(DEV_ENV))
+        return dict(load_service_catalog(COMPOSE_DIR, app_root(environ)).builds)
     except CatalogError as exc:
         raise BuildError(str(exc)) from exc
 
 
-def build_specs(config: Mapping[str, Any]) -> dict[str, BuildSpec]:
-    """The services of a resolved compose config that have a `build:`, by name."""
-    specs: dict[str, BuildSpec] = {}
-    for name, service in sorted(config.get("services", {}).items()):
-        build = service.get("build")
-        if not build:
-            continue
-        context = Path(build["context"])
-        dockerfile = context / (build.get("dockerfile") or "Dockerfile")  # an absolute one stays as it is
-        args = tuple(sorted((str(k), str(v)) for k, v in (build.get("args") or {}).items()))
-        specs[name] = BuildSpec(name, context, dockerfile, args)
-    return specs
+def check_tag(tag: str | None) -> str:
+    """The release id of a direct build: one every host accepts, and never one the Pulumi program would choose
+    (the same id with other content is refused by the hosts, so the two paths must never share one)."""
+    if not tag:
+        raise BuildError("--tag is required: name the release, e.g. --tag bench-1")
+    problem = release_id_problem(tag)
+    if problem:
+        raise BuildError(f"--tag: {problem}")
+    if PROGRAM_ID.match(tag):
+        raise BuildError(f"--tag {tag!r} looks like a commit id, which names the Pulumi program's releases "
+                         "(`make up`): give the direct path its own name, e.g. bench-1")
+    return tag
 
 
 def parse_services(value: str | None, known: Sequence[str]) -> list[str]:
@@ -101,10 +103,6 @@ def parse_broken(values: Sequence[str], services: Sequence[str]) -> dict[str, st
             raise BuildError(f"--broken {value!r}: {service} is already broken as {broken[service]!r}")
         broken[service] = variant
     return broken
-
-
-def image_repo(registry: str, prefix: str, service: str) -> str:
-    return "/".join(p.strip("/") for p in (registry, prefix, service) if p.strip("/"))
 
 
 def image_tag(tag: str, variant: str | None) -> str:
@@ -256,7 +254,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ops.build", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--registry", help="registry address (default: REGISTRY_ADDR, from scripts/local.env)")
-    p.add_argument("--tag", help="release id and image tag (default: `git rev-parse --short HEAD`)")
+    p.add_argument("--tag", help="release id and image tag, e.g. bench-1 (required unless --vendor-only; never a "
+                                 "commit id: those name the Pulumi program's releases)")
     p.add_argument("--services", help="comma-separated subset of the services to build (default: all)")
     p.add_argument("--broken", action="append", default=[], metavar="SERVICE=VARIANT",
                    help=f"build SERVICE deliberately broken ({', '.join(BROKEN_VARIANTS)}); repeatable")
@@ -276,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.parallel < 1:
             raise BuildError(f"--parallel {args.parallel}: must be at least 1")
         registry = args.registry or localenv.load().registry
-        specs = build_specs(dev_config())
+        specs = build_specs(os.environ)
         if not specs:
             raise BuildError("the compose files declare no `build:` for any service")
         if args.vendor_only:
@@ -286,11 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         services = parse_services(args.services, list(specs))
         broken = parse_broken(args.broken, services)
-        tag = args.tag or git_revision(short=True)
-        if tag is None:
-            raise BuildError(f"cannot choose a release id: `git rev-parse --short HEAD` failed in {ROOT}; pass --tag")
-        if not TAG.match(tag) or len(tag) > 128 - len("-broken-unhealthy"):
-            raise BuildError(f"--tag {tag!r}: use letters, digits, '_', '.', '-' (at most 111 characters)")
+        tag = check_tag(args.tag)
         commit = git_revision(short=False)
         jobs = [Job(specs[s], image_repo(registry, args.repo_prefix, s), image_tag(tag, broken.get(s)),
                     broken.get(s)) for s in services]

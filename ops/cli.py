@@ -22,10 +22,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent.validate.report import from_json, render_markdown
 from ops import drift
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
-from ops.report import from_json, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3

@@ -1,4 +1,4 @@
-"""The operator CLI's edges: the `pulumi` CLI (a subprocess) and the hosts (SSH to `ops.hostagent`).
+"""The operator CLI's edges: the `pulumi` CLI (a subprocess) and the hosts (SSH to `agent.hostagent`).
 
 Secrets: the SSH private key read from the stack (`pulumi config get`, stdout captured) is written only to a
 0600 file in a private temporary directory that is removed afterwards; it never reaches argv or a log line.

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ops.ship import agent_command
+from agent.remote import agent_command
 
 NAMESPACE = "devtools"
 COLORS = ("green", "blue")

@@ -4,28 +4,26 @@
     python -m ops.ship --pins pins.json --project blue --ssh-host 10.0.0.5 --ssh-key ~/.ssh/id --no-local-env
 
 This is the laptop side of a rollout (the Pulumi program does the same through command resources). It only
-copies files and runs `ops.hostagent apply`; the host decides everything else.
+copies files and runs `agent.hostagent apply`; the host decides everything else.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import shlex
 import subprocess
 import sys
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops import localenv
+from agent.release import release_manifest
+from agent.remote import agent_command, apply_command, bundle_tar, upload_command
+from standin import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_DIR = ROOT / "compose"
-BUNDLE_FILES = ("docker-compose.yml", "caddy/Caddyfile", "prometheus/prometheus.yml")
 
 
 @dataclass(frozen=True)
@@ -49,74 +47,6 @@ class SshTarget:
         ]
 
 
-def release_manifest(release_id: str, images: dict[str, str], env: dict[str, str],
-                     source: dict[str, Any]) -> dict[str, Any]:
-    return {"id": release_id, "images": dict(sorted(images.items())), "env": dict(sorted(env.items())),
-            "compose_files": ["docker-compose.yml"], "source": source}
-
-
-def bundle_tar(manifest: dict[str, Any], compose_dir: Path = COMPOSE_DIR, agent_dir: Path | None = ROOT / "ops"
-               ) -> bytes:
-    """One tar holding `bundle/` (compose files + release.json) and `agent/ops/` (the host agent and validator;
-    left out with agent_dir=None).
-
-    File times are fixed so the same release always produces the same bytes (the host compares content).
-    """
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-
-        for rel in BUNDLE_FILES:
-            add(f"bundle/{rel}", (compose_dir / rel).read_bytes())
-        add("bundle/release.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-        for path in sorted(agent_dir.glob("*.py")) if agent_dir is not None else ():
-            add(f"agent/ops/{path.name}", path.read_bytes())
-    return buf.getvalue()
-
-
-def incoming_dir(host_root: str, project: str, release_id: str) -> str:
-    """Where an upload lands on the host: under its own project, so two projects on one host (two colors on the
-    stand-in, a pool of colors, the data tier) can upload the same release id without touching each other's
-    bundle, and an apply reads exactly what its own project uploaded."""
-    return f"{host_root}/{project}/incoming/{release_id}"
-
-
-def upload_command(host_root: str, project: str, release_id: str, decode: str = "") -> str:
-    """Remote shell: unpack the tar from stdin into a fresh <project>/incoming/<id> and refresh the agent code.
-
-    The agent code is compiled to bytecode right away with the venv's python, so the validator's first run of a
-    release (inside `apply`) starts as fast as later ones instead of compiling its modules first.
-    `decode` is a shell pipeline stdin goes through before tar (e.g. `base64 -d | gzip -dc` for a text payload).
-    """
-    incoming = incoming_dir(host_root, project, release_id)
-    staging = incoming_dir(host_root, project, f".{release_id}.upload")
-    return " && ".join([
-        f"rm -rf {shlex.quote(staging)}",
-        f"mkdir -p {shlex.quote(staging)} {shlex.quote(host_root + '/agent')}",
-        f"{decode + ' | ' if decode else ''}tar -C {shlex.quote(staging)} -xf -",
-        f"cp -R {shlex.quote(staging + '/agent/ops')} {shlex.quote(host_root + '/agent/')}",
-        f"{shlex.quote(host_root + '/venv/bin/python')} -m compileall -q {shlex.quote(host_root + '/agent/ops')}",
-        f"rm -rf {shlex.quote(incoming)}",
-        f"mv {shlex.quote(staging + '/bundle')} {shlex.quote(incoming)}",
-        f"rm -rf {shlex.quote(staging)}",
-    ])
-
-
-def apply_command(host_root: str, project: str, release_id: str, agent_args: list[str]) -> str:
-    """Remote shell: `hostagent apply` of the uploaded bundle."""
-    return agent_command(host_root, project, ["apply", "--bundle", incoming_dir(host_root, project, release_id),
-                                                     *agent_args])
-
-
-def agent_command(host_root: str, project: str, args: list[str]) -> str:
-    """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
-    argv = [f"{host_root}/venv/bin/python", "-m", "ops.hostagent", "--root", host_root, "--project", project, *args]
-    return f"cd {shlex.quote(host_root + '/agent')} && {shlex.join(argv)}"
-
-
 def put_secrets(target: SshTarget, host_root: str, project: str, text: str) -> int:
     """Send secrets on the SSH session's stdin: they never appear in an argv on either machine."""
     proc = subprocess.run(target.argv(agent_command(host_root, project, ["secrets"])), input=text.encode(),
@@ -135,7 +65,7 @@ def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, An
          secrets: str | None = None) -> int:
     """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log."""
     t0 = time.monotonic()
-    data = bundle_tar(manifest)
+    data = bundle_tar(manifest, COMPOSE_DIR)
     up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"])), input=data,
                         capture_output=True, check=False, timeout=120)
     if up.returncode != 0:

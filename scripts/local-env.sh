@@ -29,7 +29,7 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
           haproxy (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
-  flip    switch the load balancer to a color without dropping requests (python -m ops.lbctl flip)
+  flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip)
   stop    stop one part: registry, sshd, haproxy, prometheus, or dockerd if 'up' started it
   restart-docker  stop and start dockerd, only if 'up' started it
 
@@ -43,9 +43,9 @@ say() { printf '==> %s\n' "$*"; }
 took() { local d=$(($(now_us) - $2)); printf '==> %s (%d.%01ds)\n' "$1" $((d / 1000000)) $((d / 100000 % 10)); }
 die() { printf 'local-env: error: %s\n' "$*" >&2; exit 1; }
 lock() { mkdir -p "$S" "$RUN" "$LOGS" && exec 9>"$S/.lock" && flock 9; } # fd 9 is closed for daemons
-# The python for ops.lbctl, ops.promconf (standard library only) and the tools venv; resolved after apt-get.
+# The python for standin.lbctl, standin.promconf (standard library only) and the tools venv; resolved after apt-get.
 py() { "${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}" "$@"; }
-lbctl() { (cd "$ROOT" && py -m ops.lbctl "$@"); }
+lbctl() { (cd "$ROOT" && py -m standin.lbctl "$@"); }
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true; }
 # install_file TMP DEST: move TMP over DEST when they differ; returns 1 when DEST was already the same
 install_file() { if cmp -s "$1" "$2"; then rm -f "$1" && return 1; fi && mv -f "$1" "$2"; }
@@ -187,11 +187,11 @@ EOF
   took "sshd up on $SSH_TARGET:$SSH_PORT" "$t"
 }
 
-# What cloud-init does on a droplet: $HOST_ROOT, and a venv of the system python with ops/requirements-host.txt.
+# What cloud-init does on a droplet: $HOST_ROOT, and a venv of the system python with agent/requirements.txt.
 # One connection proves that `docker compose` works over SSH, creates what is missing and lists unmet pins.
 ensure_host() {
   local t venv=$HOST_ROOT/venv pins stale
-  mapfile -t pins < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$ROOT/ops/requirements-host.txt")
+  mapfile -t pins < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$ROOT/agent/requirements.txt")
   stale=$(ssh_ok "docker compose version >/dev/null && install -d -m 0755 '$HOST_ROOT' &&
     { test -x '$venv/bin/python' || { echo '==> creating $venv' >&2 && /usr/bin/python3 -m venv '$venv'; }; } &&
     '$venv/bin/python' - $(printf '%q ' "${pins[@]}")" <<'EOF'
@@ -203,8 +203,8 @@ print(" ".join(pin for pin in sys.argv[1:] if not met(*pin.partition("=="))))
 EOF
   ) || die "host bootstrap over SSH failed; remote PATH: $(ssh_ok env | grep '^PATH=' || true)"
   [[ -n $stale ]] || return 0
-  t=$(now_us) && say "installing $stale into $venv over SSH (ops/requirements-host.txt)"
-  ssh_ok "'$venv/bin/pip' install -q --disable-pip-version-check -r /dev/stdin" <"$ROOT/ops/requirements-host.txt"
+  t=$(now_us) && say "installing $stale into $venv over SSH (agent/requirements.txt)"
+  ssh_ok "'$venv/bin/pip' install -q --disable-pip-version-check -r /dev/stdin" <"$ROOT/agent/requirements.txt"
   took "host venv ready" "$t"
 }
 
@@ -233,7 +233,7 @@ haproxy_ok() {
 ensure_prometheus() {
   local t cfg=$S/prometheus/prometheus.yml
   mkdir -p "$S/prometheus/data"
-  (cd "$ROOT" && py -m ops.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX") >"$cfg.tmp"
+  (cd "$ROOT" && py -m standin.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX") >"$cfg.tmp"
   promtool check config "$cfg.tmp" >/dev/null || die "promtool rejects the rendered config $cfg.tmp"
   if install_file "$cfg.tmp" "$cfg" && alive prometheus; then
     signal prometheus HUP && say "prometheus reloaded its config"

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from ops import localenv
-from ops.ship import SshTarget, agent_command
+from agent.remote import agent_command
+from agent.validate.catalog import resolve_compose
+from ops.ship import SshTarget
+from standin import localenv
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS_DIR = Path(tempfile.mkdtemp(prefix="devtools-pins-"))
@@ -113,6 +115,13 @@ def build_release(env: localenv.LocalEnv, tag: str, *extra: str, app_root: Path 
     assert proc.returncode == 0, f"ops.build failed:\n{proc.stdout}\n{proc.stderr}"
     pins: dict[str, Any] = json.loads(out.read_text())
     return pins
+
+
+def dev_config() -> dict[str, Any]:
+    """The dev variant's resolved compose config (prod file + override + dev.env), labels included."""
+    compose = ROOT / "compose"
+    return resolve_compose([str(compose / "docker-compose.yml"), str(compose / "docker-compose.override.yml")],
+                           str(compose / "dev.env"))
 
 
 def compose_exec(project: str, service: str, command: str) -> subprocess.CompletedProcess[str]:

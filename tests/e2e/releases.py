@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from ops import localenv
+from standin import localenv
 from tests.e2e.conftest import ROOT, Host, build_release, compose_exec
 
 

@@ -1,4 +1,4 @@
-"""ops.diagnose against real containers on the local dockerd.
+"""agent.diagnose against real containers on the local dockerd.
 
 A FROM-scratch busybox image serves /health with httpd and prints its environment and arguments to its log.
 Two containers carry compose labels of a throw-away project: `api` (running, healthy, published on
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ops import diagnose
+from agent.diagnose import collect as diagnose
 
 pytestmark = pytest.mark.e2e
 
@@ -113,7 +113,7 @@ PROXIED_ENV = os.environ | {
 
 def run_diagnose(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ops.diagnose", *args],
+        [sys.executable, "-m", "agent.diagnose", *args],
         cwd=ROOT,
         env=PROXIED_ENV,
         capture_output=True,

@@ -7,10 +7,11 @@ import re
 import subprocess
 from pathlib import Path
 
-from ops import drift, localenv
+from ops import drift
 from ops.operator_host import collect_from, host_status
 from ops.operator_plan import HostAccess
 from ops.ship import SshTarget
+from standin import localenv
 from tests.e2e.conftest import Host, build_release
 
 PROJECT, PREFIX = "drift", "84"

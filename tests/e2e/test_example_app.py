@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ops import build, localenv
-from tests.e2e.conftest import build_release
+from standin import localenv
+from tests.e2e.conftest import build_release, dev_config
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +73,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
 
 @pytest.fixture(scope="module")
 def labels() -> dict[str, dict[str, str]]:
-    config = build.dev_config()
+    config = dev_config()
     return {name: s.get("labels", {}) for name, s in config["services"].items()}
 
 

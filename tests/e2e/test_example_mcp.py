@@ -18,8 +18,8 @@ import anyio
 import httpx
 import pytest
 
-from ops import build, localenv
-from tests.e2e.conftest import build_release
+from standin import localenv
+from tests.e2e.conftest import build_release, dev_config
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ META = {"io.modelcontextprotocol/protocolVersion": REVISION, "io.modelcontextpro
 
 @pytest.fixture(scope="module")
 def min_tools() -> int:
-    labels = build.dev_config()["services"]["gateway-mcp"]["labels"]
+    labels = dev_config()["services"]["gateway-mcp"]["labels"]
     return int(labels["devtools.check.mcp.min-tools"])
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from ops import localenv
-from ops.ship import apply_command, bundle_tar, release_manifest, upload_command
+from agent.release import release_manifest
+from agent.remote import apply_command, bundle_tar, upload_command
+from ops.ship import COMPOSE_DIR
+from standin import localenv
 from tests.e2e.conftest import ROOT, Host, build_release
 from tests.e2e.releases import Serving, changed_app, drop_local_images, variant
 
@@ -42,8 +44,8 @@ def start_apply(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.Pope
     """Upload a release, then start `hostagent apply` over SSH without waiting for it."""
     manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
     target = s.host.target
-    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"])), input=bundle_tar(manifest),
-                        capture_output=True, timeout=60, check=False)
+    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"])),
+                        input=bundle_tar(manifest, COMPOSE_DIR), capture_output=True, timeout=60, check=False)
     assert up.returncode == 0, up.stderr
     command = apply_command(s.host.root, PROJECT, pins["release"], [*FAST, *args])
     return subprocess.Popen(target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,4 +1,4 @@
-"""ops.lbctl against a real haproxy of its own (config from the same renderer) in front of two colors.
+"""standin.lbctl against a real haproxy of its own (config from the same renderer) in front of two colors.
 
 Each color is a small HTTP server on loopback answering /health and / with its name; /slow?<seconds> answers
 late, to show that a flip lets in-flight requests finish.
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ops import lbctl
+from standin import lbctl
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ class Lb:
     servers: dict[str, ColorServer]
 
     def flip(self, color: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "ops.lbctl", "flip", color, "--socket", str(self.socket)]
+        argv = [sys.executable, "-m", "standin.lbctl", "flip", color, "--socket", str(self.socket)]
         argv += ["--state-file", str(self.state_file)]
         return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
 
@@ -162,7 +162,8 @@ def test_requests_follow_a_flip_and_in_flight_requests_finish(lb: Lb) -> None:
     assert lb.state_file.read_text() == "blue\n"
     assert {n: s.admin for n, s in lb.states().items()} == {"green": "maint", "blue": "ready"}
     status = subprocess.run(
-        [sys.executable, "-m", "ops.lbctl", "status", "--socket", str(lb.socket), "--state-file", str(lb.state_file)],
+        [sys.executable, "-m", "standin.lbctl", "status", "--socket", str(lb.socket),
+         "--state-file", str(lb.state_file)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert status.stdout.splitlines()[0] == "live: blue (state file: blue)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ops import localenv
+from standin import localenv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1900)]  # the first `up` on a fresh machine installs packages
 ROOT = Path(__file__).resolve().parents[2]

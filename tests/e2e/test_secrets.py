@@ -8,7 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ops import localenv
+from standin import localenv
 from tests.e2e.conftest import Host, build_release, compose_exec
 
 
@@ -36,7 +36,7 @@ def test_secrets_stay_secret(local_env: localenv.LocalEnv, host: Host, tmp_path:
     # and nothing else does
     status = host.agent("secrets", "status").stdout
     history = host.agent("secrets", "history", "--json").stdout
-    diag = host.ssh(f"cd {host.root}/agent && {host.root}/venv/bin/python -m ops.diagnose all --project secrets")
+    diag = host.ssh(f"cd {host.root}/code && {host.root}/venv/bin/python -m agent.diagnose all --project secrets")
     assert diag.returncode == 0, diag.stderr
     assert "LANGFUSE_SECRET_KEY=***" in diag.stdout
     texts = {"ship output": proc.stdout + proc.stderr, "status": status, "history": history,

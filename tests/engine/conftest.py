@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.blue.yaml", "Pulumi.local.yaml", "Pulumi.local-blue.yaml",
                  "__main__.py",
-                 "components", "compose", "ops", "scripts", "requirements.txt")
+                 "agent", "components", "compose", "ops", "scripts", "standin", "requirements.txt")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

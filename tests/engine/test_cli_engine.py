@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ops import localenv
+from standin import localenv
 from tests.e2e.conftest import Host, build_release, host, local_env  # noqa: F401  (fixtures)
 from tests.engine.conftest import ROOT, Workspace
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ops import localenv
+from standin import localenv
 from tests.engine.conftest import ROOT, Workspace, file_backend, toolchain_env
 
 STACK = "test"

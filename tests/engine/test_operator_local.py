@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ops import localenv
+from standin import localenv
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
 from tests.engine.conftest import ROOT, Workspace, new_workspace
 

@@ -56,12 +56,14 @@ def test_the_workflows_exist() -> None:
     assert ALL == ["deploy.yml", "drift.yml", "operate.yml", "preview.yml", "tests.yml"]
 
 
+@pytest.mark.live
 def test_actionlint_and_shellcheck_pass(actionlint: str, shellcheck: str) -> None:
     proc = subprocess.run([actionlint, "-shellcheck", shellcheck, "-pyflakes=", *map(str, sorted(WORKFLOWS.glob(
         "*.yml")))], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 
+@pytest.mark.live
 def test_actionlint_runs_shellcheck_on_run_blocks(actionlint: str, shellcheck: str, tmp_path: Path) -> None:
     """The check above can fail: an unquoted variable in a run: block is reported through shellcheck."""
     bad = tmp_path / ".github" / "workflows" / "bad.yml"
@@ -74,6 +76,7 @@ def test_actionlint_runs_shellcheck_on_run_blocks(actionlint: str, shellcheck: s
     assert "SC2086" in proc.stdout
 
 
+@pytest.mark.live
 def test_composite_action_and_helper_scripts_pass_shellcheck(shellcheck: str) -> None:
     for action in ACTIONS.glob("*/action.yml"):
         for step in yaml.safe_load(action.read_text())["runs"]["steps"]:

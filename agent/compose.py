@@ -1,0 +1,82 @@
+"""Pure builders for every docker / docker compose command the host agent runs (standard library only).
+
+Each function returns an argv list; nothing here runs a process. Keeping them pure means every command the
+agent can run on a droplet has an exact-string test (tests/unit/agent/test_compose.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ComposeProject:
+    """How to address one color's compose project on a host.
+
+    `directory` is the stable `run` symlink that points at the active release, so bind-mount paths (and
+    therefore compose's per-service config hash) do not change from one release to the next: only services
+    whose own configuration changed are recreated.
+    """
+
+    name: str
+    directory: Path
+    files: tuple[str, ...]
+    env_file: str = "release.env"
+
+    def base(self) -> list[str]:
+        argv = ["docker", "compose", "--project-name", self.name, "--project-directory", str(self.directory)]
+        for f in self.files:
+            argv += ["--file", str(self.directory / f)]
+        return [*argv, "--env-file", str(self.directory / self.env_file)]
+
+
+def config_json(project: ComposeProject) -> list[str]:
+    return [*project.base(), "config", "--format", "json"]
+
+
+def pull(project: ComposeProject) -> list[str]:
+    return [*project.base(), "pull", "--quiet", "--policy", "missing"]
+
+
+def up(project: ComposeProject, wait_timeout: int) -> list[str]:
+    return [
+        *project.base(), "up", "--detach", "--wait", "--wait-timeout", str(wait_timeout),
+        "--remove-orphans", "--pull", "never",
+    ]
+
+
+def down(project: ComposeProject, timeout: int) -> list[str]:
+    """Stop and remove the project's containers and networks. Never `--volumes`: the data stays for the next apply."""
+    return [*project.base(), "down", "--remove-orphans", "--timeout", str(timeout)]
+
+
+def ps_json(project: ComposeProject) -> list[str]:
+    return [*project.base(), "ps", "--all", "--format", "json"]
+
+
+def logs_tail(project: ComposeProject, services: Sequence[str], lines: int) -> list[str]:
+    return [*project.base(), "logs", "--no-color", "--timestamps", "--tail", str(lines), *services]
+
+
+def project_containers(project_name: str) -> list[str]:
+    """All containers of a project, whichever release created them (labels survive a changed directory)."""
+    return ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project_name}"]
+
+
+def inspect(ids: Sequence[str]) -> list[str]:
+    return ["docker", "inspect", "--type", "container", *ids]
+
+
+def image_inspect(refs: Sequence[str]) -> list[str]:
+    return ["docker", "image", "inspect", *refs]
+
+
+def image_remove(ref: str) -> list[str]:
+    """Remove one image reference. Never forced: an image a container still uses stays."""
+    return ["docker", "image", "rm", ref]
+
+
+def docker_info() -> list[str]:
+    return ["docker", "info", "--format", "{{.ServerVersion}}"]

@@ -1,0 +1,65 @@
+"""Reading what docker compose and the validator print (pure, standard library only)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+
+def tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+PROGRESS = re.compile(r"^\s*(Container|Network|Volume|Image)\s+\S+\s+(Creat|Start|Stopp|Remov|Recreat|Running|"
+                      r"Healthy|Waiting|Pull|Skipped|Exists)")
+
+
+def compose_error(stderr: str, lines: int = 8) -> str:
+    """Compose's stderr without its progress lines ("Container x  Healthy"): what actually went wrong."""
+    kept = [line.strip() for line in stderr.splitlines() if line.strip() and not PROGRESS.match(line)]
+    return "\n".join(kept[-lines:]) or tail(stderr, lines)
+
+
+# What the engine says while it is down or still restoring containers after a restart (restart policies race
+# compose for the same container: containerd still holds its task). Both pass once the engine has settled.
+ENGINE_SETTLING = re.compile(r"Cannot connect to the Docker daemon|task [0-9a-f]{12,64}: already exists")
+
+
+def engine_settling(reason: str) -> bool:
+    """True when a failed compose command failed only because the engine was down or settling."""
+    return ENGINE_SETTLING.search(reason) is not None
+
+
+def parse_ps(output: str) -> list[dict[str, Any]]:
+    """`docker compose ps --format json` prints one object per line (older versions: one JSON array)."""
+    text = output.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        rows: list[dict[str, Any]] = json.loads(text)
+        return rows
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def unhealthy_services(rows: Sequence[dict[str, Any]]) -> list[str]:
+    bad = {
+        str(r.get("Service"))
+        for r in rows
+        if r.get("State") != "running" or r.get("Health") not in ("", "healthy", None)
+    }
+    return sorted(bad)
+
+
+def failed_report_services(report: dict[str, Any]) -> list[str]:
+    """Services with at least one failed check in an agent.validate JSON report."""
+    phases = report.get("phases", [])
+    groups = phases.values() if isinstance(phases, dict) else phases
+    bad: set[str] = set()
+    for phase in groups:
+        checks = phase.get("checks", []) if isinstance(phase, dict) else phase
+        for check in checks:
+            if not check.get("passed", False) and check.get("service"):
+                bad.add(str(check["service"]))
+    return sorted(bad)

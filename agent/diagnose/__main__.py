@@ -1,0 +1,5 @@
+import sys
+
+from agent.diagnose.collect import main
+
+sys.exit(main())

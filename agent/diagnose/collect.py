@@ -1,0 +1,321 @@
+"""Diagnostics for the containers of a compose project: `python -m agent.diagnose <service|all> --project P`.
+
+Per container (label com.docker.compose.project=P): state and health-check log, image and RepoDigests,
+`docker stats` resource use, the last N log lines (stdout and stderr), the /health response (port and path
+from the devtools.check.health label, host port from the published binding), environment and command line
+with secrets masked (agent.diagnose.masking). Read-only: docker ps / inspect / stats / logs and one HTTP GET.
+Standard library only: the host agent calls write_bundle() after a rollback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.diagnose import masking
+from agent.diagnose.report import ContainerReport, Probe, Report, State, render_container, render_report
+
+DOCKER = "docker"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+HEALTH_LABEL = "devtools.check.health"
+BODY_LIMIT = 2048
+DOCKER_TIMEOUT = 30.0
+HEALTH_TIMEOUT = 5.0
+_HEALTH_TARGET = re.compile(r"(?P<port>\d{1,5})(?P<path>/\S*)?")
+
+
+class DiagnoseError(Exception):
+    """Docker could not list the project's containers (no CLI, no daemon)."""
+
+
+def ps_argv(project: str) -> list[str]:
+    return [DOCKER, "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={project}"]
+
+
+def inspect_argv(container_ids: list[str]) -> list[str]:
+    return [DOCKER, "container", "inspect", *container_ids]
+
+
+def image_inspect_argv(image_id: str) -> list[str]:
+    return [DOCKER, "image", "inspect", "--format", "{{json .RepoDigests}}", image_id]
+
+
+def stats_argv(container_id: str) -> list[str]:
+    return [DOCKER, "stats", "--no-stream", "--format", "{{json .}}", container_id]
+
+
+def logs_argv(container_id: str, lines: int) -> list[str]:
+    return [DOCKER, "logs", "--timestamps", "--tail", str(lines), container_id]
+
+
+def _run(argv: list[str], merge_stderr: bool = False) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr); a missing CLI or a timeout is exit code -1."""
+    try:
+        proc = subprocess.run(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            timeout=DOCKER_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return -1, "", f"{' '.join(argv[:2])}: {exc}"
+    err = (proc.stderr or b"").decode("utf-8", "replace").strip()
+    return (
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        err or f"{' '.join(argv[:2])} exited {proc.returncode}",
+    )
+
+
+def parse_health_label(value: str) -> tuple[int, str] | None:
+    """`8000/health` -> (8000, "/health"); None when the label does not start with a port."""
+    match = _HEALTH_TARGET.fullmatch(value.strip())
+    return None if match is None else (int(match["port"]), match["path"] or "/")
+
+
+def published_address(inspect: dict[str, Any], container_port: int) -> tuple[str, int] | None:
+    """Where a container port is published (IPv4 first; a wildcard bind is reached on loopback)."""
+    bindings = ((inspect.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{container_port}/tcp") or []
+    for binding in sorted(bindings, key=lambda b: ":" in str(b.get("HostIp"))):
+        host, port = str(binding.get("HostIp") or ""), str(binding.get("HostPort") or "")
+        if port.isdigit():
+            return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), int(port)  # noqa: S104
+    return None
+
+
+def health_url(host: str, port: int, path: str) -> str:
+    return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
+
+
+def state_from_inspect(inspect: dict[str, Any], secrets: set[str]) -> State:
+    st = inspect.get("State") or {}
+    health = st.get("Health") or {}
+    checks = [
+        {
+            "start": e.get("Start"),
+            "end": e.get("End"),
+            "exit_code": e.get("ExitCode"),
+            "output": masking.mask_text(str(e.get("Output") or "").strip(), secrets),
+        }
+        for e in health.get("Log") or []
+    ]
+    return State(
+        status=str(st.get("Status", "unknown")),
+        health=health.get("Status"),
+        health_log=checks,
+        restart_count=int(inspect.get("RestartCount") or 0),
+        exit_code=st.get("ExitCode"),
+        oom_killed=bool(st.get("OOMKilled")),
+        error=masking.mask_text(str(st.get("Error") or ""), secrets),
+        started_at=str(st.get("StartedAt", "")),
+        finished_at=str(st.get("FinishedAt", "")),
+    )
+
+
+def command_of(inspect: dict[str, Any]) -> list[str]:
+    config = inspect.get("Config") or {}
+    return [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+
+
+def secrets_of(inspects: list[dict[str, Any]]) -> set[str]:
+    """Every secret value in the environment and command lines of these containers."""
+    found: set[str] = set()
+    for inspect in inspects:
+        found |= masking.env_secret_values((inspect.get("Config") or {}).get("Env") or [])
+        found |= masking.scan_args(command_of(inspect))[1]
+    return found
+
+
+def probe_health(url: str, timeout: float = HEALTH_TIMEOUT) -> Probe:
+    """GET url, no proxies; the first BODY_LIMIT bytes of the body. Failures are recorded, never raised."""
+    probe = Probe(url=url)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    started = time.monotonic()
+    try:
+        with opener.open(urllib.request.Request(url), timeout=timeout) as resp:  # noqa: S310 - http:// only
+            probe.status, probe.body = resp.status, resp.read(BODY_LIMIT).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            probe.status, probe.body = exc.code, exc.read(BODY_LIMIT).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        probe.error = f"{type(exc).__name__}: {exc}"
+    probe.elapsed_ms = round((time.monotonic() - started) * 1000)
+    return probe
+
+
+def _health(inspect: dict[str, Any], running: bool, secrets: set[str]) -> Probe:
+    label = ((inspect.get("Config") or {}).get("Labels") or {}).get(HEALTH_LABEL)
+    if label is None:
+        return Probe(url=None, error=f"no {HEALTH_LABEL} label")
+    target = parse_health_label(str(label))
+    if target is None:
+        return Probe(url=None, error=f"cannot read {HEALTH_LABEL}={label!r}: expected <port><path>")
+    if not running:
+        return Probe(url=None, error="container is not running")
+    address = published_address(inspect, target[0])
+    if address is None:
+        return Probe(url=None, error=f"container port {target[0]}/tcp is not published")
+    probe = probe_health(health_url(*address, target[1]))
+    probe.body = masking.mask_text(probe.body, secrets)
+    return probe
+
+
+def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> ContainerReport:
+    config, cid = inspect.get("Config") or {}, str(inspect.get("Id", ""))
+    running = bool((inspect.get("State") or {}).get("Running"))
+    c = ContainerReport(
+        service=str((config.get("Labels") or {}).get(SERVICE_LABEL, "")),
+        name=str(inspect.get("Name", "")).lstrip("/"),
+        id=cid[:12],
+        state=state_from_inspect(inspect, secrets),
+        image=str(config.get("Image", "")),
+        image_id=str(inspect.get("Image", "")),
+        repo_digests=[],
+        env=[masking.mask_text(e, secrets) for e in masking.mask_env(config.get("Env") or [])],
+        command=[masking.mask_text(a, secrets) for a in masking.mask_args(command_of(inspect))],
+        health=_health(inspect, running, secrets),
+    )
+    rc, out, err = _run(image_inspect_argv(c.image_id))
+    try:
+        c.repo_digests = [str(d) for d in json.loads(out) or []] if rc == 0 else []
+        c.image_error = None if rc == 0 else err
+    except (ValueError, TypeError) as exc:
+        c.image_error = f"cannot read docker image inspect output: {exc}"
+    rc, out, _ = _run(logs_argv(cid, lines), merge_stderr=True)
+    c.logs = masking.mask_text(out, secrets).splitlines()
+    if rc != 0:
+        c.logs, c.logs_error = [], "\n".join(c.logs) or f"docker logs exited {rc}"
+    if not running:
+        c.stats_error = f"container is {c.state.status}"
+        return c
+    rc, out, err = _run(stats_argv(cid))
+    try:
+        c.stats = json.loads(out.splitlines()[0]) if rc == 0 else None
+        c.stats_error = None if rc == 0 else err
+    except (ValueError, IndexError) as exc:
+        c.stats_error = f"cannot read docker stats output {out!r}: {exc}"
+    return c
+
+
+def _service_of(inspect: dict[str, Any]) -> str:
+    return str(((inspect.get("Config") or {}).get("Labels") or {}).get(SERVICE_LABEL, ""))
+
+
+def collect(project: str, services: list[str] | None = None, lines: int = 100) -> Report:
+    """The project's containers (all, or those of `services`). Raises DiagnoseError only when docker cannot
+    list containers; a requested service without a container is recorded in Report.errors."""
+    rc, out, err = _run(ps_argv(project))
+    if rc != 0:
+        raise DiagnoseError(err)
+    ids, errors, inspects = out.split(), [], []
+    if ids:
+        rc, out, err = _run(inspect_argv(ids))
+        if rc != 0:  # a container removed since `ps`; the others are still printed
+            errors.append(err)
+        try:
+            inspects = [i for i in json.loads(out or "[]") if isinstance(i, dict)]
+        except ValueError as exc:
+            errors.append(f"cannot read docker container inspect output: {exc}")
+    known = sorted({_service_of(i) for i in inspects})
+    chosen = [i for i in inspects if services is None or _service_of(i) in services]
+    errors += [f"no container of service {s!r} in project {project!r}" for s in services or [] if s not in known]
+    secrets = secrets_of(inspects)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
+        containers = sorted(
+            pool.map(lambda i: _container(i, lines, secrets), chosen), key=lambda c: (c.service, c.name)
+        )
+    return Report(project, services, _now(), known, containers, errors)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+
+
+def save_bundle(report: Report, out_dir: str | os.PathLike[str]) -> Path:
+    """Write summary.json (the --json document) and <service>.txt / <service>.log into out_dir."""
+    bundle = Path(out_dir)
+    bundle.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (bundle / "summary.json").write_text(json.dumps(asdict(report) | {"bundle": str(bundle)}, indent=2) + "\n")
+    for service in sorted({c.service for c in report.containers}):
+        group, name = [c for c in report.containers if c.service == service], _safe_name(service)
+        (bundle / f"{name}.txt").write_text("\n".join(render_container(c, f"{name}.log") for c in group))
+        titled = len(group) > 1
+        (bundle / f"{name}.log").write_text(
+            "".join((f"==> {c.name} <==\n" if titled else "") + "".join(f"{x}\n" for x in c.logs) for c in group)
+        )
+    return bundle
+
+
+def write_bundle(
+    project: str, out_dir: str | os.PathLike[str], services: list[str] | None = None, lines: int = 100
+) -> Path:
+    """Collect and write a bundle into out_dir (created); returns it. Docker failures land in summary.json."""
+    try:
+        report = collect(project, services, lines)
+    except DiagnoseError as exc:
+        report = Report(project, services, _now(), [], [], [f"docker ps failed: {exc}"])
+    return save_bundle(report, out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent.diagnose",
+        description="Diagnose the containers of a compose project: state, health-check log, image digests, "
+        "resource use, last log lines, the /health response, environment and command line (secrets masked).",
+    )
+    parser.add_argument("service", help="a compose service name, or `all`")
+    parser.add_argument(
+        "--project",
+        default=os.environ.get("COMPOSE_PROJECT_NAME"),
+        help="compose project name (default: $COMPOSE_PROJECT_NAME)",
+    )
+    parser.add_argument("--lines", type=int, default=100, help="log lines per container (default: 100)")
+    parser.add_argument("--out", metavar="DIR", help="write the bundle into DIR and print its path")
+    parser.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+    args = parser.parse_args(argv)
+    if not args.project:
+        parser.error("--project is required (or set COMPOSE_PROJECT_NAME)")
+    if args.lines < 0:
+        parser.error("--lines must be 0 or more")
+    services = None if args.service == "all" else [args.service]
+    try:
+        report = collect(args.project, services, args.lines)
+    except DiagnoseError as exc:
+        print(f"diagnose: docker ps failed: {exc}", file=sys.stderr)
+        return 1
+    if not report.containers:
+        what = "no containers" if services is None else f"no container of service {args.service!r}"
+        known = ", ".join(report.known_services) or "(none)"
+        print(f"diagnose: {what} in project {args.project!r}; known services: {known}", file=sys.stderr)
+        return 2
+    document: dict[str, Any] = asdict(report)
+    if args.out:
+        document["bundle"] = str(save_bundle(report, args.out))
+    if args.json:
+        print(json.dumps(document, indent=2))
+    elif args.out:
+        print(document["bundle"])
+    else:
+        sys.stdout.write(render_report(report))
+    return 0
+

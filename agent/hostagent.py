@@ -1,0 +1,276 @@
+"""Host agent: the release engine that runs on each host (python3 standard library only).
+
+    python -m agent.hostagent [--root /opt/devtools] --project green apply --bundle DIR
+    python -m agent.hostagent --project green rollback [--to ID]
+    python -m agent.hostagent --project green status | history | wait [JOB]
+    python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
+    python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
+
+`apply` and `rollback` run in a detached worker (own session, output to jobs/<job>.log); the command you
+started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
+whole release running: the new one validated, or the previous one restored. `wait` re-attaches.
+Exit codes: 0 done, 1 release failed and the previous one was restored, 2 bad input (nothing changed),
+3 another rollout held the lock too long, 4 critical (restoring failed too, or the worker died).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from agent import compose as cc
+from agent import release
+from agent import status as hoststatus
+from agent.rollout import AGENT_DIR, EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Options, Outcome, Rollout
+from agent.store import LockTimeout, Store, describe_holder
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    return Options(
+        wait_timeout=args.wait_timeout, validate=not args.no_validate, validate_deadline=args.validate_deadline,
+        validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
+    )
+
+
+# worker ---------------------------------------------------------------------------------------------------
+def run_job(store: Store, job: str) -> int:
+    """Body of the detached worker: do the action under the lock, write jobs/<job>.json with the outcome."""
+    (store.jobs / f"{job}.pid").write_text(str(os.getpid()))
+    spec = json.loads((store.jobs / f"{job}.spec.json").read_text())
+    raw: dict[str, Any] = dict(spec["options"])
+    raw["validate_args"] = tuple(raw.get("validate_args", ()))
+    opts = Options(**raw)
+    rollout = Rollout(store, opts, _log, job=job)
+    holder = {"job": job, "pid": os.getpid(), "action": spec["action"], "release": spec.get("release", "?"),
+              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    code, message = EXIT_OK, ""
+    try:
+        with store.lock(opts.lock_timeout, holder, lambda h: _log(f"waiting for the lock ({describe_holder(h)})")):
+            if spec["action"] == "apply":
+                message = rollout.apply(Path(spec["bundle"]))
+            else:
+                message = rollout.rollback(spec.get("target"))
+    except LockTimeout as exc:
+        code, message = EXIT_LOCK, f"{exc}; nothing changed"
+        store.audit(f"{spec['action']}.lock_timeout", job=job, release=spec.get("release"), reason=str(exc))
+    except Outcome as exc:
+        code, message = exc.code, exc.message
+        if code == 2:
+            store.audit(f"{spec['action']}.refused", job=job, release=spec.get("release"), reason=message)
+    except Exception as exc:  # the job must always end with a result the follower can read
+        code, message = EXIT_CRITICAL, f"host agent error: {type(exc).__name__}: {exc}"
+        store.audit(f"{spec['action']}.error", job=job, reason=message)
+    _log(("OK: " if code == 0 else "FAILED: ") + message)
+    result = {"exit": code, "message": message, "job": job, "finished": time.time()}
+    tmp = store.jobs / f".{job}.result.tmp"
+    tmp.write_text(json.dumps(result) + "\n")
+    os.replace(tmp, store.jobs / f"{job}.result.json")
+    return code
+
+
+def start_job(store: Store, action: str, spec: dict[str, Any], detach: bool) -> int:
+    store.ensure()
+    job = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    (store.jobs / f"{job}.spec.json").write_text(json.dumps({"action": action, **spec}, sort_keys=True))
+    with open(store.jobs / f"{job}.log", "ab") as out:
+        subprocess.Popen(  # detached: a new session, so an SSH hang-up never reaches it
+            [sys.executable, "-m", "agent.hostagent", "--root", str(store.root), "--project", store.project,
+             "_run", job],
+            cwd=AGENT_DIR, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    print(f"job {job}: {action} started (log {store.jobs / (job + '.log')})", flush=True)
+    return EXIT_OK if detach else follow(store, job)
+
+
+def follow(store: Store, job: str) -> int:
+    """Print the job's log as it grows until its result exists; return its exit code."""
+    log_path, result_path = store.jobs / f"{job}.log", store.jobs / f"{job}.result.json"
+    offset, polls = 0, 0
+    while True:
+        done = result_path.exists()
+        if log_path.exists():
+            with open(log_path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            if chunk:
+                offset += len(chunk)
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+        if done:
+            result = json.loads(result_path.read_text())
+            return int(result["exit"])
+        polls += 1
+        if polls % 10 == 0 and not _worker_alive(store, job) and not result_path.exists():
+            print(f"FAILED: the worker of job {job} is gone without a result", flush=True)
+            return EXIT_CRITICAL
+        time.sleep(0.2)
+
+
+def _worker_alive(store: Store, job: str) -> bool:
+    pid_file = store.jobs / f"{job}.pid"
+    if not pid_file.exists():  # not started yet: give it a moment
+        return time.time() - (store.jobs / f"{job}.spec.json").stat().st_mtime < 30
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def latest_job(store: Store) -> str | None:
+    specs = sorted(store.jobs.glob("*.spec.json")) if store.jobs.exists() else []
+    return specs[-1].name.removesuffix(".spec.json") if specs else None
+
+
+# CLI ------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m agent.hostagent", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, default=Path(os.environ.get("DEVTOOLS_HOST_ROOT", "/opt/devtools")),
+                   help="state directory on the host (default /opt/devtools or $DEVTOOLS_HOST_ROOT)")
+    p.add_argument("--project", required=True, help="compose project (one per color), e.g. green")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def rollout_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--wait-timeout", type=int, default=180, help="seconds for compose up --wait")
+        sp.add_argument("--validate-deadline", type=int, default=120, help="overall validation deadline (s)")
+        sp.add_argument("--validate-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for agent.validate (repeatable), e.g. --validate-arg=--prometheus=URL")
+        sp.add_argument("--no-validate", action="store_true", help="skip validation (recorded in the audit log)")
+        sp.add_argument("--keep", type=int, default=5, help="release directories to keep (at least 2)")
+        sp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+        sp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
+
+    ap = sub.add_parser("apply", help="roll out a release bundle (release.json + compose files)")
+    ap.add_argument("--bundle", type=Path, required=True, help="directory holding release.json and compose files")
+    rollout_opts(ap)
+    rp = sub.add_parser("rollback", help="bring back the previous release (or --to ID)")
+    rp.add_argument("--to", dest="target", help="release id to restore (default: previous)")
+    rollout_opts(rp)
+    sp = sub.add_parser("status", help="JSON: current/previous release and what actually runs per service")
+    sp.add_argument("--compact", action="store_true", help="one line of JSON")
+    hp = sub.add_parser("history", help="releases kept here and the audit trail of rollouts")
+    hp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    hp.add_argument("--limit", type=int, default=20)
+    wp = sub.add_parser("wait", help="follow a running or finished job (default: the latest)")
+    wp.add_argument("job", nargs="?")
+    sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
+    stp = sub.add_parser("stop", help="stop the running release (compose down; volumes, images and releases kept)")
+    stp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    stp.add_argument("--stop-timeout", type=int, default=30, help="seconds each container gets to stop")
+    run = sub.add_parser("_run", help=argparse.SUPPRESS)
+    run.add_argument("job")
+    return p
+
+
+def cmd_apply(store: Store, args: argparse.Namespace) -> int:
+    bundle = args.bundle.resolve()
+    if not (bundle / "release.json").is_file():
+        print(f"--bundle {bundle}: no release.json there (expected a release bundle directory)", file=sys.stderr)
+        return 2
+    release = json.loads((bundle / "release.json").read_text()).get("id", "?")
+    spec = {"bundle": str(bundle), "release": release, "options": options_from(args).__dict__}
+    return start_job(store, "apply", spec, args.detach)
+
+
+def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
+    spec = {"target": args.target, "release": args.target or "previous", "options": options_from(args).__dict__}
+    return start_job(store, "rollback", spec, args.detach)
+
+
+def cmd_status(store: Store, args: argparse.Namespace) -> int:
+    print(json.dumps(hoststatus.status(store), sort_keys=True, indent=None if args.compact else 2))
+    return EXIT_OK
+
+
+def cmd_history(store: Store, args: argparse.Namespace) -> int:
+    print(hoststatus.history(store, args.limit, args.json))
+    return EXIT_OK
+
+
+def cmd_wait(store: Store, args: argparse.Namespace) -> int:
+    job = args.job or latest_job(store)
+    if job is None:
+        print(f"no jobs recorded for project {store.project}", file=sys.stderr)
+        return 2
+    return follow(store, job)
+
+
+def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
+    """Secrets arrive on stdin (never argv) and land in a 0600 file; only key names are echoed or audited."""
+    try:
+        secrets = release.parse_secrets(sys.stdin.read())
+    except ValueError as exc:
+        print(f"secrets refused, nothing changed: {exc}", file=sys.stderr)
+        return 2
+    text = release.render_secrets(secrets)
+    store.write_secrets(text)
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:12]
+    store.audit("secrets.updated", keys=sorted(secrets), fingerprint=fingerprint)
+    print(f"{len(secrets)} secrets written to {store.secrets_file} (mode 0600, fingerprint {fingerprint}); "
+          "they take effect with the next apply")
+    return EXIT_OK
+
+
+def cmd_stop(store: Store, args: argparse.Namespace) -> int:
+    """Take the project's containers down under the rollout lock. Volumes, images, releases and the current
+    pointer stay, so the next `apply` (or `rollback`) brings the same data back."""
+    release = store.run_target()
+    if release is None:
+        print(f"project {store.project}: nothing to stop (no release has run here)")
+        return EXIT_OK
+    holder = {"command": "stop", "release": release, "pid": os.getpid()}
+    try:
+        with store.lock(args.lock_timeout, holder):
+            manifest = store.release_manifest(release)
+            project = cc.ComposeProject(store.project, store.run_link,
+                                        tuple(manifest.get("compose_files", ["docker-compose.yml"])))
+            proc = subprocess.run(cc.down(project, args.stop_timeout), capture_output=True, text=True,
+                                  timeout=args.stop_timeout * 4 + 60, check=False)
+            if proc.returncode != 0:
+                store.audit("stop.failed", release=release, error=proc.stderr.strip()[-500:])
+                print(f"compose down exited {proc.returncode}: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+                return EXIT_FAILED
+            store.audit("stopped", release=release)
+    except LockTimeout as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_LOCK
+    print(f"project {store.project}: release {release} stopped (volumes, images and releases kept)")
+    return EXIT_OK
+
+
+def cmd_run(store: Store, args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return run_job(store, args.job)
+
+
+COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
+            "wait": cmd_wait, "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not release.SERVICE_NAME.match(args.project):
+        print(f"--project {args.project!r} must match {release.SERVICE_NAME.pattern}", file=sys.stderr)
+        return 2
+    return COMMANDS[args.command](Store(args.root, args.project), args)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the follower's reader went away (SSH closed): the worker is unaffected
+        sys.exit(EXIT_CRITICAL)

@@ -1,0 +1,122 @@
+"""Every command line that reaches a host from outside, and the upload that carries the agent there: one home
+for the host agent's paths and module names, used by the Pulumi program (components/commands.py), the laptop's
+`ops.ship` and the host agent itself (the validator's argv). Pure: strings and bytes from arguments.
+
+Layout under the host root (default /opt/devtools):
+    code/agent/              this package, replaced as a whole by each upload (compiled on arrival)
+    venv/                    the python the agent runs with (stdlib + agent/requirements.txt)
+    <project>/incoming/<id>/ what the project's last upload of <id> unpacked; `apply` reads it
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+AGENT_PACKAGE = Path(__file__).resolve().parent
+"""The package shipped to hosts: this directory, nothing else."""
+BUNDLE_FILES = ("docker-compose.yml", "caddy/Caddyfile", "prometheus/prometheus.yml")
+"""The compose files a release bundle carries, relative to the compose directory."""
+
+
+def code_dir(host_root: str) -> str:
+    """The directory holding the agent package on a host (the working directory of every agent command)."""
+    return f"{host_root}/code"
+
+
+def host_python(host_root: str) -> str:
+    return f"{host_root}/venv/bin/python"
+
+
+def incoming_dir(host_root: str, project: str, release_id: str) -> str:
+    """Where an upload lands on the host: under its own project, so two projects on one host (two colors on the
+    stand-in, a pool of colors, the data tier) can upload the same release id without touching each other's
+    bundle, and an apply reads exactly what its own project uploaded."""
+    return f"{host_root}/{project}/incoming/{release_id}"
+
+
+def bundle_tar(manifest: Mapping[str, Any], compose_dir: Path, agent_dir: Path | None = AGENT_PACKAGE) -> bytes:
+    """One tar holding `bundle/` (compose files + release.json) and `code/agent/` (this package's modules; left
+    out with agent_dir=None).
+
+    File times are fixed so the same release always produces the same bytes (the host compares content).
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+
+        for rel in BUNDLE_FILES:
+            add(f"bundle/{rel}", (compose_dir / rel).read_bytes())
+        add("bundle/release.json", (json.dumps(dict(manifest), indent=2, sort_keys=True) + "\n").encode())
+        if agent_dir is not None:
+            for path in agent_files(agent_dir):
+                add(f"code/agent/{path.relative_to(agent_dir).as_posix()}", path.read_bytes())
+    return buf.getvalue()
+
+
+def agent_files(agent_dir: Path) -> list[Path]:
+    """The package's modules and its requirements, sorted (no bytecode caches)."""
+    return sorted(p for p in agent_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                  and p.suffix in (".py", ".txt"))
+
+
+def upload_command(host_root: str, project: str, release_id: str, decode: str = "") -> str:
+    """Remote shell: unpack the tar from stdin into a fresh <project>/incoming/<id> and replace the agent code.
+
+    The agent code is compiled to bytecode with the venv's python before it replaces the old package (a whole
+    directory swap: a module removed here is gone there too), so the validator's first run of a release starts as
+    fast as later ones. `decode` is a shell pipeline stdin goes through before tar (e.g. `base64 -d | gzip -dc`).
+    """
+    q = shlex.quote
+    incoming = incoming_dir(host_root, project, release_id)
+    staging = incoming_dir(host_root, project, f".{release_id}.upload")
+    code = code_dir(host_root)
+    return " && ".join([
+        f"rm -rf {q(staging)}",
+        f"mkdir -p {q(staging)} {q(code)}",
+        f"{decode + ' | ' if decode else ''}tar -C {q(staging)} -xf -",
+        f"{q(host_python(host_root))} -m compileall -q {q(staging + '/code/agent')}",
+        f"rm -rf {q(code + '/.agent.old')}",
+        f"if [ -d {q(code + '/agent')} ]; then mv {q(code + '/agent')} {q(code + '/.agent.old')}; fi",
+        f"mv {q(staging + '/code/agent')} {q(code + '/agent')}",
+        f"rm -rf {q(code + '/.agent.old')} {q(incoming)}",
+        f"mv {q(staging + '/bundle')} {q(incoming)}",
+        f"rm -rf {q(staging)}",
+    ])
+
+
+def agent_command(host_root: str, project: str, args: Sequence[str]) -> str:
+    """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
+    argv = [host_python(host_root), "-m", "agent.hostagent", "--root", host_root, "--project", project, *args]
+    return f"cd {shlex.quote(code_dir(host_root))} && {shlex.join(argv)}"
+
+
+def apply_command(host_root: str, project: str, release_id: str, agent_args: Sequence[str]) -> str:
+    """Remote shell: `hostagent apply` of the project's own upload of `release_id`."""
+    return agent_command(host_root, project,
+                         ["apply", "--bundle", incoming_dir(host_root, project, release_id), *agent_args])
+
+
+def validate_argv(python: str, resolved: str, report: str, *, deadline: int, labels: Mapping[str, str],
+                  extra: Sequence[str] = ()) -> list[str]:
+    """`python -m agent.validate` of one release's resolved config, writing its JSON report (host agent and the
+    Pulumi ValidationGate alike)."""
+    argv = [python, "-m", "agent.validate", "--config", resolved, "--json", report, "--deadline", str(deadline),
+            "--no-color", *extra]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    return argv
+
+
+def gate_summary_argv(python: str, release_id: str) -> list[str]:
+    """`python -m agent.validate.gate`: the validator's exit status and report as one JSON line (the exit status
+    and the report path follow as arguments)."""
+    return [python, "-m", "agent.validate.gate", "--release", release_id, "--exit-code"]

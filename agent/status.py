@@ -1,0 +1,96 @@
+"""`status` and `history` of a host's project (standard library only).
+
+status reports what the host says should run (the current release's pins) next to what actually runs
+(each container's image reference and digest), which is what a drift check compares.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from agent import compose as cc
+from agent.store import Store
+
+
+def running_services(inspected: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per compose service: container, state, health, image reference and the digest it pins (pure)."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in inspected:
+        labels = c.get("Config", {}).get("Labels") or {}
+        service = labels.get("com.docker.compose.service")
+        if not service:
+            continue
+        ref = str(c.get("Config", {}).get("Image", ""))
+        state = c.get("State", {})
+        out[service] = {
+            "container": str(c.get("Name", "")).lstrip("/"),
+            "state": state.get("Status"),
+            "health": (state.get("Health") or {}).get("Status"),
+            "restarts": c.get("RestartCount", 0),
+            "image": ref,
+            "digest": ref.split("@", 1)[1] if "@" in ref else None,
+            "image_id": c.get("Image"),
+        }
+    return dict(sorted(out.items()))
+
+
+def inspect_project(project: str) -> list[dict[str, Any]]:
+    ids = subprocess.run(cc.project_containers(project), capture_output=True, text=True, timeout=30, check=True)
+    container_ids = ids.stdout.split()
+    if not container_ids:
+        return []
+    proc = subprocess.run(cc.inspect(container_ids), capture_output=True, text=True, timeout=30, check=True)
+    data: list[dict[str, Any]] = json.loads(proc.stdout)
+    return data
+
+
+def status(store: Store) -> dict[str, Any]:
+    current = store.pointer("current")
+    intended = store.release_manifest(current).get("images", {}) if current else {}
+    report: dict[str, Any] = {
+        "project": store.project,
+        "current": current,
+        "previous": store.pointer("previous"),
+        "active": store.run_target(),
+        "pending": store.read_pending(),
+        "releases": store.kept_releases(),
+        "intended": dict(sorted(intended.items())),
+    }
+    try:
+        report["services"] = running_services(inspect_project(store.project))
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        report["services"] = {}
+        report["error"] = f"cannot read containers: {exc}"
+    return report
+
+
+HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "prune")
+
+
+def render_history(entries: list[dict[str, Any]], releases: list[str], current: str | None,
+                   previous: str | None) -> str:
+    """Plain-text history: kept releases, then the rollout events (pure)."""
+    lines = ["releases kept (oldest first):"]
+    for rid in releases:
+        mark = " (current)" if rid == current else " (previous)" if rid == previous else ""
+        lines.append(f"  {rid}{mark}")
+    if not releases:
+        lines.append("  none")
+    lines.append("events:")
+    for e in entries:
+        detail = e.get("reason") or (f"previous {e['previous']}" if e.get("previous") else "")
+        stage = f" at {e['stage']}" if e.get("stage") else ""
+        lines.append(f"  {e['ts']}  {e['event']:<24} {e.get('release') or '-':<20} {detail}{stage}".rstrip())
+    if not entries:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def history(store: Store, limit: int, as_json: bool) -> str:
+    entries = [e for e in store.audit_entries() if str(e.get("event", "")).startswith(HISTORY_EVENTS)][-limit:]
+    if as_json:
+        return json.dumps({"releases": store.kept_releases(), "current": store.pointer("current"),
+                           "previous": store.pointer("previous"), "events": entries}, indent=2, sort_keys=True)
+    return render_history(entries, store.kept_releases(), store.pointer("current"), store.pointer("previous"))

@@ -1,0 +1,5 @@
+import sys
+
+from agent.validate.runner import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Every docker command the host agent can run, as exact argv lists."""
+
+from pathlib import Path
+
+from agent import compose as cc
+
+PROJECT = cc.ComposeProject("green", Path("/opt/devtools/green/run"), ("docker-compose.yml",))
+BASE = [
+    "docker", "compose", "--project-name", "green", "--project-directory", "/opt/devtools/green/run",
+    "--file", "/opt/devtools/green/run/docker-compose.yml", "--env-file", "/opt/devtools/green/run/release.env",
+]
+DIGEST = "sha256:" + "a" * 64
+
+
+def test_up_waits_removes_orphans_and_never_pulls():
+    """up must wait for health and must not pull: pulling happens before containers change, once."""
+    assert cc.up(PROJECT, 90) == [
+        *BASE, "up", "--detach", "--wait", "--wait-timeout", "90", "--remove-orphans", "--pull", "never",
+    ]
+
+
+def test_pull_only_fetches_missing_images():
+    assert cc.pull(PROJECT) == [*BASE, "pull", "--quiet", "--policy", "missing"]
+
+
+def test_no_command_deletes_volumes():
+    """A rollout must never delete data: no `down -v`, no prune with volumes, no forced image removal."""
+    argvs = [
+        cc.up(PROJECT, 1), cc.pull(PROJECT), cc.ps_json(PROJECT), cc.config_json(PROJECT),
+        cc.logs_tail(PROJECT, ["a"], 5), cc.image_remove("r@" + DIGEST), cc.project_containers("green"),
+    ]
+    for argv in argvs:
+        assert "down" not in argv and "prune" not in argv and "-v" not in argv and "--volumes" not in argv
+        assert "-f" not in argv and "--force" not in argv
+
+
+def test_down_keeps_volumes():
+    """`hostagent stop` (what `pulumi destroy` runs) takes containers down and nothing else: no -v, ever."""
+    argv = cc.down(PROJECT, 30)
+    assert argv == [*BASE, "down", "--remove-orphans", "--timeout", "30"]
+    assert "-v" not in argv and "--volumes" not in argv and "--rmi" not in argv
+
+
+def test_small_builders():
+    assert cc.ps_json(PROJECT) == [*BASE, "ps", "--all", "--format", "json"]
+    assert cc.config_json(PROJECT) == [*BASE, "config", "--format", "json"]
+    assert cc.logs_tail(PROJECT, ["cicd", "rag-context"], 30) == [
+        *BASE, "logs", "--no-color", "--timestamps", "--tail", "30", "cicd", "rag-context",
+    ]
+    assert cc.project_containers("blue") == [
+        "docker", "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=blue",
+    ]
+    assert cc.image_remove("x@" + DIGEST) == ["docker", "image", "rm", "x@" + DIGEST]

@@ -1,0 +1,76 @@
+"""The release format every side shares: release ids, pins, release.env and the secrets file's lines."""
+
+import pytest
+
+from agent import release as rel
+
+DIGEST = "sha256:" + "a" * 64
+
+
+def test_release_env_is_sorted_and_stable():
+    text = rel.render_release_env(
+        "abc1234",
+        {"state-persistence": "r/s@" + DIGEST, "gateway-mcp": "r/g@" + DIGEST},
+        {"HOST_PORT_PREFIX": "81", "COMPOSE_PROFILES": "edge"},
+    )
+    assert text == (
+        "RELEASE_ID=abc1234\n"
+        f"GATEWAY_MCP_IMAGE=r/g@{DIGEST}\n"
+        f"STATE_PERSISTENCE_IMAGE=r/s@{DIGEST}\n"
+        "COMPOSE_PROFILES=edge\n"
+        "HOST_PORT_PREFIX=81\n"
+    )
+
+
+def test_good_release_has_no_problems():
+    assert rel.check_release("abc1234", {"cicd": "127.0.0.1:5000/devtools/cicd@" + DIGEST}, {"X": "1"}) == []
+
+
+@pytest.mark.parametrize(
+    ("release_id", "images", "extra", "expected"),
+    [
+        ("bad id", {"a": "r@" + DIGEST}, {}, "release id 'bad id' must be 1-64 letters, digits"),
+        ("r1\n", {"a": "r@" + DIGEST}, {}, "release id 'r1\\n' must be"),
+        ("a..b", {"a": "r@" + DIGEST}, {}, "release id 'a..b' must be"),
+        ("_r1", {"a": "r@" + DIGEST}, {}, "release id '_r1' must be"),
+        ("r" * 65, {"a": "r@" + DIGEST}, {}, "must be 1-64"),
+        ("r1", {"cicd": "r@" + DIGEST + "\n"}, {}, "is not digest-pinned"),
+        ("r1", {}, {}, "release has no images"),
+        ("r1", {"cicd": "registry/cicd:latest"}, {}, "images.cicd: 'registry/cicd:latest' is not digest-pinned"),
+        ("r1", {"cicd": "r@sha256:abc"}, {}, "is not digest-pinned"),
+        ("r1", {"Bad": "r@" + DIGEST}, {}, "service name 'Bad' must match"),
+        ("r1", {"a": "r@" + DIGEST}, {"lower": "x"}, "env.lower: not an environment variable name"),
+        ("r1", {"a": "r@" + DIGEST}, {"CICD_IMAGE": "x"}, "env.CICD_IMAGE: reserved for the release itself"),
+        ("r1", {"a": "r@" + DIGEST}, {"A": "x\ny"}, "env.A: value must be one line"),
+    ],
+)
+def test_bad_release_is_refused_with_the_key(release_id, images, extra, expected):
+    """Tags are for humans: a host must only ever run digest-pinned images, so anything else is refused."""
+    problems = rel.check_release(release_id, images, extra)
+    assert any(expected in p for p in problems), problems
+
+
+def test_image_env_key():
+    assert rel.image_env_key("gateway-mcp") == "GATEWAY_MCP_IMAGE"
+    assert rel.image_env_key("cicd") == "CICD_IMAGE"
+
+
+def test_parse_and_render_secrets():
+    text = "# comment\n\nAPI_TOKEN=abc=def\nDB_PASSWORD=\n"
+    secrets = rel.parse_secrets(text)
+    assert secrets == {"API_TOKEN": "abc=def", "DB_PASSWORD": ""}
+    assert rel.render_secrets(secrets) == "API_TOKEN=abc=def\nDB_PASSWORD=\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lower=hunter2", "secrets line 1: expected KEY=VALUE"),
+        ("A=1\nno-equals-hunter2", "secrets line 2: expected KEY=VALUE"),
+        ("CICD_IMAGE=hunter2", "secrets line 1: CICD_IMAGE is reserved"),
+    ],
+)
+def test_bad_secrets_name_the_line_never_the_value(text, expected):
+    with pytest.raises(ValueError, match=expected) as info:
+        rel.parse_secrets(text)
+    assert "hunter2" not in str(info.value)

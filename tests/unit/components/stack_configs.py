@@ -1,0 +1,120 @@
+"""Known-good stack configs for tests, and a helper that overrides one value (raw, as Pulumi holds it)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import StackConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[3]
+COMMIT = "1a2b3c4"
+
+SSH_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only-private\n" \
+                  "-----END OPENSSH PRIVATE KEY-----\n"
+SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qtb25seS1wdWJsaWMta2V5 deploy@ci"
+LANGFUSE_SECRET = "sk-lf-test-0123456789abcdef"
+LANGFUSE_PUBLIC = "pk-lf-test-fedcba9876543210"
+DO_TOKEN = "dop_v1_test_0000000000000000000000000000000000000000000000000000000000000000"
+
+PROD: dict[str, Any] = {
+    "devtools:provider": "digitalocean",
+    "devtools:color": "green",
+    "devtools:liveColor": "green",
+    "devtools:traffic": "loadBalancer",
+    "devtools:release": "build",
+    "devtools:snapshot": "true",
+    "devtools:sshAllowlist": '["203.0.113.7/32"]',
+    "devtools:sshPublicKey": SSH_PUBLIC_KEY,
+    "devtools:sshPrivateKey": SSH_PRIVATE_KEY,
+    "devtools:appSecrets": {"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET, "LANGFUSE_PUBLIC_KEY": LANGFUSE_PUBLIC},
+    "digitalocean:token": DO_TOKEN,
+}
+PROD_SECRETS = {"devtools:sshPrivateKey", "devtools:appSecrets", "digitalocean:token"}
+
+BLUE: dict[str, Any] = {
+    **{k: v for k, v in PROD.items() if k not in ("devtools:liveColor", "devtools:snapshot")},
+    "devtools:color": "blue",
+    "devtools:traffic": "none",
+    "devtools:release": "prod",
+    "devtools:fromSnapshot": "true",
+}
+
+LOCAL: dict[str, Any] = {
+    "devtools:provider": "existing",
+    "devtools:color": "green",
+    "devtools:liveColor": "green",
+    "devtools:traffic": "localProxy",
+    "devtools:release": "build",
+    "devtools:existingHosts": '["127.0.0.1:2222"]',
+    "devtools:registryAddress": "127.0.0.1:5000",
+    "devtools:repoPrefix": "devtools",
+    "devtools:buildCache": "false",
+    "devtools:sshPrivateKey": SSH_PRIVATE_KEY,
+    "devtools:composeProfiles": "",
+    "devtools:hostPortPrefix": "81",
+    "devtools:prometheusUrl": "http://127.0.0.1:9390",
+    "devtools:prometheusSelector": 'color="green"',
+}
+LOCAL_SECRETS = {"devtools:sshPrivateKey"}
+
+SECRET_VALUES = (SSH_PRIVATE_KEY.strip(), "b3BlbnNzaC1rZXktdjEAAAAA-test-only-private", LANGFUSE_SECRET,
+                 LANGFUSE_PUBLIC, DO_TOKEN)
+
+
+def with_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with raw values replaced; a value of None removes the key. Names without ':' get `devtools:`."""
+    raw = dict(base)
+    for key, value in overrides.items():
+        full = key if ":" in key else f"devtools:{key}"
+        if value is None:
+            raw.pop(full, None)
+        else:
+            raw[full] = value
+    return raw
+
+
+def make_config(stack: str = "prod", base: dict[str, Any] | None = None, secrets: set[str] | None = None,
+                **overrides: Any) -> StackConfig:
+    raw = with_overrides(PROD if base is None else base, overrides)
+    return load_config(raw, PROD_SECRETS if secrets is None else secrets, stack=stack, project="devtools",
+                       commit=COMMIT, root=ROOT)
+
+
+def make_blue_config(**overrides: Any) -> StackConfig:
+    return make_config("blue", BLUE, **overrides)
+
+
+def make_local_config(**overrides: Any) -> StackConfig:
+    return make_config("local", LOCAL, LOCAL_SECRETS, **overrides)
+
+
+def _raw_value(value: Any) -> str:
+    """A stack file value as the Pulumi CLI hands it to the program: scalars as text, the rest as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return json.dumps(value)
+
+
+@functools.cache
+def _yaml_file(name: str) -> Any:
+    return yaml.load((ROOT / name).read_text(), Loader=yaml.CSafeLoader)
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    """What the CLI passes for `stack`: Pulumi.yaml defaults, then Pulumi.<stack>.yaml, then the test secrets
+    (which a real stack holds encrypted: they are set with `pulumi config set --secret`)."""
+    project = _yaml_file("Pulumi.yaml")
+    raw = {f"devtools:{k}": _raw_value(v["default"]) for k, v in project["config"].items() if "default" in v}
+    raw |= {k: _raw_value(v) for k, v in _yaml_file(f"Pulumi.{stack}.yaml")["config"].items()}
+    if stack in ("local", "local-blue"):
+        return raw  # the key comes from sshPrivateKeyPath (a test overrides it with a temporary file)
+    return raw | {"devtools:sshPrivateKey": SSH_PRIVATE_KEY, "digitalocean:token": DO_TOKEN,
+                  "devtools:appSecrets": json.dumps({"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,
+                                                     "LANGFUSE_PUBLIC_KEY": LANGFUSE_PUBLIC})}

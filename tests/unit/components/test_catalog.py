@@ -1,0 +1,131 @@
+"""components.catalog: the services, pins, builds and gateway the Pulumi program reads from the compose files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.release import image_env_key
+from components.catalog import BuildSpec, CatalogError, load_service_catalog
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = ROOT / "compose"
+SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
+            "rag-context", "state-persistence")
+
+PROD_OK = """\
+services:
+  gateway:
+    image: ${GATEWAY_IMAGE:?release pin missing}
+    labels: {devtools.role: gateway, devtools.check.health: "9000/healthz"}
+  worker:
+    image: ${WORKER_IMAGE:?release pin missing}
+    labels: ["devtools.role=agent", "devtools.check.health=9001/health"]
+  edge:
+    image: caddy:2@sha256:e97e0e3f8f51be708a9d5fadbbd75e3398c22fc0eecd4b26d48561e3f7daa9eb
+"""
+DEV_OK = """\
+x-build: &build
+  context: ${APP_ROOT:-../app}
+services:
+  gateway:
+    build: {<<: *build, dockerfile: docker/Gateway.Dockerfile, args: {B: "2", A: "1"}}
+  worker:
+    build: ./worker
+    environment: {DEBUG: "true"}
+"""
+
+
+def write(tmp_path: Path, prod: str = PROD_OK, dev: str | None = DEV_OK) -> Path:
+    (tmp_path / "docker-compose.yml").write_text(prod)
+    if dev is not None:
+        (tmp_path / "docker-compose.override.yml").write_text(dev)
+    return tmp_path
+
+
+def test_real_compose_files_give_nine_pinned_services_in_file_order() -> None:
+    """Every service the release pins is deployed; a service missed here would never get an image."""
+    catalog = load_service_catalog(COMPOSE, Path("/srv/app"))
+    assert catalog.services == SERVICES
+    assert dict(catalog.pin_keys) == {s: image_env_key(s) for s in SERVICES}
+    assert catalog.pin_keys["gateway-mcp"] == "GATEWAY_MCP_IMAGE"
+
+
+def test_real_compose_files_build_every_service_from_the_app_root() -> None:
+    """The build contexts follow devtools:appRoot; a context left at examples/app would ship the stand-in app."""
+    catalog = load_service_catalog(COMPOSE, Path("/srv/app"))
+    assert list(catalog.builds) == list(SERVICES)
+    for service in SERVICES:
+        assert catalog.builds[service] == BuildSpec(service, Path("/srv/app"), Path("/srv/app/Dockerfile"),
+                                                    (("SERVICE", service),))
+
+
+def test_real_compose_files_name_the_gateway_and_its_health_check() -> None:
+    """The load balancer checks the gateway's health path on its port; a wrong one takes every host out."""
+    catalog = load_service_catalog(COMPOSE, ROOT / "examples" / "app")
+    assert (catalog.gateway, catalog.gateway_health_path, catalog.gateway_port) == ("gateway-mcp", "/health", 8000)
+    assert catalog.builds["cicd"].context == ROOT / "examples" / "app"
+
+
+def test_small_files_merges_list_labels_relative_contexts_and_sorted_args(tmp_path: Path) -> None:
+    """Anchors/merges resolve, a relative context is the compose dir's, args are sorted, the digest-pinned
+    third-party image is not a release service."""
+    catalog = load_service_catalog(write(tmp_path), tmp_path / "app")
+    assert catalog.services == ("gateway", "worker")
+    assert (catalog.gateway, catalog.gateway_port, catalog.gateway_health_path) == ("gateway", 9000, "/healthz")
+    assert catalog.builds["gateway"] == BuildSpec("gateway", tmp_path / "app",
+                                                  tmp_path / "app" / "docker" / "Gateway.Dockerfile",
+                                                  (("A", "1"), ("B", "2")))
+    assert catalog.builds["worker"] == BuildSpec("worker", tmp_path / "worker", tmp_path / "worker" / "Dockerfile",
+                                                 ())
+
+
+def test_relative_app_root_becomes_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contexts are absolute paths: the build runs from wherever Pulumi runs, not from the compose dir."""
+    monkeypatch.chdir(tmp_path)
+    catalog = load_service_catalog(write(tmp_path), Path("app"))
+    assert catalog.builds["gateway"].context == tmp_path / "app"
+
+
+@pytest.mark.parametrize(("prod", "dev", "file", "expected"), [
+    (PROD_OK, None, "docker-compose.override.yml", "cannot read"),
+    ("services: [unclosed", DEV_OK, "docker-compose.yml", "not valid YAML"),
+    ("just text\n", DEV_OK, "docker-compose.yml", "no `services:` mapping"),
+    (PROD_OK.replace("${WORKER_IMAGE:?", "${WORKER_PIN:?"), DEV_OK, "docker-compose.yml",
+     "service 'worker' reads its image from ${WORKER_PIN}; the release writes its pin as WORKER_IMAGE"),
+    (PROD_OK.replace("caddy:2@sha256:e97e0e3f8f51be708a9d5fadbbd75e3398c22fc0eecd4b26d48561e3f7daa9eb", "caddy:2"),
+     DEV_OK, "docker-compose.yml", "service 'edge' image 'caddy:2' is neither a release pin"),
+    (PROD_OK, DEV_OK + "  edge:\n    build: .\n", "docker-compose.override.yml",
+     "service 'edge' has a `build:` but no release pin in docker-compose.yml"),
+    (PROD_OK.replace("devtools.role: gateway", "devtools.role: agent"), DEV_OK, "docker-compose.yml",
+     "exactly one service must be labelled devtools.role: gateway, found 0"),
+    (PROD_OK.replace("devtools.role=agent", "devtools.role=gateway"), DEV_OK, "docker-compose.yml",
+     "exactly one service must be labelled devtools.role: gateway, found 2 (gateway, worker)"),
+    (PROD_OK.replace('"9000/healthz"', "healthz"), DEV_OK, "docker-compose.yml",
+     "gateway 'gateway' label devtools.check.health: 'healthz' is not"),
+    (PROD_OK.replace('"9000/healthz"', '"99999/healthz"'), DEV_OK, "docker-compose.yml",
+     "gateway 'gateway' label devtools.check.health: '99999/healthz' is not"),
+    (PROD_OK + "    build: .\n", DEV_OK, "docker-compose.yml",
+     "service 'edge' has a `build:`; the prod file carries digest pins only"),
+    (PROD_OK, DEV_OK.replace("${APP_ROOT:-../app}", "${SRC:-../app}"), "docker-compose.override.yml",
+     "service 'gateway' build context: '${SRC:-../app}' uses a variable; only ${APP_ROOT} is substituted"),
+    (PROD_OK, DEV_OK.replace('args: {B: "2", A: "1"}', "args: [B]"), "docker-compose.override.yml",
+     "service 'gateway' build args: every entry must be NAME=value"),
+])
+def test_errors_name_the_file_and_the_problem(tmp_path: Path, prod: str, dev: str | None, file: str,
+                                              expected: str) -> None:
+    """A broken compose file stops the program before any resource, with the file and the fix in the message;
+    a silently skipped service or a wrong pin key would deploy a release that cannot start."""
+    with pytest.raises(CatalogError) as caught:
+        load_service_catalog(write(tmp_path, prod, dev), tmp_path / "app")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / file}: "), message
+    assert expected in message
+
+
+def test_no_pinned_service_is_an_error(tmp_path: Path) -> None:
+    """A prod file without any release pin deploys nothing; say so instead of building an empty release."""
+    prod = "services:\n  edge:\n    image: caddy@sha256:" + "a" * 64 + "\n"
+    with pytest.raises(CatalogError, match=r"docker-compose\.yml: no service runs from a release pin"):
+        load_service_catalog(write(tmp_path, prod), tmp_path / "app")

@@ -1,0 +1,167 @@
+"""Stack config: read once into frozen typed objects; every bad value rejected before any resource exists."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, load_config
+from tests.unit.components.program_harness import run_program
+from tests.unit.components.stack_configs import (
+    LOCAL,
+    LOCAL_SECRETS,
+    PROD,
+    PROD_SECRETS,
+    ROOT,
+    SSH_PRIVATE_KEY,
+    make_blue_config,
+    make_config,
+    make_local_config,
+    with_overrides,
+)
+
+# (case id, base stack, overrides, the key the message must name, a fragment of what is allowed)
+BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
+    ("unknown provider", "prod", {"provider": "aws"}, "devtools:provider", "one of digitalocean, existing"),
+    ("color typo", "prod", {"color": "Green"}, "devtools:color", "one of green, blue"),
+    ("live color", "prod", {"liveColor": "red"}, "devtools:liveColor", "one of green, blue"),
+    ("traffic mode", "prod", {"traffic": "dns"}, "devtools:traffic", "loadBalancer"),
+    ("zero hosts", "prod", {"hostCount": "0"}, "devtools:hostCount", "an integer 1-10"),
+    ("hosts not a number", "prod", {"hostCount": "two"}, "devtools:hostCount", "an integer 1-10"),
+    ("region slug", "prod", {"region": "New York"}, "devtools:region", "a region slug"),
+    ("size slug", "prod", {"dropletSize": "S-1VCPU"}, "devtools:dropletSize", "a droplet size slug"),
+    ("boolean", "prod", {"monitoring": "yes"}, "devtools:monitoring", "true or false"),
+    ("builder name", "local", {"buildBuilder": "my builder"}, "devtools:buildBuilder", "a buildx builder name"),
+    ("allowlist not CIDR", "prod", {"sshAllowlist": '["office"]'}, "devtools:sshAllowlist", "CIDR"),
+    ("allowlist host bits", "prod", {"sshAllowlist": '["203.0.113.7/24"]'}, "devtools:sshAllowlist", "host bits"),
+    ("allowlist empty", "prod", {"sshAllowlist": "[]"}, "devtools:sshAllowlist", "0.0.0.0/0 is never the default"),
+    ("allowlist not JSON", "prod", {"sshAllowlist": "[203.0.113.7/32"}, "devtools:sshAllowlist", "a JSON list"),
+    ("public key", "prod", {"sshPublicKey": "not-a-key"}, "devtools:sshPublicKey", "OpenSSH public key"),
+    ("no private key", "prod", {"sshPrivateKey": None}, "devtools:sshPrivateKey", "the rollout needs an SSH key"),
+    ("plain-text secret", "prod:plain", {}, "devtools:sshPrivateKey", "--secret"),
+    ("release id", "prod", {"releaseId": "v1 final"}, "devtools:releaseId", "a docker tag"),
+    ("release value", "prod", {"release": "../../etc"}, "devtools:release", "`build`, `prod` or a release id"),
+    ("keep releases", "prod", {"keepReleases": "1"}, "devtools:keepReleases", "an integer 2-50"),
+    ("validate deadline", "prod", {"validateDeadline": "5"}, "devtools:validateDeadline", "an integer 10-1800"),
+    ("vpc range public", "prod", {"vpcIpRange": "8.8.0.0/16"}, "devtools:vpcIpRange", "private IPv4 CIDR"),
+    ("host root relative", "prod", {"hostRoot": "opt/devtools"}, "devtools:hostRoot", "an absolute path"),
+    ("registry tier", "prod", {"registryTier": "gold"}, "devtools:registryTier", "one of auto"),
+    ("registry name", "prod", {"registryName": "Dev_Tools"}, "devtools:registryName", "lowercase"),
+    ("platform", "prod", {"buildPlatform": "windows/amd64"}, "devtools:buildPlatform", "linux/amd64"),
+    ("port prefix", "prod", {"hostPortPrefix": "700"}, "devtools:hostPortPrefix", "an integer 10-99"),
+    ("prometheus url", "prod", {"prometheusUrl": "localhost:9090"}, "devtools:prometheusUrl", "an http(s) URL"),
+    ("app secret name", "prod", {"appSecrets": {"langfuse-key": "x"}}, "devtools:appSecrets.langfuse-key",
+     "UPPER_CASE"),
+    ("unknown key", "prod", {"hostcount": "2", "liveColour": "blue"}, "devtools:liveColour",
+     "did you mean devtools:liveColor?"),
+    ("reserved ip with two hosts", "prod", {"traffic": "reservedIp", "hostCount": "2"}, "devtools:hostCount",
+     "a reserved IP points at one droplet"),
+    ("local proxy on droplets", "prod", {"traffic": "localProxy"}, "devtools:traffic", "localProxy is the local"),
+    ("flip on a stack without traffic", "blue", {"liveColor": "blue"}, "devtools:liveColor", "flip on the stack"),
+    ("snapshot of a snapshot", "blue", {"snapshot": "true"}, "devtools:snapshot", "does not take one"),
+    ("follow itself", "prod", {"release": "prod"}, "devtools:prodStack", "cannot follow itself"),
+    ("existing without hosts", "local", {"existingHosts": "[]"}, "devtools:existingHosts", "at least one"),
+    ("existing host port", "local", {"existingHosts": '["127.0.0.1:99999"]'}, "devtools:existingHosts", "1-65535"),
+    ("existing with a load balancer", "local", {"traffic": "loadBalancer"}, "devtools:traffic", "needs droplets"),
+    ("existing without registry", "local", {"registryAddress": None}, "devtools:registryAddress", "existing registry"),
+    ("key file missing", "local", {"sshPrivateKey": None, "sshPrivateKeyPath": "/nonexistent/id"},
+     "devtools:sshPrivateKeyPath", "a readable private key file"),
+    ("token in plain text", "prod:token", {}, "digitalocean:token", "DIGITALOCEAN_TOKEN"),
+]
+
+
+def _raw(base: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any], set[str]]:
+    stack, _, variant = base.partition(":")
+    if stack == "local":
+        return "local", with_overrides(LOCAL, overrides), set(LOCAL_SECRETS)
+    raw = dict(PROD)
+    if stack == "blue":
+        raw = with_overrides(raw, {"color": "blue", "traffic": "none", "release": "prod", "snapshot": None,
+                                   "fromSnapshot": "true", "liveColor": None})
+    raw = with_overrides(raw, overrides)
+    secrets = set(PROD_SECRETS)
+    if variant == "plain":
+        secrets.discard("devtools:sshPrivateKey")
+    if variant == "token":
+        secrets.discard("digitalocean:token")
+    return stack, raw, secrets
+
+
+def test_bad_cases_are_distinct_and_many():
+    """At least 20 distinct malformed configs, each a different mistake: one rule per case, none counted twice."""
+    assert len(BAD) >= 20
+    assert len({case[0] for case in BAD}) == len(BAD)
+
+
+@pytest.mark.parametrize(("case", "base", "overrides", "key", "allowed"), BAD, ids=[c[0] for c in BAD])
+def test_bad_value_is_rejected_naming_the_key(case, base, overrides, key, allowed):
+    """A bad value must stop the program with the key, the value's problem and what is allowed: a typo in a
+    stack file must never become a half-built stack."""
+    stack, raw, secrets = _raw(base, overrides)
+    with pytest.raises(ConfigError) as err:
+        load_config(raw, secrets, stack=stack, project="devtools", commit="1a2b3c4", root=ROOT)
+    lines = [p for p in err.value.problems if p.startswith(key)]
+    assert lines, f"{case}: no problem names {key}: {err.value.problems}"
+    assert any(allowed in p for p in lines), f"{case}: {lines}"
+
+
+@pytest.mark.parametrize(("case", "base", "overrides", "key", "allowed"), BAD, ids=[c[0] for c in BAD])
+def test_bad_config_registers_no_resource(case, base, overrides, key, allowed):
+    """Rejection happens before the first resource: the whole program run under mocks registers nothing."""
+    stack, raw, secrets = _raw(base, overrides)
+    with pytest.raises(Exception, match=key.replace(".", r"\.")) as err:
+        run_program(stack, raw, secrets)
+    assert type(err.value).__name__ == "RunError"
+    assert err.value.registrations == []  # type: ignore[attr-defined]
+
+
+def test_secret_values_never_in_the_error_text():
+    """A rejected secret is named by key only: error text lands in CI logs."""
+    raw = with_overrides(PROD, {"appSecrets": {"bad name": SSH_PRIVATE_KEY}})
+    with pytest.raises(ConfigError) as err:
+        load_config(raw, PROD_SECRETS - {"devtools:appSecrets"}, stack="prod", project="devtools", commit="c",
+                    root=ROOT)
+    assert "PRIVATE KEY" not in str(err.value)
+    assert "devtools:appSecrets holds a secret but is stored in plain text" in str(err.value)
+
+
+def test_every_problem_is_reported_at_once():
+    """Fixing one key at a time through repeated `pulumi up` runs wastes an afternoon: list them all."""
+    raw = with_overrides(PROD, {"hostCount": "0", "region": "X", "color": "pink"})
+    with pytest.raises(ConfigError) as err:
+        load_config(raw, PROD_SECRETS, stack="prod", project="devtools", commit="c", root=ROOT)
+    keys = {p.split(":", 2)[1].split(" ")[0] for p in err.value.problems}
+    assert {"hostCount", "region", "color"} <= keys
+
+
+def test_config_is_frozen_and_secrets_hidden_in_repr():
+    cfg = make_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.color = "blue"  # type: ignore[misc]
+    assert "PRIVATE" not in repr(cfg) and "sk-lf" not in repr(cfg)
+    assert cfg.ssh.private_key.value == SSH_PRIVATE_KEY
+
+
+def test_release_id_defaults_to_the_commit_and_can_be_pinned():
+    assert make_config().release.release_id == "1a2b3c4"
+    assert make_config(releaseId="2026.11.27-1").release.release_id == "2026.11.27-1"
+    pinned = make_config(release="9f8e7d6")
+    assert (pinned.release.source, pinned.release.pinned, pinned.builds) == ("pinned", "9f8e7d6", False)
+
+
+def test_stack_roles():
+    prod, blue, local = make_config(), make_blue_config(), make_local_config()
+    assert (prod.builds, prod.follows_prod, prod.snapshot, prod.traffic.mode) == (True, False, True, "loadBalancer")
+    assert (blue.builds, blue.follows_prod, blue.hosts.from_snapshot, blue.traffic.mode) == (False, True, True, "none")
+    assert (local.hosts.provider, local.registry.address, local.traffic.mode) == ("existing", "127.0.0.1:5000",
+                                                                                   "localProxy")
+    assert [(h.address, h.port) for h in local.hosts.existing] == [("127.0.0.1", 2222)]
+
+
+def test_private_key_from_a_file(tmp_path):
+    key = tmp_path / "id"
+    key.write_text(SSH_PRIVATE_KEY)
+    cfg = make_local_config(sshPrivateKey=None, sshPrivateKeyPath=str(key))
+    assert cfg.ssh.private_key.value == SSH_PRIVATE_KEY

@@ -1,0 +1,222 @@
+"""ReleaseRollout under mocks: per host upload → secrets → apply → gate, hosts in turn, no-op when unchanged."""
+
+import hashlib
+
+import pulumi
+import pytest
+
+from agent.release import render_secrets
+from components import commands
+from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
+from tests.unit.components import stack_configs as sc
+from tests.unit.components.program_harness import World, run_components, secret_leaks
+
+CMD = "command:remote:Command"
+SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
+            "rag-context", "state-persistence")
+IMAGES = {s: f"registry.example/devtools/{s}@sha256:" + "a" * 64 for s in SERVICES}
+HOSTS = (RolloutHost("green-1", "203.0.113.11", 22, "400001"), RolloutHost("green-2", "203.0.113.12", 22, "400002"))
+
+
+def _run(cfg=None, *, images=None, hosts=HOSTS[:1], release_id="1a2b3c4", commit="1a2b3c4d5e") -> World:
+    cfg = cfg or sc.make_config()
+
+    def program():
+        ReleaseRollout("rel", ReleaseRolloutArgs(cfg, hosts, release_id, images or IMAGES, commit,
+                                                 sc.SSH_PRIVATE_KEY))
+
+    return run_components(program)
+
+
+def _release(cfg, images=IMAGES, commit="1a2b3c4d5e"):
+    return commands.manifest("1a2b3c4", images, commands.release_env(cfg), commit)
+
+
+def test_children_in_order_under_the_component():
+    world = _run()
+    rollout = world.one("devtools:index:ReleaseRollout")
+    names = [r.name for r in world.registrations if r.parent == rollout.urn]
+    assert names == ["rel-green-1-upload", "rel-green-1-project", "rel-green-1-secrets", "rel-green-1-apply",
+                     "rel-green-1-validate"]
+    assert world.one("devtools:index:ValidationGate").name == "rel-green-1-validate"
+
+
+def test_no_remote_command_sends_previous_outputs_to_sshd():
+    """None of our scripts reads PULUMI_COMMAND_STDOUT/STDERR; sending them only draws sshd AcceptEnv refusals."""
+    commands_seen = [r for r in _run().registrations if r.type == CMD]
+    assert len(commands_seen) == 5
+    assert all(r.inputs["addPreviousOutputInEnv"] is False for r in commands_seen)
+
+
+def test_exact_create_strings_and_payload():
+    """Every host command is the pure builder's text; the upload's stdin is the reproducible bundle."""
+    cfg = sc.make_config()
+    world = _run(cfg)
+    content = commands.content_hash(_release(cfg))
+    upload = world.one(CMD, "green-1-upload")
+    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "green", "1a2b3c4")
+    assert upload.inputs["stdin"] == commands.bundle_payload(_release(cfg))
+    assert upload.inputs["logging"] == "stderr"
+    secrets = world.one(CMD, "green-1-secrets")
+    assert secrets.inputs["create"] == (
+        "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools "
+        "--project green secrets")
+    assert secrets.inputs["logging"] == "none"
+    apply = world.one(CMD, "green-1-apply")
+    assert apply.inputs["create"] == (
+        f": release-content={content} && cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent "
+        "--root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/1a2b3c4 --keep 5 "
+        "--validate-deadline 120")
+    assert apply.inputs["logging"] == "stdoutAndStderr"
+    gate = world.one(CMD, "green-1-validate-run")
+    assert gate.inputs["create"] == commands.validate_script(cfg, "1a2b3c4")
+    # the gate re-runs for new content and whenever the apply is replaced (its id, "cmd-N" under mocks)
+    assert gate.inputs["triggers"][0] == content
+    assert gate.inputs["triggers"][1].startswith("cmd-")
+    assert len(gate.inputs["triggers"]) == 2
+
+
+def test_secrets_only_on_stdin_as_a_secret():
+    """App secrets and the SSH key appear in no plain input: state, diffs and logs show them."""
+    world = _run(sc.make_config(hostCount="2"), hosts=HOSTS)
+    assert secret_leaks(world, sc.SECRET_VALUES) == []
+    for host in ("green-1", "green-2"):
+        secrets = world.one(CMD, f"{host}-secrets")
+        assert secrets.secret_input("stdin")
+        assert secrets.inputs["stdin"] == render_secrets({"LANGFUSE_PUBLIC_KEY": sc.LANGFUSE_PUBLIC,
+                                                          "LANGFUSE_SECRET_KEY": sc.LANGFUSE_SECRET})
+        assert {"stdout", "stderr"} <= set(secrets.additional_secret_outputs)
+    for reg in world.of_type(CMD):
+        assert reg.secret_input("connection"), reg.name
+        assert reg.inputs["connection"]["privateKey"] == sc.SSH_PRIVATE_KEY
+
+
+def test_apply_waits_for_upload_and_secrets_and_gate_for_apply():
+    world = _run()
+    upload, secrets, apply = (world.one(CMD, f"green-1-{s}") for s in ("upload", "secrets", "apply"))
+    assert world.depends_on(secrets, upload)
+    assert {upload.urn, secrets.urn} <= set(apply.dependencies)
+    assert world.depends_on(world.one(CMD, "green-1-validate-run"), apply)
+    assert world.depends_on(world.one("devtools:index:ValidationGate"), apply)
+
+
+def test_hosts_roll_one_after_another():
+    """A bad release must stop on the first host: host 2 starts only after host 1's gate passed."""
+    world = _run(sc.make_config(hostCount="2"), hosts=HOSTS)
+    first_gate = world.one(CMD, "green-1-validate-run")
+    second_upload = world.one(CMD, "green-2-upload")
+    assert world.depends_on(second_upload, first_gate)
+    assert not world.depends_on(world.one(CMD, "green-1-upload"), world.one(CMD, "green-2-validate-run"))
+    assert world.one(CMD, "green-2-apply").inputs["connection"]["host"] == "203.0.113.12"
+
+
+def test_same_inputs_twice_is_a_no_op():
+    """Rollouts re-run only when the release changes, never on every `pulumi up`."""
+    first, second = _run(), _run()
+    for name in ("upload", "secrets", "apply", "validate-run"):
+        a, b = first.one(CMD, f"green-1-{name}"), second.one(CMD, f"green-1-{name}")
+        assert a.raw == b.raw, name
+
+
+def test_a_changed_digest_updates_the_apply_and_keeps_the_host_identity():
+    """A new release is an in-place update of the same rollout slot, never a replacement of the host's resources."""
+    changed = {**IMAGES, "cicd": IMAGES["cicd"].replace("a" * 64, "b" * 64)}
+    before, after = _run(), _run(images=changed)
+    old, new = before.one(CMD, "green-1-apply"), after.one(CMD, "green-1-apply")
+    assert old.inputs["create"] != new.inputs["create"]
+    assert old.inputs["triggers"] == new.inputs["triggers"]
+    assert old.inputs["connection"] == new.inputs["connection"]
+    assert before.one(CMD, "green-1-upload").inputs["stdin"] != after.one(CMD, "green-1-upload").inputs["stdin"]
+    assert before.one(CMD, "green-1-secrets").raw == after.one(CMD, "green-1-secrets").raw
+    assert (before.one(CMD, "green-1-validate-run").inputs["triggers"]
+            != after.one(CMD, "green-1-validate-run").inputs["triggers"])
+
+
+def test_a_new_commit_with_the_same_digests_changes_nothing_on_the_host():
+    """Source metadata is not content: re-running the apply for it would be a pointless rollout."""
+    before, after = _run(), _run(commit="ffffffffff")
+    assert before.one(CMD, "green-1-apply").raw == after.one(CMD, "green-1-apply").raw
+
+
+@pytest.mark.parametrize(("override", "changed"), [
+    ({"appSecrets": {"LANGFUSE_SECRET_KEY": "rotated", "LANGFUSE_PUBLIC_KEY": sc.LANGFUSE_PUBLIC}}, "secrets"),
+    (None, "host"),
+])
+def test_rotated_secrets_or_a_new_host_replace_the_apply(override, changed):
+    """Replacement re-runs the same release on the host; the create string (the release) stays the same."""
+    base = _run()
+    other = _run(sc.make_config(**override)) if override else _run(hosts=(RolloutHost("green-1", "203.0.113.11",
+                                                                                      22, "400099"),))
+    old, new = base.one(CMD, "green-1-apply"), other.one(CMD, "green-1-apply")
+    assert old.inputs["create"] == new.inputs["create"]
+    assert old.inputs["triggers"] != new.inputs["triggers"]
+    assert new.secret_input("triggers")
+    rendered = render_secrets({"LANGFUSE_PUBLIC_KEY": sc.LANGFUSE_PUBLIC, "LANGFUSE_SECRET_KEY": sc.LANGFUSE_SECRET})
+    assert old.inputs["triggers"] == ["400001", hashlib.sha256(rendered.encode()).hexdigest()]
+
+
+def test_without_app_secrets_the_hosts_secrets_file_is_written_empty():
+    """The local stand-in has no app secrets: the secrets step still runs, with nothing on stdin, so the host's
+    file holds exactly the stack's appSecrets (none), and the apply waits for it."""
+    cfg = sc.make_local_config()
+    world = _run(cfg, hosts=(RolloutHost("local-1", "127.0.0.1", 2222, "127.0.0.1:2222"),))
+    secrets = world.one(CMD, "local-1-secrets")
+    assert secrets.inputs["stdin"] == ""
+    assert secrets.secret_input("stdin")
+    apply = world.one(CMD, "local-1-apply")
+    assert apply.inputs["triggers"] == ["127.0.0.1:2222", hashlib.sha256(b"").hexdigest()]
+    # registration is concurrent, so the order of the recorded dependencies varies: compare them as a set
+    assert sorted(apply.dependencies) == sorted([world.one(CMD, f"local-1-{step}").urn
+                                                 for step in ("upload", "project", "secrets")])
+    assert "--validate-arg=--prometheus=http://127.0.0.1:9390" in apply.inputs["create"]
+    assert apply.inputs["connection"]["port"] == 2222
+
+
+def test_removing_every_app_secret_empties_the_file_before_the_apply_runs_again():
+    """A key dropped from appSecrets must leave the host and the containers: the same secrets step is updated to
+    an empty stdin (not deleted, which Pulumi would do only after the apply), and the apply is replaced."""
+    before = _run()
+    after = _run(sc.make_config(appSecrets={}))
+    old, new = before.one(CMD, "green-1-secrets"), after.one(CMD, "green-1-secrets")
+    assert (old.inputs["create"], old.inputs["triggers"]) == (new.inputs["create"], new.inputs["triggers"])
+    assert old.inputs["stdin"] != "" and new.inputs["stdin"] == ""
+    apply = after.one(CMD, "green-1-apply")
+    assert new.urn in apply.dependencies
+    assert before.one(CMD, "green-1-apply").inputs["triggers"] != apply.inputs["triggers"]
+    assert apply.inputs["triggers"][1] == hashlib.sha256(b"").hexdigest()
+
+
+def test_validation_output_collects_every_host():
+    held = {}
+    cfg = sc.make_config(hostCount="2")
+
+    def program():
+        held["rollout"] = ReleaseRollout("rel", ReleaseRolloutArgs(cfg, HOSTS, "1a2b3c4", IMAGES, "c1",
+                                                                   sc.SSH_PRIVATE_KEY))
+        pulumi.export("validation", held["rollout"].validation)
+        pulumi.export("manifest", held["rollout"].manifest)
+
+    world = run_components(program)
+    content = commands.content_hash(_release(cfg, commit="c1"))
+    summary = {"passed": True, "checks": 16, "failed": [], "duration_s": 1.2}
+    assert world.exports_plain["validation"] == {
+        "release": "1a2b3c4", "content": content, "passed": True, "hosts": {"green-1": summary, "green-2": summary}}
+    assert world.exports_plain["manifest"] == _release(cfg, commit="c1")
+    assert [g.host_name for g in held["rollout"].gates] == ["green-1", "green-2"]
+    assert len(held["rollout"].applies) == 2
+
+
+def test_destroy_stops_the_project_and_nothing_else_replaces_it():
+    """Destroying the stack runs `hostagent stop` (containers down, volumes kept). The resource that carries it
+    depends on the host alone: a new release or rotated secrets must never run its delete (that would stop what
+    the rollout just started)."""
+    world = _run()
+    project = world.one(CMD, "green-1-project")
+    assert project.inputs["delete"] == ("cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent "
+                                        "--root /opt/devtools --project green stop")
+    assert project.inputs["create"] == ("cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent "
+                                        "--root /opt/devtools --project green status --compact")
+    assert project.inputs["triggers"] == ["400001"]  # the droplet id only
+    assert "1a2b3c4" not in project.inputs["create"] + project.inputs["delete"]
+    apply = world.one(CMD, "green-1-apply")
+    assert project.urn in apply.dependencies  # destroy order: the apply goes first, then the stop

@@ -1,0 +1,119 @@
+"""ops.operator_plan: every pulumi argv and remote command the operator CLI runs, as exact strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ops import operator_plan as plan
+from ops.operator_plan import HostAccess, PlanError, Step
+
+D = "sha256:" + "a" * 64
+
+
+def outputs(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "color": "green", "liveColor": "green",
+        "release": {"id": "r3", "images": {"gateway-mcp": f"reg/gw@{D}"}, "content": "c3", "commit": "abc"},
+        "releases": {"r1": {}, "r2": {}, "r3": {}},
+        "hosts": {"names": ["devtools-prod-green-1", "devtools-prod-green-2"], "addresses": ["203.0.113.7",
+                  "203.0.113.8"], "ports": [22, 22], "dropletIds": [1, 2], "sshUser": "root",
+                  "sshHostKey": "", "root": "/opt/devtools"},
+    }
+    return base | extra
+
+
+def test_flip_is_one_config_value_and_one_update() -> None:
+    steps = plan.flip_plan("prod", outputs(), "blue")
+    assert steps == [
+        Step("set devtools:liveColor = blue on stack prod",
+             ("pulumi", "config", "set", "devtools:liveColor", "blue", "--stack", "prod", "--non-interactive")),
+        Step("pulumi up on stack prod (the engine shows what changes)",
+             ("pulumi", "up", "--yes", "--diff", "--message", "flip traffic green -> blue", "--stack", "prod",
+              "--non-interactive")),
+    ]
+    assert plan.render_plan("flip", steps) == (
+        "flip\n"
+        "  1. set devtools:liveColor = blue on stack prod\n"
+        "      $ pulumi config set devtools:liveColor blue --stack prod --non-interactive\n"
+        "  2. pulumi up on stack prod (the engine shows what changes)\n"
+        "      $ pulumi up --yes --diff --message 'flip traffic green -> blue' --stack prod --non-interactive"
+    )
+
+
+def test_flip_refuses_unknown_color_and_stacks_without_traffic() -> None:
+    with pytest.raises(PlanError, match="'red' is not one of green, blue"):
+        plan.flip_plan("prod", outputs(), "red")
+    no_traffic = outputs()
+    del no_traffic["liveColor"]
+    with pytest.raises(PlanError, match="stack blue exports no liveColor: it owns no traffic resource"):
+        plan.flip_plan("blue", no_traffic, "blue")
+
+
+def test_rollback_pins_the_release_before_the_current_one() -> None:
+    steps = plan.rollback_plan("prod", outputs(), None, flip=False)
+    assert [s.argv for s in steps] == [
+        ("pulumi", "config", "set", "devtools:release", "r2", "--stack", "prod", "--non-interactive"),
+        ("pulumi", "up", "--yes", "--diff", "--message", "roll back r3 -> r2", "--stack", "prod", "--non-interactive"),
+    ]
+
+
+def test_rollback_to_a_named_release_and_its_refusals() -> None:
+    assert plan.rollback_plan("prod", outputs(), "r1", flip=False)[0].argv[4] == "r1"
+    with pytest.raises(PlanError, match="release 'r9' is not in stack prod's history \\(known: r1, r2, r3\\)"):
+        plan.rollback_plan("prod", outputs(), "r9", flip=False)
+    with pytest.raises(PlanError, match="'r3' is already the current release"):
+        plan.rollback_plan("prod", outputs(), "r3", flip=False)
+    with pytest.raises(PlanError, match="no earlier release in the stack's history \\(known: r3\\)"):
+        plan.rollback_plan("prod", outputs(releases={"r3": {}}), None, flip=False)
+
+
+def test_rollback_by_flipping_back() -> None:
+    steps = plan.rollback_plan("prod", outputs(liveColor="blue"), None, flip=True)
+    assert steps[0].argv[3:5] == ("devtools:liveColor", "green")
+    assert steps[1].argv[5] == "flip traffic blue -> green"
+
+
+def test_hosts_from_the_stack_outputs() -> None:
+    hosts = plan.hosts_of("prod", outputs())
+    assert hosts == [HostAccess("devtools-prod-green-1", "203.0.113.7", 22, "root", "", "/opt/devtools", "green"),
+                     HostAccess("devtools-prod-green-2", "203.0.113.8", 22, "root", "", "/opt/devtools", "green")]
+
+
+def test_hosts_missing_or_from_an_older_program() -> None:
+    with pytest.raises(PlanError, match="stack blue exports no hosts: run `pulumi up --stack blue` first"):
+        plan.hosts_of("blue", {})
+    old = outputs(hosts={"names": ["a"], "addresses": ["1.2.3.4"], "dropletIds": [1]})
+    with pytest.raises(PlanError, match="lacks ports, sshUser, root: it was written by an older program"):
+        plan.hosts_of("prod", old)
+
+
+def test_known_hosts_line_pins_the_port() -> None:
+    host = HostAccess("h", "127.0.0.1", 2222, "root", "ssh-ed25519 AAAAC3", "/opt/devtools", "green")
+    assert plan.known_hosts_line(host) == "[127.0.0.1]:2222 ssh-ed25519 AAAAC3\n"
+    assert plan.known_hosts_line(HostAccess("h", "10.0.0.5", 22, "root", "ssh-rsa AAA", "/r", "blue")) == (
+        "10.0.0.5 ssh-rsa AAA\n")
+
+
+def test_remote_commands() -> None:
+    host = HostAccess("h", "127.0.0.1", 2222, "root", "", "/opt/devtools", "blue")
+    assert plan.status_command(host) == (
+        "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools "
+        "--project blue status --compact")
+    assert plan.collect_command(host) == "cd /opt/devtools/blue && tar -cf - reports diagnostics"
+
+
+def test_reading_commands() -> None:
+    assert plan.stack_outputs("local") == ("pulumi", "stack", "output", "--json", "--stack", "local",
+                                           "--non-interactive")
+    assert plan.config_get("prod", "sshPrivateKey") == ("pulumi", "config", "get", "devtools:sshPrivateKey",
+                                                        "--stack", "prod", "--non-interactive")
+    assert plan.preview_no_changes("prod") == ("pulumi", "preview", "--expect-no-changes", "--diff", "--stack",
+                                               "prod", "--non-interactive")
+
+
+def test_intended_release_needs_images() -> None:
+    assert plan.intended_release("prod", outputs())["id"] == "r3"
+    with pytest.raises(PlanError, match="stack prod exports no release"):
+        plan.intended_release("prod", {"release": {"id": "x"}})

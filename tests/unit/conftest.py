@@ -41,9 +41,12 @@ def _fast_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     yield
 
 
+UNIT = Path(__file__).resolve().parent
+
+
 def _is_live_module(path: Path) -> bool:
-    """Modules whose every test is live say so in their name (test_validate_live_*.py)."""
-    return path.name.startswith("test_") and "_live" in path.stem
+    """Unit modules whose every test is live say so in their name (test_validate_live_*.py)."""
+    return path.resolve().is_relative_to(UNIT) and path.name.startswith("test_") and "_live" in path.stem
 
 
 def _only_live(name: str, /, **_kwargs: str | int | bool | None) -> bool:

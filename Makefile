@@ -1,15 +1,15 @@
-# Two commands matter: `make up` (deploy the example application to the local stand-in) and `make test`.
+# Two commands matter: `make up` (the Pulumi program on the local stack, against the stand-in) and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 COLOR ?= green
-STACK ?= local
-# Release id: the commit, plus a content hash when the application or compose files have local changes
-# (a host refuses to reuse a release id for different content).
-TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- examples compose 2>/dev/null || echo "-dirty-$$(git diff HEAD -- examples compose | sha256sum | cut -c1-8)")
+STACK := $(if $(filter blue,$(COLOR)),local-blue,local)
+# The Pulumi CLI for the operator targets: ours (scripts/pulumi-toolchain.sh) when built, else the one on PATH;
+# the local stacks' file backend and passphrase either way.
+PULUMI_ENV := eval "$$(bash scripts/pulumi-toolchain.sh env)"
 
-.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine stack
+.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,24 +25,18 @@ venv: $(VENV)/.installed ## create the project venv with the pinned dependencies
 env: venv ## install and start the local stand-in (dockerd, registry, sshd, haproxy, prometheus)
 	@bash scripts/local-env.sh up
 
-up: env ## build, push, roll out and validate a release on the local stand-in, served through the proxy
-	@mkdir -p reports
-	@$(PY) -m ops.build --tag $(TAG) --out reports/pins-$(TAG).json
-	@$(PY) -m ops.ship --pins reports/pins-$(TAG).json --project $(COLOR)
-	@source scripts/local.env && live=$$(cat "$$DEVTOOLS_STATE/live-color" 2>/dev/null || echo green) && \
-		echo "==> release $(TAG) validated on $(COLOR); the load balancer serves $$live at http://127.0.0.1:$$LB_PORT/" && \
-		curl -fsS -D - -o /dev/null "http://127.0.0.1:$$LB_PORT/health" | grep -i '^x-served-by' && \
-		echo "    MCP: curl -X POST http://127.0.0.1:$$LB_PORT/mcp -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}'" && \
-		if [ "$$live" != "$(COLOR)" ]; then echo "    traffic is on $$live: make flip COLOR=$(COLOR) to move it"; fi
+up: venv ## pulumi up --stack local on the stand-in (COLOR=blue: local-blue); builds the Pulumi toolchain on first use
+	@bash scripts/up.sh $(STACK)
 
 down: ## stop the local stand-in (containers, volumes and registry data are kept)
 	@bash scripts/local-env.sh down
 
-status: ## what runs where
+status: venv ## what runs where: the stand-in's parts, then the local stack against its hosts and haproxy
 	@bash scripts/local-env.sh status
+	@$(PULUMI_ENV) && $(PY) -m ops.cli status --stack local
 
-flip: ## route the proxy to COLOR (make flip COLOR=blue)
-	@bash scripts/local-env.sh flip $(COLOR)
+flip: venv ## move traffic to COLOR through the local stack (make flip COLOR=blue): config, then pulumi up
+	@$(PULUMI_ENV) && $(PY) -m ops.cli flip $(COLOR) --stack local --yes
 
 lint: venv ## ruff, mypy, shellcheck, actionlint (the GitHub workflows, with shellcheck on their run: blocks)
 	@$(VENV)/bin/ruff check .
@@ -70,11 +64,6 @@ builder: ## build and start the local BuildKit (buildx builder devtools-local) t
 
 engine: env pulumi-toolchain builder ## only the engine tier: the program and ops.cli on the real Pulumi engine
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m engine -v
-
-stack: env pulumi-toolchain builder ## pulumi up --stack local (STACK=local-blue for the standby color)
-	@$(PY) -m ops.build --vendor-only
-	@eval "$$(bash scripts/pulumi-toolchain.sh env)" && \
-		pulumi stack select --create $(STACK) --non-interactive && pulumi up --stack $(STACK) --yes --non-interactive
 
 bench: env ## side-by-side measurements (see bench/README.md)
 	@$(PY) -m bench

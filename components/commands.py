@@ -23,6 +23,7 @@ from pulumi_command import remote
 from agent import remote as host
 from agent.release import release_manifest
 from components.config import StackConfig
+from standin.localenv import flip_argv
 
 # Fresh droplets take a while to accept SSH: keep dialling 60 times, 10 s each, before the rollout gives up.
 DIAL_ERROR_LIMIT = 60
@@ -143,7 +144,7 @@ def parse_gate_summary(stdout: str) -> dict[str, Any]:
 
 def local_flip_command(root: Path, color: str) -> str:
     """Local shell: move the stand-in's haproxy to `color` (it refuses a color whose health check is not UP)."""
-    return shlex.join(["bash", str(root / "scripts" / "local-env.sh"), "flip", color])
+    return shlex.join(flip_argv(root, color))
 
 
 def connection_args(address: pulumi.Input[str], port: int, config: StackConfig, private_key: pulumi.Input[str]

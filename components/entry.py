@@ -107,8 +107,10 @@ def changed_files(root: Path, paths: Sequence[str]) -> list[tuple[str, bytes | N
 
 
 def release_inputs(root: Path, app_root: Path) -> list[str]:
-    """What a release is made of, relative to the checkout: compose files, the agent code, the app (when inside)."""
-    inputs = ["compose", "ops"]
+    """What a release is made of, relative to the checkout: the compose files and the app (when inside). The agent
+    code is not part of a release (hosts compare the bundle without it; the next upload carries it), so a changed
+    agent/ keeps the commit's id."""
+    inputs = ["compose"]
     if app_root.resolve().is_relative_to(root.resolve()):
         inputs.append(str(app_root.resolve().relative_to(root.resolve())) or ".")
     return inputs

@@ -1,6 +1,7 @@
 """Day-2 operations on a deployed stack, the same steps CI runs:
 
-    python -m ops.cli status   [--stack prod]              what the stack says, what each host runs
+    python -m ops.cli status   [--stack prod]              what the stack says, what each host runs (exit 1 when
+                                                           the local proxy serves another color than recorded)
     python -m ops.cli drift    [--stack prod] [--json F]   stack's digests vs every host; exit 1 on drift
     python -m ops.cli flip blue [--stack prod] [--yes]     move traffic (liveColor) and `pulumi up`
     python -m ops.cli rollback [--to ID | --flip] [--yes]  pin the previous (or a given) release, or flip back
@@ -26,6 +27,7 @@ from agent.validate.report import from_json, render_markdown
 from ops import drift
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
+from standin import lbctl, localenv
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3
@@ -69,9 +71,25 @@ def run_plan(pulumi: Pulumi, title: str, steps: Sequence[plan.Step], args: argpa
     return EXIT_OK
 
 
+def local_serving(pulumi: Pulumi, stack: str) -> list[str] | None:
+    """What the stand-in's haproxy serves, for a stack whose traffic resource is the local proxy; else None."""
+    if pulumi.config(stack, "traffic") != "localProxy":
+        return None
+    try:
+        return lbctl.serving(localenv.load().lb_socket)
+    except lbctl.LbError as exc:
+        raise CliError(f"stack {stack} routes through the stand-in's haproxy, which does not answer ({exc}): "
+                       "start it with `make env`", EXIT_FAILED) from exc
+
+
 def cmd_flip(pulumi: Pulumi, args: argparse.Namespace) -> int:
     outputs = pulumi.outputs(args.stack)
     if outputs.get("liveColor") == args.color:
+        serving = local_serving(pulumi, args.stack)
+        if serving is not None and plan.traffic_differs(args.stack, args.color, serving):
+            steps = plan.reassert_plan(args.color, localenv.flip_argv(pulumi.cwd, args.color))
+            return run_plan(pulumi, f"flip stack {args.stack}: haproxy serves {', '.join(serving) or 'nothing'}, "
+                                    f"the stack says {args.color}", steps, args)
         print(f"traffic on stack {args.stack} is already on {args.color}: nothing to do")
         return EXIT_OK
     steps = plan.flip_plan(args.stack, outputs, args.color)
@@ -112,8 +130,13 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
                      f"{healthy}/{len(services)} services running healthy"
                      + (f", ERROR {status['error']}" if status.get("error") else ""))
         report["hosts"][host.name] = status
+    serving = local_serving(pulumi, args.stack) if "liveColor" in outputs else None
+    differs = plan.traffic_differs(args.stack, outputs["liveColor"], serving) if serving is not None else None
+    if serving is not None:
+        report["serving"] = serving
+        lines.append(differs or f"the load balancer serves {', '.join(serving)}, as the stack records")
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else "\n".join(lines))
-    return EXIT_OK
+    return EXIT_FAILED if differs else EXIT_OK
 
 
 def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:

@@ -68,6 +68,22 @@ def flip_plan(stack: str, outputs: Mapping[str, Any], color: str) -> list[Step]:
             up(stack, f"flip traffic {live} -> {color}")]
 
 
+def traffic_differs(stack: str, live: Any, serving: Sequence[str]) -> str | None:
+    """Why the load balancer's actual targets are not what the stack records (None when they agree): the stack's
+    liveColor is the one record of where traffic goes; a device moved by hand contradicts it."""
+    if list(serving) == [live]:
+        return None
+    shown = ", ".join(serving) or "nothing"
+    return (f"TRAFFIC DIFFERS: stack {stack} says liveColor {live}, the load balancer serves {shown}; put it back "
+            f"with `python -m ops.cli flip {live} --stack {stack}` (or flip to {shown} to keep it)")
+
+
+def reassert_plan(color: str, argv: Sequence[str]) -> list[Step]:
+    """The stack already says `color` but its load balancer serves another: run the traffic resource's own
+    command again (the stack config stays as it is)."""
+    return [Step(f"move the load balancer back to {color}, as the stack records", tuple(argv))]
+
+
 def releases_of(outputs: Mapping[str, Any]) -> list[str]:
     """Release ids the stack can return to, oldest first (its `releases` export; the current one last)."""
     history = outputs.get("releases")

@@ -29,7 +29,9 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
           haproxy (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
-  flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip)
+  flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip). The
+          local stack's traffic resource runs it: flip with 'make flip COLOR=...' so that the stack's
+          devtools:liveColor stays the one record ('make status' reports a flip made here by hand)
   stop    stop one part: registry, sshd, haproxy, prometheus, or dockerd if 'up' started it
   restart-docker  stop and start dockerd, only if 'up' started it
 

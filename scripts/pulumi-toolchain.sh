@@ -50,7 +50,7 @@ usage: scripts/pulumi-toolchain.sh [install [NAME...] | env | status | clean NAM
             nothing.
   env       print the export lines for a shell: eval "\$(scripts/pulumi-toolchain.sh env)"
             (also written to $T/env.sh by install)
-  status    what is built and installed
+  status    what is built and installed; exit 1 when a buildable part is missing
   clean     delete the cached build of NAME (the next install builds it cold)
 
 What is built (Go $GO_MIN or newer, from $PROXY only):
@@ -265,14 +265,14 @@ cmd_install() {
 }
 
 cmd_status() {
-  local c name version rest home=${PULUMI_HOME:-$HOME/.pulumi}
+  local c name version rest home=${PULUMI_HOME:-$HOME/.pulumi} absent=0
   for c in "${COMPONENTS[@]}"; do
     IFS='|' read -r name version rest <<<"$c"
     if [[ -x $T/$name-$version/bin/$name ]]; then
       printf '%-30s %-8s built   %s%s\n' "$name" "$version" "$T/$name-$version/bin/$name" \
         "$([[ $name != pulumi-resource-command ]] || echo ' (own build of the subset the program uses)')"
     else
-      printf '%-30s %-8s missing\n' "$name" "$version"
+      printf '%-30s %-8s missing\n' "$name" "$version" && absent=1
     fi
   done
   for name in "${!UNAVAILABLE[@]}"; do printf '%-30s %-8s not buildable here\n' "$name" "-"; done
@@ -280,6 +280,7 @@ cmd_status() {
     PATH="$T/bin:$PATH" PULUMI_SKIP_UPDATE_CHECK=true pulumi plugin ls 2>/dev/null | sed 's/^/    /' || true
   fi
   printf 'plugins in %s/plugins; env: %s/env.sh\n' "$home" "$T"
+  return "$absent"
 }
 
 cmd_clean() {

@@ -206,6 +206,11 @@ def _states(sock: Path) -> dict[str, ServerState]:
     return parse_servers_state(runtime(sock, SHOW_SERVERS_STATE))
 
 
+def serving(sock: Path) -> list[str]:
+    """The colors haproxy sends traffic to right now (its runtime state, not the state file)."""
+    return live_colors(_states(sock))
+
+
 def _await_fresh_up(sock: Path, target: str, timeout: float) -> bool:
     """Force the (traffic-free) target's health to down so that `rise` fresh checks must pass; wait for them."""
     _set(sock, target, "down", setting="health")
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             text = render_config(bind=a.bind, servers=servers, live=live, socket_path=a.socket, pidfile=a.pidfile)
             (a.output.write_text if a.output else sys.stdout.write)(text)
         elif a.cmd == "status" and a.live:
-            print(",".join(live_colors(_states(a.socket))) or "none")
+            print(",".join(serving(a.socket)) or "none")
         elif a.cmd == "status":
             stat = parse_stat(runtime(a.socket, SHOW_STAT))
             sys.stdout.write(format_status(_states(a.socket), stat, read_live_color(a.state_file)))

@@ -55,6 +55,11 @@ class LocalEnv:
         return self.ssh_dir / "known_hosts"
 
     @property
+    def lb_socket(self) -> Path:
+        """haproxy's runtime API (scripts/local-env.sh: $DEVTOOLS_STATE/haproxy/admin.sock)."""
+        return self.state / "haproxy" / "admin.sock"
+
+    @property
     def lb_url(self) -> str:
         return f"http://127.0.0.1:{self.lb_port}"
 
@@ -80,3 +85,9 @@ def load(environ: dict[str, str] | None = None) -> LocalEnv:
         port_prefix={"green": v["GREEN_PORT_PREFIX"], "blue": v["BLUE_PORT_PREFIX"]},
         host_root=Path(v["HOST_ROOT"]),
     )
+
+
+def flip_argv(root: Path, color: str) -> list[str]:
+    """What moves the stand-in's haproxy to `color` (refused unless the color's health check is UP): the local
+    stack's traffic resource runs it, and `ops.cli flip` when haproxy disagrees with the stack's liveColor."""
+    return ["bash", str(root / "scripts" / "local-env.sh"), "flip", color]

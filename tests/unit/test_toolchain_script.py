@@ -44,3 +44,12 @@ def test_unknown_command_fails_with_usage():
     proc = run("frobnicate")
     assert proc.returncode != 0
     assert "usage: scripts/pulumi-toolchain.sh" in proc.stdout + proc.stderr
+
+
+def test_status_fails_while_a_buildable_part_is_missing(tmp_path):
+    """`make up` asks `status` whether to announce a first build (about 15 min): it must say no only when every
+    buildable part is there."""
+    proc = run("status", env={"PATH": "/usr/bin:/bin", "DEVTOOLS_TOOLCHAIN": str(tmp_path / "tc"),
+                              "PULUMI_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 1
+    assert "pulumi                         3.260.0  missing" in proc.stdout

@@ -20,8 +20,9 @@ def git(repo: Path, *args: str) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    for name, text in {"compose/docker-compose.yml": "services: {}\n", "ops/agent.py": "A = 1\n",
-                       "app/services/cicd/service.conf": "port=8000\n", "README.md": "readme\n"}.items():
+    files = {"compose/docker-compose.yml": "services: {}\n", "ops/agent.py": "A = 1\n", "agent/hostagent.py": "H = 1\n",
+             "app/services/cicd/service.conf": "port=8000\n", "README.md": "readme\n"}
+    for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     git(root, "init", "--quiet")
@@ -65,14 +66,17 @@ def test_changed_files_is_none_where_git_cannot_tell(tmp_path: Path):
 
 @pytest.mark.live
 def test_release_inputs_include_the_app_only_inside_the_checkout(repo: Path, tmp_path: Path):
-    assert release_inputs(repo, repo / "app") == ["compose", "ops", "app"]
-    assert release_inputs(repo, tmp_path / "elsewhere") == ["compose", "ops"]
+    assert release_inputs(repo, repo / "app") == ["compose", "app"]
+    assert release_inputs(repo, tmp_path / "elsewhere") == ["compose"]
 
 
 @pytest.mark.live
 def test_the_default_release_id_gets_a_dirty_suffix_from_changed_inputs(repo: Path):
     cfg = sc.make_local_config(appRoot=str(repo / "app"))
     assert cfg.builds
+    assert with_dirty_release_id(cfg, {}, repo) == cfg
+    # the agent code is not part of a release: a change there keeps the commit's id (the upload carries it)
+    (repo / "agent" / "hostagent.py").write_text("H = 2\n")
     assert with_dirty_release_id(cfg, {}, repo) == cfg
     (repo / "app" / "services" / "cicd" / "service.conf").write_text("port=8001\n")
     dirty = with_dirty_release_id(cfg, {}, repo)

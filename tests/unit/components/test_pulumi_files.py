@@ -58,11 +58,3 @@ def test_stack_files_use_only_known_keys():
     for stack in ("prod", "blue", "local", "local-blue"):
         keys = set(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
         assert keys <= known, (stack, keys - known)
-
-
-def test_readme_table_lists_every_key_with_its_default():
-    readme = (ROOT / "README.md").read_text()
-    for key in KEYS:
-        row = next((ln for ln in readme.splitlines() if ln.startswith(f"| `{key.name}` |")), None)
-        assert row is not None, f"README config table has no row for {key.name}"
-        assert f"| {key.type} |" in row, row

@@ -117,3 +117,20 @@ def test_intended_release_needs_images() -> None:
     assert plan.intended_release("prod", outputs())["id"] == "r3"
     with pytest.raises(PlanError, match="stack prod exports no release"):
         plan.intended_release("prod", {"release": {"id": "x"}})
+
+
+def test_traffic_differs_names_both_records_and_the_fix():
+    """The stack's liveColor is the one record of where traffic goes: a load balancer moved by hand is reported
+    with the command that puts it back, and agreement is silence."""
+    assert plan.traffic_differs("local", "green", ["green"]) is None
+    assert plan.traffic_differs("local", "green", ["blue"]) == (
+        "TRAFFIC DIFFERS: stack local says liveColor green, the load balancer serves blue; put it back with "
+        "`python -m ops.cli flip green --stack local` (or flip to blue to keep it)")
+    assert plan.traffic_differs("local", "green", []) is not None
+    assert plan.traffic_differs("local", "green", ["green", "blue"]) is not None
+
+
+def test_reassert_runs_the_traffic_resources_own_command():
+    steps = plan.reassert_plan("green", ["bash", "/r/scripts/local-env.sh", "flip", "green"])
+    assert [s.render() for s in steps] == [
+        "move the load balancer back to green, as the stack records\n      $ bash /r/scripts/local-env.sh flip green"]

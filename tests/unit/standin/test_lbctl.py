@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.commands import local_flip_command
 from standin import lbctl, promconf
+from standin.localenv import flip_argv
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -262,3 +264,9 @@ def test_prometheus_services_match_the_compose_ports() -> None:
         for name, svc in compose["services"].items()
         if name in published
     )
+
+
+def test_the_local_flip_is_one_command_for_the_program_and_the_cli():
+    """The local stack's traffic resource and `ops.cli flip` run the same argv (standin.localenv.flip_argv)."""
+    assert flip_argv(Path("/r"), "blue") == ["bash", "/r/scripts/local-env.sh", "flip", "blue"]
+    assert local_flip_command(Path("/r"), "blue") == "bash /r/scripts/local-env.sh flip blue"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `make up`: the Pulumi program on a local stack against the loopback stand-in: the same components, host agent
+# and validation a `pulumi up --stack prod` runs on DigitalOcean, with the SSH stand-in as the droplet, the local
+# registry as DOCR and haproxy as the load balancer. See --help.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/local.env disable=SC1091
+source "$ROOT/scripts/local.env"
+T=${DEVTOOLS_TOOLCHAIN:-/var/tmp/devtools-toolchain}
+PY=$ROOT/.venv/bin/python
+
+usage() {
+  cat <<EOF
+usage: scripts/up.sh [local|local-blue]     (make up, make up COLOR=blue)
+
+  local       the green color: builds the example application's images, rolls them out to the SSH stand-in,
+              validates them, and points haproxy at the stack's devtools:liveColor (Pulumi.local.yaml)
+  local-blue  the blue color on the same stand-in, running the local stack's current release (run local first)
+
+Every step is idempotent: a second run with nothing changed is a no-op ('pulumi up' reports no changes).
+Pulumi: the 'pulumi' on PATH when there is one; otherwise the toolchain scripts/pulumi-toolchain.sh builds
+from the Go module proxy, once, into $T. The stacks live in a file backend under $DEVTOOLS_STATE
+(PULUMI_BACKEND_URL overrides it) with the local-only passphrase of Pulumi.local.yaml.
+EOF
+}
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+say() { printf '==> %s\n' "$*"; }
+took() { local d=$(($(now_us) - $2)); printf '==> %s (%d.%01ds)\n' "$1" $((d / 1000000)) $((d / 100000 % 10)); }
+die() { printf 'up: error: %s\n' "$*" >&2; exit 1; }
+
+case ${1:-local} in
+  local | local-blue) STACK=${1:-local} ;;
+  -h | --help | help) usage && exit 0 ;;
+  *) usage >&2 && exit 2 ;;
+esac
+
+# The pulumi to use: one on PATH (not ours), else ours, built on first use.
+use_pulumi() {
+  local own
+  own=$(command -v pulumi || true)
+  if [[ -n $own && $own != "$T"/* ]]; then
+    say "pulumi $(pulumi version) from $own"
+    export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$DEVTOOLS_STATE/pulumi-state?metadata=skip}"
+    export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-devtools-local-only}"
+    mkdir -p "$DEVTOOLS_STATE/pulumi-state"
+    return 0
+  fi
+  if ! bash "$ROOT/scripts/pulumi-toolchain.sh" status >/dev/null 2>&1; then
+    say "no pulumi on PATH: building the Pulumi CLI, a Python language host and the docker-build and command"
+    say "providers from the Go module proxy, once (about 15 min on 2 cores with empty Go caches; cached in $T,"
+    say "later runs take a second). Each part prints a line when it starts and when it is done."
+  fi
+  bash "$ROOT/scripts/pulumi-toolchain.sh" install
+  eval "$(bash "$ROOT/scripts/pulumi-toolchain.sh" env)"
+}
+
+summary() {
+  local out endpoint served
+  out=$(pulumi stack output --json --stack "$STACK") || die "pulumi stack output --stack $STACK failed"
+  "$PY" -c 'import json, sys
+o = json.load(sys.stdin)
+r, v = o.get("release") or {}, o.get("validation") or {}
+print(f"==> stack {sys.argv[1]}: release {r.get(\"id\")} on {o.get(\"color\")}, validation "
+      f"{\"passed\" if v.get(\"passed\") else \"NOT passed\"}")' "$STACK" <<<"$out"
+  endpoint="http://127.0.0.1:$LB_PORT"
+  served=$(curl -fsS -m 10 -D - -o /dev/null "$endpoint/health" | tr -d '\r' | sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p')
+  say "the load balancer serves ${served:-nothing} at $endpoint/ (try: curl -i $endpoint/health)"
+  say "MCP: curl -X POST $endpoint/mcp -H 'content-type: application/json' -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}'"
+  if [[ $STACK == local-blue && $served != blue ]]; then
+    say "traffic stays on ${served:-?}: make flip COLOR=blue moves it (python -m ops.cli flip blue --stack local)"
+  fi
+}
+
+main() {
+  local t
+  t=$(now_us)
+  bash "$ROOT/scripts/local-env.sh" up
+  use_pulumi
+  bash "$ROOT/scripts/buildkit-local.sh" up
+  "$PY" -m ops.build --vendor-only
+  cd "$ROOT"
+  pulumi stack select --create "$STACK" --non-interactive >/dev/null
+  say "pulumi up --stack $STACK"
+  pulumi up --stack "$STACK" --yes --non-interactive --skip-preview --suppress-progress
+  summary
+  took "make up ($STACK) done" "$t"
+}
+
+main

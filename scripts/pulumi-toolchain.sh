@@ -50,7 +50,7 @@ usage: scripts/pulumi-toolchain.sh [install [NAME...] | env | status | clean NAM
             nothing.
   env       print the export lines for a shell: eval "\$(scripts/pulumi-toolchain.sh env)"
             (also written to $T/env.sh by install)
-  status    what is built and installed; exit 1 when a buildable part is missing
+  status    what is built and installed; exit 1 when a buildable part is missing or not registered
   clean     delete the cached build of NAME (the next install builds it cold)
 
 What is built (Go $GO_MIN or newer, from $PROXY only):
@@ -265,7 +265,7 @@ cmd_install() {
 }
 
 cmd_status() {
-  local c name version rest home=${PULUMI_HOME:-$HOME/.pulumi} absent=0
+  local c name version rest plugin home=${PULUMI_HOME:-$HOME/.pulumi} absent=0
   for c in "${COMPONENTS[@]}"; do
     IFS='|' read -r name version rest <<<"$c"
     if [[ -x $T/$name-$version/bin/$name ]]; then
@@ -273,6 +273,12 @@ cmd_status() {
         "$([[ $name != pulumi-resource-command ]] || echo ' (own build of the subset the program uses)')"
     else
       printf '%-30s %-8s missing\n' "$name" "$version" && absent=1
+    fi
+  done
+  for c in "${PLUGINS[@]}"; do
+    IFS='|' read -r name plugin version <<<"$c"
+    if ! cmp -s "$T/$name-$version/bin/$name" "$home/plugins/resource-$plugin-v$version/pulumi-resource-$plugin"; then
+      printf '%-30s %-8s not registered in %s/plugins\n' "plugin $plugin" "$version" "$home" && absent=1
     fi
   done
   for name in "${!UNAVAILABLE[@]}"; do printf '%-30s %-8s not buildable here\n' "$name" "-"; done

@@ -51,25 +51,20 @@ use_pulumi() {
     say "no pulumi on PATH: building the Pulumi CLI, a Python language host and the docker-build and command"
     say "providers from the Go module proxy, once (about 15 min on 2 cores with empty Go caches; cached in $T,"
     say "later runs take a second). Each part prints a line when it starts and when it is done."
+    bash "$ROOT/scripts/pulumi-toolchain.sh" install
   fi
-  bash "$ROOT/scripts/pulumi-toolchain.sh" install
   eval "$(bash "$ROOT/scripts/pulumi-toolchain.sh" env)"
+  say "pulumi $(pulumi version) from $T"
 }
 
 summary() {
-  local out endpoint served
-  out=$(pulumi stack output --json --stack "$STACK") || die "pulumi stack output --stack $STACK failed"
-  "$PY" -c 'import json, sys
-o = json.load(sys.stdin)
-r, v = o.get("release") or {}, o.get("validation") or {}
-print(f"==> stack {sys.argv[1]}: release {r.get(\"id\")} on {o.get(\"color\")}, validation "
-      f"{\"passed\" if v.get(\"passed\") else \"NOT passed\"}")' "$STACK" <<<"$out"
-  endpoint="http://127.0.0.1:$LB_PORT"
-  served=$(curl -fsS -m 10 -D - -o /dev/null "$endpoint/health" | tr -d '\r' | sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p')
-  say "the load balancer serves ${served:-nothing} at $endpoint/ (try: curl -i $endpoint/health)"
+  local endpoint="http://127.0.0.1:$LB_PORT"
+  "$PY" -m ops.cli status --stack "$STACK" --cwd "$ROOT" || true
+  [[ $STACK == local ]] || "$PY" -m ops.cli status --stack local --cwd "$ROOT" | tail -n 1 || true
+  say "try: curl -i $endpoint/health   (X-Served-By names the color)"
   say "MCP: curl -X POST $endpoint/mcp -H 'content-type: application/json' -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}'"
-  if [[ $STACK == local-blue && $served != blue ]]; then
-    say "traffic stays on ${served:-?}: make flip COLOR=blue moves it (python -m ops.cli flip blue --stack local)"
+  if [[ $STACK == local-blue ]]; then
+    say "traffic moves with: make flip COLOR=blue (python -m ops.cli flip blue --stack local)"
   fi
 }
 
@@ -83,7 +78,7 @@ main() {
   cd "$ROOT"
   pulumi stack select --create "$STACK" --non-interactive >/dev/null
   say "pulumi up --stack $STACK"
-  pulumi up --stack "$STACK" --yes --non-interactive --skip-preview --suppress-progress
+  pulumi up --stack "$STACK" --yes --non-interactive --skip-preview --suppress-progress --suppress-outputs
   summary
   took "make up ($STACK) done" "$t"
 }

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.validate.report import from_json, render_markdown
+from agent.validate.report import read_json, render_markdown
 from ops import drift
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
@@ -149,7 +149,7 @@ def cmd_collect(pulumi: Pulumi, args: argparse.Namespace) -> int:
             print(f"{host.name}: {len(gates)} gate report(s), diagnostics bundles: {', '.join(bundles) or 'none'}")
             if args.summary and gates:
                 append_step_summary(f"#### {host.name}\n\n"
-                                    + render_markdown(from_json(json.loads(gates[-1].read_text()))))
+                                    + render_markdown(read_json(gates[-1])))
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Pure parts of the rollout: reading compose ps, finding failing services, status and history rendering."""
+"""Pure parts of the rollout: reading compose ps, finding unhealthy services, status and history rendering."""
 
 from pathlib import Path
 from typing import Any
@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from agent import compose_output
-from agent.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
+from agent.compose_output import compose_error, parse_ps, tail, unhealthy_services
 from agent.release import image_env_key
 from agent.status import render_history, running_services
 
@@ -30,14 +30,6 @@ def test_unhealthy_services():
         {"Service": "dead", "State": "exited", "Health": ""},
     ]
     assert unhealthy_services(rows) == ["dead", "loop", "sick"]
-
-
-def test_failed_report_services_reads_list_and_dict_phases():
-    report = {"phases": [{"name": "health", "checks": [
-        {"service": "a", "passed": True}, {"service": "b", "passed": False}]},
-        {"name": "e2e", "checks": [{"service": "c", "passed": False}, {"service": "b", "passed": False}]}]}
-    assert failed_report_services(report) == ["b", "c"]
-    assert failed_report_services({"phases": {"health": {"checks": [{"service": "z", "passed": False}]}}}) == ["z"]
 
 
 def test_tail_keeps_last_lines():

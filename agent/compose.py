@@ -60,15 +60,6 @@ def logs_tail(project: ComposeProject, services: Sequence[str], lines: int) -> l
     return [*project.base(), "logs", "--no-color", "--timestamps", "--tail", str(lines), *services]
 
 
-def project_containers(project_name: str) -> list[str]:
-    """All containers of a project, whichever release created them (labels survive a changed directory)."""
-    return ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project_name}"]
-
-
-def inspect(ids: Sequence[str]) -> list[str]:
-    return ["docker", "inspect", "--type", "container", *ids]
-
-
 def image_inspect(refs: Sequence[str]) -> list[str]:
     return ["docker", "image", "inspect", *refs]
 

@@ -15,6 +15,7 @@ from agent.validate.catalog import (
     Service,
     compose_config_argv,
     load_catalog,
+    parse_health_label,
     resolve_compose,
 )
 from tests.unit.agent.validate_peers import fake_pins
@@ -151,6 +152,22 @@ def test_mcp_protocol_label(protocol):
     labels = {"devtools.check.mcp": "/rpc", "devtools.check.mcp.protocol": protocol}
     service = only(svc(labels, [{"target": 8001, "published": "8101"}]))
     assert service.mcp == Mcp(path="/rpc", min_tools=1, protocol=protocol)
+
+
+@pytest.mark.parametrize(("label", "target"), [
+    ("8000/health", (8000, "/health")),
+    ("80/x/y?z=1", (80, "/x/y?z=1")),
+    ("65535/", (65535, "/")),
+    ("8007", None),
+    (" 80/x ", None),
+    ("/health", None),
+    ("0/health", None),
+    ("99999/health", None),
+])
+def test_health_label_grammar(label: str, target: tuple[int, str] | None):
+    """The one reading of devtools.check.health: the validator, the program's gateway lookup and agent.diagnose
+    all call it, so a label one accepts is never one another reads differently."""
+    assert parse_health_label(label) == target
 
 
 def test_service_without_health_label_is_not_checked():

@@ -18,22 +18,14 @@ from agent.validate.catalog import (
     parse_health_label,
     resolve_compose,
 )
+from tests.compose_services import SERVICES
 from tests.unit.agent.validate_peers import fake_pins
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = str(ROOT / "compose" / "docker-compose.yml")
 AGENTS = ("cicd", "code-review", "documentation", "feature-dev", "infrastructure", "orchestrator")
-PORTS = {
-    "gateway-mcp": 0,
-    "orchestrator": 1,
-    "feature-dev": 2,
-    "code-review": 3,
-    "infrastructure": 4,
-    "cicd": 5,
-    "documentation": 6,
-    "rag-context": 7,
-    "state-persistence": 8,
-}
+# Service <i> of the compose file (in file order) listens on 800<i> and publishes <prefix>0<i>.
+PORTS = {name: i for i, name in enumerate(SERVICES)}
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +70,7 @@ def test_real_compose_file_gives_nine_checked_services(tmp_path: Path):
     assert catalog.names == tuple(sorted(PORTS))
     assert tuple(s.name for s in catalog.e2e_services) == AGENTS
     assert [s.name for s in catalog.mcp_services] == ["gateway-mcp"]
-    assert len(catalog.metrics_services) == 9
+    assert len(catalog.metrics_services) == len(SERVICES)
     gateway = catalog.service("gateway-mcp")
     assert gateway == Service(
         name="gateway-mcp",
@@ -101,7 +93,7 @@ def test_real_compose_file_gives_nine_checked_services(tmp_path: Path):
 def test_host_port_prefix_moves_every_published_port(tmp_path: Path):
     catalog = load_catalog(resolve_compose([COMPOSE], env_file=pins(tmp_path, "HOST_PORT_PREFIX=81\n")))
     assert {s.name: s.health.host_port for s in catalog.services} == {n: 8100 + i for n, i in PORTS.items()}
-    assert {s.health.container_port for s in catalog.services} == {8000 + i for i in range(9)}
+    assert {s.health.container_port for s in catalog.services} == {8000 + i for i in range(len(SERVICES))}
 
 
 @pytest.mark.live

@@ -10,6 +10,7 @@ from agent import compose_output
 from agent.compose_output import compose_error, parse_ps, tail, unhealthy_services
 from agent.release import image_env_key
 from agent.status import render_history, running_services
+from tests.compose_services import SERVICES
 
 DIGEST = "sha256:" + "b" * 64
 
@@ -72,7 +73,7 @@ def test_compose_file_reads_every_pin_from_the_release_env():
     text = (Path(__file__).resolve().parents[3] / "compose" / "docker-compose.yml").read_text()
     services = list(yaml.safe_load(text)["services"])
     built = [s for s in services if s not in ("proxy", "prometheus")]
-    assert len(built) == 9
+    assert built == list(SERVICES)
     for service in built:
         assert f"image: ${{{image_env_key(service)}:?release pin missing for {service}}}" in text
     assert all("build" not in spec for spec in yaml.safe_load(text)["services"].values())

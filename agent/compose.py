@@ -64,6 +64,11 @@ def image_inspect(refs: Sequence[str]) -> list[str]:
     return ["docker", "image", "inspect", *refs]
 
 
+def repo_digests(ref: str) -> list[str]:
+    """The `repo@sha256:…` names an image has in registries, as one JSON list (ops.build, agent.diagnose)."""
+    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref]
+
+
 def image_remove(ref: str) -> list[str]:
     """Remove one image reference. Never forced: an image a container still uses stays."""
     return ["docker", "image", "rm", ref]

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent import compose
 from agent.containers import ContainersError, inspect_project, run_docker, service_of
 from agent.diagnose import masking
 from agent.diagnose.report import ContainerReport, Probe, Report, State, render_container, render_report
@@ -32,10 +33,6 @@ from agent.validate.catalog import HEALTH, parse_health_label
 DOCKER = "docker"
 BODY_LIMIT = 2048
 HEALTH_TIMEOUT = 5.0
-
-
-def image_inspect_argv(image_id: str) -> list[str]:
-    return [DOCKER, "image", "inspect", "--format", "{{json .RepoDigests}}", image_id]
 
 
 def stats_argv(container_id: str) -> list[str]:
@@ -148,7 +145,7 @@ def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> Contai
         command=[masking.mask_text(a, secrets) for a in masking.mask_args(command_of(inspect))],
         health=_health(inspect, running, secrets),
     )
-    rc, out, err = run_docker(image_inspect_argv(c.image_id))
+    rc, out, err = run_docker(compose.repo_digests(c.image_id))
     try:
         c.repo_digests = [str(d) for d in json.loads(out) or []] if rc == 0 else []
         c.image_error = None if rc == 0 else err

@@ -50,3 +50,6 @@ def test_small_builders():
         *BASE, "logs", "--no-color", "--timestamps", "--tail", "30", "cicd", "rag-context",
     ]
     assert cc.image_remove("x@" + DIGEST) == ["docker", "image", "rm", "x@" + DIGEST]
+    assert cc.repo_digests("sha256:ab") == [
+        "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "sha256:ab",
+    ]  # fmt: skip

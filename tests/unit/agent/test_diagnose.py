@@ -121,9 +121,6 @@ def test_mask_text_treats_values_literally() -> None:
 
 
 def test_argv_builders() -> None:
-    assert diagnose.image_inspect_argv("sha256:ab") == [
-        "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "sha256:ab",
-    ]  # fmt: skip
     assert diagnose.stats_argv("c1") == ["docker", "stats", "--no-stream", "--format", "{{json .}}", "c1"]
     assert diagnose.logs_argv("c1", 100) == ["docker", "logs", "--timestamps", "--tail", "100", "c1"]
 

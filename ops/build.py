@@ -31,7 +31,7 @@ from typing import Any
 
 from agent.compose import repo_digests
 from agent.compose_output import tail
-from agent.release import release_id_problem
+from agent.release import DIGEST, release_id_problem
 from components.catalog import BuildSpec, CatalogError, image_repo, load_service_catalog
 from components.config_keys import BY_NAME
 from standin import localenv
@@ -132,7 +132,7 @@ def pick_digest(repo_digests: str, repo: str) -> str:
         raise BuildError(f"unreadable RepoDigests {repo_digests.strip()!r}: {exc}") from exc
     for entry in entries or []:
         name, _, digest = str(entry).partition("@")
-        if name == repo and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        if name == repo and DIGEST.fullmatch(digest):
             return f"{name}@{digest}"
     raise BuildError(f"no digest for {repo} among RepoDigests {entries!r}: was the push refused?")
 

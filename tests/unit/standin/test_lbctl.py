@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.config import COLORS
 from standin import lbctl, promconf
 from tests.compose_services import SERVICES
 
@@ -81,6 +82,12 @@ def test_render_config_exact() -> None:
         pidfile=Path("/state/run/haproxy.pid"),
     )
     assert text == EXPECTED_CONFIG
+
+
+def test_the_stand_in_flips_between_the_programs_colors() -> None:
+    """standin imports nothing outside itself, so lbctl spells the colors the program defines (components.config,
+    which ops and the stack config read): haproxy with a color no stack can have would never be flipped to."""
+    assert lbctl.COLORS == COLORS
 
 
 def test_render_config_refuses_unknown_live_color() -> None:

@@ -8,6 +8,7 @@ import yaml
 
 from agent import compose_output
 from agent.compose_output import compose_error, parse_ps, tail, unhealthy_services
+from agent.containers import SERVICE_LABEL
 from agent.release import image_env_key
 from agent.status import render_history, running_services
 from tests.compose_services import SERVICES
@@ -41,7 +42,7 @@ def test_running_services_reports_digest_and_release():
     inspected: list[dict[str, Any]] = [{
         "Name": "/green-cicd-1", "Image": "sha256:" + "c" * 64, "RestartCount": 2,
         "Config": {"Image": "127.0.0.1:5000/devtools/cicd@" + DIGEST, "Env": ["A=1"],
-                   "Labels": {"com.docker.compose.service": "cicd"}},
+                   "Labels": {SERVICE_LABEL: "cicd"}},
         "State": {"Status": "running", "Health": {"Status": "healthy"}},
     }, {"Name": "/other", "Config": {"Labels": {}}, "State": {}}]
     assert running_services(inspected) == {"cicd": {

@@ -138,7 +138,7 @@ def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog
         phases = read_json(report).phases()
     median = {k: round(statistics.median(v), 3) for k, v in walls.items()}
     return {"wall_s": walls, "median_s": median, "validator_reported_s": reported,
-            "slowest_check_by_phase_s": {name: max(ch.duration_s for ch in checks) for name, checks in phases},
+            "slowest_check_by_phase_s": {name: max(r.duration_s for r in results) for name, results in phases},
             "requests_per_run": requests, "checks": len(checks.strip().splitlines()),
             "ratio": round(median["curl"] / median["validator"], 2)}
 

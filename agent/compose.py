@@ -60,17 +60,13 @@ def logs_tail(project: ComposeProject, services: Sequence[str], lines: int) -> l
     return [*project.base(), "logs", "--no-color", "--timestamps", "--tail", str(lines), *services]
 
 
-def project_containers(project_name: str) -> list[str]:
-    """All containers of a project, whichever release created them (labels survive a changed directory)."""
-    return ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project_name}"]
-
-
-def inspect(ids: Sequence[str]) -> list[str]:
-    return ["docker", "inspect", "--type", "container", *ids]
-
-
 def image_inspect(refs: Sequence[str]) -> list[str]:
     return ["docker", "image", "inspect", *refs]
+
+
+def repo_digests(ref: str) -> list[str]:
+    """The `repo@sha256:…` names an image has in registries, as one JSON list (ops.build, agent.diagnose)."""
+    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref]
 
 
 def image_remove(ref: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Reading what docker compose and the validator print (pure, standard library only)."""
+"""Reading what docker compose prints (pure, standard library only)."""
 
 from __future__ import annotations
 
@@ -51,15 +51,3 @@ def unhealthy_services(rows: Sequence[dict[str, Any]]) -> list[str]:
     }
     return sorted(bad)
 
-
-def failed_report_services(report: dict[str, Any]) -> list[str]:
-    """Services with at least one failed check in an agent.validate JSON report."""
-    phases = report.get("phases", [])
-    groups = phases.values() if isinstance(phases, dict) else phases
-    bad: set[str] = set()
-    for phase in groups:
-        checks = phase.get("checks", []) if isinstance(phase, dict) else phase
-        for check in checks:
-            if not check.get("passed", False) and check.get("service"):
-                bad.add(str(check["service"]))
-    return sorted(bad)

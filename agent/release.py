@@ -11,7 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}\Z")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+"""An image digest as docker and registries print it (match a whole string with fullmatch)."""
+DIGEST_REF = re.compile(rf"^[a-z0-9][a-z0-9._:/-]*@{DIGEST.pattern}\Z")
+"""What a host runs: `<repo>@<digest>`."""
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 """A release id: a docker tag that is also a safe directory name (no leading dot, no `/`, no `..`), at most 64."""

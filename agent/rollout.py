@@ -23,13 +23,13 @@ from agent import release as rel
 from agent.compose_output import (
     compose_error,
     engine_settling,
-    failed_report_services,
     parse_ps,
     tail,
     unhealthy_services,
 )
 from agent.remote import validate_argv
 from agent.store import Store
+from agent.validate.report import read_json
 
 AGENT_DIR = Path(__file__).resolve().parent.parent
 
@@ -147,7 +147,7 @@ class Rollout:
         if proc.returncode != 0:
             services: list[str] = []
             if report.exists():
-                services = failed_report_services(json.loads(report.read_text()))
+                services = read_json(report).failed_services
             reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
             raise StepFailed("validate", reason, services)
 

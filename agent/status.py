@@ -7,10 +7,9 @@ status reports what the host says should run (the current release's pins) next t
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
-from agent import compose as cc
+from agent import containers
 from agent.store import Store
 
 
@@ -18,8 +17,7 @@ def running_services(inspected: list[dict[str, Any]]) -> dict[str, dict[str, Any
     """Per compose service: container, state, health, image reference and the digest it pins (pure)."""
     out: dict[str, dict[str, Any]] = {}
     for c in inspected:
-        labels = c.get("Config", {}).get("Labels") or {}
-        service = labels.get("com.docker.compose.service")
+        service = containers.service_of(c)
         if not service:
             continue
         ref = str(c.get("Config", {}).get("Image", ""))
@@ -36,16 +34,6 @@ def running_services(inspected: list[dict[str, Any]]) -> dict[str, dict[str, Any
     return dict(sorted(out.items()))
 
 
-def inspect_project(project: str) -> list[dict[str, Any]]:
-    ids = subprocess.run(cc.project_containers(project), capture_output=True, text=True, timeout=30, check=True)
-    container_ids = ids.stdout.split()
-    if not container_ids:
-        return []
-    proc = subprocess.run(cc.inspect(container_ids), capture_output=True, text=True, timeout=30, check=True)
-    data: list[dict[str, Any]] = json.loads(proc.stdout)
-    return data
-
-
 def status(store: Store) -> dict[str, Any]:
     current = store.pointer("current")
     intended = store.release_manifest(current).get("images", {}) if current else {}
@@ -59,10 +47,12 @@ def status(store: Store) -> dict[str, Any]:
         "intended": dict(sorted(intended.items())),
     }
     try:
-        report["services"] = running_services(inspect_project(store.project))
-    except (subprocess.SubprocessError, OSError, ValueError) as exc:
-        report["services"] = {}
-        report["error"] = f"cannot read containers: {exc}"
+        inspected, errors = containers.inspect_project(store.project)
+    except containers.ContainersError as exc:
+        inspected, errors = [], [str(exc)]
+    report["services"] = running_services(inspected)
+    if errors:
+        report["error"] = "cannot read containers: " + "; ".join(errors)
     return report
 
 

@@ -12,11 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.containers import PROJECT_LABEL, SERVICE_LABEL
+from components.catalog import load_service_catalog
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 STATE = Path(os.environ.get("BENCH_STATE", "/var/tmp/devtools-bench"))
-SERVICES = 9
+# The services compose/docker-compose.yml runs from a release pin, in file order (the program's own reader).
+SERVICES = load_service_catalog(ROOT / "compose", ROOT / "examples" / "app").services
 
 
 class BenchError(Exception):
@@ -122,8 +126,8 @@ def ship(pins: Mapping[str, Any], project: str, *, host_root: Path | None, env: 
 # containers -----------------------------------------------------------------------------------------------
 def containers(project: str) -> dict[str, tuple[str, str]]:
     """{service: (container id, status)} of the project's containers, running or not."""
-    out = run(["docker", "ps", "--all", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
-               "--format", '{{.Label "com.docker.compose.service"}}\t{{.ID}}\t{{.Status}}'], 60,
+    out = run(["docker", "ps", "--all", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={project}",
+               "--format", '{{.Label "' + SERVICE_LABEL + '"}}\t{{.ID}}\t{{.Status}}'], 60,
               f"docker ps ({project})").stdout
     rows = [line.split("\t") for line in out.splitlines() if line.strip()]
     return {r[0]: (r[1], r[2]) for r in rows if len(r) == 3}
@@ -135,13 +139,13 @@ def container_ids(project: str) -> dict[str, str]:
 
 def stop_project(project: str) -> None:
     """Stop (not remove) a project's running containers, so that their health checks stop costing CPU."""
-    ids = run(["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={project}"], 60,
+    ids = run(["docker", "ps", "--quiet", "--filter", f"label={PROJECT_LABEL}={project}"], 60,
               f"docker ps ({project})").stdout.split()
     if ids:
         run(["docker", "stop", "--time", "5", *ids], 120, f"docker stop ({project})")
 
 
-def wait_healthy(project: str, timeout: float, expected: int = SERVICES) -> float:
+def wait_healthy(project: str, timeout: float, expected: int = len(SERVICES)) -> float:
     """Seconds until `expected` containers of the project report healthy; BenchError after `timeout`."""
     t0 = time.monotonic()
     seen: dict[str, tuple[str, str]] = {}
@@ -177,7 +181,7 @@ def await_quiet(limit_s: float, busy_below: float = 75.0) -> dict[str, Any]:
             f"{limit_s:.0f}s for it to settle")
     while busy >= busy_below and time.monotonic() - t0 < limit_s:
         busy = cpu_busy()
-    others = run(["docker", "ps", "--quiet", "--filter", "label=com.docker.compose.project"], 30, "docker ps",
+    others = run(["docker", "ps", "--quiet", "--filter", f"label={PROJECT_LABEL}"], 30, "docker ps",
                  check=False).stdout.split()
     return {"cpu_busy_pct": busy, "waited_s": round(time.monotonic() - t0, 1), "quiet": busy < busy_below,
             "loadavg_1m": round(os.getloadavg()[0], 2), "compose_containers_running": len(others)}

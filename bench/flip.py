@@ -15,7 +15,7 @@ from bench import common as c
 from bench.load import Load
 from standin import lbctl, localenv
 
-COLORS = ("green", "blue")
+COLORS = lbctl.COLORS
 LEAD_S, HOLD_S, TAIL_S = 1.0, 2.0, 1.0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.validate.catalog import Catalog, load_catalog
+from agent.validate.report import read_json
 from bench import common as c
 from bench.latency import Role, Servers, serving
 
@@ -130,15 +131,14 @@ def _measure(model: str, python: str, resolved: dict[str, Any], catalog: Catalog
                                             "--json", str(report), "--no-color"], "agent.validate", env=env)
             walls["validator"].append(round(wall, 3))
             requests["validator"] = n
-            reported.append(round(float(json.loads(report.read_text())["duration_s"]), 3))
+            reported.append(round(read_json(report).duration_s, 3))
             wall, n, _out = _once(servers, ["bash", str(SCRIPT)], "serial curl checks", input_text=checks)
             walls["curl"].append(round(wall, 3))
             requests["curl"] = n
-        phases = json.loads(report.read_text())["phases"]
+        phases = read_json(report).phases()
     median = {k: round(statistics.median(v), 3) for k, v in walls.items()}
     return {"wall_s": walls, "median_s": median, "validator_reported_s": reported,
-            "slowest_check_by_phase_s": {name: max(ch["duration_s"] for ch in phase["checks"])
-                                         for name, phase in phases.items()},
+            "slowest_check_by_phase_s": {name: max(r.duration_s for r in results) for name, results in phases},
             "requests_per_run": requests, "checks": len(checks.strip().splitlines()),
             "ratio": round(median["curl"] / median["validator"], 2)}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from agent.release import image_env_key
+from agent.release import DIGEST, image_env_key
 from agent.validate.catalog import HEALTH, ROLE, parse_health_label
 
 __all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "image_repo",
@@ -36,7 +36,7 @@ GATEWAY = "gateway"
 _VARIABLE = re.compile(r"\$\{[^}]*\}")
 _PIN = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
 _APP_ROOT = re.compile(r"\$\{APP_ROOT(?:[:]?[-?][^}]*)?\}")
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(rf"@{DIGEST.pattern}$")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: a tenth of the time
 
 

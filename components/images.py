@@ -11,7 +11,6 @@ service a new digest on every release, and the hosts would then recreate all con
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_docker_build as docker_build
 
+from agent.release import DIGEST
 from components.catalog import BuildSpec, ServiceCatalog, image_repo
 from components.config import StackConfig
 
@@ -26,7 +26,6 @@ __all__ = ["CACHE_TAG", "ServiceImages", "ServiceImagesArgs", "cache_ref", "dige
            "release_metadata", "release_tag"]
 
 CACHE_TAG = "buildcache"
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def release_tag(repo: str, release_id: str) -> str:
@@ -41,7 +40,7 @@ def cache_ref(repo: str) -> str:
 
 def digest_ref(repo: str, digest: str) -> str:
     """What a host runs: `<repo>@sha256:<64 hex>`; anything else is refused (hosts run digest pins only)."""
-    if not DIGEST.match(digest):
+    if not DIGEST.fullmatch(digest):
         raise ValueError(f"{repo}: the build returned digest {digest!r}, not sha256:<64 hex>")
     return f"{repo}@{digest}"
 

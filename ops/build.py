@@ -29,7 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.release import release_id_problem
+from agent.compose import repo_digests
+from agent.compose_output import tail
+from agent.release import DIGEST, release_id_problem
 from components.catalog import BuildSpec, CatalogError, image_repo, load_service_catalog
 from components.config_keys import BY_NAME
 from standin import localenv
@@ -122,10 +124,6 @@ def push_argv(ref: str) -> list[str]:
     return ["docker", "push", "-q", ref]
 
 
-def inspect_argv(ref: str) -> list[str]:
-    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref]
-
-
 def pick_digest(repo_digests: str, repo: str) -> str:
     """The `repo@sha256:...` entry of `docker image inspect --format '{{json .RepoDigests}}'` output."""
     try:
@@ -134,7 +132,7 @@ def pick_digest(repo_digests: str, repo: str) -> str:
         raise BuildError(f"unreadable RepoDigests {repo_digests.strip()!r}: {exc}") from exc
     for entry in entries or []:
         name, _, digest = str(entry).partition("@")
-        if name == repo and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        if name == repo and DIGEST.fullmatch(digest):
             return f"{name}@{digest}"
     raise BuildError(f"no digest for {repo} among RepoDigests {entries!r}: was the push refused?")
 
@@ -143,10 +141,6 @@ def pins_document(release: str, images: Mapping[str, str], built_at: datetime,
                   commit: str | None) -> dict[str, Any]:
     return {"release": release, "images": dict(sorted(images.items())),
             "built_at": built_at.astimezone(UTC).isoformat(timespec="seconds"), "commit": commit}
-
-
-def tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def run(argv: Sequence[str]) -> str:
@@ -211,7 +205,7 @@ def build_one(job: Job) -> tuple[str, float]:
     started = time.monotonic()
     run(build_argv(job.spec, job.ref, job.variant))
     run(push_argv(job.ref))
-    pin = pick_digest(run(inspect_argv(job.ref)), job.repo)
+    pin = pick_digest(run(repo_digests(job.ref)), job.repo)
     return pin, time.monotonic() - started
 
 

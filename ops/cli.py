@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.validate.report import from_json, render_markdown
+from agent.validate.report import read_json, render_markdown
+from components.config import COLORS
 from ops import drift
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
@@ -172,7 +173,7 @@ def cmd_collect(pulumi: Pulumi, args: argparse.Namespace) -> int:
             print(f"{host.name}: {len(gates)} gate report(s), diagnostics bundles: {', '.join(bundles) or 'none'}")
             if args.summary and gates:
                 append_step_summary(f"#### {host.name}\n\n"
-                                    + render_markdown(from_json(json.loads(gates[-1].read_text()))))
+                                    + render_markdown(read_json(gates[-1])))
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("drift", parents=[common], help="compare the stack's digests with what runs on every host")
     s.add_argument("--json", metavar="FILE", help="also write the findings as JSON")
     s = sub.add_parser("flip", parents=[common], help="move traffic to a color (config liveColor + pulumi up)")
-    s.add_argument("color", choices=plan.COLORS)
+    s.add_argument("color", choices=COLORS)
     s.add_argument("--yes", action="store_true", help="do not ask")
     s = sub.add_parser("rollback", parents=[common], help="pin the previous release (or --to ID), or --flip back")
     how = s.add_mutually_exclusive_group()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.config_keys import NAMESPACE
 from ops import operator_plan as plan
 from ops.ship import SshTarget
 
@@ -74,7 +75,7 @@ class Pulumi:
         if "not found" in proc.stderr:
             return ""
         # Not "unset" but unreadable (no passphrase, no backend login, ...): say so rather than guess.
-        raise CliError(f"cannot read {plan.NAMESPACE}:{key} of stack {stack}: {proc.stderr.strip()}", 2)
+        raise CliError(f"cannot read {NAMESPACE}:{key} of stack {stack}: {proc.stderr.strip()}", 2)
 
     def changed_in_git(self, path: Path) -> bool:
         if not (self.cwd / ".git").exists() or shutil.which("git") is None:

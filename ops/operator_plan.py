@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.remote import agent_command
-
-NAMESPACE = "devtools"
-COLORS = ("green", "blue")
+from components.config import COLORS
+from components.config_keys import NAMESPACE
 
 
 class PlanError(ValueError):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BACKEND = "gateway"
-COLORS = ("green", "blue")
+COLORS = ("green", "blue")  # the program's (components.config); standin imports nothing else
 DEFAULT_COLOR = "green"
 # srv_admin_state masks (haproxy include/haproxy/server-t.h SRV_ADMF_MAINT, SRV_ADMF_DRAIN). The config's
 # `disabled` also sets CMAINT (0x04), which stays after the server is enabled: it is not part of the mask.

@@ -1,30 +1,48 @@
 """Prometheus config for the local stand-in: both colors' services, scraped on loopback.
 
-Standard library only. Service <i> of a color publishes 127.0.0.1:<prefix><i:02d> (compose/docker-compose.yml).
+Standard library only. The services are those compose/docker-compose.yml runs from a release pin, in file
+order; service <i> of a color publishes 127.0.0.1:<prefix><i:02d> (the compose file's ports).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-# In the order of their published ports: gateway-mcp is <prefix>00, state-persistence <prefix>08.
-SERVICES = (
-    "gateway-mcp",
-    "orchestrator",
-    "feature-dev",
-    "code-review",
-    "infrastructure",
-    "cicd",
-    "documentation",
-    "rag-context",
-    "state-persistence",
-)
+COMPOSE_FILE = Path(__file__).resolve().parent.parent / "compose" / "docker-compose.yml"
+_TOP_KEY = re.compile(r"^(?P<key>[^\s#][^:]*):")
+_SERVICE = re.compile(r"^  (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):")
+_PINNED_IMAGE = re.compile(r"^    image: *\$\{[A-Za-z_][A-Za-z0-9_]*:\?")
 
 
-def render(prefixes: dict[str, str], *, interval: str = "2s", host: str = "127.0.0.1") -> str:
-    """One static target group per (color, service), labelled with both."""
+def compose_services(text: str) -> tuple[str, ...]:
+    """The services of a compose file whose image is a release pin (`image: ${<KEY>:?…}`), in file order.
+
+    The Pulumi program reads the same list with a YAML parser (components.catalog); the stand-in has the
+    system python only, so this reads the compose file's own layout: service keys indented by two spaces
+    under `services:`, their `image:` by four.
+    """
+    services: list[str] = []
+    inside, current = False, None
+    for line in text.splitlines():
+        top = _TOP_KEY.match(line)
+        if top:
+            inside, current = top["key"] == "services", None
+            continue
+        service = _SERVICE.match(line) if inside else None
+        if service:
+            current = service["name"]
+        elif current and _PINNED_IMAGE.match(line):
+            services.append(current)
+            current = None
+    return tuple(services)
+
+
+def render(prefixes: dict[str, str], services: Sequence[str], *, interval: str = "2s", host: str = "127.0.0.1") -> str:
+    """One static target group per (color, service), labelled with both; `services` in compose file order."""
     lines = [
         "# Rendered by `python -m standin.promconf`: every service of both colors on loopback.",
         "global:",
@@ -39,7 +57,7 @@ def render(prefixes: dict[str, str], *, interval: str = "2s", host: str = "127.0
     for color, prefix in prefixes.items():
         if not (len(prefix) == 2 and prefix.isdigit()):
             raise ValueError(f"port prefix of {color} must be two digits, not {prefix!r}")
-        for i, service in enumerate(SERVICES):
+        for i, service in enumerate(services):
             lines.append(f'      - targets: ["{host}:{prefix}{i:02d}"]')
             lines.append(f"        labels: {{color: {color}, service: {service}}}")
     return "\n".join(lines) + "\n"
@@ -50,11 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--green-prefix", required=True, help="two-digit port prefix of green, e.g. 81")
     p.add_argument("--blue-prefix", required=True, help="two-digit port prefix of blue, e.g. 82")
     p.add_argument("--interval", default="2s")
+    p.add_argument("--compose", type=Path, default=COMPOSE_FILE, help="the compose file naming the services")
     p.add_argument("--output", type=Path)
     a = p.parse_args(argv)
     try:
-        text = render({"green": a.green_prefix, "blue": a.blue_prefix}, interval=a.interval)
-    except ValueError as exc:
+        services = compose_services(a.compose.read_text())
+        if not services:
+            raise ValueError(f"{a.compose} names no service run from a release pin")
+        text = render({"green": a.green_prefix, "blue": a.blue_prefix}, services, interval=a.interval)
+    except (OSError, ValueError) as exc:
         print(f"promconf: {exc}", file=sys.stderr)
         return 1
     if a.output:

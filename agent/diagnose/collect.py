@@ -1,10 +1,10 @@
 """Diagnostics for the containers of a compose project: `python -m agent.diagnose <service|all> --project P`.
 
-Per container (label com.docker.compose.project=P): state and health-check log, image and RepoDigests,
-`docker stats` resource use, the last N log lines (stdout and stderr), the /health response (port and path
-from the devtools.check.health label, host port from the published binding), environment and command line
-with secrets masked (agent.diagnose.masking). Read-only: docker ps / inspect / stats / logs and one HTTP GET.
-Standard library only: the host agent calls write_bundle() after a rollback.
+Per container of project P (listed and inspected by agent.containers): state and health-check log, image and
+RepoDigests, `docker stats` resource use, the last N log lines (stdout and stderr), the /health response (port
+and path from the health label, read by the validator's own rule, host port from the published binding),
+environment and command line with secrets masked (agent.diagnose.masking). Read-only: docker ps / inspect /
+stats / logs and one HTTP GET. Standard library only: the host agent calls write_bundle() after a rollback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.error
@@ -25,33 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent import compose
+from agent.containers import ContainersError, inspect_project, run_docker, service_of
 from agent.diagnose import masking
 from agent.diagnose.report import ContainerReport, Probe, Report, State, render_container, render_report
+from agent.validate.catalog import HEALTH, parse_health_label
 
 DOCKER = "docker"
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-HEALTH_LABEL = "devtools.check.health"
 BODY_LIMIT = 2048
-DOCKER_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 5.0
-_HEALTH_TARGET = re.compile(r"(?P<port>\d{1,5})(?P<path>/\S*)?")
-
-
-class DiagnoseError(Exception):
-    """Docker could not list the project's containers (no CLI, no daemon)."""
-
-
-def ps_argv(project: str) -> list[str]:
-    return [DOCKER, "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={project}"]
-
-
-def inspect_argv(container_ids: list[str]) -> list[str]:
-    return [DOCKER, "container", "inspect", *container_ids]
-
-
-def image_inspect_argv(image_id: str) -> list[str]:
-    return [DOCKER, "image", "inspect", "--format", "{{json .RepoDigests}}", image_id]
 
 
 def stats_argv(container_id: str) -> list[str]:
@@ -60,33 +41,6 @@ def stats_argv(container_id: str) -> list[str]:
 
 def logs_argv(container_id: str, lines: int) -> list[str]:
     return [DOCKER, "logs", "--timestamps", "--tail", str(lines), container_id]
-
-
-def _run(argv: list[str], merge_stderr: bool = False) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr); a missing CLI or a timeout is exit code -1."""
-    try:
-        proc = subprocess.run(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            timeout=DOCKER_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return -1, "", f"{' '.join(argv[:2])}: {exc}"
-    err = (proc.stderr or b"").decode("utf-8", "replace").strip()
-    return (
-        proc.returncode,
-        proc.stdout.decode("utf-8", "replace"),
-        err or f"{' '.join(argv[:2])} exited {proc.returncode}",
-    )
-
-
-def parse_health_label(value: str) -> tuple[int, str] | None:
-    """`8000/health` -> (8000, "/health"); None when the label does not start with a port."""
-    match = _HEALTH_TARGET.fullmatch(value.strip())
-    return None if match is None else (int(match["port"]), match["path"] or "/")
 
 
 def published_address(inspect: dict[str, Any], container_port: int) -> tuple[str, int] | None:
@@ -160,12 +114,12 @@ def probe_health(url: str, timeout: float = HEALTH_TIMEOUT) -> Probe:
 
 
 def _health(inspect: dict[str, Any], running: bool, secrets: set[str]) -> Probe:
-    label = ((inspect.get("Config") or {}).get("Labels") or {}).get(HEALTH_LABEL)
+    label = ((inspect.get("Config") or {}).get("Labels") or {}).get(HEALTH)
     if label is None:
-        return Probe(url=None, error=f"no {HEALTH_LABEL} label")
+        return Probe(url=None, error=f"no {HEALTH} label")
     target = parse_health_label(str(label))
     if target is None:
-        return Probe(url=None, error=f"cannot read {HEALTH_LABEL}={label!r}: expected <port><path>")
+        return Probe(url=None, error=f"cannot read {HEALTH}={label!r}: expected <port><path>")
     if not running:
         return Probe(url=None, error="container is not running")
     address = published_address(inspect, target[0])
@@ -180,7 +134,7 @@ def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> Contai
     config, cid = inspect.get("Config") or {}, str(inspect.get("Id", ""))
     running = bool((inspect.get("State") or {}).get("Running"))
     c = ContainerReport(
-        service=str((config.get("Labels") or {}).get(SERVICE_LABEL, "")),
+        service=service_of(inspect),
         name=str(inspect.get("Name", "")).lstrip("/"),
         id=cid[:12],
         state=state_from_inspect(inspect, secrets),
@@ -191,20 +145,20 @@ def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> Contai
         command=[masking.mask_text(a, secrets) for a in masking.mask_args(command_of(inspect))],
         health=_health(inspect, running, secrets),
     )
-    rc, out, err = _run(image_inspect_argv(c.image_id))
+    rc, out, err = run_docker(compose.repo_digests(c.image_id))
     try:
         c.repo_digests = [str(d) for d in json.loads(out) or []] if rc == 0 else []
         c.image_error = None if rc == 0 else err
     except (ValueError, TypeError) as exc:
         c.image_error = f"cannot read docker image inspect output: {exc}"
-    rc, out, _ = _run(logs_argv(cid, lines), merge_stderr=True)
+    rc, out, _ = run_docker(logs_argv(cid, lines), merge_stderr=True)
     c.logs = masking.mask_text(out, secrets).splitlines()
     if rc != 0:
         c.logs, c.logs_error = [], "\n".join(c.logs) or f"docker logs exited {rc}"
     if not running:
         c.stats_error = f"container is {c.state.status}"
         return c
-    rc, out, err = _run(stats_argv(cid))
+    rc, out, err = run_docker(stats_argv(cid))
     try:
         c.stats = json.loads(out.splitlines()[0]) if rc == 0 else None
         c.stats_error = None if rc == 0 else err
@@ -213,27 +167,12 @@ def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> Contai
     return c
 
 
-def _service_of(inspect: dict[str, Any]) -> str:
-    return str(((inspect.get("Config") or {}).get("Labels") or {}).get(SERVICE_LABEL, ""))
-
-
 def collect(project: str, services: list[str] | None = None, lines: int = 100) -> Report:
-    """The project's containers (all, or those of `services`). Raises DiagnoseError only when docker cannot
+    """The project's containers (all, or those of `services`). Raises ContainersError only when docker cannot
     list containers; a requested service without a container is recorded in Report.errors."""
-    rc, out, err = _run(ps_argv(project))
-    if rc != 0:
-        raise DiagnoseError(err)
-    ids, errors, inspects = out.split(), [], []
-    if ids:
-        rc, out, err = _run(inspect_argv(ids))
-        if rc != 0:  # a container removed since `ps`; the others are still printed
-            errors.append(err)
-        try:
-            inspects = [i for i in json.loads(out or "[]") if isinstance(i, dict)]
-        except ValueError as exc:
-            errors.append(f"cannot read docker container inspect output: {exc}")
-    known = sorted({_service_of(i) for i in inspects})
-    chosen = [i for i in inspects if services is None or _service_of(i) in services]
+    inspects, errors = inspect_project(project)
+    known = sorted({service_of(i) for i in inspects})
+    chosen = [i for i in inspects if services is None or service_of(i) in services]
     errors += [f"no container of service {s!r} in project {project!r}" for s in services or [] if s not in known]
     secrets = secrets_of(inspects)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
@@ -272,7 +211,7 @@ def write_bundle(
     """Collect and write a bundle into out_dir (created); returns it. Docker failures land in summary.json."""
     try:
         report = collect(project, services, lines)
-    except DiagnoseError as exc:
+    except ContainersError as exc:
         report = Report(project, services, _now(), [], [], [f"docker ps failed: {exc}"])
     return save_bundle(report, out_dir)
 
@@ -300,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     services = None if args.service == "all" else [args.service]
     try:
         report = collect(args.project, services, args.lines)
-    except DiagnoseError as exc:
+    except ContainersError as exc:
         print(f"diagnose: docker ps failed: {exc}", file=sys.stderr)
         return 1
     if not report.containers:

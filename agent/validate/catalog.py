@@ -138,11 +138,16 @@ def _health(name: str, value: str, ports: Any) -> Health:
     return Health(container_port=port, path=path, host_port=host_port, host_ip=host_ip)
 
 
+def _refused_without(name: str, labels: Mapping[str, str], main: str, dependents: Sequence[str], what: str) -> None:
+    """A label that refines `main` is an error when `main` is missing: it would be silently ignored."""
+    for dependent in dependents:
+        if dependent in labels:
+            raise CatalogError(f"service {name}: label {dependent} needs {main} ({what})")
+
+
 def _mcp(name: str, labels: Mapping[str, str]) -> Mcp | None:
     if MCP not in labels:
-        for dependent in (MCP_MIN_TOOLS, MCP_PROTOCOL):
-            if dependent in labels:
-                raise CatalogError(f"service {name}: label {dependent} needs {MCP} (the MCP endpoint path)")
+        _refused_without(name, labels, MCP, (MCP_MIN_TOOLS, MCP_PROTOCOL), "the MCP endpoint path")
         return None
     path = labels[MCP]
     if _PATH.match(path) is None:
@@ -158,9 +163,7 @@ def _mcp(name: str, labels: Mapping[str, str]) -> Mcp | None:
 
 def _e2e(name: str, labels: Mapping[str, str]) -> E2e | None:
     if E2E not in labels:
-        for dependent in (E2E_EXPECT, E2E_BODY):
-            if dependent in labels:
-                raise CatalogError(f'service {name}: label {dependent} needs {E2E} ("<METHOD> <path>")')
+        _refused_without(name, labels, E2E, (E2E_EXPECT, E2E_BODY), '"<METHOD> <path>"')
         return None
     value = labels[E2E]
     match = _E2E.match(value)
@@ -186,9 +189,7 @@ def _service(name: str, spec: Mapping[str, Any]) -> Service | None:
     if unknown:
         raise CatalogError(f"service {name}: unknown label {unknown[0]}: allowed are {', '.join(CHECK_LABELS)}")
     if HEALTH not in labels:
-        stray = sorted(k for k in labels if k in CHECK_LABELS)
-        if stray:
-            raise CatalogError(f"service {name}: label {stray[0]} needs {HEALTH} (every checked service has one)")
+        _refused_without(name, labels, HEALTH, sorted(CHECK_LABELS), "every checked service has one")
         return None
     metrics = labels.get(METRICS)
     if metrics is not None and _PATH.match(metrics) is None:

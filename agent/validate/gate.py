@@ -16,21 +16,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.validate.report import Report, ReportError, read_json
 
-def summarize(report: Mapping[str, Any] | None, release_id: str, exit_code: int, error: str = "") -> dict[str, Any]:
-    """The gate's verdict: passed only when the validator exited 0 and its report lists checks, all passed."""
+
+def summarize(report: Report | None, release_id: str, exit_code: int, error: str = "") -> dict[str, Any]:
+    """The gate's verdict: passed only when the validator exited 0 and its report says passed, lists checks,
+    and every one passed."""
     if report is None:
         why = error or f"no report (agent.validate exited {exit_code})"
         return {"passed": False, "release": release_id, "checks": 0, "failed": [], "duration_s": 0.0, "error": why}
-    phases = report.get("phases") or {}
-    checks = [c for phase in phases.values() for c in phase.get("checks", [])]
-    failed = [str(c.get("name", "?")) for c in checks if not c.get("passed")]
     return {
-        "passed": exit_code == 0 and report.get("passed") is True and bool(checks) and not failed,
+        "passed": exit_code == 0 and report.stated_passed is True and report.passed,
         "release": release_id,
-        "checks": len(checks),
-        "failed": failed,
-        "duration_s": round(float(report.get("duration_s", 0.0)), 3),
+        "checks": len(report.checks),
+        "failed": report.failed_names,
+        "duration_s": round(report.duration_s, 3),
     }
 
 
@@ -38,17 +38,14 @@ def summary_line(summary: Mapping[str, Any]) -> str:
     return json.dumps(dict(summary), sort_keys=True, separators=(",", ":"))
 
 
-def read_report(path: Path) -> tuple[dict[str, Any] | None, str]:
-    """The report, or None and why it could not be read."""
+def read_report(path: Path) -> tuple[Report | None, str]:
+    """The report, or None and why it could not be read ("" when there is none)."""
     try:
-        value = json.loads(path.read_text())
+        return read_json(path), ""
     except FileNotFoundError:
         return None, ""
-    except (OSError, ValueError) as exc:
-        return None, f"report {path} unreadable: {exc}"
-    if not isinstance(value, dict):
-        return None, f"report {path} is not a JSON object"
-    return value, ""
+    except ReportError as exc:
+        return None, str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,12 +1,16 @@
 """Validation results and their renderings: plain text, ANSI colour, JSON and GitHub step summary markdown.
 
-Everything here is pure: the renderers take a Report and return a string or a dict.
+The renderers are pure: they take a Report and return a string or a dict. `to_json` writes the report file
+(`agent.validate --json`) and `from_json` / `read_json` are its one reader: the gate's summary, the rollout's
+failing services and the operator's step summary all read a report through them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PHASES = ("health", "mcp", "e2e", "prometheus")
@@ -42,6 +46,8 @@ class Report:
     checks: tuple[CheckResult, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
     project: str = ""
+    # The verdict a report file states ("passed"), as from_json read it; None for a Report built from results.
+    stated_passed: bool | None = field(default=None, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -50,6 +56,16 @@ class Report:
     @property
     def passed_count(self) -> int:
         return sum(1 for c in self.checks if c.passed)
+
+    @property
+    def failed_names(self) -> list[str]:
+        """The failed checks' names, in report order."""
+        return [c.name for c in self.checks if not c.passed]
+
+    @property
+    def failed_services(self) -> list[str]:
+        """The services with at least one failed check, sorted (a check of no one service is left out)."""
+        return sorted({c.service for c in self.checks if not c.passed and c.service})
 
     def phases(self) -> list[tuple[str, tuple[CheckResult, ...]]]:
         """Checks grouped by phase, in phase order (unknown phases last, by first appearance)."""
@@ -138,15 +154,70 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
+class ReportError(ValueError):
+    """A document that is not a validation report; the message says why."""
+
+
+def _phase_groups(data: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(phase name, its checks) as to_json writes them ({phase: {"checks": [...]}}), or from a list of
+    {"name", "checks"} objects."""
+    phases = data.get("phases") or {}
+    if isinstance(phases, Mapping):
+        groups = [(str(name), phase) for name, phase in phases.items()]
+    elif isinstance(phases, list):
+        groups = [(str(phase.get("name", "")) if isinstance(phase, Mapping) else "", phase) for phase in phases]
+    else:
+        raise ReportError(f"phases is a {type(phases).__name__}, not an object")
+    for name, phase in groups:
+        if not isinstance(phase, Mapping) or not isinstance(phase.get("checks") or [], list):
+            raise ReportError(f"phase {name or '?'} is not an object with a list of checks")
+        yield name, phase.get("checks") or []
+
+
+def _check(phase: str, c: Any) -> CheckResult:
+    """One check as check_json wrote it. A field left out reads as nothing known: a check without `passed`
+    (or with anything but true there) failed."""
+    if not isinstance(c, Mapping):
+        raise ReportError(f"a check of phase {phase or '?'} is not an object")
+    try:
+        return CheckResult(name=str(c.get("name", "?")), service=str(c.get("service") or ""),
+                           phase=str(c.get("phase", phase)), passed=c.get("passed") is True,
+                           attempts=int(c.get("attempts", 0)), duration_s=float(c.get("duration_s", 0.0)),
+                           target=str(c.get("target", "")), detail=str(c.get("detail", "")),
+                           data=dict(c.get("data") or {}))
+    except (TypeError, ValueError) as exc:
+        raise ReportError(f"check {c.get('name', '?')}: {exc}") from exc
+
+
 def from_json(data: Mapping[str, Any]) -> Report:
-    """The Report a `--json` file holds (the inverse of to_json; check order is phase order)."""
-    checks = tuple(
-        CheckResult(name=str(c["name"]), service=str(c["service"]), phase=str(c["phase"]), passed=bool(c["passed"]),
-                    attempts=int(c["attempts"]), duration_s=float(c["duration_s"]), target=str(c["target"]),
-                    detail=str(c["detail"]), data=dict(c.get("data") or {}))
-        for phase in (data.get("phases") or {}).values() for c in phase["checks"])
-    return Report(started_at=str(data.get("started_at", "")), duration_s=float(data.get("duration_s", 0.0)),
-                  checks=checks, labels=dict(data.get("labels") or {}), project=str(data.get("project", "")))
+    """The Report a `--json` file holds (the inverse of to_json; check order is phase order). Raises
+    ReportError when `data` is not a report."""
+    if not isinstance(data, Mapping):
+        raise ReportError("not a JSON object")
+    checks = tuple(_check(phase, c) for phase, group in _phase_groups(data) for c in group)
+    try:
+        return Report(started_at=str(data.get("started_at", "")), duration_s=float(data.get("duration_s", 0.0)),
+                      checks=checks, labels=dict(data.get("labels") or {}), project=str(data.get("project", "")),
+                      stated_passed=data.get("passed") is True)
+    except (TypeError, ValueError) as exc:
+        raise ReportError(str(exc)) from exc
+
+
+def read_json(path: Path) -> Report:
+    """The Report in a `--json` file. FileNotFoundError when there is none; ReportError (naming the file) when
+    it cannot be read or is not a report."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"report {path} unreadable: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ReportError(f"report {path} is not a JSON object")
+    try:
+        return from_json(data)
+    except ReportError as exc:
+        raise ReportError(f"report {path} unreadable: {exc}") from exc
 
 
 def _md_cell(text: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from agent.containers import PROJECT_LABEL, SERVICE_LABEL
 from agent.remote import agent_command
 from agent.validate.catalog import resolve_compose
 from ops.ship import SshTarget
@@ -97,7 +98,7 @@ def host(local_env: localenv.LocalEnv, tmp_path_factory: pytest.TempPathFactory)
     # Stop (never remove) the tests' own projects so their health checks stop loading the machine, then drop
     # the release records. Containers and volumes stay for inspection.
     for project in (p.name for p in root.iterdir() if (p / "releases").is_dir()):
-        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"],
                              capture_output=True, text=True, check=False).stdout.split()
         if ids:
             subprocess.run(["docker", "stop", "--time", "2", *ids], capture_output=True, check=False, timeout=120)
@@ -126,8 +127,8 @@ def dev_config() -> dict[str, Any]:
 
 def compose_exec(project: str, service: str, command: str) -> subprocess.CompletedProcess[str]:
     """Run a shell command in the project's container of `service` (the example images ship busybox sh)."""
-    cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
-                          "--filter", f"label=com.docker.compose.service={service}"],
+    cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}",
+                          "--filter", f"label={SERVICE_LABEL}={service}"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert len(cid) == 1, f"expected one running {service} container in {project}, found {cid}"
     return subprocess.run(["docker", "exec", cid[0], "sh", "-c", command], capture_output=True, text=True,

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from agent.containers import PROJECT_LABEL, SERVICE_LABEL
 from agent.diagnose import collect as diagnose
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ def project(image: str) -> Iterator[str]:
     containers = [f"{name}-api-1", f"{name}-worker-1"]
 
     def labels(service: str) -> list[str]:
-        return ["--label", f"com.docker.compose.project={name}", "--label", f"com.docker.compose.service={service}"]
+        return ["--label", f"{PROJECT_LABEL}={name}", "--label", f"{SERVICE_LABEL}={service}"]
 
     try:
         docker(

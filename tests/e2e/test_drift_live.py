@@ -7,11 +7,13 @@ import re
 import subprocess
 from pathlib import Path
 
+from agent.containers import PROJECT_LABEL, SERVICE_LABEL
 from ops import drift
 from ops.operator_host import collect_from, host_status
 from ops.operator_plan import HostAccess
 from ops.ship import SshTarget
 from standin import localenv
+from tests.compose_services import SERVICES
 from tests.e2e.conftest import Host, build_release
 
 PROJECT, PREFIX = "drift", "84"
@@ -44,8 +46,8 @@ def test_drift_against_a_real_host(local_env: localenv.LocalEnv, host: Host, tmp
     stray = "drift-debug-shell-by-hand"
     try:
         assert docker("stop", "--time", "2", f"{PROJECT}-documentation-1").returncode == 0
-        run = docker("run", "-d", "--name", stray, "--label", f"com.docker.compose.project={PROJECT}",
-                     "--label", "com.docker.compose.service=debug-shell", "--entrypoint", "sh",
+        run = docker("run", "-d", "--name", stray, "--label", f"{PROJECT_LABEL}={PROJECT}",
+                     "--label", f"{SERVICE_LABEL}=debug-shell", "--entrypoint", "sh",
                      pins["images"]["documentation"], "-c", "sleep 600")
         assert run.returncode == 0, run.stderr
         findings = drift.compare(access.name, intended, host_status(host.target, access))
@@ -63,7 +65,7 @@ def test_drift_against_a_real_host(local_env: localenv.LocalEnv, host: Host, tmp
         repaired = drift.compare(access.name, intended, host_status(host.target, access))
         assert {f.service: f.kind for f in repaired if not f.ok} == {"debug-shell": "extra"}, \
             drift.render_table(repaired)
-        assert sum(f.ok for f in repaired) == 9
+        assert sum(f.ok for f in repaired) == len(SERVICES)
     finally:
         docker("rm", "-f", stray)
         docker("start", f"{PROJECT}-documentation-1")

@@ -21,7 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.containers import PROJECT_LABEL, SERVICE_LABEL
+from agent.release import render_release_env
+from agent.validate.catalog import HEALTH, parse_health_label
 from standin import localenv
+from tests import compose_services
 from tests.e2e.conftest import build_release, dev_config
 
 pytestmark = pytest.mark.e2e
@@ -30,15 +34,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "exapp-test"
 PORT_PREFIX = "83"
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
-SERVICES = ["cicd", "code-review", "documentation", "feature-dev", "gateway-mcp", "infrastructure",
-            "orchestrator", "rag-context", "state-persistence"]
-AGENTS = ["cicd", "code-review", "documentation", "feature-dev", "infrastructure", "orchestrator"]
+SERVICES = sorted(compose_services.SERVICES)
 BROKEN = {"orchestrator": "unhealthy", "feature-dev": "slow", "code-review": "crash"}
 
 
 def env_file(pins: dict[str, Any], path: Path) -> Path:
-    lines = [f"{name.upper().replace('-', '_')}_IMAGE={ref}" for name, ref in pins["images"].items()]
-    path.write_text("\n".join([*lines, f"RELEASE_ID={pins['release']}"]) + "\n")
+    path.write_text(render_release_env(pins["release"], pins["images"], {}))
     return path
 
 
@@ -50,8 +51,8 @@ def compose(release_env: Path, *args: str, timeout: float = 120) -> subprocess.C
 
 
 def state(service: str) -> dict[str, Any]:
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}",
-                          "--filter", f"label=com.docker.compose.service={service}"],
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={PROJECT_LABEL}={PROJECT}",
+                          "--filter", f"label={SERVICE_LABEL}={service}"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert len(ids) == 1, f"expected one {service} container, found {ids}"
     out = subprocess.run(["docker", "inspect", "--format", "{{json .}}", ids[0]], capture_output=True, text=True,
@@ -77,9 +78,15 @@ def labels() -> dict[str, dict[str, str]]:
     return {name: s.get("labels", {}) for name, s in config["services"].items()}
 
 
+def health_target(labels: dict[str, dict[str, str]], service: str) -> tuple[int, str]:
+    """(container port, path) of the service's health label, by the validator's rule."""
+    target = parse_health_label(labels[service][HEALTH])
+    assert target is not None, (service, labels[service])
+    return target
+
+
 def url(labels: dict[str, dict[str, str]], service: str, path: str) -> str:
-    container_port = int(labels[service]["devtools.check.health"].split("/", 1)[0])
-    return f"http://127.0.0.1:{PORT_PREFIX}{container_port % 100:02d}{path}"
+    return f"http://127.0.0.1:{PORT_PREFIX}{health_target(labels, service)[0] % 100:02d}{path}"
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +148,7 @@ def test_every_service_is_healthy(app: Path, labels: dict[str, dict[str, str]], 
     config = json.loads(compose(app, "config", "--format", "json").stdout)["services"]
     release_ids = {s: config[s]["environment"].get("RELEASE_ID", "unknown") for s in SERVICES}
     for service in SERVICES:
-        response = http.get(url(labels, service, "/" + labels[service]["devtools.check.health"].split("/", 1)[1]))
+        response = http.get(url(labels, service, health_target(labels, service)[1]))
         assert response.status_code == 200, (service, response.text)
         assert response.json() == {"status": "healthy", "service": service, "release": release_ids[service]}
         assert state(service)["State"]["Health"]["Status"] == "healthy"
@@ -150,7 +157,8 @@ def test_every_service_is_healthy(app: Path, labels: dict[str, dict[str, str]], 
 def test_every_agent_passes_its_e2e_probe(app: Path, labels: dict[str, dict[str, str]],
                                           http: httpx.Client) -> None:
     agents = sorted(s for s, lab in labels.items() if "devtools.check.e2e" in lab)
-    assert agents == AGENTS
+    assert agents == sorted(s for s, lab in labels.items() if lab.get("devtools.role") == "agent")
+    assert agents  # which ones: tests/unit/agent/test_catalog.py
     for agent in agents:
         method, path = labels[agent]["devtools.check.e2e"].split()
         response = http.request(method, url(labels, agent, path), content=b"{}",

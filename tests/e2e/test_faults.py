@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agent.containers import PROJECT_LABEL
 from agent.release import release_manifest
 from agent.remote import apply_command, bundle_tar, upload_command
 from ops.ship import COMPOSE_DIR
@@ -202,8 +203,8 @@ def test_stop_keeps_the_data_and_the_next_apply_brings_it_back(serving: Serving)
     assert status["services"] == {}  # no container of the project is left
     assert status["current"] == serving.pins["release"]  # the pointer stays: apply/rollback know where it was
     assert serving.last_events(n) == ["stopped"]
-    volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project="
-                              f"{PROJECT}"], capture_output=True, text=True, check=True).stdout.split()
+    volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label={PROJECT_LABEL}={PROJECT}"],
+                             capture_output=True, text=True, check=True).stdout.split()
     assert f"{PROJECT}_state-data" in volumes
     again = ship(serving, serving.pins)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -10,15 +10,17 @@ from pathlib import Path
 
 import httpx
 
+from agent.containers import PROJECT_LABEL, SERVICE_LABEL
 from standin import localenv
+from tests.compose_services import SERVICES
 from tests.e2e.conftest import ROOT, Host, build_release
 from tests.e2e.releases import Serving, changed_app, variant
 
 
 def container_ids(project: str) -> dict[str, str]:
     out = subprocess.run(
-        ["docker", "ps", "--filter", f"label=com.docker.compose.project={project}", "--format",
-         '{{.Label "com.docker.compose.service"}} {{.ID}}'],
+        ["docker", "ps", "--filter", f"label={PROJECT_LABEL}={project}", "--format",
+         '{{.Label "' + SERVICE_LABEL + '"}} {{.ID}}'],
         capture_output=True, text=True, check=True,
     ).stdout
     return dict(line.split() for line in out.splitlines())
@@ -37,7 +39,7 @@ def test_apply_change_one_service_history_and_rollback(local_env: localenv.Local
     report = json.loads(next((Path(host.root) / "release" / "reports").glob("rel-base-*.json")).read_text())
     assert report["passed"] is True
     before = container_ids("release")
-    assert len(before) == 9
+    assert len(before) == len(SERVICES)
 
     changed = variant(local_env, base, "rel-two", "code-review", app_root=changed_app(tmp_path, "code-review", "two"))
     assert changed["images"]["code-review"] != base["images"]["code-review"]

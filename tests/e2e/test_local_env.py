@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from standin import localenv
+from tests.compose_services import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1900)]  # the first `up` on a fresh machine installs packages
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +103,7 @@ def test_prometheus_is_ready_and_scrapes_both_colors(env_up: float) -> None:
     assert httpx.get(ENV.prometheus_url + "/-/ready", timeout=5).status_code == 200
     targets = httpx.get(ENV.prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     labels = {(t["labels"]["color"], t["labels"]["service"]): t["scrapeUrl"] for t in targets}
-    assert len(labels) == 18
+    assert len(labels) == 2 * len(SERVICES)
     assert labels[("blue", "state-persistence")] == f"http://127.0.0.1:{ENV.port_prefix['blue']}08/metrics"
     assert {t["scrapeInterval"] for t in targets} == {"2s"}
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from standin import localenv
+from tests.compose_services import SERVICES
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
 from tests.engine.conftest import ROOT, Workspace, new_workspace
 
@@ -168,7 +169,8 @@ def test_rollback_pins_the_previous_release(deployed: Deployed, tmp_path: Path) 
     after = deployed.outputs()
     assert after["release"]["id"] == deployed.first and after["validation"]["passed"] is True
     status = deployed.cli("status")
-    assert f"host 127.0.0.1:2222: current {deployed.first}, previous {second}, 9/9 services running healthy" \
+    n = len(SERVICES)
+    assert f"host 127.0.0.1:2222: current {deployed.first}, previous {second}, {n}/{n} services running healthy" \
         in status.stdout, status.stdout
     running = json.loads(deployed.cli("status", "--json").stdout)["hosts"]["127.0.0.1:2222"]["services"]
     assert running["code-review"]["image"] == after["release"]["images"]["code-review"]

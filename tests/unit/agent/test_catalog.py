@@ -15,24 +15,17 @@ from agent.validate.catalog import (
     Service,
     compose_config_argv,
     load_catalog,
+    parse_health_label,
     resolve_compose,
 )
+from tests.compose_services import SERVICES
 from tests.unit.agent.validate_peers import fake_pins
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = str(ROOT / "compose" / "docker-compose.yml")
 AGENTS = ("cicd", "code-review", "documentation", "feature-dev", "infrastructure", "orchestrator")
-PORTS = {
-    "gateway-mcp": 0,
-    "orchestrator": 1,
-    "feature-dev": 2,
-    "code-review": 3,
-    "infrastructure": 4,
-    "cicd": 5,
-    "documentation": 6,
-    "rag-context": 7,
-    "state-persistence": 8,
-}
+# Service <i> of the compose file (in file order) listens on 800<i> and publishes <prefix>0<i>.
+PORTS = {name: i for i, name in enumerate(SERVICES)}
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +70,7 @@ def test_real_compose_file_gives_nine_checked_services(tmp_path: Path):
     assert catalog.names == tuple(sorted(PORTS))
     assert tuple(s.name for s in catalog.e2e_services) == AGENTS
     assert [s.name for s in catalog.mcp_services] == ["gateway-mcp"]
-    assert len(catalog.metrics_services) == 9
+    assert len(catalog.metrics_services) == len(SERVICES)
     gateway = catalog.service("gateway-mcp")
     assert gateway == Service(
         name="gateway-mcp",
@@ -100,7 +93,7 @@ def test_real_compose_file_gives_nine_checked_services(tmp_path: Path):
 def test_host_port_prefix_moves_every_published_port(tmp_path: Path):
     catalog = load_catalog(resolve_compose([COMPOSE], env_file=pins(tmp_path, "HOST_PORT_PREFIX=81\n")))
     assert {s.name: s.health.host_port for s in catalog.services} == {n: 8100 + i for n, i in PORTS.items()}
-    assert {s.health.container_port for s in catalog.services} == {8000 + i for i in range(9)}
+    assert {s.health.container_port for s in catalog.services} == {8000 + i for i in range(len(SERVICES))}
 
 
 @pytest.mark.live
@@ -151,6 +144,22 @@ def test_mcp_protocol_label(protocol):
     labels = {"devtools.check.mcp": "/rpc", "devtools.check.mcp.protocol": protocol}
     service = only(svc(labels, [{"target": 8001, "published": "8101"}]))
     assert service.mcp == Mcp(path="/rpc", min_tools=1, protocol=protocol)
+
+
+@pytest.mark.parametrize(("label", "target"), [
+    ("8000/health", (8000, "/health")),
+    ("80/x/y?z=1", (80, "/x/y?z=1")),
+    ("65535/", (65535, "/")),
+    ("8007", None),
+    (" 80/x ", None),
+    ("/health", None),
+    ("0/health", None),
+    ("99999/health", None),
+])
+def test_health_label_grammar(label: str, target: tuple[int, str] | None):
+    """The one reading of devtools.check.health: the validator, the program's gateway lookup and agent.diagnose
+    all call it, so a label one accepts is never one another reads differently."""
+    assert parse_health_label(label) == target
 
 
 def test_service_without_health_label_is_not_checked():

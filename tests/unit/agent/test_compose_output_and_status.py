@@ -1,4 +1,4 @@
-"""Pure parts of the rollout: reading compose ps, finding failing services, status and history rendering."""
+"""Pure parts of the rollout: reading compose ps, finding unhealthy services, status and history rendering."""
 
 from pathlib import Path
 from typing import Any
@@ -7,9 +7,11 @@ import pytest
 import yaml
 
 from agent import compose_output
-from agent.compose_output import compose_error, failed_report_services, parse_ps, tail, unhealthy_services
+from agent.compose_output import compose_error, parse_ps, tail, unhealthy_services
+from agent.containers import SERVICE_LABEL
 from agent.release import image_env_key
 from agent.status import render_history, running_services
+from tests.compose_services import SERVICES
 
 DIGEST = "sha256:" + "b" * 64
 
@@ -32,14 +34,6 @@ def test_unhealthy_services():
     assert unhealthy_services(rows) == ["dead", "loop", "sick"]
 
 
-def test_failed_report_services_reads_list_and_dict_phases():
-    report = {"phases": [{"name": "health", "checks": [
-        {"service": "a", "passed": True}, {"service": "b", "passed": False}]},
-        {"name": "e2e", "checks": [{"service": "c", "passed": False}, {"service": "b", "passed": False}]}]}
-    assert failed_report_services(report) == ["b", "c"]
-    assert failed_report_services({"phases": {"health": {"checks": [{"service": "z", "passed": False}]}}}) == ["z"]
-
-
 def test_tail_keeps_last_lines():
     assert tail("1\n2\n3\n4\n", 2) == "3\n4"
 
@@ -48,7 +42,7 @@ def test_running_services_reports_digest_and_release():
     inspected: list[dict[str, Any]] = [{
         "Name": "/green-cicd-1", "Image": "sha256:" + "c" * 64, "RestartCount": 2,
         "Config": {"Image": "127.0.0.1:5000/devtools/cicd@" + DIGEST, "Env": ["A=1"],
-                   "Labels": {"com.docker.compose.service": "cicd"}},
+                   "Labels": {SERVICE_LABEL: "cicd"}},
         "State": {"Status": "running", "Health": {"Status": "healthy"}},
     }, {"Name": "/other", "Config": {"Labels": {}}, "State": {}}]
     assert running_services(inspected) == {"cicd": {
@@ -80,7 +74,7 @@ def test_compose_file_reads_every_pin_from_the_release_env():
     text = (Path(__file__).resolve().parents[3] / "compose" / "docker-compose.yml").read_text()
     services = list(yaml.safe_load(text)["services"])
     built = [s for s in services if s not in ("proxy", "prometheus")]
-    assert len(built) == 9
+    assert built == list(SERVICES)
     for service in built:
         assert f"image: ${{{image_env_key(service)}:?release pin missing for {service}}}" in text
     assert all("build" not in spec for spec in yaml.safe_load(text)["services"].values())

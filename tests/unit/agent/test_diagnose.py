@@ -16,6 +16,7 @@ from agent.diagnose import collect as diagnose
 from agent.diagnose import masking
 from agent.diagnose import report as rendering
 from agent.diagnose.report import ContainerReport, Probe, Report, State
+from agent.validate import catalog
 
 # --- masking ------------------------------------------------------------------------------------------------
 
@@ -120,13 +121,6 @@ def test_mask_text_treats_values_literally() -> None:
 
 
 def test_argv_builders() -> None:
-    assert diagnose.ps_argv("devtools") == [
-        "docker", "ps", "--all", "--quiet", "--no-trunc", "--filter", "label=com.docker.compose.project=devtools",
-    ]  # fmt: skip
-    assert diagnose.inspect_argv(["a1", "b2"]) == ["docker", "container", "inspect", "a1", "b2"]
-    assert diagnose.image_inspect_argv("sha256:ab") == [
-        "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "sha256:ab",
-    ]  # fmt: skip
     assert diagnose.stats_argv("c1") == ["docker", "stats", "--no-stream", "--format", "{{json .}}", "c1"]
     assert diagnose.logs_argv("c1", 100) == ["docker", "logs", "--timestamps", "--tail", "100", "c1"]
 
@@ -135,11 +129,23 @@ def test_argv_builders() -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "target"),
-    [("8000/health", (8000, "/health")), ("8007", (8007, "/")), (" 80/x/y?z=1 ", (80, "/x/y?z=1")), ("/health", None)],
+    ("label", "error"),
+    [
+        ("8000/health", "container is not running"),
+        ("80/x/y?z=1", "container is not running"),
+        ("8007", "cannot read devtools.check.health='8007': expected <port><path>"),
+        (" 80/x ", "cannot read devtools.check.health=' 80/x ': expected <port><path>"),
+        ("/health", "cannot read devtools.check.health='/health': expected <port><path>"),
+        ("99999/health", "cannot read devtools.check.health='99999/health': expected <port><path>"),
+    ],
 )
-def test_parse_health_label(label: str, target: tuple[int, str] | None) -> None:
-    assert diagnose.parse_health_label(label) == target
+def test_health_label_is_read_by_the_validators_rule(label: str, error: str) -> None:
+    """diagnose probes what the validator checked: a label the catalog refuses (agent.validate.catalog) is
+    never probed at a guessed address, and one it accepts is (here stopped short at "not running")."""
+    assert (catalog.parse_health_label(label) is None) == error.startswith("cannot read")
+    inspect = {"Config": {"Labels": {catalog.HEALTH: label}}}
+    assert diagnose._health(inspect, False, set()) == Probe(url=None, error=error)
+    assert diagnose._health({"Config": {"Labels": {}}}, True, set()).error == "no devtools.check.health label"
 
 
 def test_published_address_prefers_ipv4_and_maps_wildcards() -> None:

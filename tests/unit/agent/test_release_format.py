@@ -1,8 +1,12 @@
 """The release format every side shares: release ids, pins, release.env and the secrets file's lines."""
 
+import json
+
 import pytest
 
 from agent import release as rel
+from components.images import digest_ref
+from ops.build import BuildError, pick_digest
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -74,3 +78,26 @@ def test_bad_secrets_name_the_line_never_the_value(text, expected):
     with pytest.raises(ValueError, match=expected) as info:
         rel.parse_secrets(text)
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(("digest", "ok"), [
+    ("sha256:" + "0123456789abcdef" * 4, True),
+    ("sha256:" + "A" * 64, False),
+    ("sha256:" + "a" * 63, False),
+    ("sha256:" + "a" * 65, False),
+    ("sha512:" + "a" * 64, False),
+    ("sha256:" + "a" * 64 + "\n", False),
+])
+def test_one_digest_grammar_for_build_program_and_hosts(digest: str, ok: bool):
+    """ops.build (the pushed digest), the program (components.images) and the hosts (check_release) read a digest
+    by agent.release.DIGEST: a digest one side accepts and another refuses would fail a release half-way."""
+    assert (rel.DIGEST.fullmatch(digest) is not None) is ok
+    assert (rel.check_release("r1", {"cicd": "r/cicd@" + digest}, {}) == []) is ok
+    try:
+        assert digest_ref("r/cicd", digest) == "r/cicd@" + digest and ok
+    except ValueError:
+        assert not ok
+    try:
+        assert pick_digest(json.dumps([f"r/cicd@{digest}"]), "r/cicd") == "r/cicd@" + digest and ok
+    except BuildError:
+        assert not ok

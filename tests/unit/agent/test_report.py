@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from agent.validate.report import CheckResult, Report, from_json, render_color, render_markdown, render_text, to_json
+import pytest
+
+from agent.validate.report import (
+    CheckResult,
+    Report,
+    ReportError,
+    from_json,
+    read_json,
+    render_color,
+    render_markdown,
+    render_text,
+    to_json,
+)
 
 HEALTH = CheckResult(
     "health/gateway-mcp",
@@ -150,3 +163,63 @@ def test_from_json_reads_back_what_to_json_wrote():
     assert to_json(back) == data
     assert render_markdown(back) == render_markdown(Report(FAILED.started_at, round(FAILED.duration_s, 3),
                                                            FAILED.checks, FAILED.labels, FAILED.project))
+
+
+def test_the_reader_gives_failed_checks_services_and_the_stated_verdict():
+    """One reader for every consumer (gate summary, rollout, operator): what it says failed is what to_json
+    wrote as failed, so the gate and the rollout's failing services cannot disagree about the same file."""
+    back = from_json(json.loads(json.dumps(to_json(FAILED))))
+    assert back.failed_names == ["mcp/gateway-mcp", "prometheus/up"]
+    assert back.failed_services == ["gateway-mcp"]  # prometheus/up belongs to no one service
+    assert (back.passed_count, len(back.checks), back.stated_passed) == (2, 4, False)
+    assert from_json(to_json(PASSED)).stated_passed is True
+    assert FAILED.stated_passed is None  # built from results, not read
+
+
+def test_failed_services_read_list_and_dict_phases():
+    report = {"phases": [{"name": "health", "checks": [
+        {"service": "a", "passed": True}, {"service": "b", "passed": False}]},
+        {"name": "e2e", "checks": [{"service": "c", "passed": False}, {"service": "b", "passed": False}]}]}
+    assert from_json(report).failed_services == ["b", "c"]
+    assert from_json({"phases": {"health": {"checks": [{"service": "z", "passed": False}]}}}).failed_services == ["z"]
+
+
+def test_a_check_reads_as_failed_unless_it_says_passed_true():
+    """Any doubt is a failure: a check without `passed`, or with a value other than true, failed."""
+    report = from_json({"passed": True, "phases": {"health": {"checks": [
+        {"name": "a", "passed": True}, {"name": "b"}, {"name": "c", "passed": "yes"}, {"passed": True}]}}})
+    assert report.failed_names == ["b", "c"]
+    assert [c.name for c in report.checks] == ["a", "b", "c", "?"]
+    assert {c.phase for c in report.checks} == {"health"}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ([], "not a JSON object"),
+    ({"phases": "health"}, "phases is a str, not an object"),
+    ({"phases": {"health": ["x"]}}, "phase health is not an object with a list of checks"),
+    ({"phases": {"health": {"checks": [1]}}}, "a check of phase health is not an object"),
+    ({"phases": {"e2e": {"checks": [{"name": "e2e/x", "duration_s": "slow"}]}}},
+     "check e2e/x: could not convert string to float: 'slow'"),
+    ({"duration_s": None}, "float() argument must be a string or a real number, not 'NoneType'"),
+])
+def test_from_json_refuses_what_is_not_a_report(data, message):
+    with pytest.raises(ReportError) as caught:
+        from_json(data)
+    assert str(caught.value) == message
+
+
+def test_read_json_names_the_file(tmp_path: Path):
+    path = tmp_path / "r.json"
+    with pytest.raises(FileNotFoundError):
+        read_json(path)
+    path.write_text(json.dumps(to_json(FAILED)))
+    assert to_json(read_json(path)) == to_json(FAILED)
+    path.write_text("{")
+    with pytest.raises(ReportError, match=rf"^report {path} unreadable: Expecting property name"):
+        read_json(path)
+    path.write_text("7")
+    with pytest.raises(ReportError, match=rf"^report {path} is not a JSON object$"):
+        read_json(path)
+    path.write_text('{"phases": {"health": {"checks": [1]}}}')
+    with pytest.raises(ReportError, match=rf"^report {path} unreadable: a check of phase health is not an object$"):
+        read_json(path)

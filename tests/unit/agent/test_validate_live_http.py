@@ -14,6 +14,7 @@ import pytest
 from agent.validate.catalog import load_catalog
 from agent.validate.report import CheckResult, Report
 from agent.validate.runner import Options, validate
+from tests.compose_services import SERVICES
 from tests.unit.agent.validate_peers import E2E, PeerServer, Route, resolved, service
 
 pytestmark = pytest.mark.live  # real peers or processes (tests/unit/conftest.py)
@@ -31,21 +32,13 @@ def by_name(report: Report) -> dict[str, CheckResult]:
 
 
 def test_checks_run_concurrently():
-    """Every server answers only once all 15 checks have a request waiting (a barrier of 15): run one after
-    another, the first check would wait alone until the barrier broke and get a 500. No clock is read."""
-    names = [
-        "gateway-mcp",
-        "orchestrator",
-        "feature-dev",
-        "code-review",
-        "infrastructure",
-        "cicd",
-        "documentation",
-        "rag-context",
-        "state-persistence",
-    ]
+    """Every server answers only once all checks (the compose file's services' health, six of them with an
+    e2e probe: 15 today) have a request waiting: run one after another, the first check would wait alone until
+    the barrier broke and get a 500. No clock is read."""
+    names = list(SERVICES)
     agents = names[1:7]
-    together = threading.Barrier(15)
+    checks = len(names) + len(agents)
+    together = threading.Barrier(checks)
     health = Route(together=together)
     e2e = Route(body=OK_E2E.body, together=together)
     with ExitStack() as stack:
@@ -53,7 +46,7 @@ def test_checks_run_concurrently():
         services = {n: service(peers[n].port, E2E if n in agents else None) for n in names}
         report = run(services, timeout=8.0, deadline=10.0)
     assert report.passed, [c.detail for c in report.checks]
-    assert len(report.checks) == 15
+    assert len(report.checks) == checks
     assert all(c.attempts == 1 for c in report.checks)
     assert not together.broken
     for n in agents:

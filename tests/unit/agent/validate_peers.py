@@ -16,24 +16,15 @@ from typing import Any
 
 import uvicorn
 
-PINS = (
-    "GATEWAY_MCP",
-    "ORCHESTRATOR",
-    "FEATURE_DEV",
-    "CODE_REVIEW",
-    "INFRASTRUCTURE",
-    "CICD",
-    "DOCUMENTATION",
-    "RAG_CONTEXT",
-    "STATE_PERSISTENCE",
-)
+from agent.release import render_release_env
+from tests.compose_services import SERVICES
 
 
 def fake_pins(extra: str = "") -> str:
-    """An env file of digest pins for every service, as a release writes it."""
+    """An env file of digest pins for every service of the compose file, as a release writes it."""
     digest = "sha256:" + "0123456789abcdef" * 4
-    lines = [f"{name}_IMAGE=127.0.0.1:5000/devtools/{name.lower().replace('_', '-')}@{digest}" for name in PINS]
-    return "\n".join(lines) + "\n" + extra
+    images = {s: f"127.0.0.1:5000/devtools/{s}@{digest}" for s in SERVICES}
+    return render_release_env("fake", images, {}) + extra
 
 
 @dataclass

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.compose_services import SERVICES
 from tests.unit.components.program_harness import World, run_program
 from tests.unit.components.stack_configs import (
     LOCAL_SECRETS,
@@ -18,8 +19,6 @@ from tests.unit.components.stack_configs import (
     with_overrides,
 )
 
-SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
-            "rag-context", "state-persistence")
 DROPLET = "digitalocean:index/droplet:Droplet"
 IMAGE = "docker-build:index:Image"
 COMMAND = "command:remote:Command"

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.release import image_env_key
 from components.catalog import BuildSpec, CatalogError, load_service_catalog
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "compose"
+# The one place the services are spelled out: the test of the compose file. Every other test reads them from
+# the compose file (tests/compose_services.py).
 SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
             "rag-context", "state-persistence")
 
@@ -66,6 +69,18 @@ def test_real_compose_files_name_the_gateway_and_its_health_check() -> None:
     catalog = load_service_catalog(COMPOSE, ROOT / "examples" / "app")
     assert (catalog.gateway, catalog.gateway_health_path, catalog.gateway_port) == ("gateway-mcp", "/health", 8000)
     assert catalog.builds["cicd"].context == ROOT / "examples" / "app"
+
+
+def test_edge_prometheus_scrapes_every_pinned_service() -> None:
+    """compose/prometheus/prometheus.yml names its targets itself (Prometheus reads no compose file): every
+    service the release pins, at the container port it publishes. A service added to the compose file and not
+    there would go unscraped on droplets."""
+    prod = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())["services"]
+    ports = {s: str(prod[s]["ports"][0]).rsplit(":", 1)[1] for s in SERVICES}
+    config = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    (group,) = job["static_configs"]
+    assert group["targets"] == [f"{s}:{ports[s]}" for s in SERVICES]
 
 
 def test_small_files_merges_list_labels_relative_contexts_and_sorted_args(tmp_path: Path) -> None:

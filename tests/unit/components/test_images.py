@@ -20,13 +20,12 @@ from components.images import (
     release_metadata,
     release_tag,
 )
+from tests.compose_services import SERVICES
 from tests.unit.components.program_harness import World, run_components, secret_leaks
 from tests.unit.components.stack_configs import COMMIT, make_config, make_local_config
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "docker-build:index:Image"
-SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
-            "rag-context", "state-persistence")
 DOCR = "registry.digitalocean.com/devtools"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PUSH_PASSWORD = "dop_v1_push_password_for_tests"
@@ -223,4 +222,4 @@ def test_builder_is_named_only_when_configured() -> None:
     assert "builder" not in run_images(make_config()).one(IMAGE, "images-cicd").inputs
     world = run_images(make_config(buildBuilder="devtools-local"))
     images = world.of_type(IMAGE)
-    assert len(images) == 9 and all(r.inputs["builder"] == {"name": "devtools-local"} for r in images)
+    assert len(images) == len(SERVICES) and all(r.inputs["builder"] == {"name": "devtools-local"} for r in images)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.compose_services import SERVICES
 from tests.unit.components.program_harness import Registration, World, secret_leaks
 from tests.unit.components.program_stacks import (
     COMMAND,
@@ -22,7 +23,6 @@ from tests.unit.components.program_stacks import (
     LB,
     LOCAL_COMMAND,
     REGISTRY,
-    SERVICES,
     SNAPSHOT,
     blue_outputs,
     prod_outputs,
@@ -164,7 +164,7 @@ def test_local_uses_the_stand_in_and_no_digitalocean(tmp_path):
     world = run_stack("local", key_file=tmp_path / "id")
     assert not [r for r in world.registrations if r.type.startswith("digitalocean:")]
     images = world.of_type(IMAGE)
-    assert len(images) == 9
+    assert len(images) == len(SERVICES)
     assert images[0].inputs["tags"][0].startswith("127.0.0.1:5000/devtools/")
     apply = _commands(world, "-apply")[0]
     connection = apply.inputs["connection"]

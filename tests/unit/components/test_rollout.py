@@ -8,12 +8,11 @@ import pytest
 from agent.release import render_secrets
 from components import commands
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
+from tests.compose_services import SERVICES
 from tests.unit.components import stack_configs as sc
 from tests.unit.components.program_harness import World, run_components, secret_leaks
 
 CMD = "command:remote:Command"
-SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
-            "rag-context", "state-persistence")
 IMAGES = {s: f"registry.example/devtools/{s}@sha256:" + "a" * 64 for s in SERVICES}
 HOSTS = (RolloutHost("green-1", "203.0.113.11", 22, "400001"), RolloutHost("green-2", "203.0.113.12", 22, "400002"))
 

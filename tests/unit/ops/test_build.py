@@ -13,6 +13,7 @@ import pytest
 from components.catalog import BuildSpec, image_repo
 from ops import build
 from ops.build import BuildError
+from tests import compose_services
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -33,10 +34,9 @@ def test_build_argv_passes_the_broken_variant() -> None:
         "-f", "/src/app/Dockerfile", "/src/app"]
 
 
-def test_push_and_inspect_argv_are_exact() -> None:
+def test_push_argv_is_exact() -> None:
     ref = "127.0.0.1:5055/devtools/cicd:abc1234"
     assert build.push_argv(ref) == ["docker", "push", "-q", ref]
-    assert build.inspect_argv(ref) == ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref]
 
 
 def test_image_names() -> None:
@@ -110,8 +110,7 @@ def test_the_compose_files_build_every_service_from_the_example_app() -> None:
     """The direct path reads `build:` with the Pulumi program's reader; APP_ROOT moves every context."""
     specs = build.build_specs({})
     app = build.ROOT / "examples" / "app"
-    assert sorted(specs) == ["cicd", "code-review", "documentation", "feature-dev", "gateway-mcp",
-                             "infrastructure", "orchestrator", "rag-context", "state-persistence"]
+    assert list(specs) == list(compose_services.SERVICES)
     for name, spec in specs.items():
         assert spec == BuildSpec(name, app, app / "Dockerfile", (("SERVICE", name),))
         assert (app / "services" / name / "service.conf").is_file()

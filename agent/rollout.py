@@ -28,6 +28,7 @@ from agent.compose_output import (
     tail,
     unhealthy_services,
 )
+from agent.process import Runner, run_process
 from agent.remote import validate_argv
 from agent.store import Store
 
@@ -63,17 +64,34 @@ class Outcome(Exception):
         self.code, self.message = code, message
 
 
+def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None, lines: int) -> Path:
+    """The debug bundle of a failed release (agent.diagnose, imported only when a release failed)."""
+    from agent.diagnose import collect as diagnose  # noqa: PLC0415 - optional at import time, needed only on failure
+
+    return diagnose.write_bundle(project, out, services, lines)
+
+
 @dataclass
 class Rollout:
+    """One project's release state machine. Every process it starts goes through `runner`; `clock`, `sleep` and
+    `diagnose` are seams too, so tests drive each step without a process, a socket or a wait."""
+
     store: Store
     opts: Options
     log: Callable[[str], None]
     job: str = "manual"
-    _started: float = field(default_factory=time.monotonic)
+    runner: Runner = run_process
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    diagnose: Callable[[str, Path, list[str] | None, int], Path] = write_diagnostics_bundle
+    _started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
 
     # plumbing ---------------------------------------------------------------------------------------------
-    def run(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    def step(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
+        proc = self.runner(argv, timeout=timeout)
         if proc.returncode != 0:
             raise StepFailed(stage, f"`docker compose {stage}` exited {proc.returncode}: {compose_error(proc.stderr)}")
         return proc
@@ -84,12 +102,12 @@ class Rollout:
         return cc.ComposeProject(self.store.project, directory or self.store.release_dir(release_id), files)
 
     def wait_for_docker(self) -> None:
-        deadline = time.monotonic() + self.opts.docker_deadline
+        deadline = self.clock() + self.opts.docker_deadline
         last = ""
         announced = False
-        while time.monotonic() < deadline:
+        while self.clock() < deadline:
             try:
-                proc = subprocess.run(cc.docker_info(), capture_output=True, text=True, timeout=15, check=False)
+                proc = self.runner(cc.docker_info(), timeout=15)
             except subprocess.TimeoutExpired:
                 proc = None
             if proc is not None and proc.returncode == 0:
@@ -98,7 +116,7 @@ class Rollout:
             if not announced:
                 self.log(f"docker engine not answering ({last}); waiting up to {self.opts.docker_deadline}s")
                 announced = True
-            time.sleep(1)
+            self.sleep(1)
         raise StepFailed("docker", f"docker engine did not answer within {self.opts.docker_deadline}s: {last}")
 
     # steps ------------------------------------------------------------------------------------------------
@@ -126,8 +144,8 @@ class Rollout:
             raise Outcome(EXIT_INPUT, str(exc)) from exc
         # The validator reads ports and labels from the resolved config. Compose would copy the host's secrets
         # env file into it, so resolve with an empty one: resolved.json never holds a secret.
-        proc = subprocess.run(cc.config_json(self.project_for(release_id)), capture_output=True, text=True,
-                              timeout=60, check=False, env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
+        proc = self.runner(cc.config_json(self.project_for(release_id)), timeout=60,
+                           env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
         if proc.returncode != 0:
             raise Outcome(EXIT_INPUT, f"compose refused release {release_id}: {tail(proc.stderr, 5)}")
         (target / "resolved.json").write_text(proc.stdout)
@@ -140,8 +158,7 @@ class Rollout:
                              deadline=self.opts.validate_deadline,
                              labels={"release": release_id, "project": self.store.project},
                              extra=self.opts.validate_args)
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=AGENT_DIR,
-                              timeout=self.opts.validate_deadline + 60, check=False)
+        proc = self.runner(argv, timeout=self.opts.validate_deadline + 60, cwd=AGENT_DIR)
         for line in proc.stdout.strip().splitlines():
             self.log(f"  {line}")
         if proc.returncode != 0:
@@ -155,42 +172,42 @@ class Rollout:
         """Make `release_id` the running release: pull, switch, up --wait, validate. Raises StepFailed.
         `restoring`: bringing back the previous release, which rides out an engine still settling."""
         self.wait_for_docker()
-        t0 = time.monotonic()
-        self.run(cc.pull(self.project_for(release_id)), 600, "pull")
-        self.log(f"pulled images of {release_id} ({time.monotonic() - t0:.1f}s)")
+        t0 = self.clock()
+        self.step(cc.pull(self.project_for(release_id)), 600, "pull")
+        self.log(f"pulled images of {release_id} ({self.clock() - t0:.1f}s)")
         self.store.point_run_at(release_id)
         live = self.project_for(release_id, self.store.run_link)
-        t0 = time.monotonic()
+        t0 = self.clock()
         try:
             self.up(live, settle=restoring)
         except StepFailed as exc:
             raise StepFailed("up", exc.reason, self.failing_services(live)) from exc
         except subprocess.TimeoutExpired as exc:
             raise StepFailed("up", f"compose up did not return within {exc.timeout:.0f}s") from exc
-        self.log(f"compose up --wait: all services healthy ({time.monotonic() - t0:.1f}s)")
+        self.log(f"compose up --wait: all services healthy ({self.clock() - t0:.1f}s)")
         if self.opts.validate:
-            t0 = time.monotonic()
+            t0 = self.clock()
             self.validate(release_id)
-            self.log(f"validation passed ({time.monotonic() - t0:.1f}s)")
+            self.log(f"validation passed ({self.clock() - t0:.1f}s)")
 
     def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
         """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is
         idempotent): a restore must not fail on that. A new release does fail on it, and is rolled back."""
         argv, timeout = cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120
         try:
-            self.run(argv, timeout, "up")
+            self.step(argv, timeout, "up")
         except StepFailed as exc:
             if not (settle and engine_settling(exc.reason)):
                 raise
             self.log(f"compose up met an engine that is restarting ({exc.reason.splitlines()[-1]}); "
                      "up again once it answers")
             self.wait_for_docker()
-            time.sleep(self.opts.engine_settle_s)
-            self.run(argv, timeout, "up")
+            self.sleep(self.opts.engine_settle_s)
+            self.step(argv, timeout, "up")
 
     def failing_services(self, project: cc.ComposeProject) -> list[str]:
         try:
-            proc = subprocess.run(cc.ps_json(project), capture_output=True, text=True, timeout=30, check=False)
+            proc = self.runner(cc.ps_json(project), timeout=30)
             return unhealthy_services(parse_ps(proc.stdout)) if proc.returncode == 0 else []
         except (subprocess.TimeoutExpired, ValueError):
             return []
@@ -200,7 +217,7 @@ class Rollout:
             return ""
         argv = cc.logs_tail(self.project_for(release_id, self.store.run_link), services, self.opts.log_lines)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            proc = self.runner(argv, timeout=30)
         except subprocess.TimeoutExpired:
             return "(logs timed out)"
         return (proc.stdout + proc.stderr).strip()
@@ -208,9 +225,7 @@ class Rollout:
     def write_diagnostics(self, release_id: str, services: Sequence[str]) -> str:
         out = self.store.base / "diagnostics" / f"{release_id}-{self.job}"
         try:
-            from agent.diagnose import collect as diagnose  # noqa: PLC0415 - optional at import time, needed only on failure
-
-            return str(diagnose.write_bundle(self.store.project, out, list(services) or None, self.opts.log_lines))
+            return str(self.diagnose(self.store.project, out, list(services) or None, self.opts.log_lines))
         except Exception as exc:  # a broken debug bundle must never block the rollback
             return f"(no debug bundle: {exc})"
 
@@ -253,7 +268,7 @@ class Rollout:
             self.store.set_pointer("previous", prior)
         self.store.set_pointer("current", release_id)
         self.store.clear_pending()
-        elapsed = time.monotonic() - self._started
+        elapsed = self.clock() - self._started
         self.store.audit(f"{action}.succeeded", release=release_id, previous=prior, job=self.job,
                          seconds=round(elapsed, 1))
         self.prune()
@@ -301,6 +316,6 @@ class Rollout:
         still_pinned = {ref for rid, images in before.items() if rid not in dropped for ref in images.values()}
         for rid in dropped:
             for ref in sorted(set(before[rid].values()) - still_pinned):
-                subprocess.run(cc.image_remove(ref), capture_output=True, text=True, timeout=60, check=False)
+                self.runner(cc.image_remove(ref), timeout=60)
         self.store.audit("prune", releases=dropped, job=self.job)
         self.log(f"pruned releases {', '.join(dropped)} (keeping {self.opts.keep})")

@@ -1,0 +1,236 @@
+"""The release state machine on one host, step by step, against a scripted runner (no process, no socket, no wait):
+what each step failure does to the pointers, the `run` link, pending.json, the audit trail and the operator's
+message. The host must always end with one whole release running: the new one validated or the previous one back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.rollout import EXIT_FAILED, EXIT_INPUT, Options, Outcome
+from tests.unit.agent.rollout_fake import Reply, Rig, bundle, exited, rig
+
+
+@pytest.fixture(autouse=True)
+def _no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsync is durability against a power cut, which no test here exercises; on a busy disk it is most of their
+    time (the fast tier's budget)."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
+UNHEALTHY_PS = '{"Service":"api","State":"running","Health":"unhealthy"}\n{"Service":"web","State":"running"}\n'
+
+
+def serving(tmp: Path, *releases: str) -> Rig:
+    """A host that applied `releases` one after another; records start afresh."""
+    r = rig(tmp)
+    for release_id in releases:
+        r.apply(release_id)
+    r.forget()
+    return r
+
+
+def state(r: Rig) -> tuple[str | None, str | None, str | None, object]:
+    s = r.store
+    return s.pointer("current"), s.pointer("previous"), s.run_target(), s.read_pending()
+
+
+def failing(r: Rig, release_id: str, code: int) -> str:
+    with pytest.raises(Outcome) as caught:
+        r.apply(release_id)
+    assert caught.value.code == code, caught.value.message
+    return caught.value.message
+
+
+def test_a_first_apply_runs_every_step_in_order_and_records_it(tmp_path: Path) -> None:
+    """The contract's order: resolve the config, wait for the engine, pull, switch `run`, up --wait, validate.
+    Risk: a step skipped or reordered (e.g. up before the switch) runs the wrong release's files."""
+    r = rig(tmp_path)
+    assert r.apply("r1") == "apply of r1 succeeded in 0.0s (previous: none)"
+    assert r.host.calls == [("config", "r1"), ("info", None), ("pull", "r1"), ("up", "r1"), ("validate", "r1")]
+    assert state(r) == ("r1", None, "r1", None)
+    assert r.events() == ["apply.started", "apply.succeeded"]
+    assert (r.store.release_dir("r1") / "resolved.json").read_text() == '{"services": {}}\n'
+
+
+def test_compose_config_resolves_with_an_empty_secrets_file(tmp_path: Path) -> None:
+    """resolved.json is read by the validator: rendered with the real secrets file it would hold every secret."""
+    r = rig(tmp_path)
+    r.apply("r1")
+    env = r.host.envs[r.host.calls.index(("config", "r1"))]
+    assert env is not None and env["SECRETS_ENV_FILE"] == "/dev/null"
+    assert f"SECRETS_ENV_FILE={r.store.secrets_file}" in (r.store.release_dir("r1") / "release.env").read_text()
+
+
+def test_a_good_apply_over_a_running_release_makes_it_previous(tmp_path: Path) -> None:
+    """After a success the release that ran before is `previous`: the one a rollback brings back."""
+    r = serving(tmp_path, "r1")
+    assert r.apply("r2") == "apply of r2 succeeded in 0.0s (previous: r1)"
+    assert state(r) == ("r2", "r1", "r2", None)
+    assert r.new_events() == ["apply.started", "apply.succeeded"]
+    assert r.logged[-3:] == ["pulled images of r2 (0.0s)", "compose up --wait: all services healthy (0.0s)",
+                             "validation passed (0.0s)"]
+
+
+def test_a_refused_config_changes_nothing(tmp_path: Path) -> None:
+    """compose refusing the bundle is bad input: exit 2 before any container, pointer or audit entry changes."""
+    r = serving(tmp_path, "r1")
+    r.host.on("config", "r2", exited(1, stderr="service web: image must be set"))
+    assert failing(r, "r2", EXIT_INPUT) == "compose refused release r2: service web: image must be set"
+    assert r.host.calls == [("config", "r2")]
+    assert state(r) == ("r1", None, "r1", None)
+    assert r.new_events() == []
+
+
+REPORT = "{base}/reports/r2-j1.json"
+NEW_RELEASE_FAILURES: dict[str, tuple[str, Reply, str, str]] = {
+    # id: (step, reply, stage, reason)
+    "pull-exit": ("pull", exited(1, stderr="manifest unknown"), "pull",
+                  "`docker compose pull` exited 1: manifest unknown"),
+    "up-exit": ("up", exited(1, stderr=" Container green-api-1  Waiting\ncontainer green-api-1 is unhealthy"), "up",
+                "`docker compose up` exited 1: container green-api-1 is unhealthy"),
+    "validate-exit-1": ("validate", 1, "validate", f"validation failed (report {REPORT})"),
+    "validate-exit-2": ("validate", exited(2, stderr="validate: no such file"), "validate", "validate: no such file"),
+}
+
+
+@pytest.mark.parametrize("case", NEW_RELEASE_FAILURES, ids=str)
+def test_a_new_release_failing_at_a_step_brings_the_previous_one_back(tmp_path: Path, case: str) -> None:
+    """Any failed step of a new release ends with exit 1, the previous release re-activated (pulled, switched,
+    up, validated), the pointers unchanged, pending.json gone and the failure audited. Risk: a step failure that
+    escapes this path leaves the host on a half-switched or unvalidated release."""
+    step, reply, stage, reason = NEW_RELEASE_FAILURES[case]
+    r = serving(tmp_path, "r0", "r1")
+    r.host.on(step, "r2", reply)
+    message = failing(r, "r2", EXIT_FAILED)
+    reason = reason.format(base=r.store.base)
+    bundle_dir = r.store.base / "diagnostics" / "r2-j1"
+    assert message.splitlines()[0] == f"apply of r2 failed at {stage}: {reason}"
+    assert message.endswith(f"debug bundle: {bundle_dir}\nprevious release r1 restored and serving")
+    assert state(r) == ("r1", "r0", "r1", None)
+    assert r.new_events() == ["apply.started", "apply.failed", "rollback.succeeded"]
+    failed = r.store.audit_entries()[r.seen + 1]
+    assert (failed["release"], failed["previous"], failed["stage"], failed["reason"], failed["diagnostics"]) == (
+        "r2", "r1", stage, reason, str(bundle_dir))
+    assert r.host.calls[-4:] == [("info", None), ("pull", "r1"), ("up", "r1"), ("validate", "r1")]
+
+
+def test_an_unhealthy_service_is_named_with_its_last_log_lines(tmp_path: Path) -> None:
+    """When `up --wait` fails the operator reads which service and why, without logging in to the host."""
+    r = serving(tmp_path, "r1")
+    r.host.on("up", "r2", exited(1, stderr="container green-api-1 is unhealthy"))
+    r.host.on("ps", "r2", exited(0, stdout=UNHEALTHY_PS))
+    r.host.on("logs", "r2", exited(0, stdout="api-1 | boom: cannot bind :8080\n"))
+    message = failing(r, "r2", EXIT_FAILED)
+    assert message == "\n".join([
+        "apply of r2 failed at up: `docker compose up` exited 1: container green-api-1 is unhealthy",
+        "failing services: api",
+        "last log lines of the failing services:",
+        "api-1 | boom: cannot bind :8080",
+        f"debug bundle: {r.store.base / 'diagnostics' / 'r2-j1'}",
+        "previous release r1 restored and serving",
+    ])
+    assert r.bundles == [("r2-j1", ["api"])]
+    assert r.host.calls[:6] == [("config", "r2"), ("info", None), ("pull", "r2"), ("up", "r2"), ("ps", "r2"),
+                                ("logs", "r2")]
+    assert r.host.argvs[5][-1] == "api"
+
+
+def test_a_failed_validation_names_the_services_of_its_report(tmp_path: Path) -> None:
+    """The validator's report says which service failed a check; the message and the audit entry carry it."""
+    r = serving(tmp_path, "r1")
+    report = r.store.base / "reports" / "r2-j1.json"
+
+    def validator(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        report.write_text(json.dumps({"phases": {"health": [{"service": "web", "passed": False},
+                                                            {"service": "api", "passed": True}]}}))
+        return exited(1, stdout="FAIL web /health 503\n")(argv)
+
+    r.host.on("validate", "r2", validator)
+    message = failing(r, "r2", EXIT_FAILED)
+    assert message.splitlines()[:2] == [f"apply of r2 failed at validate: validation failed (report {report})",
+                                        "failing services: web"]
+    assert "  FAIL web /health 503" in r.logged
+    assert r.store.audit_entries()[r.seen + 1]["services"] == ["web"]
+
+
+def test_a_first_release_that_fails_stays_for_inspection(tmp_path: Path) -> None:
+    """With nothing to restore the failed release keeps running (it is the only one) and nothing is recorded
+    as current: a later rollback has no target it did not validate."""
+    r = rig(tmp_path)
+    r.host.on("validate", "r1", 1)
+    message = failing(r, "r1", EXIT_FAILED)
+    assert message.endswith("no previous release on this host: nothing to restore; the failed release stays for "
+                            "inspection")
+    assert state(r) == (None, None, "r1", None)
+    assert r.events() == ["apply.started", "apply.failed"]
+
+
+def test_an_engine_that_never_answers_fails_the_docker_step(tmp_path: Path) -> None:
+    """`docker info` is polled until the deadline (the clock moves only by the rollout's own sleeps)."""
+    r = rig(tmp_path)
+    r.host.on("info", None, *[exited(1, stderr="Cannot connect to the Docker daemon")] * 10)
+    with pytest.raises(Outcome) as caught:
+        r.apply("r1", Options(docker_deadline=3))
+    message = caught.value.message
+    assert caught.value.code == EXIT_FAILED
+    assert message.splitlines()[0] == ("apply of r1 failed at docker: docker engine did not answer within 3s: "
+                                       "Cannot connect to the Docker daemon")
+    assert r.host.calls.count(("info", None)) == 3
+    assert r.logged.count("docker engine not answering (Cannot connect to the Docker daemon); waiting up to 3s") == 1
+    assert state(r) == (None, None, None, None)
+
+
+def test_restoring_rides_out_an_engine_that_is_settling(tmp_path: Path) -> None:
+    """After a dockerd restart `up` of the previous release may meet the engine mid-restore; it is idempotent, so
+    the restore waits for the engine and runs it again. A new release is not retried: it is rolled back."""
+    r = serving(tmp_path, "r1")
+    settling = exited(1, stderr="Error response from daemon: task 0123456789abcdef: already exists")
+    r.host.on("up", "r2", settling)
+    r.host.on("up", "r1", settling)
+    failing(r, "r2", EXIT_FAILED)
+    assert r.host.calls.count(("up", "r2")) == 1
+    assert r.host.calls.count(("up", "r1")) == 2
+    assert r.new_events() == ["apply.started", "apply.failed", "rollback.succeeded"]
+    assert state(r) == ("r1", None, "r1", None)
+
+
+def test_a_rollback_activates_the_previous_release(tmp_path: Path) -> None:
+    """`rollback` is the same activation for a release already on the host; current and previous swap."""
+    r = serving(tmp_path, "r1", "r2")
+    assert r.rollout().rollback(None) == "rollback of r1 succeeded in 0.0s (previous: r2)"
+    assert r.host.calls == [("info", None), ("pull", "r1"), ("up", "r1"), ("validate", "r1")]
+    assert state(r) == ("r1", "r2", "r1", None)
+    assert r.new_events() == ["rollback.started", "rollback.succeeded"]
+
+
+def test_a_failed_rollback_brings_the_current_release_back(tmp_path: Path) -> None:
+    """A rollback whose target no longer comes up restores what was running: the host is never left without
+    a validated release because a rollback was asked for."""
+    r = serving(tmp_path, "r1", "r2")
+    r.host.on("up", "r1", exited(1, stderr="no such image"))
+    with pytest.raises(Outcome) as caught:
+        r.rollout().rollback(None)
+    assert caught.value.code == EXIT_FAILED
+    assert caught.value.message.endswith("previous release r2 restored and serving")
+    assert state(r) == ("r2", "r1", "r2", None)
+    assert r.new_events() == ["rollback.started", "rollback.failed", "rollback.succeeded"]
+
+
+def test_pruning_removes_releases_beyond_keep_and_only_their_images(tmp_path: Path) -> None:
+    """Retention drops the oldest releases and `docker image rm` (never forced) only for images no kept release
+    pins; a refused image removal is no failure."""
+    r = serving(tmp_path, "r1", "r2")
+    r.host.on("rm", None, exited(1, stderr="image is being used by stopped container"))
+    bundle(tmp_path, "r3", services=("api",))
+    r.rollout(Options(keep=2)).apply(tmp_path / "incoming" / "r3")
+    assert r.store.kept_releases() == ["r2", "r3"]
+    removed = [argv[-1] for argv in r.host.argvs if argv[:3] == ["docker", "image", "rm"]]
+    assert removed == ["registry.example/api-r1@" + "sha256:" + "a" * 64,
+                       "registry.example/web-r1@" + "sha256:" + "a" * 64]
+    assert r.new_events() == ["apply.started", "apply.succeeded", "prune"]

@@ -258,8 +258,10 @@ class Rollout:
         try:
             self.activate(release_id)
         except StepFailed as failure:
-            message = self.restore(release_id, prior, failure, action)
-            self.store.clear_pending()
+            try:
+                message = self.restore(release_id, prior, failure, action)
+            finally:  # the activation is over either way, also when the restore failed too (exit 4)
+                self.store.clear_pending()
             raise Outcome(EXIT_FAILED, message) from failure
         except Outcome:
             self.store.clear_pending()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.rollout import EXIT_FAILED, EXIT_INPUT, Options, Outcome
+from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_INPUT, Options, Outcome
 from tests.unit.agent.rollout_fake import Reply, Rig, bundle, exited, rig
 
 
@@ -234,3 +234,33 @@ def test_pruning_removes_releases_beyond_keep_and_only_their_images(tmp_path: Pa
     assert removed == ["registry.example/api-r1@" + "sha256:" + "a" * 64,
                        "registry.example/web-r1@" + "sha256:" + "a" * 64]
     assert r.new_events() == ["apply.started", "apply.succeeded", "prune"]
+
+
+RESTORE_FAILURES: dict[str, tuple[str, Reply, str, str, str]] = {
+    # id: (step, reply, stage, reason, where `run` is left)
+    "pull-exit": ("pull", exited(1, stderr="toomanyrequests"), "pull",
+                  "`docker compose pull` exited 1: toomanyrequests", "r2"),
+    "up-exit": ("up", exited(1, stderr="port is already allocated"), "up",
+                "`docker compose up` exited 1: port is already allocated", "r1"),
+    "validate-exit-1": ("validate", 1, "validate", "validation failed (report {base}/reports/r1-j1.json)", "r1"),
+}
+
+
+@pytest.mark.parametrize("case", RESTORE_FAILURES, ids=str)
+def test_a_restore_that_fails_too_is_critical(tmp_path: Path, case: str) -> None:
+    """When the previous release cannot be brought back either, the job ends critical (exit 4) naming both
+    failures; `current` still names the last validated release, the audit trail says both failed, and the
+    activation is over (pending.json gone: a later apply must not report it as interrupted)."""
+    step, reply, stage, reason, run = RESTORE_FAILURES[case]
+    r = serving(tmp_path, "r0", "r1")
+    r.host.on("up", "r2", exited(1, stderr="container green-api-1 is unhealthy"))
+    r.host.on(step, "r1", reply)
+    message = failing(r, "r2", EXIT_CRITICAL)
+    reason = reason.format(base=r.store.base)
+    assert message.splitlines()[0] == ("apply of r2 failed at up: `docker compose up` exited 1: "
+                                       "container green-api-1 is unhealthy")
+    assert message.splitlines()[-1] == f"CRITICAL: restoring r1 failed too at {stage}: {reason}"
+    assert state(r) == ("r1", "r0", run, None)
+    assert r.new_events() == ["apply.started", "apply.failed", "rollback.failed"]
+    second = r.store.audit_entries()[-1]
+    assert (second["release"], second["failed"], second["stage"], second["reason"]) == ("r1", "r2", stage, reason)

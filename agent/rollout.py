@@ -90,8 +90,20 @@ class Rollout:
         self._started = self.clock()
 
     # plumbing ---------------------------------------------------------------------------------------------
+    def attempt(self, argv: list[str], timeout: float, stage: str, what: str, *, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run one command of `stage`. A command that hangs past `timeout` or cannot be started fails the stage
+        exactly like a non-zero exit would (StepFailed), so every failure takes the same restore path."""
+        try:
+            return self.runner(argv, timeout=timeout, env=env, cwd=cwd)
+        except subprocess.TimeoutExpired as exc:
+            raise StepFailed(stage, f"{what} did not return within {timeout:.0f}s") from exc
+        except OSError as exc:
+            raise StepFailed(stage, f"cannot run {what}: {exc}") from exc
+
     def step(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
-        proc = self.runner(argv, timeout=timeout)
+        """A compose command that must exit 0."""
+        proc = self.attempt(argv, timeout, stage, f"compose {stage}")
         if proc.returncode != 0:
             raise StepFailed(stage, f"`docker compose {stage}` exited {proc.returncode}: {compose_error(proc.stderr)}")
         return proc
@@ -107,12 +119,13 @@ class Rollout:
         announced = False
         while self.clock() < deadline:
             try:
-                proc = self.runner(cc.docker_info(), timeout=15)
-            except subprocess.TimeoutExpired:
-                proc = None
-            if proc is not None and proc.returncode == 0:
-                return
-            last = tail(proc.stderr, 2) if proc is not None else "docker info timed out"
+                proc = self.attempt(cc.docker_info(), 15, "docker", "docker info")
+            except StepFailed as exc:
+                last = exc.reason
+            else:
+                if proc.returncode == 0:
+                    return
+                last = tail(proc.stderr, 2)
             if not announced:
                 self.log(f"docker engine not answering ({last}); waiting up to {self.opts.docker_deadline}s")
                 announced = True
@@ -144,8 +157,11 @@ class Rollout:
             raise Outcome(EXIT_INPUT, str(exc)) from exc
         # The validator reads ports and labels from the resolved config. Compose would copy the host's secrets
         # env file into it, so resolve with an empty one: resolved.json never holds a secret.
-        proc = self.runner(cc.config_json(self.project_for(release_id)), timeout=60,
-                           env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
+        try:
+            proc = self.attempt(cc.config_json(self.project_for(release_id)), 60, "config", "compose config",
+                                env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
+        except StepFailed as exc:
+            raise Outcome(EXIT_INPUT, f"compose could not resolve release {release_id}: {exc.reason}") from exc
         if proc.returncode != 0:
             raise Outcome(EXIT_INPUT, f"compose refused release {release_id}: {tail(proc.stderr, 5)}")
         (target / "resolved.json").write_text(proc.stdout)
@@ -158,13 +174,15 @@ class Rollout:
                              deadline=self.opts.validate_deadline,
                              labels={"release": release_id, "project": self.store.project},
                              extra=self.opts.validate_args)
-        proc = self.runner(argv, timeout=self.opts.validate_deadline + 60, cwd=AGENT_DIR)
+        proc = self.attempt(argv, self.opts.validate_deadline + 60, "validate", "the validator", cwd=AGENT_DIR)
         for line in proc.stdout.strip().splitlines():
             self.log(f"  {line}")
         if proc.returncode != 0:
             services: list[str] = []
-            if report.exists():
-                services = failed_report_services(json.loads(report.read_text()))
+            try:
+                services = failed_report_services(json.loads(report.read_text())) if report.exists() else []
+            except (OSError, ValueError):  # a half-written report still fails the step, naming no service
+                services = []
             reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
             raise StepFailed("validate", reason, services)
 
@@ -175,15 +193,16 @@ class Rollout:
         t0 = self.clock()
         self.step(cc.pull(self.project_for(release_id)), 600, "pull")
         self.log(f"pulled images of {release_id} ({self.clock() - t0:.1f}s)")
-        self.store.point_run_at(release_id)
+        try:
+            self.store.point_run_at(release_id)
+        except OSError as exc:
+            raise StepFailed("switch", f"cannot point run at {release_id}: {exc}") from exc
         live = self.project_for(release_id, self.store.run_link)
         t0 = self.clock()
         try:
             self.up(live, settle=restoring)
         except StepFailed as exc:
             raise StepFailed("up", exc.reason, self.failing_services(live)) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise StepFailed("up", f"compose up did not return within {exc.timeout:.0f}s") from exc
         self.log(f"compose up --wait: all services healthy ({self.clock() - t0:.1f}s)")
         if self.opts.validate:
             t0 = self.clock()
@@ -209,7 +228,7 @@ class Rollout:
         try:
             proc = self.runner(cc.ps_json(project), timeout=30)
             return unhealthy_services(parse_ps(proc.stdout)) if proc.returncode == 0 else []
-        except (subprocess.TimeoutExpired, ValueError):
+        except (subprocess.TimeoutExpired, OSError, ValueError):
             return []
 
     def service_logs(self, release_id: str, services: Sequence[str]) -> str:
@@ -220,6 +239,8 @@ class Rollout:
             proc = self.runner(argv, timeout=30)
         except subprocess.TimeoutExpired:
             return "(logs timed out)"
+        except OSError as exc:
+            return f"(logs unavailable: {exc})"
         return (proc.stdout + proc.stderr).strip()
 
     def write_diagnostics(self, release_id: str, services: Sequence[str]) -> str:
@@ -318,6 +339,9 @@ class Rollout:
         still_pinned = {ref for rid, images in before.items() if rid not in dropped for ref in images.values()}
         for rid in dropped:
             for ref in sorted(set(before[rid].values()) - still_pinned):
-                self.runner(cc.image_remove(ref), timeout=60)
+                try:  # a non-zero exit (still in use) keeps the image too, silently: never forced
+                    self.attempt(cc.image_remove(ref), 60, "prune", "docker image rm")
+                except StepFailed as exc:
+                    self.log(f"image {ref} kept: {exc.reason}")
         self.store.audit("prune", releases=dropped, job=self.job)
         self.log(f"pruned releases {', '.join(dropped)} (keeping {self.opts.keep})")

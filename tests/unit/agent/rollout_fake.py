@@ -57,11 +57,12 @@ class Clock:
 @dataclass
 class Host:
     """The fake runner. `script[(step, release)]` (or `(step, None)` for any release) lists replies consumed in
-    order; when it is empty or absent the command succeeds with `stdout[step]`."""
+    order; when it is empty or absent, `always[step]` answers, else the command succeeds with `stdout[step]`."""
 
     store: Store
     script: dict[tuple[str, str | None], list[Reply]] = field(default_factory=dict)
     stdout: Mapping[str, str] = field(default_factory=lambda: {"config": '{"services": {}}\n', "info": "27.5.1\n"})
+    always: dict[str, Reply] = field(default_factory=dict)
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     argvs: list[list[str]] = field(default_factory=list)
     envs: list[Mapping[str, str] | None] = field(default_factory=list)
@@ -78,7 +79,7 @@ class Host:
         self.argvs.append(argv)
         self.envs.append(env)
         queue = self.script.get((step, release)) or self.script.get((step, None)) or []
-        reply: Reply = queue.pop(0) if queue else 0
+        reply: Reply = queue.pop(0) if queue else self.always.get(step, 0)
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(reply, int):

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_INPUT, Options, Outcome
-from tests.unit.agent.rollout_fake import Reply, Rig, bundle, exited, rig
+from agent.store import Store
+from tests.unit.agent.rollout_fake import Reply, Rig, bundle, exited, rig, timeout
 
 
 @pytest.fixture(autouse=True)
@@ -77,11 +78,23 @@ def test_a_good_apply_over_a_running_release_makes_it_previous(tmp_path: Path) -
                              "validation passed (0.0s)"]
 
 
-def test_a_refused_config_changes_nothing(tmp_path: Path) -> None:
-    """compose refusing the bundle is bad input: exit 2 before any container, pointer or audit entry changes."""
+CONFIG_FAILURES: dict[str, tuple[Reply, str]] = {
+    "exit": (exited(1, stderr="service web: image must be set"),
+             "compose refused release r2: service web: image must be set"),
+    "timeout": (timeout(seconds=60), "compose could not resolve release r2: compose config did not return within 60s"),
+    "oserror": (FileNotFoundError(2, "No such file or directory"),
+                "compose could not resolve release r2: cannot run compose config: [Errno 2] No such file or directory"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_FAILURES, ids=str)
+def test_a_release_compose_cannot_resolve_changes_nothing(tmp_path: Path, case: str) -> None:
+    """compose refusing the bundle (or not answering) is refused input: exit 2 before any container, pointer or
+    audit entry changes. Risk: a hung or missing compose escaping as a crash (exit 4) for an unchanged host."""
+    reply, message = CONFIG_FAILURES[case]
     r = serving(tmp_path, "r1")
-    r.host.on("config", "r2", exited(1, stderr="service web: image must be set"))
-    assert failing(r, "r2", EXIT_INPUT) == "compose refused release r2: service web: image must be set"
+    r.host.on("config", "r2", reply)
+    assert failing(r, "r2", EXIT_INPUT) == message
     assert r.host.calls == [("config", "r2")]
     assert state(r) == ("r1", None, "r1", None)
     assert r.new_events() == []
@@ -96,6 +109,15 @@ NEW_RELEASE_FAILURES: dict[str, tuple[str, Reply, str, str]] = {
                 "`docker compose up` exited 1: container green-api-1 is unhealthy"),
     "validate-exit-1": ("validate", 1, "validate", f"validation failed (report {REPORT})"),
     "validate-exit-2": ("validate", exited(2, stderr="validate: no such file"), "validate", "validate: no such file"),
+    "pull-timeout": ("pull", timeout(seconds=600), "pull", "compose pull did not return within 600s"),
+    "pull-oserror": ("pull", OSError(24, "Too many open files"), "pull",
+                     "cannot run compose pull: [Errno 24] Too many open files"),
+    "up-timeout": ("up", timeout(seconds=300), "up", "compose up did not return within 300s"),
+    "up-oserror": ("up", OSError(12, "Cannot allocate memory"), "up",
+                   "cannot run compose up: [Errno 12] Cannot allocate memory"),
+    "validate-timeout": ("validate", timeout(seconds=180), "validate", "the validator did not return within 180s"),
+    "validate-oserror": ("validate", PermissionError(13, "Permission denied"), "validate",
+                         "cannot run the validator: [Errno 13] Permission denied"),
 }
 
 
@@ -243,6 +265,16 @@ RESTORE_FAILURES: dict[str, tuple[str, Reply, str, str, str]] = {
     "up-exit": ("up", exited(1, stderr="port is already allocated"), "up",
                 "`docker compose up` exited 1: port is already allocated", "r1"),
     "validate-exit-1": ("validate", 1, "validate", "validation failed (report {base}/reports/r1-j1.json)", "r1"),
+    "pull-timeout": ("pull", timeout(seconds=600), "pull", "compose pull did not return within 600s", "r2"),
+    "pull-oserror": ("pull", OSError(24, "Too many open files"), "pull",
+                     "cannot run compose pull: [Errno 24] Too many open files", "r2"),
+    "up-timeout": ("up", timeout(seconds=300), "up", "compose up did not return within 300s", "r1"),
+    "up-oserror": ("up", OSError(12, "Cannot allocate memory"), "up",
+                   "cannot run compose up: [Errno 12] Cannot allocate memory", "r1"),
+    "validate-timeout": ("validate", timeout(seconds=180), "validate", "the validator did not return within 180s",
+                         "r1"),
+    "validate-oserror": ("validate", PermissionError(13, "Permission denied"), "validate",
+                         "cannot run the validator: [Errno 13] Permission denied", "r1"),
 }
 
 
@@ -264,3 +296,75 @@ def test_a_restore_that_fails_too_is_critical(tmp_path: Path, case: str) -> None
     assert r.new_events() == ["apply.started", "apply.failed", "rollback.failed"]
     second = r.store.audit_entries()[-1]
     assert (second["release"], second["failed"], second["stage"], second["reason"]) == ("r1", "r2", stage, reason)
+
+
+def test_a_missing_docker_binary_fails_the_docker_step_of_both_releases(tmp_path: Path) -> None:
+    """`docker` that cannot be started is polled like an engine that does not answer, then fails the step: the
+    job ends critical with the reason, never a crash that skips the restore and leaves pending.json."""
+    r = serving(tmp_path, "r1")
+    r.host.always["info"] = FileNotFoundError(2, "No such file or directory", "docker")
+    with pytest.raises(Outcome) as caught:
+        r.apply("r2", Options(docker_deadline=3))
+    assert caught.value.code == EXIT_CRITICAL
+    reason = ("docker engine did not answer within 3s: cannot run docker info: [Errno 2] No such file or directory: "
+              "'docker'")
+    assert caught.value.message.splitlines()[0] == f"apply of r2 failed at docker: {reason}"
+    assert caught.value.message.splitlines()[-1] == f"CRITICAL: restoring r1 failed too at docker: {reason}"
+    assert state(r) == ("r1", None, "r1", None)
+    assert r.new_events() == ["apply.started", "apply.failed", "rollback.failed"]
+
+
+class FullDisk(Store):
+    """A store whose `run` link cannot be switched to one release (no space left for the new symlink)."""
+
+    def point_run_at(self, release_id: str) -> None:
+        if release_id == "r2":
+            raise OSError(28, "No space left on device")
+        super().point_run_at(release_id)
+
+
+def test_a_run_link_that_cannot_be_switched_fails_the_switch_step(tmp_path: Path) -> None:
+    """Switching `run` is a step like the others: its failure restores the previous release."""
+    r = rig(tmp_path, FullDisk(tmp_path / "root", "green"))
+    r.apply("r1")
+    r.forget()
+    message = failing(r, "r2", EXIT_FAILED)
+    assert message.splitlines()[0] == "apply of r2 failed at switch: cannot point run at r2: [Errno 28] No space " \
+                                      "left on device"
+    assert state(r) == ("r1", None, "r1", None)
+    assert r.new_events() == ["apply.started", "apply.failed", "rollback.succeeded"]
+
+
+@pytest.mark.parametrize("reply", [timeout(seconds=30), OSError(24, "Too many open files")], ids=["timeout", "oserror"])
+def test_failing_services_and_their_logs_are_best_effort(tmp_path: Path, reply: BaseException) -> None:
+    """`ps` and `logs` only explain a failure: when they hang or cannot start, the restore still happens."""
+    r = serving(tmp_path, "r1")
+    r.host.on("up", "r2", exited(1, stderr="container green-api-1 is unhealthy"))
+    r.host.on("ps", "r2", exited(0, stdout=UNHEALTHY_PS))
+    r.host.on("logs", "r2", reply)
+    message = failing(r, "r2", EXIT_FAILED)
+    assert message.splitlines()[1:4] == ["failing services: api", "last log lines of the failing services:",
+                                         "(logs timed out)" if isinstance(reply, subprocess.TimeoutExpired)
+                                         else "(logs unavailable: [Errno 24] Too many open files)"]
+    r.forget()
+    r.host.on("up", "r3", exited(1, stderr="container green-api-1 is unhealthy"))
+    r.host.on("ps", "r3", reply)
+    message = failing(r, "r3", EXIT_FAILED)
+    assert "failing services" not in message and message.endswith("previous release r1 restored and serving")
+    assert state(r) == ("r1", None, "r1", None)
+
+
+@pytest.mark.parametrize("reply", [timeout(seconds=60), OSError(24, "Too many open files")], ids=["timeout", "oserror"])
+def test_an_image_removal_that_hangs_or_cannot_start_never_fails_a_good_apply(tmp_path: Path,
+                                                                               reply: BaseException) -> None:
+    """Pruning runs after the release is validated and recorded: an image it cannot remove stays, logged."""
+    r = serving(tmp_path, "r1", "r2")
+    r.host.always["rm"] = reply
+    assert r.rollout(Options(keep=2)).apply(bundle(tmp_path, "r3")).startswith("apply of r3 succeeded")
+    assert state(r) == ("r3", "r2", "r3", None)
+    assert r.store.kept_releases() == ["r2", "r3"]
+    kept = [line for line in r.logged if line.startswith("image registry.example/")]
+    reason = "docker image rm did not return within 60s" if isinstance(reply, subprocess.TimeoutExpired) else \
+        "cannot run docker image rm: [Errno 24] Too many open files"
+    assert kept == [f"image registry.example/{s}-r1@sha256:{'a' * 64} kept: {reason}" for s in ("api", "web")]
+    assert r.new_events() == ["apply.started", "apply.succeeded", "prune"]

@@ -30,7 +30,8 @@ from typing import Any
 from agent import compose as cc
 from agent import release
 from agent import status as hoststatus
-from agent.rollout import AGENT_DIR, EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Options, Outcome, Rollout
+from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Outcome, Rollout
+from agent.steps import AGENT_DIR, Options
 from agent.store import LockTimeout, Store, describe_holder
 
 

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.rollout import Options, Rollout
+import pytest
+
+from agent.rollout import Options, Outcome, Rollout
 from agent.store import Store
 
 DIGEST = "sha256:" + "a" * 64
@@ -144,3 +146,29 @@ def rig(tmp: Path, store: Store | None = None) -> Rig:
     store = store or Store(tmp / "root", "green")
     store.ensure()
     return Rig(tmp, store, Host(store))
+
+
+UNHEALTHY_PS = '{"Service":"api","State":"running","Health":"unhealthy"}\n{"Service":"web","State":"running"}\n'
+
+
+def serving(tmp: Path, *releases: str) -> Rig:
+    """A host that applied `releases` one after another; records start afresh."""
+    r = rig(tmp)
+    for release_id in releases:
+        r.apply(release_id)
+    r.forget()
+    return r
+
+
+def state(r: Rig) -> tuple[str | None, str | None, str | None, object]:
+    """current, previous, where `run` points, pending.json."""
+    s = r.store
+    return s.pointer("current"), s.pointer("previous"), s.run_target(), s.read_pending()
+
+
+def failing(r: Rig, release_id: str, code: int) -> str:
+    """Apply `release_id`, expecting it to end with exit `code`; returns the operator's message."""
+    with pytest.raises(Outcome) as caught:
+        r.apply(release_id)
+    assert caught.value.code == code, caught.value.message
+    return caught.value.message

@@ -1,6 +1,6 @@
-"""The release state machine on one host, step by step, against a scripted runner (no process, no socket, no wait):
-what each step failure does to the pointers, the `run` link, pending.json, the audit trail and the operator's
-message. The host must always end with one whole release running: the new one validated or the previous one back.
+"""The activation's steps on one host against a scripted runner (no process, no socket, no wait): the good path,
+and what each step failing (non-zero exit, timeout, a program that cannot start) does to the pointers, the `run`
+link, pending.json, the audit trail and the operator's message. The restore itself: test_rollout_restore.py.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_INPUT, Options, Outcome
+from agent.rollout import EXIT_FAILED, EXIT_INPUT, Options, Outcome
 from agent.store import Store
-from tests.unit.agent.rollout_fake import Reply, Rig, bundle, exited, rig, timeout
+from tests.unit.agent.rollout_fake import UNHEALTHY_PS, Reply, bundle, exited, failing, rig, serving, state, timeout
 
 
 @pytest.fixture(autouse=True)
@@ -22,30 +22,6 @@ def _no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     """fsync is durability against a power cut, which no test here exercises; on a busy disk it is most of their
     time (the fast tier's budget)."""
     monkeypatch.setattr(os, "fsync", lambda fd: None)
-
-
-UNHEALTHY_PS = '{"Service":"api","State":"running","Health":"unhealthy"}\n{"Service":"web","State":"running"}\n'
-
-
-def serving(tmp: Path, *releases: str) -> Rig:
-    """A host that applied `releases` one after another; records start afresh."""
-    r = rig(tmp)
-    for release_id in releases:
-        r.apply(release_id)
-    r.forget()
-    return r
-
-
-def state(r: Rig) -> tuple[str | None, str | None, str | None, object]:
-    s = r.store
-    return s.pointer("current"), s.pointer("previous"), s.run_target(), s.read_pending()
-
-
-def failing(r: Rig, release_id: str, code: int) -> str:
-    with pytest.raises(Outcome) as caught:
-        r.apply(release_id)
-    assert caught.value.code == code, caught.value.message
-    return caught.value.message
 
 
 def test_a_first_apply_runs_every_step_in_order_and_records_it(tmp_path: Path) -> None:
@@ -181,18 +157,6 @@ def test_a_failed_validation_names_the_services_of_its_report(tmp_path: Path) ->
     assert r.store.audit_entries()[r.seen + 1]["services"] == ["web"]
 
 
-def test_a_first_release_that_fails_stays_for_inspection(tmp_path: Path) -> None:
-    """With nothing to restore the failed release keeps running (it is the only one) and nothing is recorded
-    as current: a later rollback has no target it did not validate."""
-    r = rig(tmp_path)
-    r.host.on("validate", "r1", 1)
-    message = failing(r, "r1", EXIT_FAILED)
-    assert message.endswith("no previous release on this host: nothing to restore; the failed release stays for "
-                            "inspection")
-    assert state(r) == (None, None, "r1", None)
-    assert r.events() == ["apply.started", "apply.failed"]
-
-
 def test_an_engine_that_never_answers_fails_the_docker_step(tmp_path: Path) -> None:
     """`docker info` is polled until the deadline (the clock moves only by the rollout's own sleeps)."""
     r = rig(tmp_path)
@@ -208,42 +172,6 @@ def test_an_engine_that_never_answers_fails_the_docker_step(tmp_path: Path) -> N
     assert state(r) == (None, None, None, None)
 
 
-def test_restoring_rides_out_an_engine_that_is_settling(tmp_path: Path) -> None:
-    """After a dockerd restart `up` of the previous release may meet the engine mid-restore; it is idempotent, so
-    the restore waits for the engine and runs it again. A new release is not retried: it is rolled back."""
-    r = serving(tmp_path, "r1")
-    settling = exited(1, stderr="Error response from daemon: task 0123456789abcdef: already exists")
-    r.host.on("up", "r2", settling)
-    r.host.on("up", "r1", settling)
-    failing(r, "r2", EXIT_FAILED)
-    assert r.host.calls.count(("up", "r2")) == 1
-    assert r.host.calls.count(("up", "r1")) == 2
-    assert r.new_events() == ["apply.started", "apply.failed", "rollback.succeeded"]
-    assert state(r) == ("r1", None, "r1", None)
-
-
-def test_a_rollback_activates_the_previous_release(tmp_path: Path) -> None:
-    """`rollback` is the same activation for a release already on the host; current and previous swap."""
-    r = serving(tmp_path, "r1", "r2")
-    assert r.rollout().rollback(None) == "rollback of r1 succeeded in 0.0s (previous: r2)"
-    assert r.host.calls == [("info", None), ("pull", "r1"), ("up", "r1"), ("validate", "r1")]
-    assert state(r) == ("r1", "r2", "r1", None)
-    assert r.new_events() == ["rollback.started", "rollback.succeeded"]
-
-
-def test_a_failed_rollback_brings_the_current_release_back(tmp_path: Path) -> None:
-    """A rollback whose target no longer comes up restores what was running: the host is never left without
-    a validated release because a rollback was asked for."""
-    r = serving(tmp_path, "r1", "r2")
-    r.host.on("up", "r1", exited(1, stderr="no such image"))
-    with pytest.raises(Outcome) as caught:
-        r.rollout().rollback(None)
-    assert caught.value.code == EXIT_FAILED
-    assert caught.value.message.endswith("previous release r2 restored and serving")
-    assert state(r) == ("r2", "r1", "r2", None)
-    assert r.new_events() == ["rollback.started", "rollback.failed", "rollback.succeeded"]
-
-
 def test_pruning_removes_releases_beyond_keep_and_only_their_images(tmp_path: Path) -> None:
     """Retention drops the oldest releases and `docker image rm` (never forced) only for images no kept release
     pins; a refused image removal is no failure."""
@@ -256,62 +184,6 @@ def test_pruning_removes_releases_beyond_keep_and_only_their_images(tmp_path: Pa
     assert removed == ["registry.example/api-r1@" + "sha256:" + "a" * 64,
                        "registry.example/web-r1@" + "sha256:" + "a" * 64]
     assert r.new_events() == ["apply.started", "apply.succeeded", "prune"]
-
-
-RESTORE_FAILURES: dict[str, tuple[str, Reply, str, str, str]] = {
-    # id: (step, reply, stage, reason, where `run` is left)
-    "pull-exit": ("pull", exited(1, stderr="toomanyrequests"), "pull",
-                  "`docker compose pull` exited 1: toomanyrequests", "r2"),
-    "up-exit": ("up", exited(1, stderr="port is already allocated"), "up",
-                "`docker compose up` exited 1: port is already allocated", "r1"),
-    "validate-exit-1": ("validate", 1, "validate", "validation failed (report {base}/reports/r1-j1.json)", "r1"),
-    "pull-timeout": ("pull", timeout(seconds=600), "pull", "compose pull did not return within 600s", "r2"),
-    "pull-oserror": ("pull", OSError(24, "Too many open files"), "pull",
-                     "cannot run compose pull: [Errno 24] Too many open files", "r2"),
-    "up-timeout": ("up", timeout(seconds=300), "up", "compose up did not return within 300s", "r1"),
-    "up-oserror": ("up", OSError(12, "Cannot allocate memory"), "up",
-                   "cannot run compose up: [Errno 12] Cannot allocate memory", "r1"),
-    "validate-timeout": ("validate", timeout(seconds=180), "validate", "the validator did not return within 180s",
-                         "r1"),
-    "validate-oserror": ("validate", PermissionError(13, "Permission denied"), "validate",
-                         "cannot run the validator: [Errno 13] Permission denied", "r1"),
-}
-
-
-@pytest.mark.parametrize("case", RESTORE_FAILURES, ids=str)
-def test_a_restore_that_fails_too_is_critical(tmp_path: Path, case: str) -> None:
-    """When the previous release cannot be brought back either, the job ends critical (exit 4) naming both
-    failures; `current` still names the last validated release, the audit trail says both failed, and the
-    activation is over (pending.json gone: a later apply must not report it as interrupted)."""
-    step, reply, stage, reason, run = RESTORE_FAILURES[case]
-    r = serving(tmp_path, "r0", "r1")
-    r.host.on("up", "r2", exited(1, stderr="container green-api-1 is unhealthy"))
-    r.host.on(step, "r1", reply)
-    message = failing(r, "r2", EXIT_CRITICAL)
-    reason = reason.format(base=r.store.base)
-    assert message.splitlines()[0] == ("apply of r2 failed at up: `docker compose up` exited 1: "
-                                       "container green-api-1 is unhealthy")
-    assert message.splitlines()[-1] == f"CRITICAL: restoring r1 failed too at {stage}: {reason}"
-    assert state(r) == ("r1", "r0", run, None)
-    assert r.new_events() == ["apply.started", "apply.failed", "rollback.failed"]
-    second = r.store.audit_entries()[-1]
-    assert (second["release"], second["failed"], second["stage"], second["reason"]) == ("r1", "r2", stage, reason)
-
-
-def test_a_missing_docker_binary_fails_the_docker_step_of_both_releases(tmp_path: Path) -> None:
-    """`docker` that cannot be started is polled like an engine that does not answer, then fails the step: the
-    job ends critical with the reason, never a crash that skips the restore and leaves pending.json."""
-    r = serving(tmp_path, "r1")
-    r.host.always["info"] = FileNotFoundError(2, "No such file or directory", "docker")
-    with pytest.raises(Outcome) as caught:
-        r.apply("r2", Options(docker_deadline=3))
-    assert caught.value.code == EXIT_CRITICAL
-    reason = ("docker engine did not answer within 3s: cannot run docker info: [Errno 2] No such file or directory: "
-              "'docker'")
-    assert caught.value.message.splitlines()[0] == f"apply of r2 failed at docker: {reason}"
-    assert caught.value.message.splitlines()[-1] == f"CRITICAL: restoring r1 failed too at docker: {reason}"
-    assert state(r) == ("r1", None, "r1", None)
-    assert r.new_events() == ["apply.started", "apply.failed", "rollback.failed"]
 
 
 class FullDisk(Store):

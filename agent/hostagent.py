@@ -5,6 +5,7 @@
     python -m agent.hostagent --project green status | history | wait [JOB]
     python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
     python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
+    python -m agent.hostagent doctor [--json]           # python, the venv's pins, docker, compose v2 (no project)
 
 `apply` and `rollback` run in a detached worker (own session, output to jobs/<job>.log); the command you
 started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from agent import compose as cc
-from agent import release
+from agent import doctor, release
 from agent import status as hoststatus
-from agent.rollout import AGENT_DIR, EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Options, Outcome, Rollout
+from agent.process import run_process
+from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Outcome, Rollout
+from agent.steps import AGENT_DIR, Options
 from agent.store import LockTimeout, Store, describe_holder
 
 
@@ -141,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=Path(os.environ.get("DEVTOOLS_HOST_ROOT", "/opt/devtools")),
                    help="state directory on the host (default /opt/devtools or $DEVTOOLS_HOST_ROOT)")
-    p.add_argument("--project", required=True, help="compose project (one per color), e.g. green")
+    p.add_argument("--project", help="compose project (one per color), e.g. green; required by every command "
+                   "but doctor")
     sub = p.add_subparsers(dest="command", required=True)
 
     def rollout_opts(sp: argparse.ArgumentParser) -> None:
@@ -171,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     stp = sub.add_parser("stop", help="stop the running release (compose down; volumes, images and releases kept)")
     stp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
     stp.add_argument("--stop-timeout", type=int, default=30, help="seconds each container gets to stop")
+    dp = sub.add_parser("doctor", help="check python, the venv's pins, docker and compose v2 (exit 1 naming "
+                        "what is missing and its fix)")
+    dp.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     run = sub.add_parser("_run", help=argparse.SUPPRESS)
     run.add_argument("job")
     return p
@@ -252,6 +259,13 @@ def cmd_stop(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """What this host lacks for the agent: needs no project, changes nothing."""
+    code, text = doctor.report(as_json=args.json, runner=run_process)
+    sys.stdout.write(text)
+    return code
+
+
 def cmd_run(store: Store, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return run_job(store, args.job)
@@ -262,7 +276,12 @@ COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return cmd_doctor(args)
+    if args.project is None:
+        parser.error(f"the {args.command} command needs --project (the compose project, e.g. green)")
     if not release.SERVICE_NAME.match(args.project):
         print(f"--project {args.project!r} must match {release.SERVICE_NAME.pattern}", file=sys.stderr)
         return 2

@@ -4,55 +4,29 @@ apply:    lock → write release → pull → switch `run` → `up -d --wait --r
           → on failure: debug bundle, restore the previous release, bring it up, validate it, exit non-zero.
 rollback: the same activation for a release already on the host (default: `previous`).
 
-Nothing here deletes a volume; the only images removed are those of pruned releases that no kept release pins.
+The steps themselves are agent.steps; this module is the state machine around them: pointers, pending.json, the
+audit trail, the restore and retention. Nothing here deletes a volume; the only images removed are those of pruned
+releases that no kept release pins.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent import compose as cc
 from agent import release as rel
-from agent.compose_output import (
-    compose_error,
-    engine_settling,
-    parse_ps,
-    tail,
-    unhealthy_services,
-)
-from agent.remote import validate_argv
-from agent.store import Store
-from agent.validate.report import read_json
+from agent.compose_output import tail
+from agent.steps import Options, StepFailed, Steps
 
-AGENT_DIR = Path(__file__).resolve().parent.parent
+__all__ = ["EXIT_CRITICAL", "EXIT_FAILED", "EXIT_INPUT", "EXIT_LOCK", "EXIT_OK", "Options", "Outcome", "Rollout",
+           "StepFailed"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCK, EXIT_CRITICAL = 0, 1, 2, 3, 4
-
-
-@dataclass(frozen=True)
-class Options:
-    wait_timeout: int = 180
-    validate: bool = True
-    validate_deadline: int = 120
-    validate_args: tuple[str, ...] = ()
-    keep: int = 5
-    docker_deadline: int = 120
-    engine_settle_s: float = 3.0  # after the engine came back mid-`up`, before `up` runs again
-    log_lines: int = 30
-    lock_timeout: float = 300.0
-
-
-class StepFailed(Exception):
-    def __init__(self, stage: str, reason: str, services: Sequence[str] = ()) -> None:
-        super().__init__(f"{stage}: {reason}")
-        self.stage, self.reason, self.services = stage, reason, tuple(services)
 
 
 class Outcome(Exception):
@@ -64,44 +38,15 @@ class Outcome(Exception):
 
 
 @dataclass
-class Rollout:
-    store: Store
-    opts: Options
-    log: Callable[[str], None]
-    job: str = "manual"
-    _started: float = field(default_factory=time.monotonic)
+class Rollout(Steps):
+    """One project's release state machine: install a bundle, activate it, restore the previous release when a
+    step fails, record it all."""
 
-    # plumbing ---------------------------------------------------------------------------------------------
-    def run(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        if proc.returncode != 0:
-            raise StepFailed(stage, f"`docker compose {stage}` exited {proc.returncode}: {compose_error(proc.stderr)}")
-        return proc
+    _started: float = field(init=False)
 
-    def project_for(self, release_id: str, directory: Path | None = None) -> cc.ComposeProject:
-        manifest = self.store.release_manifest(release_id)
-        files = tuple(manifest.get("compose_files", ["docker-compose.yml"]))
-        return cc.ComposeProject(self.store.project, directory or self.store.release_dir(release_id), files)
+    def __post_init__(self) -> None:
+        self._started = self.clock()
 
-    def wait_for_docker(self) -> None:
-        deadline = time.monotonic() + self.opts.docker_deadline
-        last = ""
-        announced = False
-        while time.monotonic() < deadline:
-            try:
-                proc = subprocess.run(cc.docker_info(), capture_output=True, text=True, timeout=15, check=False)
-            except subprocess.TimeoutExpired:
-                proc = None
-            if proc is not None and proc.returncode == 0:
-                return
-            last = tail(proc.stderr, 2) if proc is not None else "docker info timed out"
-            if not announced:
-                self.log(f"docker engine not answering ({last}); waiting up to {self.opts.docker_deadline}s")
-                announced = True
-            time.sleep(1)
-        raise StepFailed("docker", f"docker engine did not answer within {self.opts.docker_deadline}s: {last}")
-
-    # steps ------------------------------------------------------------------------------------------------
     def prepare(self, bundle: Path) -> str:
         """Check and install a bundle as releases/<id>; returns the id. Bad input raises Outcome(EXIT_INPUT)."""
         manifest_path = bundle / "release.json"
@@ -126,93 +71,16 @@ class Rollout:
             raise Outcome(EXIT_INPUT, str(exc)) from exc
         # The validator reads ports and labels from the resolved config. Compose would copy the host's secrets
         # env file into it, so resolve with an empty one: resolved.json never holds a secret.
-        proc = subprocess.run(cc.config_json(self.project_for(release_id)), capture_output=True, text=True,
-                              timeout=60, check=False, env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
+        try:
+            proc = self.attempt(cc.config_json(self.project_for(release_id)), 60, "config", "compose config",
+                                env={**os.environ, "SECRETS_ENV_FILE": "/dev/null"})
+        except StepFailed as exc:
+            raise Outcome(EXIT_INPUT, f"compose could not resolve release {release_id}: {exc.reason}") from exc
         if proc.returncode != 0:
             raise Outcome(EXIT_INPUT, f"compose refused release {release_id}: {tail(proc.stderr, 5)}")
         (target / "resolved.json").write_text(proc.stdout)
         self.log(f"release {release_id} written to {target} ({len(images)} pinned images)")
         return release_id
-
-    def validate(self, release_id: str) -> None:
-        report = self.store.base / "reports" / f"{release_id}-{self.job}.json"
-        argv = validate_argv(sys.executable, str(self.store.release_dir(release_id) / "resolved.json"), str(report),
-                             deadline=self.opts.validate_deadline,
-                             labels={"release": release_id, "project": self.store.project},
-                             extra=self.opts.validate_args)
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=AGENT_DIR,
-                              timeout=self.opts.validate_deadline + 60, check=False)
-        for line in proc.stdout.strip().splitlines():
-            self.log(f"  {line}")
-        if proc.returncode != 0:
-            services: list[str] = []
-            if report.exists():
-                services = read_json(report).failed_services
-            reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
-            raise StepFailed("validate", reason, services)
-
-    def activate(self, release_id: str, *, restoring: bool = False) -> None:
-        """Make `release_id` the running release: pull, switch, up --wait, validate. Raises StepFailed.
-        `restoring`: bringing back the previous release, which rides out an engine still settling."""
-        self.wait_for_docker()
-        t0 = time.monotonic()
-        self.run(cc.pull(self.project_for(release_id)), 600, "pull")
-        self.log(f"pulled images of {release_id} ({time.monotonic() - t0:.1f}s)")
-        self.store.point_run_at(release_id)
-        live = self.project_for(release_id, self.store.run_link)
-        t0 = time.monotonic()
-        try:
-            self.up(live, settle=restoring)
-        except StepFailed as exc:
-            raise StepFailed("up", exc.reason, self.failing_services(live)) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise StepFailed("up", f"compose up did not return within {exc.timeout:.0f}s") from exc
-        self.log(f"compose up --wait: all services healthy ({time.monotonic() - t0:.1f}s)")
-        if self.opts.validate:
-            t0 = time.monotonic()
-            self.validate(release_id)
-            self.log(f"validation passed ({time.monotonic() - t0:.1f}s)")
-
-    def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
-        """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is
-        idempotent): a restore must not fail on that. A new release does fail on it, and is rolled back."""
-        argv, timeout = cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120
-        try:
-            self.run(argv, timeout, "up")
-        except StepFailed as exc:
-            if not (settle and engine_settling(exc.reason)):
-                raise
-            self.log(f"compose up met an engine that is restarting ({exc.reason.splitlines()[-1]}); "
-                     "up again once it answers")
-            self.wait_for_docker()
-            time.sleep(self.opts.engine_settle_s)
-            self.run(argv, timeout, "up")
-
-    def failing_services(self, project: cc.ComposeProject) -> list[str]:
-        try:
-            proc = subprocess.run(cc.ps_json(project), capture_output=True, text=True, timeout=30, check=False)
-            return unhealthy_services(parse_ps(proc.stdout)) if proc.returncode == 0 else []
-        except (subprocess.TimeoutExpired, ValueError):
-            return []
-
-    def service_logs(self, release_id: str, services: Sequence[str]) -> str:
-        if not services:
-            return ""
-        argv = cc.logs_tail(self.project_for(release_id, self.store.run_link), services, self.opts.log_lines)
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        except subprocess.TimeoutExpired:
-            return "(logs timed out)"
-        return (proc.stdout + proc.stderr).strip()
-
-    def write_diagnostics(self, release_id: str, services: Sequence[str]) -> str:
-        out = self.store.base / "diagnostics" / f"{release_id}-{self.job}"
-        try:
-            from agent.diagnose import collect as diagnose  # noqa: PLC0415 - optional at import time, needed only on failure
-
-            return str(diagnose.write_bundle(self.store.project, out, list(services) or None, self.opts.log_lines))
-        except Exception as exc:  # a broken debug bundle must never block the rollback
-            return f"(no debug bundle: {exc})"
 
     # transactions -----------------------------------------------------------------------------------------
     def apply(self, bundle: Path) -> str:
@@ -243,8 +111,10 @@ class Rollout:
         try:
             self.activate(release_id)
         except StepFailed as failure:
-            message = self.restore(release_id, prior, failure, action)
-            self.store.clear_pending()
+            try:
+                message = self.restore(release_id, prior, failure, action)
+            finally:  # the activation is over either way, also when the restore failed too (exit 4)
+                self.store.clear_pending()
             raise Outcome(EXIT_FAILED, message) from failure
         except Outcome:
             self.store.clear_pending()
@@ -253,7 +123,7 @@ class Rollout:
             self.store.set_pointer("previous", prior)
         self.store.set_pointer("current", release_id)
         self.store.clear_pending()
-        elapsed = time.monotonic() - self._started
+        elapsed = self.clock() - self._started
         self.store.audit(f"{action}.succeeded", release=release_id, previous=prior, job=self.job,
                          seconds=round(elapsed, 1))
         self.prune()
@@ -261,36 +131,51 @@ class Rollout:
         return f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {previous or 'none'})"
 
     def restore(self, failed: str, prior: str | None, failure: StepFailed, action: str) -> str:
-        """Record the failure, keep a debug bundle, bring `prior` back. Returns the operator's message."""
+        """Keep what explains the failure (log lines, debug bundle), bring `prior` back, then record the failure.
+        Returns the operator's message. Audit entries are written after the restore and never stop it: a disk
+        failing at that moment must not leave the failed release running."""
         self.log(f"{action} of {failed} failed at {failure.stage}: {failure.reason}")
         logs = self.service_logs(failed, failure.services) if self.store.run_target() == failed else ""
         bundle = self.write_diagnostics(failed, failure.services)
-        self.store.audit(f"{action}.failed", release=failed, previous=prior, job=self.job, stage=failure.stage,
-                         reason=failure.reason, services=list(failure.services), diagnostics=bundle)
         lines = [f"{action} of {failed} failed at {failure.stage}: {failure.reason}"]
         if failure.services:
             lines.append(f"failing services: {', '.join(failure.services)}")
         if logs:
             lines += ["last log lines of the failing services:", logs]
         lines.append(f"debug bundle: {bundle}")
+        failed_event = {"release": failed, "previous": prior, "job": self.job, "stage": failure.stage,
+                        "reason": failure.reason, "services": list(failure.services), "diagnostics": bundle}
         if prior is None:
+            self.audit_into(lines, f"{action}.failed", **failed_event)
             lines.append("no previous release on this host: nothing to restore; the failed release stays for "
                          "inspection")
             return "\n".join(lines)
         if prior == failed:
+            self.audit_into(lines, f"{action}.failed", **failed_event)
             lines.append(f"{failed} was already the current release; it stays current")
             return "\n".join(lines)
         self.log(f"restoring previous release {prior}")
         try:
             self.activate(prior, restoring=True)
         except StepFailed as second:
-            self.store.audit("rollback.failed", release=prior, failed=failed, job=self.job, stage=second.stage,
-                             reason=second.reason, services=list(second.services))
+            self.audit_into(lines, f"{action}.failed", **failed_event)
+            self.audit_into(lines, "rollback.failed", release=prior, failed=failed, job=self.job, stage=second.stage,
+                            reason=second.reason, services=list(second.services))
             lines.append(f"CRITICAL: restoring {prior} failed too at {second.stage}: {second.reason}")
             raise Outcome(EXIT_CRITICAL, "\n".join(lines)) from second
-        self.store.audit("rollback.succeeded", release=prior, failed=failed, job=self.job)
+        self.audit_into(lines, f"{action}.failed", **failed_event)
+        self.audit_into(lines, "rollback.succeeded", release=prior, failed=failed, job=self.job)
         lines.append(f"previous release {prior} restored and serving")
         return "\n".join(lines)
+
+    def audit_into(self, lines: list[str], event: str, **fields: Any) -> None:
+        """Append an audit entry; when the disk refuses it, say so in the log and in the message `lines`."""
+        try:
+            self.store.audit(event, **fields)
+        except OSError as exc:
+            note = f"audit log: {event} not recorded: {exc}"
+            self.log(note)
+            lines.append(note)
 
     def prune(self) -> None:
         """Drop releases beyond `keep` and the images only they pinned (never forced, never volumes)."""
@@ -301,6 +186,9 @@ class Rollout:
         still_pinned = {ref for rid, images in before.items() if rid not in dropped for ref in images.values()}
         for rid in dropped:
             for ref in sorted(set(before[rid].values()) - still_pinned):
-                subprocess.run(cc.image_remove(ref), capture_output=True, text=True, timeout=60, check=False)
+                try:  # a non-zero exit (still in use) keeps the image too, silently: never forced
+                    self.attempt(cc.image_remove(ref), 60, "prune", "docker image rm")
+                except StepFailed as exc:
+                    self.log(f"image {ref} kept: {exc.reason}")
         self.store.audit("prune", releases=dropped, job=self.job)
         self.log(f"pruned releases {', '.join(dropped)} (keeping {self.opts.keep})")

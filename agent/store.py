@@ -2,7 +2,9 @@
 
 Layout under <root>/<project>/:
     incoming/<id>/        what this project's last upload of <id> unpacked (ops.ship.upload_command); apply reads it
-    releases/<id>/        one immutable release: compose files, release.json, release.env, resolved.json
+    releases/<id>/        one immutable release: compose files, release.json, release.env, resolved.json, and
+                          `seq`: its install sequence number (releases are ordered by it, oldest first)
+    last-seq              the last install sequence number handed out (per project; never goes back)
     run -> releases/<id>  the active release; compose's --project-directory, switched atomically
     current, previous     one line each: a release id
     pending.json          written before containers change, removed when the apply ends either way
@@ -27,9 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+SEQ_FILE = "seq"
+"""In each release directory: the release's install sequence number."""
+LAST_SEQ_FILE = "last-seq"
+"""In the project directory: the last install sequence number handed out."""
+
 
 class LockTimeout(RuntimeError):
     pass
+
+
+def _read_int(path: Path) -> int | None:
+    """A file holding one non-negative integer; None when it is missing or holds anything else."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -146,8 +162,10 @@ class Store:
 
     # releases ---------------------------------------------------------------------------------------------
     def install_release(self, bundle: Path, release_id: str, extra_files: dict[str, str]) -> Path:
-        """Copy a bundle into releases/<id> in one rename. Releases are immutable: the same id with other
-        content is refused (ValueError) rather than silently changing what a rollback would restore."""
+        """Copy a bundle into releases/<id> in one rename, numbered with the next install sequence number (`seq`).
+        Releases are immutable: the same id with other content is refused (ValueError) rather than silently
+        changing what a rollback would restore; the same id with the same content keeps its directory and number.
+        Called under the project's lock (one rollout at a time), so two installs never take the same number."""
         target = self.release_dir(release_id)
         digest = tree_digest(bundle)
         if target.exists():
@@ -161,17 +179,37 @@ class Store:
         staging = self.releases / f".{release_id}.{os.getpid()}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(bundle, staging, symlinks=False)
-        for name, text in {**extra_files, "content.sha256": digest + "\n"}.items():
+        seq = self.next_seq()
+        for name, text in {**extra_files, "content.sha256": digest + "\n", SEQ_FILE: f"{seq}\n"}.items():
             _write_atomic(staging / name, text)
+        _write_atomic(self.base / LAST_SEQ_FILE, f"{seq}\n")  # handed out before use: a number is never reused
         os.replace(staging, target)
         return target
 
+    def release_seq(self, release_id: str) -> int | None:
+        """The install sequence number of a release; None for one installed by an older agent (no `seq` file)."""
+        return _read_int(self.release_dir(release_id) / SEQ_FILE)
+
+    def next_seq(self) -> int:
+        """One more than the last number handed out, or than the highest on disk if the counter file is lost."""
+        on_disk = (self.release_seq(d.name) for d in self._release_dirs())
+        return max([_read_int(self.base / LAST_SEQ_FILE) or 0, *(n for n in on_disk if n is not None)]) + 1
+
     def kept_releases(self) -> list[str]:
-        """Release ids on disk, oldest first (by install time)."""
+        """Release ids on disk, oldest first: by install sequence number, never by directory times (a copy, a
+        restore from backup or a `touch` changes those). Releases of an older agent have no number: they come
+        first, in mtime order, so a host upgraded in place prunes them before any numbered release."""
+
+        def order(d: Path) -> tuple[int, float, str]:
+            seq = self.release_seq(d.name)
+            return (0, d.stat().st_mtime, d.name) if seq is None else (1, seq, d.name)
+
+        return [d.name for d in sorted(self._release_dirs(), key=order)]
+
+    def _release_dirs(self) -> list[Path]:
         if not self.releases.exists():
             return []
-        dirs = [d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")]
-        return [d.name for d in sorted(dirs, key=lambda d: (d.stat().st_mtime, d.name))]
+        return [d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")]
 
     def release_manifest(self, release_id: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.release_dir(release_id) / "release.json").read_text())

@@ -1,12 +1,19 @@
 """The droplet's first-boot configuration: a pure `#cloud-config` renderer (no Pulumi, exact-string tested).
 
     text = render_cloud_init(host_root="/opt/devtools", host_requirements=host_requirements_text(ROOT),
-                             pull_auth=None)
+                             host_doctor=host_doctor_text(ROOT), pull_auth=None)
 
 On Ubuntu 24.04 it installs the docker engine, the compose v2 plugin and python3-venv, starts docker, creates
 the host agent's directory and its venv (`<host_root>/venv`, from which `ops.ship.agent_command` runs the agent),
 and, when given, writes the registry pull credentials to /root/.docker/config.json (root, 0600). The credentials
 appear only in that write_files entry, never in runcmd (whose commands cloud-init logs).
+
+Its last step is the host agent's doctor (python 3.11+, the venv's pins, docker answering, compose v2): the
+bootstrap ends with the doctor's verdict in /var/log/cloud-init-output.log, and as runcmd's last command its exit
+status is the runcmd script's, so a host that lacks something shows as a cloud-init error. The agent code only
+arrives with the first upload, so cloud-init writes agent/doctor.py (standard library only, it runs on its own) as
+<host_root>/doctor.py and runs it with the venv's python against the requirements it just installed: the same code
+`hostagent doctor` runs later, not a second implementation.
 
 Order on the droplet: write_files (init stage) → packages (final stage) → runcmd (final stage, after packages).
 """
@@ -47,18 +54,26 @@ def host_requirements_text(root: Path) -> str:
     return (root / "agent" / "requirements.txt").read_text()
 
 
-def render_cloud_init(*, host_root: str, host_requirements: str, pull_auth: str | None) -> str:
+def host_doctor_text(root: Path) -> str:
+    """The host agent's doctor (agent/doctor.py under the project root `root`), which cloud-init runs on its own."""
+    return (root / "agent" / "doctor.py").read_text()
+
+
+def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, pull_auth: str | None) -> str:
     """The `#cloud-config` user data of a droplet; `pull_auth` (docker config JSON) is written 0600 when given."""
     requirements = f"{host_root}/requirements-host.txt"
+    doctor = f"{host_root}/doctor.py"
     venv = f"{host_root}/venv"
     write_files: list[dict[str, Any]] = [
         {"path": requirements, "content": host_requirements, "owner": "root:root", "permissions": "0644"},
+        {"path": doctor, "content": host_doctor, "owner": "root:root", "permissions": "0644"},
     ]
     runcmd = [
         _Argv(["systemctl", "enable", "--now", "docker"]),
         _Argv(["install", "-d", "-m", "0755", "-o", "root", "-g", "root", host_root]),
         _Argv(["python3", "-m", "venv", venv]),
         _Argv([f"{venv}/bin/pip", "install", "-r", requirements]),
+        _Argv([f"{venv}/bin/python", doctor, "--requirements", requirements]),
     ]
     if pull_auth is not None:
         write_files.append({"path": DOCKER_CONFIG, "content": pull_auth, "owner": "root:root",

@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.cloud_init import host_requirements_text, render_cloud_init
+from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
 from components.config import StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,11 +140,13 @@ class Hosts(pulumi.ComponentResource):
 
 def _user_data(cfg: StackConfig, pull_auth: pulumi.Input[str] | None) -> pulumi.Input[str]:
     """The cloud-init text; a Pulumi secret when it holds the registry credentials."""
-    requirements = host_requirements_text(ROOT)
+    requirements, doctor = host_requirements_text(ROOT), host_doctor_text(ROOT)
     if pull_auth is None:
-        return render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, pull_auth=None)
+        return render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, host_doctor=doctor,
+                                 pull_auth=None)
     text = pulumi.Output.from_input(pull_auth).apply(
-        lambda auth: render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, pull_auth=auth))
+        lambda auth: render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, host_doctor=doctor,
+                                       pull_auth=auth))
     return pulumi.Output.secret(text)
 
 

@@ -189,25 +189,28 @@ EOF
   took "sshd up on $SSH_TARGET:$SSH_PORT" "$t"
 }
 
-# What cloud-init does on a droplet: $HOST_ROOT, and a venv of the system python with agent/requirements.txt.
-# One connection proves that `docker compose` works over SSH, creates what is missing and lists unmet pins.
+# What cloud-init does on a droplet: $HOST_ROOT and a venv of the system python, then the host agent's doctor
+# (python 3.11+, the pins of agent/requirements.txt, docker answering, compose v2) says what the host lacks.
+# The agent code reaches a host only with the first upload, so the doctor runs from this checkout's agent/: the
+# stand-in host shares this filesystem, so $ROOT is there too. One connection creates the venv and runs the doctor;
+# pins it reports missing are installed over SSH, and the doctor must then pass.
 ensure_host() {
-  local t venv=$HOST_ROOT/venv pins stale
-  mapfile -t pins < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$ROOT/agent/requirements.txt")
-  stale=$(ssh_ok "docker compose version >/dev/null && install -d -m 0755 '$HOST_ROOT' &&
+  local t venv=$HOST_ROOT/venv report rc=0 missing out
+  local doctor="cd '$ROOT' && '$venv/bin/python' -m agent.hostagent --root '$HOST_ROOT' doctor"
+  report=$(ssh_ok "install -d -m 0755 '$HOST_ROOT' &&
     { test -x '$venv/bin/python' || { echo '==> creating $venv' >&2 && /usr/bin/python3 -m venv '$venv'; }; } &&
-    '$venv/bin/python' - $(printf '%q ' "${pins[@]}")" <<'EOF'
-import sys, importlib.metadata as m
-def met(name, _, want):
-    try: return bool(want) and m.version(name) == want
-    except m.PackageNotFoundError: return False
-print(" ".join(pin for pin in sys.argv[1:] if not met(*pin.partition("=="))))
-EOF
-  ) || die "host bootstrap over SSH failed; remote PATH: $(ssh_ok env | grep '^PATH=' || true)"
-  [[ -n $stale ]] || return 0
-  t=$(now_us) && say "installing $stale into $venv over SSH (agent/requirements.txt)"
-  ssh_ok "'$venv/bin/pip' install -q --disable-pip-version-check -r /dev/stdin" <"$ROOT/agent/requirements.txt"
-  took "host venv ready" "$t"
+    $doctor --json") || rc=$?
+  # exit 1: the doctor ran and found something missing; anything else: SSH, the venv or the doctor itself failed
+  ((rc <= 1)) || die "host bootstrap over SSH failed (exit $rc); remote PATH: $(ssh_ok env | grep '^PATH=' || true)"
+  if ((rc == 0)); then return 0; fi
+  missing=$(py -c 'import json, sys; print(" ".join(json.load(sys.stdin)["missing"]))' <<<"$report") ||
+    die "the host agent's doctor printed no report: $report"
+  if [[ -n $missing ]]; then
+    t=$(now_us) && say "installing $missing into $venv over SSH (agent/requirements.txt)"
+    ssh_ok "'$venv/bin/pip' install -q --disable-pip-version-check -r /dev/stdin" <"$ROOT/agent/requirements.txt"
+    took "host venv ready" "$t"
+  fi
+  out=$(ssh_ok "$doctor") || { printf '%s\n' "$out" >&2 && die "the host fails the agent's doctor (above)"; }
 }
 
 ensure_haproxy() {

@@ -1,6 +1,8 @@
 """On-host release state: immutable releases, atomic pointers, the lock, the audit log, retention."""
 
 import json
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -53,7 +55,6 @@ def test_prune_keeps_current_previous_and_active(tmp_path):
     store.ensure()
     for i in range(6):
         store.install_release(make_bundle(tmp_path, f"r{i}"), f"r{i}", {})
-        time.sleep(0.01)
     store.set_pointer("current", "r5")
     store.set_pointer("previous", "r0")
     store.point_run_at("r5")
@@ -124,3 +125,68 @@ def test_shipping_the_same_release_again_is_not_a_conflict(tmp_path):
     (bundle / "release.json").write_text(json.dumps({**manifest, "images": {"a": "y"}}))
     with pytest.raises(ValueError, match="different content"):
         store.install_release(bundle, "r1", {})
+
+
+def install(store: Store, tmp: Path, *ids: str) -> None:
+    for release_id in ids:
+        store.install_release(make_bundle(tmp, release_id), release_id, {})
+
+
+def test_install_order_survives_touching_release_directories(tmp_path):
+    """Releases are ordered by the sequence number they were installed with: a copy, a restore from backup or a
+    `touch` that changes a directory's mtime must not reorder them (retention would prune the wrong one)."""
+    store = Store(tmp_path / "root", "green")
+    store.ensure()
+    install(store, tmp_path, "r1", "r2", "r3")
+    os.utime(store.release_dir("r1"), (4_000_000_000, 4_000_000_000))
+    os.utime(store.release_dir("r3"), (1_000, 1_000))
+    assert store.kept_releases() == ["r1", "r2", "r3"]
+    assert [(store.release_dir(r) / "seq").read_text() for r in ("r1", "r2", "r3")] == ["1\n", "2\n", "3\n"]
+    store.install_release(tmp_path / "r1", "r1", {})  # the same release again: it keeps its place
+    assert store.kept_releases() == ["r1", "r2", "r3"]
+
+
+def test_pruning_removes_the_oldest_by_install_sequence(tmp_path):
+    """Retention drops the releases installed first, whatever the directories' times say."""
+    store = Store(tmp_path / "root", "green")
+    store.ensure()
+    install(store, tmp_path, "r0", "r1", "r2", "r3", "r4", "r5")
+    for i in range(6):  # newest mtime on the oldest release
+        os.utime(store.release_dir(f"r{i}"), (2_000_000_000 - i, 2_000_000_000 - i))
+    store.set_pointer("current", "r5")
+    store.set_pointer("previous", "r4")
+    store.point_run_at("r5")
+    assert store.prune(3) == ["r0", "r1", "r2"]
+    assert store.kept_releases() == ["r3", "r4", "r5"]
+
+
+def test_releases_of_an_older_agent_sort_first_in_mtime_order(tmp_path):
+    """A host upgraded from an agent that wrote no sequence numbers keeps working: its releases (no seq file) are
+    older than any numbered one and keep their mtime order among themselves, so retention prunes them first."""
+    store = Store(tmp_path / "root", "green")
+    store.ensure()
+    for name, mtime in (("old-b", 2_000), ("old-a", 1_000)):
+        store.release_dir(name).mkdir()
+        (store.release_dir(name) / "release.json").write_text(json.dumps({"id": name, "images": {}}))
+        os.utime(store.release_dir(name), (mtime, mtime))
+    install(store, tmp_path, "r1", "r2")
+    os.utime(store.release_dir("r1"), (500, 500))
+    assert store.kept_releases() == ["old-a", "old-b", "r1", "r2"]
+    store.set_pointer("current", "r2")
+    store.set_pointer("previous", "r1")
+    assert store.prune(2) == ["old-a", "old-b"]
+
+
+def test_the_sequence_never_goes_back(tmp_path):
+    """Numbers come from a per-project counter and never repeat, also when the counter file is lost (the highest
+    number on disk wins) or the newest release was pruned (the counter remembers it)."""
+    store = Store(tmp_path / "root", "green")
+    store.ensure()
+    install(store, tmp_path, "r1", "r2", "r3")
+    (store.base / "last-seq").unlink()
+    install(store, tmp_path, "r4")
+    assert (store.release_dir("r4") / "seq").read_text() == "4\n"
+    shutil.rmtree(store.release_dir("r4"))
+    install(store, tmp_path, "r5")
+    assert (store.release_dir("r5") / "seq").read_text() == "5\n"
+    assert (store.base / "last-seq").read_text() == "5\n"

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import yaml
 
-from components.cloud_init import host_requirements_text, render_cloud_init
+from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUIREMENTS = "# the agent venv\nhttpx==0.28.1\n"
+DOCTOR = "# the host agent's doctor\nimport sys\nsys.exit(0)\n"
 PULL_AUTH = '{"auths": {"registry.digitalocean.com": {"auth": "ZG8tcmVhZDpzM2NyZXQ="}}}'
 
 WITHOUT_AUTH = """\
@@ -28,11 +29,19 @@ write_files:
     httpx==0.28.1
   owner: root:root
   permissions: '0644'
+- path: /opt/devtools/doctor.py
+  content: |
+    # the host agent's doctor
+    import sys
+    sys.exit(0)
+  owner: root:root
+  permissions: '0644'
 runcmd:
 - [systemctl, enable, --now, docker]
 - [install, -d, -m, '0755', -o, root, -g, root, /opt/devtools]
 - [python3, -m, venv, /opt/devtools/venv]
 - [/opt/devtools/venv/bin/pip, install, -r, /opt/devtools/requirements-host.txt]
+- [/opt/devtools/venv/bin/python, /opt/devtools/doctor.py, --requirements, /opt/devtools/requirements-host.txt]
 """
 
 WITH_AUTH = """\
@@ -53,6 +62,13 @@ write_files:
     httpx==0.28.1
   owner: root:root
   permissions: '0644'
+- path: /opt/devtools/doctor.py
+  content: |
+    # the host agent's doctor
+    import sys
+    sys.exit(0)
+  owner: root:root
+  permissions: '0644'
 - path: /root/.docker/config.json
   content: '{"auths": {"registry.digitalocean.com": {"auth": "ZG8tcmVhZDpzM2NyZXQ="}}}'
   owner: root:root
@@ -63,16 +79,20 @@ runcmd:
 - [install, -d, -m, '0755', -o, root, -g, root, /opt/devtools]
 - [python3, -m, venv, /opt/devtools/venv]
 - [/opt/devtools/venv/bin/pip, install, -r, /opt/devtools/requirements-host.txt]
+- [/opt/devtools/venv/bin/python, /opt/devtools/doctor.py, --requirements, /opt/devtools/requirements-host.txt]
 """
 
 
-def render(pull_auth: str | None, host_root: str = "/opt/devtools", requirements: str = REQUIREMENTS) -> str:
-    return render_cloud_init(host_root=host_root, host_requirements=requirements, pull_auth=pull_auth)
+def render(pull_auth: str | None, host_root: str = "/opt/devtools", requirements: str = REQUIREMENTS,
+           doctor: str = DOCTOR) -> str:
+    return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
+                             pull_auth=pull_auth)
 
 
 def test_without_pull_auth_exact_text():
-    """Docker, compose v2 and the agent venv at <hostRoot>/venv (where ops.ship.agent_command runs the agent);
-    no docker config is written when there are no credentials."""
+    """Docker, compose v2 and the agent venv at <hostRoot>/venv (where ops.ship.agent_command runs the agent),
+    then the agent's doctor as the last step, so the bootstrap ends with its verdict; no docker config is written
+    when there are no credentials."""
     assert render(None) == WITHOUT_AUTH
 
 
@@ -96,10 +116,14 @@ def test_round_trip_keeps_contents_byte_for_byte():
     """What the droplet writes is exactly what was rendered: quotes, colons and newlines survive YAML."""
     tricky_auth = '{\n  "auths": {"r.example:5000": {"auth": "a\'b: #c"}}\n}'
     tricky_reqs = "httpx==0.28.1  # pinned: 'yes'\n\n- odd: line\n"
-    doc = yaml.safe_load(render(tricky_auth, host_root="/srv/dev tools", requirements=tricky_reqs))
+    doctor = host_doctor_text(ROOT)
+    doc = yaml.safe_load(render(tricky_auth, host_root="/srv/dev tools", requirements=tricky_reqs, doctor=doctor))
     files = {f["path"]: f["content"] for f in doc["write_files"]}
-    assert files == {"/srv/dev tools/requirements-host.txt": tricky_reqs, "/root/.docker/config.json": tricky_auth}
-    assert doc["runcmd"][-1] == ["/srv/dev tools/venv/bin/pip", "install", "-r",
+    assert files == {"/srv/dev tools/requirements-host.txt": tricky_reqs, "/srv/dev tools/doctor.py": doctor,
+                     "/root/.docker/config.json": tricky_auth}
+    assert doc["runcmd"][-2] == ["/srv/dev tools/venv/bin/pip", "install", "-r",
+                                 "/srv/dev tools/requirements-host.txt"]
+    assert doc["runcmd"][-1] == ["/srv/dev tools/venv/bin/python", "/srv/dev tools/doctor.py", "--requirements",
                                  "/srv/dev tools/requirements-host.txt"]
 
 
@@ -114,3 +138,14 @@ def test_host_requirements_text_reads_the_agent_requirements():
     text = host_requirements_text(ROOT)
     assert text == (ROOT / "agent" / "requirements.txt").read_text()
     assert "httpx==" in text
+
+
+def test_host_doctor_text_is_the_agents_own_doctor():
+    """cloud-init runs the code `hostagent doctor` runs later (agent/doctor.py, standard library only), and the
+    real file survives YAML as a readable literal block, byte for byte."""
+    text = host_doctor_text(ROOT)
+    assert text == (ROOT / "agent" / "doctor.py").read_text()
+    rendered = render(None, doctor=text)
+    assert "- path: /opt/devtools/doctor.py\n  content: |\n    \"\"\"Does this host have what" in rendered
+    assert yaml.safe_load(rendered)["write_files"][1] == {"path": "/opt/devtools/doctor.py", "content": text,
+                                                          "owner": "root:root", "permissions": "0644"}

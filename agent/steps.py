@@ -1,0 +1,198 @@
+"""The steps of an activation on one host (standard library only): wait for the engine, pull, switch `run`,
+`up --wait`, validate, each failing only with StepFailed.
+
+Every process goes through the `runner` (agent.process.Runner); a command that exits non-zero, hangs past its
+timeout or cannot be started fails its step the same way, so agent.rollout has one restore path for all of them.
+Explaining a failure (which services, their last log lines, a debug bundle) is best effort and never fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import compose as cc
+from agent.compose_output import (
+    compose_error,
+    engine_settling,
+    parse_ps,
+    tail,
+    unhealthy_services,
+)
+from agent.process import Runner, run_process
+from agent.remote import validate_argv
+from agent.store import Store
+from agent.validate.report import read_json
+
+AGENT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Options:
+    wait_timeout: int = 180
+    validate: bool = True
+    validate_deadline: int = 120
+    validate_args: tuple[str, ...] = ()
+    keep: int = 5
+    docker_deadline: int = 120
+    engine_settle_s: float = 3.0  # after the engine came back mid-`up`, before `up` runs again
+    log_lines: int = 30
+    lock_timeout: float = 300.0
+
+
+class StepFailed(Exception):
+    def __init__(self, stage: str, reason: str, services: Sequence[str] = ()) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.stage, self.reason, self.services = stage, reason, tuple(services)
+
+
+def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None, lines: int) -> Path:
+    """The debug bundle of a failed release (agent.diagnose, imported only when a release failed)."""
+    from agent.diagnose import collect as diagnose  # noqa: PLC0415 - optional at import time, needed only on failure
+
+    return diagnose.write_bundle(project, out, services, lines)
+
+
+@dataclass
+class Steps:
+    """One project's activation steps. Every process goes through `runner`; `clock`, `sleep` and `diagnose` are
+    seams too, so tests drive each step without a process, a socket or a wait."""
+
+    store: Store
+    opts: Options
+    log: Callable[[str], None]
+    job: str = "manual"
+    runner: Runner = run_process
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    diagnose: Callable[[str, Path, list[str] | None, int], Path] = write_diagnostics_bundle
+
+    # plumbing ---------------------------------------------------------------------------------------------
+    def attempt(self, argv: list[str], timeout: float, stage: str, what: str, *, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run one command of `stage`. A command that hangs past `timeout` or cannot be started fails the stage
+        exactly like a non-zero exit would (StepFailed), so every failure takes the same restore path."""
+        try:
+            return self.runner(argv, timeout=timeout, env=env, cwd=cwd)
+        except subprocess.TimeoutExpired as exc:
+            raise StepFailed(stage, f"{what} did not return within {timeout:.0f}s") from exc
+        except OSError as exc:
+            raise StepFailed(stage, f"cannot run {what}: {exc}") from exc
+
+    def step(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
+        """A compose command that must exit 0."""
+        proc = self.attempt(argv, timeout, stage, f"compose {stage}")
+        if proc.returncode != 0:
+            raise StepFailed(stage, f"`docker compose {stage}` exited {proc.returncode}: {compose_error(proc.stderr)}")
+        return proc
+
+    def project_for(self, release_id: str, directory: Path | None = None) -> cc.ComposeProject:
+        manifest = self.store.release_manifest(release_id)
+        files = tuple(manifest.get("compose_files", ["docker-compose.yml"]))
+        return cc.ComposeProject(self.store.project, directory or self.store.release_dir(release_id), files)
+
+    def wait_for_docker(self) -> None:
+        deadline = self.clock() + self.opts.docker_deadline
+        last = ""
+        announced = False
+        while self.clock() < deadline:
+            try:
+                proc = self.attempt(cc.docker_info(), 15, "docker", "docker info")
+            except StepFailed as exc:
+                last = exc.reason
+            else:
+                if proc.returncode == 0:
+                    return
+                last = tail(proc.stderr, 2)
+            if not announced:
+                self.log(f"docker engine not answering ({last}); waiting up to {self.opts.docker_deadline}s")
+                announced = True
+            self.sleep(1)
+        raise StepFailed("docker", f"docker engine did not answer within {self.opts.docker_deadline}s: {last}")
+
+    # steps ------------------------------------------------------------------------------------------------
+    def validate(self, release_id: str) -> None:
+        report = self.store.base / "reports" / f"{release_id}-{self.job}.json"
+        argv = validate_argv(sys.executable, str(self.store.release_dir(release_id) / "resolved.json"), str(report),
+                             deadline=self.opts.validate_deadline,
+                             labels={"release": release_id, "project": self.store.project},
+                             extra=self.opts.validate_args)
+        proc = self.attempt(argv, self.opts.validate_deadline + 60, "validate", "the validator", cwd=AGENT_DIR)
+        for line in proc.stdout.strip().splitlines():
+            self.log(f"  {line}")
+        if proc.returncode != 0:
+            services: list[str] = []
+            try:
+                services = read_json(report).failed_services
+            except (OSError, ValueError):  # no report, or a half-written one: the step fails, naming no service
+                services = []
+            reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
+            raise StepFailed("validate", reason, services)
+
+    def activate(self, release_id: str, *, restoring: bool = False) -> None:
+        """Make `release_id` the running release: pull, switch, up --wait, validate. Raises StepFailed.
+        `restoring`: bringing back the previous release, which rides out an engine still settling."""
+        self.wait_for_docker()
+        t0 = self.clock()
+        self.step(cc.pull(self.project_for(release_id)), 600, "pull")
+        self.log(f"pulled images of {release_id} ({self.clock() - t0:.1f}s)")
+        try:
+            self.store.point_run_at(release_id)
+        except OSError as exc:
+            raise StepFailed("switch", f"cannot point run at {release_id}: {exc}") from exc
+        live = self.project_for(release_id, self.store.run_link)
+        t0 = self.clock()
+        try:
+            self.up(live, settle=restoring)
+        except StepFailed as exc:
+            raise StepFailed("up", exc.reason, self.failing_services(live)) from exc
+        self.log(f"compose up --wait: all services healthy ({self.clock() - t0:.1f}s)")
+        if self.opts.validate:
+            t0 = self.clock()
+            self.validate(release_id)
+            self.log(f"validation passed ({self.clock() - t0:.1f}s)")
+
+    def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
+        """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is
+        idempotent): a restore must not fail on that. A new release does fail on it, and is rolled back."""
+        argv, timeout = cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120
+        try:
+            self.step(argv, timeout, "up")
+        except StepFailed as exc:
+            if not (settle and engine_settling(exc.reason)):
+                raise
+            self.log(f"compose up met an engine that is restarting ({exc.reason.splitlines()[-1]}); "
+                     "up again once it answers")
+            self.wait_for_docker()
+            self.sleep(self.opts.engine_settle_s)
+            self.step(argv, timeout, "up")
+
+    def failing_services(self, project: cc.ComposeProject) -> list[str]:
+        try:
+            proc = self.runner(cc.ps_json(project), timeout=30)
+            return unhealthy_services(parse_ps(proc.stdout)) if proc.returncode == 0 else []
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            return []
+
+    def service_logs(self, release_id: str, services: Sequence[str]) -> str:
+        if not services:
+            return ""
+        argv = cc.logs_tail(self.project_for(release_id, self.store.run_link), services, self.opts.log_lines)
+        try:
+            proc = self.runner(argv, timeout=30)
+        except subprocess.TimeoutExpired:
+            return "(logs timed out)"
+        except OSError as exc:
+            return f"(logs unavailable: {exc})"
+        return (proc.stdout + proc.stderr).strip()
+
+    def write_diagnostics(self, release_id: str, services: Sequence[str]) -> str:
+        out = self.store.base / "diagnostics" / f"{release_id}-{self.job}"
+        try:
+            return str(self.diagnose(self.store.project, out, list(services) or None, self.opts.log_lines))
+        except Exception as exc:  # a broken debug bundle must never block the rollback
+            return f"(no debug bundle: {exc})"

@@ -9,11 +9,13 @@ collected and raised together as one ConfigError, each line naming the key, the 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.release import RELEASE_ID_RULE, release_id_problem
 from components.config_keys import BY_NAME, NAMESPACE
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks
@@ -133,8 +135,12 @@ class StackConfig:
 
 
 def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], *, stack: str, project: str,
-                commit: str | None, root: Path) -> StackConfig:
-    """Read and check every `devtools:` key; raise ConfigError listing every problem."""
+                commit: str | None, root: Path, commit_source: str = "the git commit") -> StackConfig:
+    """Read and check every `devtools:` key; raise ConfigError listing every problem.
+
+    `commit` is the release id when devtools:releaseId is empty; `commit_source` names where it came from (an
+    environment variable, or the checkout) for the message when the hosts would refuse it.
+    """
     r = Reader(raw, set(secret_keys))
     for full in sorted(raw):
         ns, _, name = full.partition(":")
@@ -145,17 +151,18 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
     if "digitalocean:token" in raw and "digitalocean:token" not in secret_keys:
         r.problem("digitalocean:token is stored in plain text: set it with `pulumi config set --secret "
                   "digitalocean:token …` or use the DIGITALOCEAN_TOKEN environment variable")
-    cfg = _read(r, stack=stack, project=project, commit=commit, root=root)
+    cfg = _read(r, stack=stack, project=project, commit=commit, root=root, commit_source=commit_source)
     cross_checks(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
 
 
-def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path) -> StackConfig:
+def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path, commit_source: str
+          ) -> StackConfig:
     provider = r.string("provider")
     release = r.string("release")
-    release_id = r.string("releaseId") or commit or ""
+    release_id = _release_id(r, release, commit, commit_source)
     key_path = r.string("sshPrivateKeyPath")
     app_root = Path(r.string("appRoot"))
     hosts = HostsConfig(
@@ -218,6 +225,19 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         hosts=hosts, ssh=ssh, registry=registry, build=build, release=rel, traffic=traffic,
         snapshot=r.boolean("snapshot"), snapshot_generation=r.integer("snapshotGeneration"),
     )
+
+
+def _release_id(r: Reader, release: str, commit: str | None, commit_source: str) -> str:
+    """devtools:releaseId, else the id from the commit, which is checked by the hosts' rule too when this update
+    builds: otherwise every host would refuse it only after the images were pushed."""
+    given = r.string("releaseId")
+    if given or not commit:
+        return given
+    if release == "build" and release_id_problem(commit):
+        shown = json.dumps(commit, ensure_ascii=False)
+        r.problem(f"{commit_source}: the release id {shown} taken from it while {r.key('releaseId')} is empty is "
+                  f"refused by the hosts ({RELEASE_ID_RULE}): set {r.key('releaseId')}, or correct {commit_source}")
+    return commit
 
 
 def _read_key(r: Reader, path: str) -> str:

@@ -12,16 +12,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.release import RELEASE_ID_RULE, release_id_problem
+
 NAMESPACE = "devtools"
 
 COLORS = ("green", "blue")
-TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 SLUG = r"[a-z0-9][a-z0-9-]{0,62}"
 HOSTPORT = r"[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 STACK = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}"
 ENV_NAME = r"[A-Z_][A-Z0-9_]*"
 OPENSSH_KEY = r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?"
 STACK_NAME = "a stack name: stack, project/stack or org/project/stack"
+
+
+def release_id_or_empty(value: str) -> bool:
+    """releaseId: empty (the id then comes from the commit) or an id every host accepts (agent.release)."""
+    return value == "" or release_id_problem(value) is None
+
+
+def release_choice(value: str) -> bool:
+    """release: `build`, `prod`, or a pinned id every host accepts (agent.release)."""
+    return value in ("build", "prod") or release_id_problem(value) is None
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class Key:
     allowed: str = ""
     """What `pattern` (or `accepts`) admits, in words: the error message ends with it."""
     accepts: Callable[[str], bool] | None = None
-    """A rule a pattern cannot say; applies to every string value, empty included."""
+    """A rule a pattern cannot say (the hosts' release id rule); applies to every string value, empty included."""
     range: tuple[int, int] | None = None
     """Integers: the inclusive range (lo, hi)."""
     choices: tuple[str, ...] = ()
@@ -75,10 +86,11 @@ KEYS: tuple[Key, ...] = (
     # release
     Key("release", "string", "build", "which release runs: `build` (this update's images), `prod` (prod's "
         "current release) or a release id from the followed stack's history",
-        pattern=TAG, allowed="`build`, `prod` or a release id (letters, digits, . _ -)"),
+        accepts=release_choice, allowed=f"`build`, `prod` or a release id the hosts accept ({RELEASE_ID_RULE})"),
     Key("releaseId", "string", "", "release id (image tag) for `release: build`; empty = the git short sha, "
         "plus -dirty-<hash> when compose/, ops/ or the app differ from it",
-        pattern=TAG, allowed="a docker tag: letters, digits, . _ - (at most 128)"),
+        accepts=release_id_or_empty,
+        allowed=f"a release id the hosts accept ({RELEASE_ID_RULE}), or empty for the commit's short sha"),
     Key("keepReleases", "integer", 5, "releases the host agent keeps (rollback targets)", range=(2, 50)),
     Key("validateDeadline", "integer", 120, "seconds the validation may take on a host", range=(10, 1800)),
     Key("prometheusUrl", "string", "", "Prometheus the validator queries on the host (empty: phase skipped)",

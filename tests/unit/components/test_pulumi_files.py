@@ -1,5 +1,5 @@
-"""The project files agree with the one key table (components/config_keys.py): Pulumi.yaml's schema, the stack
-files and the README's config table."""
+"""The project files agree with the one key table (components/config_keys.py): Pulumi.yaml's schema (generated
+from it, tests/unit/components/test_config_doc.py) and the stack files."""
 
 from __future__ import annotations
 
@@ -59,10 +59,3 @@ def test_stack_files_use_only_known_keys():
         keys = set(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
         assert keys <= known, (stack, keys - known)
 
-
-def test_readme_table_lists_every_key_with_its_default():
-    readme = (ROOT / "README.md").read_text()
-    for key in KEYS:
-        row = next((ln for ln in readme.splitlines() if ln.startswith(f"| `{key.name}` |")), None)
-        assert row is not None, f"README config table has no row for {key.name}"
-        assert f"| {key.type} |" in row, row

@@ -19,6 +19,7 @@ from agent.release import RELEASE_ID_RULE, release_id_problem
 from components.config_keys import BY_NAME, NAMESPACE
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks
+from components.config_slices import AgentPlace, SshLogin, StackIdentity, ValidatorSettings
 
 __all__ = ["ConfigError", "StackConfig", "load_config"]
 
@@ -47,6 +48,10 @@ class SshConfig:
     public_key: str
     host_key: str | None
     allowlist: tuple[str, ...]
+
+    @property
+    def login(self) -> SshLogin:
+        return SshLogin(self.user, self.host_key)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,10 @@ class ReleaseConfig:
     host_port_prefix: int
     secrets: Mapping[str, Secret]
 
+    @property
+    def validator(self) -> ValidatorSettings:
+        return ValidatorSettings(self.validate_deadline, self.prometheus_url, self.prometheus_selector)
+
 
 @dataclass(frozen=True)
 class TrafficConfig:
@@ -118,6 +127,15 @@ class StackConfig:
     traffic: TrafficConfig
     snapshot: bool
     snapshot_generation: int
+
+    @property
+    def identity(self) -> StackIdentity:
+        return StackIdentity(self.project, self.stack, self.color)
+
+    @property
+    def agent_place(self) -> AgentPlace:
+        """This stack's project on every host: the host root and the color."""
+        return AgentPlace(self.hosts.root, self.color)
 
     @property
     def builds(self) -> bool:

@@ -3,7 +3,8 @@
 Nothing here opens a socket or runs a process: each function returns a string (or a dict, or Pulumi connection
 args) from its arguments, and tests/unit/components/test_commands.py pins each one exactly. Every command line
 that runs on a host comes from `agent.remote` (the one home of the agent's paths and module names, shared with
-`ops.ship` and the host agent); these add what the program knows: the stack's config and the Pulumi connection.
+`ops.ship` and the host agent); these add what the program knows: the slices of the stack's config they take
+(where the project lives on a host, the validator's settings, the SSH login) and the Pulumi connection.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pulumi_command import remote
 
 from agent import remote as host
 from agent.release import release_manifest
-from components.config import StackConfig
+from components.config import ReleaseConfig
+from components.config_slices import AgentPlace, SshLogin, ValidatorSettings
 from standin.localenv import flip_argv
 
 # Fresh droplets take a while to accept SSH: keep dialling 60 times, 10 s each, before the rollout gives up.
@@ -35,11 +37,11 @@ COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
 CONTENT_MARKER = "release-content"
 
 
-def release_env(config: StackConfig) -> dict[str, str]:
+def release_env(release: ReleaseConfig) -> dict[str, str]:
     """The release's non-secret settings for compose (release.env): port prefix and enabled profiles."""
-    env = {"HOST_PORT_PREFIX": str(config.release.host_port_prefix)}
-    if config.release.compose_profiles:
-        env["COMPOSE_PROFILES"] = config.release.compose_profiles
+    env = {"HOST_PORT_PREFIX": str(release.host_port_prefix)}
+    if release.compose_profiles:
+        env["COMPOSE_PROFILES"] = release.compose_profiles
     return env
 
 
@@ -84,42 +86,41 @@ def presence_script(host_root: str, project: str) -> str:
     return host.agent_command(host_root, project, ["status", "--compact"])
 
 
-def _prometheus_args(config: StackConfig) -> list[str]:
-    rel = config.release
-    if not rel.prometheus_url:
+def _prometheus_args(validator: ValidatorSettings) -> list[str]:
+    if not validator.prometheus_url:
         return []
-    args = [f"--prometheus={rel.prometheus_url}"]
-    return [*args, f"--prom-selector={rel.prometheus_selector}"] if rel.prometheus_selector else args
+    args = [f"--prometheus={validator.prometheus_url}"]
+    return [*args, f"--prom-selector={validator.prometheus_selector}"] if validator.prometheus_selector else args
 
 
-def apply_script(config: StackConfig, release_id: str, content: str) -> str:
+def apply_script(place: AgentPlace, release_id: str, content: str, *, keep: int,
+                 validator: ValidatorSettings) -> str:
     """Remote shell: `hostagent apply` of the uploaded release, led by a no-op `:` carrying the content hash.
 
     The marker makes a changed release content (same id) a changed command, so the apply re-runs.
     """
-    rel = config.release
-    args = ["--keep", str(rel.keep), "--validate-deadline", str(rel.validate_deadline)]
-    args += [f"--validate-arg={a}" for a in _prometheus_args(config)]
-    command = host.apply_command(config.hosts.root, config.color, release_id, args)
+    args = ["--keep", str(keep), "--validate-deadline", str(validator.deadline)]
+    args += [f"--validate-arg={a}" for a in _prometheus_args(validator)]
+    command = host.apply_command(place.root, place.project, release_id, args)
     return f": {shlex.quote(f'{CONTENT_MARKER}={content}')} && {command}"
 
 
-def gate_report_path(config: StackConfig, release_id: str) -> str:
-    return f"{config.hosts.root}/{config.color}/reports/gate-{release_id}.json"
+def gate_report_path(place: AgentPlace, release_id: str) -> str:
+    return f"{place.root}/{place.project}/reports/gate-{release_id}.json"
 
 
-def validate_script(config: StackConfig, release_id: str) -> str:
+def validate_script(place: AgentPlace, validator: ValidatorSettings, release_id: str) -> str:
     """Remote shell: validate the running release, then print ONE JSON summary line; non-zero unless passed.
 
     A stale report of the same id is removed first, so a validator that could not start never reads as passed.
     """
-    root, project = config.hosts.root, config.color
+    root, project = place.root, place.project
     python = host.host_python(root)
-    report = gate_report_path(config, release_id)
+    report = gate_report_path(place, release_id)
     validate = host.validate_argv(python, f"{root}/{project}/releases/{release_id}/resolved.json", report,
-                                  deadline=config.release.validate_deadline,
+                                  deadline=validator.deadline,
                                   labels={"release": release_id, "project": project, "gate": "pulumi"},
-                                  extra=_prometheus_args(config))
+                                  extra=_prometheus_args(validator))
     summary = host.gate_summary_argv(python, release_id)
     return (
         f"cd {shlex.quote(host.code_dir(root))} && mkdir -p {shlex.quote(f'{root}/{project}/reports')} && "
@@ -147,15 +148,15 @@ def local_flip_command(root: Path, color: str) -> str:
     return shlex.join(flip_argv(root, color))
 
 
-def connection_args(address: pulumi.Input[str], port: int, config: StackConfig, private_key: pulumi.Input[str]
+def connection_args(address: pulumi.Input[str], port: int, login: SshLogin, private_key: pulumi.Input[str]
                     ) -> remote.ConnectionArgs:
     """SSH to a host: the configured user and pinned host key, patient dialling, the key only as a secret."""
     return remote.ConnectionArgs(
         host=address,
         port=port,
-        user=config.ssh.user,
+        user=login.user,
         private_key=pulumi.Output.secret(private_key),
-        host_key=config.ssh.host_key,
+        host_key=login.host_key,
         dial_error_limit=DIAL_ERROR_LIMIT,
         per_dial_timeout=PER_DIAL_TIMEOUT,
     )

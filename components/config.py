@@ -9,23 +9,19 @@ collected and raised together as one ConfigError, each line naming the key, the 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.release import RELEASE_ID_RULE, release_id_problem
 from components.config_keys import BY_NAME, NAMESPACE
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks
+from components.config_slices import AgentPlace, SshLogin, StackIdentity, ValidatorSettings
 
 __all__ = ["ConfigError", "StackConfig", "load_config"]
-
-COLORS = ("green", "blue")
-TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-SLUG = r"[a-z0-9][a-z0-9-]{0,62}"
-HOSTPORT = r"[A-Za-z0-9.-]+(:[0-9]{1,5})?"
-STACK = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}"
-ENV_NAME = r"[A-Z_][A-Z0-9_]*"
 
 
 @dataclass(frozen=True)
@@ -52,6 +48,10 @@ class SshConfig:
     public_key: str
     host_key: str | None
     allowlist: tuple[str, ...]
+
+    @property
+    def login(self) -> SshLogin:
+        return SshLogin(self.user, self.host_key)
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,10 @@ class ReleaseConfig:
     host_port_prefix: int
     secrets: Mapping[str, Secret]
 
+    @property
+    def validator(self) -> ValidatorSettings:
+        return ValidatorSettings(self.validate_deadline, self.prometheus_url, self.prometheus_selector)
+
 
 @dataclass(frozen=True)
 class TrafficConfig:
@@ -125,6 +129,15 @@ class StackConfig:
     snapshot_generation: int
 
     @property
+    def identity(self) -> StackIdentity:
+        return StackIdentity(self.project, self.stack, self.color)
+
+    @property
+    def agent_place(self) -> AgentPlace:
+        """This stack's project on every host: the host root and the color."""
+        return AgentPlace(self.hosts.root, self.color)
+
+    @property
     def builds(self) -> bool:
         return self.release.source == "build"
 
@@ -140,8 +153,12 @@ class StackConfig:
 
 
 def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], *, stack: str, project: str,
-                commit: str | None, root: Path) -> StackConfig:
-    """Read and check every `devtools:` key; raise ConfigError listing every problem."""
+                commit: str | None, root: Path, commit_source: str = "the git commit") -> StackConfig:
+    """Read and check every `devtools:` key; raise ConfigError listing every problem.
+
+    `commit` is the release id when devtools:releaseId is empty; `commit_source` names where it came from (an
+    environment variable, or the checkout) for the message when the hosts would refuse it.
+    """
     r = Reader(raw, set(secret_keys))
     for full in sorted(raw):
         ns, _, name = full.partition(":")
@@ -152,82 +169,93 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
     if "digitalocean:token" in raw and "digitalocean:token" not in secret_keys:
         r.problem("digitalocean:token is stored in plain text: set it with `pulumi config set --secret "
                   "digitalocean:token …` or use the DIGITALOCEAN_TOKEN environment variable")
-    cfg = _read(r, stack=stack, project=project, commit=commit, root=root)
+    cfg = _read(r, stack=stack, project=project, commit=commit, root=root, commit_source=commit_source)
     cross_checks(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
 
 
-def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path) -> StackConfig:
-    provider = r.string("provider", choices=("digitalocean", "existing"))
-    release = r.string("release", TAG, "`build`, `prod` or a release id (letters, digits, . _ -)")
-    release_id = r.string("releaseId", TAG, "a docker tag: letters, digits, . _ - (at most 128)") or commit or ""
+def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path, commit_source: str
+          ) -> StackConfig:
+    provider = r.string("provider")
+    release = r.string("release")
+    release_id = _release_id(r, release, commit, commit_source)
     key_path = r.string("sshPrivateKeyPath")
     app_root = Path(r.string("appRoot"))
     hosts = HostsConfig(
         provider="existing" if provider == "existing" else "digitalocean",
-        count=r.integer("hostCount", 1, 10),
-        region=r.string("region", r"[a-z]{3}[0-9]", "a region slug such as nyc3, fra1, sgp1"),
-        size=r.string("dropletSize", SLUG, "a droplet size slug such as s-2vcpu-4gb"),
-        image=r.string("dropletImage", SLUG, "an image slug such as ubuntu-24-04-x64"),
+        count=r.integer("hostCount"),
+        region=r.string("region"),
+        size=r.string("dropletSize"),
+        image=r.string("dropletImage"),
         from_snapshot=r.boolean("fromSnapshot"),
         monitoring=r.boolean("monitoring"),
         protect=r.boolean("protect"),
         vpc_ip_range=_vpc_range(r),
         existing=_existing_hosts(r),
-        root=r.string("hostRoot", r"/[A-Za-z0-9._/-]*[A-Za-z0-9._-]", "an absolute path of letters, digits, . _ - /"),
+        root=r.string("hostRoot"),
     )
     ssh = SshConfig(
-        user=r.string("sshUser", r"[a-z_][a-z0-9_-]{0,31}", "a user name such as root or deploy"),
+        user=r.string("sshUser"),
         private_key=Secret(r.string("sshPrivateKey") or _read_key(r, key_path)),
         private_key_path=key_path or None,
-        public_key=r.string("sshPublicKey", r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?",
-                            "an OpenSSH public key line (ssh-ed25519 AAAA… comment)"),
-        host_key=r.string("sshHostKey", r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?",
-                          "an OpenSSH public key line (the host's key)") or None,
+        public_key=r.string("sshPublicKey"),
+        host_key=r.string("sshHostKey") or None,
         allowlist=r.cidrs("sshAllowlist"),
     )
     registry = RegistryConfig(
-        name=r.string("registryName", r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", "3-63 lowercase letters, digits and -"),
-        tier=r.string("registryTier", choices=("auto", "starter", "basic", "professional")),
-        address=r.string("registryAddress", HOSTPORT, "host[:port] such as 127.0.0.1:5000") or None,
-        repo_prefix=r.string("repoPrefix", r"[a-z0-9]+([._/-][a-z0-9]+)*", "a lowercase repository path"),
+        name=r.string("registryName"),
+        tier=r.string("registryTier"),
+        address=r.string("registryAddress") or None,
+        repo_prefix=r.string("repoPrefix"),
     )
     build = BuildConfig(
         app_root=app_root if app_root.is_absolute() else root / app_root,
-        platform=r.string("buildPlatform", r"linux/(amd64|arm64|arm/v7)", "linux/amd64, linux/arm64 or linux/arm/v7"),
+        platform=r.string("buildPlatform"),
         on_preview=r.boolean("buildOnPreview"),
         cache=r.boolean("buildCache"),
-        builder=r.string("buildBuilder", r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "a buildx builder name") or None,
+        builder=r.string("buildBuilder") or None,
     )
     rel = ReleaseConfig(
         source="build" if release == "build" else "prod" if release == "prod" else "pinned",
         release_id=release_id,
         pinned=release if release not in ("build", "prod") else None,
-        keep=r.integer("keepReleases", 2, 50),
-        validate_deadline=r.integer("validateDeadline", 10, 1800),
-        prometheus_url=r.string("prometheusUrl", r"https?://[A-Za-z0-9.:\[\]-]+(/.*)?", "an http(s) URL") or None,
-        prometheus_selector=r.string("prometheusSelector", r'([a-z_]+="[^"]*")(,[a-z_]+="[^"]*")*',
-                                     'label matchers such as color="green"'),
-        compose_profiles=r.string("composeProfiles", r"[a-z0-9_-]+(,[a-z0-9_-]+)*", "comma-separated profile names"),
-        host_port_prefix=r.integer("hostPortPrefix", 10, 99),
-        secrets={k: Secret(v) for k, v in r.string_map("appSecrets", ENV_NAME, "UPPER_CASE names").items()},
+        keep=r.integer("keepReleases"),
+        validate_deadline=r.integer("validateDeadline"),
+        prometheus_url=r.string("prometheusUrl") or None,
+        prometheus_selector=r.string("prometheusSelector"),
+        compose_profiles=r.string("composeProfiles"),
+        host_port_prefix=r.integer("hostPortPrefix"),
+        secrets={k: Secret(v) for k, v in r.string_map("appSecrets").items()},
     )
-    mode = r.string("traffic", choices=("loadBalancer", "reservedIp", "localProxy", "none"))
+    mode = r.string("traffic")
     traffic = TrafficConfig(
         mode=mode if mode in ("loadBalancer", "reservedIp", "localProxy") else "none",  # type: ignore[arg-type]
-        live_color=r.string("liveColor", choices=COLORS),
-        lb_size_unit=r.integer("lbSizeUnit", 1, 100),
-        tls_certificate=r.string("tlsCertificateName", r"[A-Za-z0-9][A-Za-z0-9._-]*", "a certificate name") or None,
+        live_color=r.string("liveColor"),
+        lb_size_unit=r.integer("lbSizeUnit"),
+        tls_certificate=r.string("tlsCertificateName") or None,
     )
     return StackConfig(
-        project=project, stack=stack, color=r.string("color", choices=COLORS),
-        prod_stack=r.string("prodStack", STACK, "a stack name: stack, project/stack or org/project/stack"),
-        standby_stack=r.string("standbyStack", STACK, "a stack name: stack, project/stack or org/project/stack"),
+        project=project, stack=stack, color=r.string("color"),
+        prod_stack=r.string("prodStack"),
+        standby_stack=r.string("standbyStack"),
         hosts=hosts, ssh=ssh, registry=registry, build=build, release=rel, traffic=traffic,
-        snapshot=r.boolean("snapshot"), snapshot_generation=r.integer("snapshotGeneration", 1, 9999),
+        snapshot=r.boolean("snapshot"), snapshot_generation=r.integer("snapshotGeneration"),
     )
+
+
+def _release_id(r: Reader, release: str, commit: str | None, commit_source: str) -> str:
+    """devtools:releaseId, else the id from the commit, which is checked by the hosts' rule too when this update
+    builds: otherwise every host would refuse it only after the images were pushed."""
+    given = r.string("releaseId")
+    if given or not commit:
+        return given
+    if release == "build" and release_id_problem(commit):
+        shown = json.dumps(commit, ensure_ascii=False)
+        r.problem(f"{commit_source}: the release id {shown} taken from it while {r.key('releaseId')} is empty is "
+                  f"refused by the hosts ({RELEASE_ID_RULE}): set {r.key('releaseId')}, or correct {commit_source}")
+    return commit
 
 
 def _read_key(r: Reader, path: str) -> str:
@@ -246,7 +274,7 @@ def _read_key(r: Reader, path: str) -> str:
 
 
 def _vpc_range(r: Reader) -> str:
-    value = r.string("vpcIpRange", r"[0-9.]+/[0-9]{1,2}", "a private IPv4 CIDR such as 10.110.0.0/20")
+    value = r.string("vpcIpRange")
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
@@ -259,7 +287,7 @@ def _vpc_range(r: Reader) -> str:
 
 def _existing_hosts(r: Reader) -> tuple[ExistingHost, ...]:
     hosts = []
-    for entry in r.strings("existingHosts", HOSTPORT, "address[:port] such as 127.0.0.1:2222"):
+    for entry in r.strings("existingHosts"):
         address, _, port = entry.partition(":")
         number = int(port) if port else 22
         if not 1 <= number <= 65535:

@@ -1,15 +1,38 @@
-"""Every `devtools:` stack config key: type, default, secret flag and meaning — the one table.
+"""Every `devtools:` stack config key: type, default, secret flag, meaning and checks — the one table.
 
-Pulumi.yaml's `config:` schema, the README's key table and `load_config` all follow this table; a unit test
-keeps Pulumi.yaml and the README in step with it.
+`load_config` reads each key by name and takes its checks from here (pattern and what it allows in words,
+integer range, choices); Pulumi.yaml's `config:` block and docs/config.md are generated from it
+(`python -m components.config_doc --write`). A new key is a row here plus its use in components/config.py.
+Rules between keys are not in the table: components/config_rules.py holds them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.release import RELEASE_ID_RULE, release_id_problem
+
 NAMESPACE = "devtools"
+
+COLORS = ("green", "blue")
+SLUG = r"[a-z0-9][a-z0-9-]{0,62}"
+HOSTPORT = r"[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+STACK = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}"
+ENV_NAME = r"[A-Z_][A-Z0-9_]*"
+OPENSSH_KEY = r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?"
+STACK_NAME = "a stack name: stack, project/stack or org/project/stack"
+
+
+def release_id_or_empty(value: str) -> bool:
+    """releaseId: empty (the id then comes from the commit) or an id every host accepts (agent.release)."""
+    return value == "" or release_id_problem(value) is None
+
+
+def release_choice(value: str) -> bool:
+    """release: `build`, `prod`, or a pinned id every host accepts (agent.release)."""
+    return value in ("build", "prod") or release_id_problem(value) is None
 
 
 @dataclass(frozen=True)
@@ -19,6 +42,16 @@ class Key:
     default: Any
     meaning: str
     secret: bool = False
+    pattern: str | None = None
+    """Full match for a non-empty string, for each entry of an array, for each name of an object."""
+    allowed: str = ""
+    """What `pattern` (or `accepts`) admits, in words: the error message ends with it."""
+    accepts: Callable[[str], bool] | None = None
+    """A rule a pattern cannot say (the hosts' release id rule); applies to every string value, empty included."""
+    range: tuple[int, int] | None = None
+    """Integers: the inclusive range (lo, hi)."""
+    choices: tuple[str, ...] = ()
+    """Strings: the only values allowed."""
 
     @property
     def in_schema(self) -> bool:
@@ -27,64 +60,102 @@ class Key:
         every stack (the local stack reads its key from sshPrivateKeyPath instead)."""
         return self.type != "object" and not self.secret
 
+    def rule(self) -> str:
+        """What a value may be, in the words an error message uses ("" when anything of the type goes)."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.range is not None:
+            return f"an integer {self.range[0]}-{self.range[1]}"
+        return self.allowed
+
 
 KEYS: tuple[Key, ...] = (
     # what this stack is
-    Key("provider", "string", "digitalocean", "where hosts come from: `digitalocean` (droplets) or `existing`"),
-    Key("color", "string", "green", "the color of this stack's hosts: `green` or `blue`"),
-    Key("liveColor", "string", "green", "the color the traffic resource points at (a flip changes only this)"),
+    Key("provider", "string", "digitalocean", "where hosts come from: `digitalocean` (droplets) or `existing`",
+        choices=("digitalocean", "existing")),
+    Key("color", "string", "green", "the color of this stack's hosts: `green` or `blue`", choices=COLORS),
+    Key("liveColor", "string", "green", "the color the traffic resource points at (a flip changes only this)",
+        choices=COLORS),
     Key("traffic", "string", "loadBalancer",
-        "traffic resource: `loadBalancer`, `reservedIp`, `localProxy` (the local stand-in) or `none`"),
-    Key("standbyStack", "string", "blue", "stack holding the other color's hosts (read when liveColor ≠ color)"),
-    Key("prodStack", "string", "prod", "stack whose release, snapshot, VPC and registry a standby follows"),
+        "traffic resource: `loadBalancer`, `reservedIp`, `localProxy` (the local stand-in) or `none`",
+        choices=("loadBalancer", "reservedIp", "localProxy", "none")),
+    Key("standbyStack", "string", "blue", "stack holding the other color's hosts (read when liveColor ≠ color)",
+        pattern=STACK, allowed=STACK_NAME),
+    Key("prodStack", "string", "prod", "stack whose release, snapshot, VPC and registry a standby follows",
+        pattern=STACK, allowed=STACK_NAME),
     # release
     Key("release", "string", "build", "which release runs: `build` (this update's images), `prod` (prod's "
-        "current release) or a release id from the followed stack's history"),
+        "current release) or a release id from the followed stack's history",
+        accepts=release_choice, allowed=f"`build`, `prod` or a release id the hosts accept ({RELEASE_ID_RULE})"),
     Key("releaseId", "string", "", "release id (image tag) for `release: build`; empty = the git short sha, "
-        "plus -dirty-<hash> when compose/, ops/ or the app differ from it"),
-    Key("keepReleases", "integer", 5, "releases the host agent keeps (rollback targets)"),
-    Key("validateDeadline", "integer", 120, "seconds the validation may take on a host"),
-    Key("prometheusUrl", "string", "", "Prometheus the validator queries on the host (empty: phase skipped)"),
-    Key("prometheusSelector", "string", "", "label selector for the Prometheus phase, e.g. color=\"green\""),
-    Key("composeProfiles", "string", "edge", "compose profiles enabled on hosts (`edge` = Caddy + Prometheus)"),
-    Key("hostPortPrefix", "integer", 80, "published ports are 127.0.0.1:<prefix>0N on the host (10-99)"),
+        "plus -dirty-<hash> when compose/ or the app differ from it",
+        accepts=release_id_or_empty,
+        allowed=f"a release id the hosts accept ({RELEASE_ID_RULE}), or empty for the commit's short sha"),
+    Key("keepReleases", "integer", 5, "releases the host agent keeps (rollback targets)", range=(2, 50)),
+    Key("validateDeadline", "integer", 120, "seconds the validation may take on a host", range=(10, 1800)),
+    Key("prometheusUrl", "string", "", "Prometheus the validator queries on the host (empty: phase skipped)",
+        pattern=r"https?://[A-Za-z0-9.:\[\]-]+(/.*)?", allowed="an http(s) URL"),
+    Key("prometheusSelector", "string", "", "label selector for the Prometheus phase, e.g. color=\"green\"",
+        pattern=r'([a-z_]+="[^"]*")(,[a-z_]+="[^"]*")*', allowed='label matchers such as color="green"'),
+    Key("composeProfiles", "string", "edge", "compose profiles enabled on hosts (`edge` = Caddy + Prometheus)",
+        pattern=r"[a-z0-9_-]+(,[a-z0-9_-]+)*", allowed="comma-separated profile names"),
+    Key("hostPortPrefix", "integer", 80, "published ports are 127.0.0.1:<prefix>0N on the host (10-99)",
+        range=(10, 99)),
     Key("appSecrets", "object", {}, "application secrets NAME → value, written to a 0600 file on every host",
-        secret=True),
+        secret=True, pattern=ENV_NAME, allowed="UPPER_CASE names"),
     # hosts
-    Key("hostCount", "integer", 1, "droplets of this color (rolled one after another)"),
-    Key("region", "string", "nyc3", "DigitalOcean region slug"),
-    Key("dropletSize", "string", "s-2vcpu-4gb", "droplet size slug"),
-    Key("dropletImage", "string", "ubuntu-24-04-x64", "droplet image slug (ignored with fromSnapshot)"),
+    Key("hostCount", "integer", 1, "droplets of this color (rolled one after another)", range=(1, 10)),
+    Key("region", "string", "nyc3", "DigitalOcean region slug",
+        pattern=r"[a-z]{3}[0-9]", allowed="a region slug such as nyc3, fra1, sgp1"),
+    Key("dropletSize", "string", "s-2vcpu-4gb", "droplet size slug",
+        pattern=SLUG, allowed="a droplet size slug such as s-2vcpu-4gb"),
+    Key("dropletImage", "string", "ubuntu-24-04-x64", "droplet image slug (ignored with fromSnapshot)",
+        pattern=SLUG, allowed="an image slug such as ubuntu-24-04-x64"),
     Key("fromSnapshot", "boolean", False, "create droplets from the followed stack's exported snapshot"),
     Key("snapshot", "boolean", False, "take a snapshot of the primary host and export it"),
-    Key("snapshotGeneration", "integer", 1, "bump to take a fresh snapshot (the old one is kept until deleted)"),
-    Key("vpcIpRange", "string", "10.110.0.0/20", "IP range of the VPC the stack creates (standbys join prod's)"),
+    Key("snapshotGeneration", "integer", 1, "bump to take a fresh snapshot (the old one is kept until deleted)",
+        range=(1, 9999)),
+    Key("vpcIpRange", "string", "10.110.0.0/20", "IP range of the VPC the stack creates (standbys join prod's)",
+        pattern=r"[0-9.]+/[0-9]{1,2}", allowed="a private IPv4 CIDR such as 10.110.0.0/20"),
     Key("monitoring", "boolean", True, "DigitalOcean droplet monitoring agent"),
     Key("protect", "boolean", True, "protect the registry and the primary droplets from deletion"),
     Key("sshAllowlist", "array", [], "CIDRs allowed to SSH to droplets (required for digitalocean; never "
-        "0.0.0.0/0 by default)"),
-    Key("sshPublicKey", "string", "", "public key installed on droplets (required for digitalocean)"),
+        "0.0.0.0/0 by default)",
+        pattern=r"[0-9a-fA-F:./]+", allowed="an IPv4 or IPv6 CIDR such as 203.0.113.7/32"),
+    Key("sshPublicKey", "string", "", "public key installed on droplets (required for digitalocean)",
+        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (ssh-ed25519 AAAA… comment)"),
     Key("sshPrivateKey", "string", "", "private key the rollout connects with", secret=True),
     Key("sshPrivateKeyPath", "string", "", "file holding the private key instead of sshPrivateKey (local)"),
-    Key("sshUser", "string", "root", "SSH user on the hosts"),
-    Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned)"),
-    Key("existingHosts", "array", [], "`address[:port]` of each existing host (provider existing)"),
-    Key("hostRoot", "string", "/opt/devtools", "the host agent's directory on every host"),
+    Key("sshUser", "string", "root", "SSH user on the hosts",
+        pattern=r"[a-z_][a-z0-9_-]{0,31}", allowed="a user name such as root or deploy"),
+    Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned)",
+        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (the host's key)"),
+    Key("existingHosts", "array", [], "`address[:port]` of each existing host (provider existing)",
+        pattern=HOSTPORT, allowed="address[:port] such as 127.0.0.1:2222"),
+    Key("hostRoot", "string", "/opt/devtools", "the host agent's directory on every host",
+        pattern=r"/[A-Za-z0-9._/-]*[A-Za-z0-9._-]", allowed="an absolute path of letters, digits, . _ - /"),
     # registry and builds
-    Key("registryName", "string", "devtools", "DigitalOcean Container Registry name"),
-    Key("registryTier", "string", "auto", "DOCR tier: `auto` (fits the built services), starter, basic, professional"),
-    Key("registryAddress", "string", "", "use this existing registry instead of creating DOCR (local)"),
-    Key("repoPrefix", "string", "", "repository path prefix inside the registry"),
+    Key("registryName", "string", "devtools", "DigitalOcean Container Registry name",
+        pattern=r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", allowed="3-63 lowercase letters, digits and -"),
+    Key("registryTier", "string", "auto", "DOCR tier: `auto` (fits the built services), starter, basic, professional",
+        choices=("auto", "starter", "basic", "professional")),
+    Key("registryAddress", "string", "", "use this existing registry instead of creating DOCR (local)",
+        pattern=HOSTPORT, allowed="host[:port] such as 127.0.0.1:5000"),
+    Key("repoPrefix", "string", "", "repository path prefix inside the registry",
+        pattern=r"[a-z0-9]+([._/-][a-z0-9]+)*", allowed="a lowercase repository path"),
     Key("appRoot", "string", "examples/app", "the application checkout the build contexts live under"),
-    Key("buildPlatform", "string", "linux/amd64", "image platform"),
+    Key("buildPlatform", "string", "linux/amd64", "image platform",
+        pattern=r"linux/(amd64|arm64|arm/v7)", allowed="linux/amd64, linux/arm64 or linux/arm/v7"),
     Key("buildOnPreview", "boolean", False, "build (never push) images during `pulumi preview`"),
     Key("buildBuilder", "string", "", "buildx builder the images are built with (empty: the provider's default; "
-        "the local stand-in's `devtools-local` is buildkitd from scripts/buildkit-local.sh)"),
+        "the local stand-in's `devtools-local` is buildkitd from scripts/buildkit-local.sh)",
+        pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", allowed="a buildx builder name"),
     Key("buildCache", "boolean", True, "share a registry build cache per service (needs a BuildKit builder that "
         "exports caches; off for the local stand-in, whose builder keeps its own cache)"),
     # traffic
-    Key("lbSizeUnit", "integer", 1, "load balancer size units (1-100)"),
-    Key("tlsCertificateName", "string", "", "DigitalOcean certificate name for an HTTPS rule (empty: HTTP only)"),
+    Key("lbSizeUnit", "integer", 1, "load balancer size units (1-100)", range=(1, 100)),
+    Key("tlsCertificateName", "string", "", "DigitalOcean certificate name for an HTTPS rule (empty: HTTP only)",
+        pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", allowed="a certificate name"),
 )
 
 BY_NAME = {k.name: k for k in KEYS}

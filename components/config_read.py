@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.config_keys import BY_NAME, NAMESPACE
+from components.config_keys import BY_NAME, NAMESPACE, Key
 
 
 class ConfigError(Exception):
@@ -79,43 +79,60 @@ class Reader:
                                  f"`pulumi config set --secret {full} …` (or `--path --secret` for one entry)")
         return value
 
-    def string(self, name: str, pattern: str | None = None, allowed: str = "", choices: tuple[str, ...] = ()) -> str:
+    def _key(self, name: str, type_: str) -> Key:
+        """The key's row in the table; reading it as another type is a mistake in the program, not the config."""
+        key = BY_NAME[name]
+        if key.type != type_:
+            raise TypeError(f"{self.key(name)} has type {key.type} in components/config_keys.py, but is read as "
+                            f"{type_}")
+        return key
+
+    def string(self, name: str) -> str:
+        """A string checked against the key's choices, pattern (when not empty) and rule, as the table says."""
+        key = self._key(name, "string")
         value = self._value(name)
         if not isinstance(value, str):
             self.fail(name, value, "a string")
-            return str(BY_NAME[name].default)
-        if choices and value not in choices:
-            self.fail(name, value, "one of " + ", ".join(choices))
-            return str(BY_NAME[name].default)
-        if pattern and value and not re.fullmatch(pattern, value):
-            self.fail(name, value, allowed)
-            return str(BY_NAME[name].default)
+            return str(key.default)
+        if key.choices and value not in key.choices:
+            self.fail(name, value, key.rule())
+            return str(key.default)
+        unmatched = bool(key.pattern and value and not re.fullmatch(key.pattern, value))
+        if unmatched or (key.accepts is not None and not key.accepts(value)):
+            self.fail(name, value, key.allowed)
+            return str(key.default)
         return value
 
-    def integer(self, name: str, lo: int, hi: int) -> int:
+    def integer(self, name: str) -> int:
+        """An integer (or its decimal text) within the key's range."""
+        key = self._key(name, "integer")
+        if key.range is None:
+            raise TypeError(f"{self.key(name)} has no range in components/config_keys.py")
+        lo, hi = key.range
         value = self._value(name)
-        default = int(BY_NAME[name].default)
+        default = int(key.default)
         if isinstance(value, bool):
-            self.fail(name, value, f"an integer {lo}-{hi}")
+            self.fail(name, value, key.rule())
             return default
         if isinstance(value, str):
             if not re.fullmatch(r"-?\d+", value.strip()):
-                self.fail(name, value, f"an integer {lo}-{hi}")
+                self.fail(name, value, key.rule())
                 return default
             value = int(value)
         if not isinstance(value, int) or not lo <= value <= hi:
-            self.fail(name, value, f"an integer {lo}-{hi}")
+            self.fail(name, value, key.rule())
             return default
         return value
 
     def boolean(self, name: str) -> bool:
+        key = self._key(name, "boolean")
         value = self._value(name)
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         self.fail(name, value, "true or false")
-        return bool(BY_NAME[name].default)
+        return bool(key.default)
 
     def _json(self, name: str, value: Any, kind: type) -> Any:
         if isinstance(value, str):
@@ -126,7 +143,10 @@ class Reader:
                 return kind()
         return value
 
-    def strings(self, name: str, pattern: str, allowed: str) -> tuple[str, ...]:
+    def strings(self, name: str) -> tuple[str, ...]:
+        """A list of strings, each matching the key's pattern."""
+        key = self._key(name, "array")
+        pattern, allowed = key.pattern or ".*", key.allowed
         value = self._json(name, self._value(name), list)
         if not isinstance(value, list):
             self.fail(name, value, f"a list of {allowed}")
@@ -138,7 +158,8 @@ class Reader:
         return tuple(value)
 
     def cidrs(self, name: str) -> tuple[str, ...]:
-        entries = self.strings(name, r"[0-9a-fA-F:./]+", "an IPv4 or IPv6 CIDR such as 203.0.113.7/32")
+        """A list of CIDRs: the key's pattern, then a network with no host bits set."""
+        entries = self.strings(name)
         good: list[str] = []
         for entry in entries:
             try:
@@ -147,7 +168,10 @@ class Reader:
                 self.fail(name, entry, f"a CIDR with no host bits set ({exc})")
         return tuple(good)
 
-    def string_map(self, name: str, key_pattern: str, allowed: str) -> dict[str, str]:
+    def string_map(self, name: str) -> dict[str, str]:
+        """An object of name → string, each name matching the key's pattern."""
+        key = self._key(name, "object")
+        key_pattern, allowed = key.pattern or ".*", key.allowed
         value = self._json(name, self._value(name), dict)
         if not isinstance(value, dict):
             self.fail(name, value, f"an object of {allowed}")

@@ -61,6 +61,11 @@ def commit_from_env(environ: dict[str, str]) -> str | None:
     return next((environ[k] for k in COMMIT_ENV if environ.get(k)), None)
 
 
+def commit_source(environ: dict[str, str]) -> str:
+    """Where the commit came from, as a config problem names it: the environment variable, or the checkout."""
+    return next((k for k in COMMIT_ENV if environ.get(k)), "the checkout's HEAD commit")
+
+
 def commit_sha(root: Path, environ: dict[str, str]) -> str | None:
     return commit_from_env(environ) or git_head(root)
 
@@ -149,7 +154,7 @@ def load() -> tuple[StackConfig, ServiceCatalog, ProgramEnv]:
     try:
         cfg = load_config({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:") or k == "digitalocean:token"},
                           secret, stack=pulumi.get_stack(), project=pulumi.get_project(),
-                          commit=sha[:7] if sha else None, root=ROOT)
+                          commit=sha[:7] if sha else None, root=ROOT, commit_source=commit_source(environ))
         catalog = load_service_catalog(ROOT / "compose", cfg.build.app_root)
     except (ConfigError, CatalogError) as exc:
         raise pulumi.RunError(str(exc)) from None

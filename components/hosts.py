@@ -1,6 +1,8 @@
 """The hosts of this stack's color: DigitalOcean droplets (from an image or prod's snapshot) or existing machines.
 
-    hosts = Hosts("hosts", HostsArgs(config=cfg, pull_auth=registry.pull_auth))
+    hosts = Hosts("hosts", HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
+                                     allowlist=cfg.ssh.allowlist, followed_stack=cfg.prod_stack,
+                                     pull_auth=registry.pull_auth))
     hosts.addresses  # what the rollout's SSH dials
 
 digitalocean: an SSH key, a VPC (unless one is given: a standby joins prod's), `hosts.count` droplets with the
@@ -19,7 +21,8 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 
 from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
-from components.config import StackConfig
+from components.config import HostsConfig
+from components.config_slices import StackIdentity
 
 ROOT = Path(__file__).resolve().parents[1]
 SSH_PORT = 22
@@ -31,10 +34,10 @@ def web_tag(project: str) -> str:
     return f"{project}-web"
 
 
-def droplet_tags(config: StackConfig) -> list[str]:
+def droplet_tags(identity: StackIdentity) -> list[str]:
     """Tags of every droplet of this stack: the project, the stack, the color and the web tag."""
-    p = config.project
-    return [p, f"{p}-{config.stack}", f"{p}-{config.color}", web_tag(p)]
+    p = identity.project
+    return [p, f"{p}-{identity.stack}", f"{p}-{identity.color}", web_tag(p)]
 
 
 def ssh_firewall_rules(allowlist: Sequence[str]) -> tuple[list[digitalocean.FirewallInboundRuleArgsDict],
@@ -53,9 +56,13 @@ def ssh_firewall_rules(allowlist: Sequence[str]) -> tuple[list[digitalocean.Fire
 
 @dataclass(frozen=True)
 class HostsArgs:
-    config: StackConfig
+    identity: StackIdentity  # droplet names and tags
+    hosts: HostsConfig
+    public_key: str  # installed on droplets (SshConfig.public_key; never the private half)
+    allowlist: tuple[str, ...]  # CIDRs the SSH firewall admits
+    followed_stack: str  # the stack whose snapshot a standby is made from (named when it is missing)
     pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
-    snapshot_id: pulumi.Input[str] | None = None  # required when config.hosts.from_snapshot
+    snapshot_id: pulumi.Input[str] | None = None  # required when hosts.from_snapshot
     vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
 
 
@@ -77,15 +84,14 @@ class Hosts(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HostsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:Hosts", name, None, opts)
-        cfg = args.config
-        if cfg.hosts.provider == "existing":
-            self._existing(cfg)
+        if args.hosts.provider == "existing":
+            self._existing(args.hosts)
         else:
             self._droplets(name, args)
         self.register_outputs({"addresses": self.addresses, "droplet_ids": self.droplet_ids, "vpc_id": self.vpc_id})
 
-    def _existing(self, cfg: StackConfig) -> None:
-        hosts = cfg.hosts.existing
+    def _existing(self, config: HostsConfig) -> None:
+        hosts = config.existing
         self.addresses = pulumi.Output.from_input([h.address for h in hosts])
         self.ports = [h.port for h in hosts]
         self.droplet_ids = pulumi.Output.from_input(list[int]())
@@ -95,40 +101,40 @@ class Hosts(pulumi.ComponentResource):
         self.resources = []
 
     def _droplets(self, name: str, args: HostsArgs) -> None:
-        cfg = args.config
-        base = f"{cfg.project}-{cfg.stack}"
+        config, who = args.hosts, args.identity
+        base = f"{who.project}-{who.stack}"
         child = pulumi.ResourceOptions(parent=self)
-        key = digitalocean.SshKey(f"{name}-key", name=base, public_key=cfg.ssh.public_key, opts=child)
+        key = digitalocean.SshKey(f"{name}-key", name=base, public_key=args.public_key, opts=child)
         if args.vpc_id is None:
-            vpc = digitalocean.Vpc(f"{name}-vpc", name=base, region=cfg.hosts.region,
-                                   ip_range=cfg.hosts.vpc_ip_range, opts=child)
+            vpc = digitalocean.Vpc(f"{name}-vpc", name=base, region=config.region, ip_range=config.vpc_ip_range,
+                                   opts=child)
             self.vpc_id = vpc.id
         else:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
-        standby = cfg.hosts.from_snapshot
+        standby = config.from_snapshot
         if standby and args.snapshot_id is None:
             raise ValueError(f"Hosts {name!r}: devtools:fromSnapshot is true but no snapshot id was given "
-                             f"(the snapshot {cfg.prod_stack} exports); run `pulumi up --stack {cfg.prod_stack}` "
-                             "with devtools:snapshot true first")
-        image: pulumi.Input[str] = args.snapshot_id if standby and args.snapshot_id is not None else cfg.hosts.image
-        user_data = _user_data(cfg, args.pull_auth)
+                             f"(the snapshot {args.followed_stack} exports); run `pulumi up --stack "
+                             f"{args.followed_stack}` with devtools:snapshot true first")
+        image: pulumi.Input[str] = args.snapshot_id if standby and args.snapshot_id is not None else config.image
+        user_data = _user_data(config.root, args.pull_auth)
         # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
         # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby from a snapshot is
         # meant to be replaced by a new snapshot generation (image), but not by a credential rotation either: a
         # standby may be the live color.
-        opts = pulumi.ResourceOptions(parent=self, protect=cfg.hosts.protect and not standby,
+        opts = pulumi.ResourceOptions(parent=self, protect=config.protect and not standby,
                                       ignore_changes=["userData"] if standby else ["userData", "image"])
-        self.names = [f"{base}-{cfg.color}-{i}" for i in range(1, cfg.hosts.count + 1)]
+        self.names = [f"{base}-{who.color}-{i}" for i in range(1, config.count + 1)]
         droplets = [
-            digitalocean.Droplet(f"{name}-{i}", name=droplet_name, image=image, size=cfg.hosts.size,
-                                 region=cfg.hosts.region, vpc_uuid=self.vpc_id, monitoring=cfg.hosts.monitoring,
-                                 ssh_keys=[key.fingerprint], tags=droplet_tags(cfg), user_data=user_data, opts=opts)
+            digitalocean.Droplet(f"{name}-{i}", name=droplet_name, image=image, size=config.size,
+                                 region=config.region, vpc_uuid=self.vpc_id, monitoring=config.monitoring,
+                                 ssh_keys=[key.fingerprint], tags=droplet_tags(who), user_data=user_data, opts=opts)
             for i, droplet_name in enumerate(self.names, start=1)
         ]
         ids = [d.id.apply(int) for d in droplets]
         # SSH only. HTTP(S) inbound is not here: the traffic component owns a separate firewall that admits the
         # load balancer to droplets tagged web_tag(project); DigitalOcean applies the union of both.
-        inbound, outbound = ssh_firewall_rules(cfg.ssh.allowlist)
+        inbound, outbound = ssh_firewall_rules(args.allowlist)
         firewall = digitalocean.Firewall(f"{name}-ssh", name=f"{base}-ssh", droplet_ids=ids, inbound_rules=inbound,
                                          outbound_rules=outbound, opts=child)
         self.addresses = _all([d.ipv4_address for d in droplets])
@@ -138,14 +144,14 @@ class Hosts(pulumi.ComponentResource):
         self.resources = [*droplets, firewall]
 
 
-def _user_data(cfg: StackConfig, pull_auth: pulumi.Input[str] | None) -> pulumi.Input[str]:
+def _user_data(host_root: str, pull_auth: pulumi.Input[str] | None) -> pulumi.Input[str]:
     """The cloud-init text; a Pulumi secret when it holds the registry credentials."""
     requirements, doctor = host_requirements_text(ROOT), host_doctor_text(ROOT)
     if pull_auth is None:
-        return render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, host_doctor=doctor,
+        return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
                                  pull_auth=None)
     text = pulumi.Output.from_input(pull_auth).apply(
-        lambda auth: render_cloud_init(host_root=cfg.hosts.root, host_requirements=requirements, host_doctor=doctor,
+        lambda auth: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
                                        pull_auth=auth))
     return pulumi.Output.secret(text)
 

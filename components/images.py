@@ -20,7 +20,7 @@ import pulumi_docker_build as docker_build
 
 from agent.release import DIGEST
 from components.catalog import BuildSpec, ServiceCatalog, image_repo
-from components.config import StackConfig
+from components.config import BuildConfig
 
 __all__ = ["CACHE_TAG", "ServiceImages", "ServiceImagesArgs", "cache_ref", "digest_ref", "oci_labels",
            "release_metadata", "release_tag"]
@@ -70,7 +70,8 @@ def release_metadata(release_id: str, tags: Mapping[str, str], digests: Mapping[
 
 @dataclass(frozen=True)
 class ServiceImagesArgs:
-    config: StackConfig
+    build: BuildConfig  # platform, build on preview, registry cache, builder
+    repo_prefix: str  # repository path prefix inside the registry (RegistryConfig.repo_prefix)
     catalog: ServiceCatalog
     registry_address: pulumi.Input[str]  # where repositories live (Registry.address)
     registry_server: pulumi.Input[str]  # what to log in to (Registry.server)
@@ -102,20 +103,21 @@ class ServiceImages(pulumi.ComponentResource):
         digests: dict[str, pulumi.Output[str]] = {}
         pins: dict[str, pulumi.Output[str]] = {}
         for service, spec in args.catalog.builds.items():
-            repo = _repo(args.registry_address, args.config.registry.repo_prefix, service)
+            repo = _repo(args.registry_address, args.repo_prefix, service)
             image = self._image(f"{name}-{service}", spec, repo, args, registries)
             tags[service] = repo.apply(lambda r: release_tag(r, args.release_id))
             digests[service] = image.digest
-            pins[service] = pulumi.Output.all(repo, image.digest).apply(lambda a: digest_ref(a[0], a[1]))
+            pins[service] = pulumi.Output.all(repo=repo, digest=image.digest).apply(
+                lambda v: digest_ref(v["repo"], v["digest"]))
         self.images = _as_dict(pins)
-        self.metadata = pulumi.Output.all(_as_dict(tags), _as_dict(digests)).apply(
-            lambda a: release_metadata(args.release_id, a[0], a[1], commit=args.commit, built_at=args.built_at,
-                                       ci_run_url=args.ci_run_url))
+        self.metadata = pulumi.Output.all(tags=_as_dict(tags), digests=_as_dict(digests)).apply(
+            lambda v: release_metadata(args.release_id, v["tags"], v["digests"], commit=args.commit,
+                                       built_at=args.built_at, ci_run_url=args.ci_run_url))
         self.register_outputs({"images": self.images, "metadata": self.metadata})
 
     def _image(self, resource_name: str, spec: BuildSpec, repo: pulumi.Output[str], args: ServiceImagesArgs,
                registries: list[docker_build.RegistryArgs] | None) -> docker_build.Image:
-        cfg = args.config
+        build = args.build
         cache = repo.apply(cache_ref)
         return docker_build.Image(
             resource_name,
@@ -124,15 +126,15 @@ class ServiceImages(pulumi.ComponentResource):
             context=docker_build.BuildContextArgs(location=str(spec.context)),
             dockerfile=docker_build.DockerfileArgs(location=str(spec.dockerfile)),
             build_args=dict(spec.args),
-            platforms=[docker_build.Platform(cfg.build.platform)],
-            build_on_preview=cfg.build.on_preview,
+            platforms=[docker_build.Platform(build.platform)],
+            build_on_preview=build.on_preview,
             cache_from=[docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=cache))]
-            if cfg.build.cache else None,
+            if build.cache else None,
             cache_to=[docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
                 ref=cache, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True))]
-            if cfg.build.cache else None,
+            if build.cache else None,
             registries=registries,
-            builder=docker_build.BuilderConfigArgs(name=cfg.build.builder) if cfg.build.builder else None,
+            builder=docker_build.BuilderConfigArgs(name=build.builder) if build.builder else None,
             labels=oci_labels(spec.service, args.release_id, args.commit, args.stamp_revision),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )

@@ -59,7 +59,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
 
     pull_auth: pulumi.Input[str] | None = None
     if cfg.builds or prod is None:
-        registry = Registry("registry", RegistryArgs(config=cfg, repositories=len(catalog.builds)))
+        registry = Registry("registry", RegistryArgs(registry=cfg.registry, region=cfg.hosts.region,
+                                                     protect=cfg.hosts.protect, repositories=len(catalog.builds)))
         pull_auth = registry.pull_auth
         outputs["registry"] = {"address": registry.address}
         if registry.pull_auth is not None:
@@ -69,7 +70,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
 
     if cfg.builds:
         images = ServiceImages("images", ServiceImagesArgs(
-            config=cfg, catalog=catalog, registry_address=registry.address, registry_server=registry.server,
+            build=cfg.build, repo_prefix=cfg.registry.repo_prefix, catalog=catalog,
+            registry_address=registry.address, registry_server=registry.server,
             push_username=registry.push_username, push_password=registry.push_password,
             release_id=cfg.release.release_id, commit=env.commit, built_at=env.built_at, ci_run_url=env.ci_run_url))
         release_id: pulumi.Input[str] = cfg.release.release_id
@@ -83,11 +85,12 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         commit = chosen.apply(lambda c: c.commit)  # the followed release's own commit, not this checkout's
 
     hosts = Hosts("hosts", HostsArgs(
-        config=cfg, pull_auth=pull_auth,
+        identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key, allowlist=cfg.ssh.allowlist,
+        followed_stack=cfg.prod_stack, pull_auth=pull_auth,
         snapshot_id=prod.get_output("snapshotId") if prod is not None and cfg.hosts.from_snapshot else None,
         vpc_id=prod.get_output("vpcId") if prod is not None and cfg.hosts.provider == "digitalocean" else None))
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
-        config=cfg,
+        place=cfg.agent_place, release=cfg.release, login=cfg.ssh.login,
         hosts=[RolloutHost(n, _nth(hosts.addresses, i), hosts.ports[i], hosts.triggers[i])
                for i, n in enumerate(hosts.names)],
         release_id=release_id, images=image_map, commit=commit,
@@ -96,8 +99,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {
         "release": record,
-        "releases": pulumi.Output.all(own.get_output("releases"), record).apply(
-            lambda v: merge_history(v[0], v[1], cfg.release.keep)),
+        "releases": pulumi.Output.all(previous=own.get_output("releases"), current=record).apply(
+            lambda v: merge_history(v["previous"], v["current"], cfg.release.keep)),
         "validation": rollout.validation,
         # What an operator needs to reach every host (ops.cli status/drift): no secret in here.
         "hosts": {"names": hosts.names, "addresses": hosts.addresses, "ports": hosts.ports,
@@ -108,7 +111,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
 
     if cfg.snapshot:
         snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids.apply(lambda ids: ids[0]),
-                                                 name=snapshot_name(cfg)))
+                                                 name=snapshot_name(cfg.identity, cfg.snapshot_generation)))
         outputs["snapshotId"] = snap.snapshot_id
 
     if cfg.traffic.mode != "none":
@@ -121,8 +124,9 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
                                  standby.get_output("hosts").apply(lambda h: (h or {}).get("dropletIds") or []),
                                  standby.get_output("release"), standby.get_output("validation"))
         router = TrafficRouter("traffic", TrafficRouterArgs(
-            config=cfg, target=target, health_path=catalog.gateway_health_path, vpc_id=hosts.vpc_id,
-            local_root=env.root, local_endpoint=env.local_endpoint))
+            identity=cfg.identity, traffic=cfg.traffic, region=cfg.hosts.region, target=target,
+            health_path=catalog.gateway_health_path, vpc_id=hosts.vpc_id, local_root=env.root,
+            local_endpoint=env.local_endpoint))
         outputs |= {"liveColor": router.live_color, "endpoint": router.endpoint}
     return outputs
 
@@ -138,10 +142,7 @@ def _chosen_release(cfg: StackConfig, own: pulumi.StackReference, prod: pulumi.S
         assert prod is not None
         return prod.get_output("release").apply(lambda r: followed_release(cfg.prod_stack, r, services))
     pinned = str(cfg.release.pinned)
-    histories: list[pulumi.Output[Any]] = [own.get_output("releases")]
-    names = [cfg.stack]
+    histories: dict[str, pulumi.Output[Any]] = {cfg.stack: own.get_output("releases")}  # looked up in this order
     if prod is not None:
-        histories.append(prod.get_output("releases"))
-        names.append(cfg.prod_stack)
-    return pulumi.Output.all(*histories).apply(
-        lambda hs: pinned_release(pinned, dict(zip(names, hs, strict=True)), services))
+        histories[cfg.prod_stack] = prod.get_output("releases")
+    return pulumi.Output.all(**histories).apply(lambda hs: pinned_release(pinned, hs, services))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.config import StackConfig
+from components.config import RegistryConfig
 
 __all__ = ["DOCR_SERVER", "TIERS", "Registry", "RegistryArgs", "docker_login", "registry_tier"]
 
@@ -75,7 +75,9 @@ def _host(server: str) -> str:
 
 @dataclass(frozen=True)
 class RegistryArgs:
-    config: StackConfig
+    registry: RegistryConfig
+    region: str  # where a DOCR is created (the hosts' region)
+    protect: bool  # protect the DOCR from deletion (it holds every release a rollback needs)
     repositories: int  # how many image repositories the release pushes (one per built service)
 
 
@@ -93,7 +95,7 @@ class Registry(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:Registry", name, None, opts)
-        existing = args.config.registry.address
+        existing = args.registry.address
         self.pull_auth = self.push_username = self.push_password = None
         if existing:
             self.address = pulumi.Output.from_input(existing)
@@ -104,13 +106,12 @@ class Registry(pulumi.ComponentResource):
                                "push_username": self.push_username, "push_password": self.push_password})
 
     def _create(self, name: str, args: RegistryArgs) -> None:
-        cfg = args.config
         registry = digitalocean.ContainerRegistry(
             f"{name}-docr",
-            name=cfg.registry.name,
-            subscription_tier_slug=registry_tier(args.repositories, cfg.registry.tier),
-            region=cfg.hosts.region,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.hosts.protect),
+            name=args.registry.name,
+            subscription_tier_slug=registry_tier(args.repositories, args.registry.tier),
+            region=args.region,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.address = registry.endpoint
         self.server = registry.server_url
@@ -124,6 +125,7 @@ class Registry(pulumi.ComponentResource):
         )
         self.pull_auth = pulumi.Output.secret(pull.docker_credentials)
         login: pulumi.Output[tuple[str, str]] = pulumi.Output.secret(
-            pulumi.Output.all(push.docker_credentials, registry.server_url).apply(lambda a: docker_login(a[0], a[1])))
+            pulumi.Output.all(creds=push.docker_credentials, server=registry.server_url).apply(
+                lambda v: docker_login(v["creds"], v["server"])))
         self.push_username = pulumi.Output.secret(login.apply(lambda t: t[0]))
         self.push_password = pulumi.Output.secret(login.apply(lambda t: t[1]))

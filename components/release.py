@@ -18,7 +18,8 @@ from pulumi_command import remote
 
 from agent.release import render_secrets
 from components import commands
-from components.config import StackConfig
+from components.config import ReleaseConfig
+from components.config_slices import AgentPlace, SshLogin
 from components.validation import ValidationGate, ValidationGateArgs
 
 
@@ -32,7 +33,9 @@ class RolloutHost:
 
 @dataclass(frozen=True)
 class ReleaseRolloutArgs:
-    config: StackConfig
+    place: AgentPlace  # this stack's project on every host
+    release: ReleaseConfig  # keep, validator settings, compose env, app secrets
+    login: SshLogin  # SSH user and pinned host key
     hosts: Sequence[RolloutHost]
     release_id: pulumi.Input[str]
     images: pulumi.Input[Mapping[str, str]]  # service → repo@sha256:…
@@ -55,17 +58,18 @@ class ReleaseRollout(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ReleaseRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:ReleaseRollout", name, None, opts)
-        config, commit, env = args.config, args.commit, commands.release_env(args.config)
+        place, release, env = args.place, args.release, commands.release_env(args.release)
         release_id = pulumi.Output.from_input(args.release_id)
-        self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=commit).apply(
+        self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=args.commit).apply(
             lambda v: commands.manifest(v["rid"], v["images"], env, v["commit"]))
         self.content = self.manifest.apply(commands.content_hash)
         payload = self.manifest.apply(commands.bundle_payload)
-        upload_create = release_id.apply(lambda rid: commands.upload_script(config.hosts.root, config.color, rid))
-        apply_create = pulumi.Output.all(release_id, self.content).apply(
-            lambda v: commands.apply_script(config, v[0], v[1]))
+        upload_create = release_id.apply(lambda rid: commands.upload_script(place.root, place.project, rid))
+        apply_create = pulumi.Output.all(rid=release_id, content=self.content).apply(
+            lambda v: commands.apply_script(place, v["rid"], v["content"], keep=release.keep,
+                                            validator=release.validator))
 
-        rendered = render_secrets({k: s.value for k, s in config.release.secrets.items()})
+        rendered = render_secrets({k: s.value for k, s in release.secrets.items()})
         secrets_stdin = pulumi.Output.secret(rendered)
         secrets_fingerprint = pulumi.Output.secret(hashlib.sha256(rendered.encode()).hexdigest())
 
@@ -73,7 +77,7 @@ class ReleaseRollout(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = []
         for host in args.hosts:
             prefix = f"{name}-{host.name}"
-            conn = commands.connection_args(host.address, host.port, config, args.private_key)
+            conn = commands.connection_args(host.address, host.port, args.login, args.private_key)
             # No command reads PULUMI_COMMAND_STDOUT/STDERR: not sending them spares sshd's AcceptEnv refusals.
             upload = remote.Command(
                 f"{prefix}-upload", connection=conn, add_previous_output_in_env=False, create=upload_create,
@@ -85,8 +89,8 @@ class ReleaseRollout(pulumi.ComponentResource):
             # a rollout never stops what it just started.
             lifecycle = remote.Command(
                 f"{prefix}-project", connection=conn, add_previous_output_in_env=False,
-                create=commands.presence_script(config.hosts.root, config.color),
-                delete=commands.stop_script(config.hosts.root, config.color), triggers=[host.trigger],
+                create=commands.presence_script(place.root, place.project),
+                delete=commands.stop_script(place.root, place.project), triggers=[host.trigger],
                 logging=remote.Logging.STDERR, opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]),
             )
             # Always there, empty included: the host's secrets file is exactly the stack's appSecrets, so a key
@@ -94,7 +98,7 @@ class ReleaseRollout(pulumi.ComponentResource):
             # the apply runs again. A removed resource would be deleted only after every update had run.
             secrets = remote.Command(
                 f"{prefix}-secrets", connection=conn, add_previous_output_in_env=False,
-                create=commands.secrets_script(config.hosts.root, config.color),
+                create=commands.secrets_script(place.root, place.project),
                 stdin=secrets_stdin, triggers=[host.trigger], logging=remote.Logging.NONE,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
                                             additional_secret_outputs=["stdout", "stderr"]),
@@ -114,16 +118,19 @@ class ReleaseRollout(pulumi.ComponentResource):
             )
             gate = ValidationGate(
                 f"{prefix}-validate",
-                ValidationGateArgs(config=config, connection=conn, release_id=release_id, content=self.content,
-                                   host_name=host.name, rerun_on=[apply.id]),
+                ValidationGateArgs(place=place, validator=release.validator, connection=conn, release_id=release_id,
+                                   content=self.content, host_name=host.name, rerun_on=[apply.id]),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[apply]),
             )
             self.applies.append(apply)
             self.gates.append(gate)
             previous = [gate]
 
-        names = [h.name for h in args.hosts]
-        self.validation = pulumi.Output.all(release_id, self.content, *[g.summary for g in self.gates]).apply(
-            lambda v: {"release": v[0], "content": v[1], "passed": bool(v[2:]) and all(s["passed"] for s in v[2:]),
-                       "hosts": dict(zip(names, v[2:], strict=True))})
+        summaries: pulumi.Output[dict[str, Any]] = (
+            pulumi.Output.all(**{g.host_name: g.summary for g in self.gates}) if self.gates
+            else pulumi.Output.from_input({}))
+        self.validation = pulumi.Output.all(rid=release_id, content=self.content, hosts=summaries).apply(
+            lambda v: {"release": v["rid"], "content": v["content"],
+                       "passed": bool(v["hosts"]) and all(s["passed"] for s in v["hosts"].values()),
+                       "hosts": v["hosts"]})
         self.register_outputs({"manifest": self.manifest, "content": self.content, "validation": self.validation})

@@ -1,6 +1,7 @@
 """A snapshot of the primary droplet: the image standby droplets (blue) are created from.
 
-    snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids[0], name=snapshot_name(cfg)))
+    snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids[0],
+                                             name=snapshot_name(cfg.identity, cfg.snapshot_generation)))
 
 Bumping devtools:snapshotGeneration changes the name, which replaces the snapshot; the old image is retained
 (blue droplets were created from it) until someone deletes it deliberately.
@@ -13,18 +14,18 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.config import StackConfig
+from components.config_slices import StackIdentity
 
 
-def snapshot_name(config: StackConfig) -> str:
+def snapshot_name(identity: StackIdentity, generation: int) -> str:
     """The snapshot's name: project, stack and generation (a new generation is a new snapshot)."""
-    return f"{config.project}-{config.stack}-primary-g{config.snapshot_generation}"
+    return f"{identity.project}-{identity.stack}-primary-g{generation}"
 
 
 @dataclass(frozen=True)
 class SnapshotArgs:
     droplet_id: pulumi.Input[int | str]  # the primary droplet
-    name: str  # snapshot_name(config)
+    name: str  # snapshot_name(identity, generation)
 
 
 class Snapshot(pulumi.ComponentResource):

@@ -18,7 +18,8 @@ import pulumi_digitalocean as do
 from pulumi_command import local
 
 from components.commands import local_flip_command
-from components.config import StackConfig
+from components.config import TrafficConfig
+from components.config_slices import StackIdentity
 from components.hosts import web_tag
 from components.sources import flip_refusal
 
@@ -37,7 +38,9 @@ class ColorTarget:
 
 @dataclass(frozen=True)
 class TrafficRouterArgs:
-    config: StackConfig
+    identity: StackIdentity  # resource names and the web tag
+    traffic: TrafficConfig  # mode, load balancer size, TLS certificate
+    region: str  # where a load balancer or reserved IP is created (the hosts' region)
     target: ColorTarget
     health_path: str  # the gateway's health path, answered through the edge proxy on port 80
     vpc_id: pulumi.Input[str] | None = None
@@ -52,14 +55,14 @@ class RefusedFlip(Exception):
 def checked(target: ColorTarget) -> pulumi.Output[list[int]]:
     """The target's droplet ids, released only after its validation matched its release (raises otherwise)."""
 
-    def gate(values: list[Any]) -> list[int]:
-        release, validation, ids = values
-        reason = flip_refusal(target.color, target.stack, release, validation)
+    def gate(v: dict[str, Any]) -> list[int]:
+        reason = flip_refusal(target.color, target.stack, v["release"], v["validation"])
         if reason:
             raise RefusedFlip(reason)
-        return [int(i) for i in ids]
+        return [int(i) for i in v["ids"]]
 
-    return pulumi.Output.all(target.release, target.validation, target.droplet_ids).apply(gate)
+    return pulumi.Output.all(release=target.release, validation=target.validation, ids=target.droplet_ids).apply(
+        gate)
 
 
 def forwarding_rules(tls_certificate: str | None) -> list[do.LoadBalancerForwardingRuleArgs]:
@@ -93,26 +96,27 @@ class TrafficRouter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TrafficRouterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:TrafficRouter", name, None, opts)
-        cfg, target = args.config, args.target
+        traffic, target, base = args.traffic, args.target, f"{args.identity.project}-{args.identity.stack}"
+        web_tags = [web_tag(args.identity.project)]
         child = pulumi.ResourceOptions(parent=self, depends_on=list(target.wait_for))
         ids = checked(target)
         self.live_color = target.color
-        if cfg.traffic.mode == "loadBalancer":
+        if traffic.mode == "loadBalancer":
             lb = do.LoadBalancer(
-                f"{name}-lb", name=f"{cfg.project}-{cfg.stack}", region=cfg.hosts.region, vpc_uuid=args.vpc_id,
-                size_unit=cfg.traffic.lb_size_unit, droplet_ids=ids,
-                forwarding_rules=forwarding_rules(cfg.traffic.tls_certificate),
+                f"{name}-lb", name=base, region=args.region, vpc_uuid=args.vpc_id,
+                size_unit=traffic.lb_size_unit, droplet_ids=ids,
+                forwarding_rules=forwarding_rules(traffic.tls_certificate),
                 healthcheck=health_check(args.health_path),
-                redirect_http_to_https=bool(cfg.traffic.tls_certificate), opts=child)
-            do.Firewall(f"{name}-web", name=f"{cfg.project}-{cfg.stack}-web", tags=[web_tag(cfg.project)],
-                        inbound_rules=web_rules(lb.id), opts=pulumi.ResourceOptions(parent=self))
+                redirect_http_to_https=bool(traffic.tls_certificate), opts=child)
+            do.Firewall(f"{name}-web", name=f"{base}-web", tags=web_tags, inbound_rules=web_rules(lb.id),
+                        opts=pulumi.ResourceOptions(parent=self))
             self.endpoint = lb.ip
-        elif cfg.traffic.mode == "reservedIp":
-            ip = do.ReservedIp(f"{name}-ip", region=cfg.hosts.region, opts=pulumi.ResourceOptions(parent=self))
+        elif traffic.mode == "reservedIp":
+            ip = do.ReservedIp(f"{name}-ip", region=args.region, opts=pulumi.ResourceOptions(parent=self))
             do.ReservedIpAssignment(f"{name}-ip-assignment", ip_address=ip.ip_address,
                                     droplet_id=ids.apply(lambda i: i[0]), opts=child)
-            do.Firewall(f"{name}-web", name=f"{cfg.project}-{cfg.stack}-web", tags=[web_tag(cfg.project)],
-                        inbound_rules=web_rules(None), opts=pulumi.ResourceOptions(parent=self))
+            do.Firewall(f"{name}-web", name=f"{base}-web", tags=web_tags, inbound_rules=web_rules(None),
+                        opts=pulumi.ResourceOptions(parent=self))
             self.endpoint = ip.ip_address
         else:  # localProxy: the stand-in's haproxy, switched by its own script (it checks the server is UP)
             if args.local_root is None:

@@ -15,12 +15,13 @@ import pulumi
 from pulumi_command import remote
 
 from components import commands
-from components.config import StackConfig
+from components.config_slices import AgentPlace, ValidatorSettings
 
 
 @dataclass(frozen=True)
 class ValidationGateArgs:
-    config: StackConfig
+    place: AgentPlace  # this stack's project on the host (where the release and its reports are)
+    validator: ValidatorSettings  # deadline and the Prometheus phase
     connection: remote.ConnectionArgs
     release_id: pulumi.Input[str]
     content: pulumi.Input[str]  # the release's content hash: a new content re-runs the gate
@@ -40,8 +41,9 @@ class ValidationGate(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ValidationGateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:ValidationGate", name, None, opts)
-        config, self.host_name = args.config, args.host_name
-        script = pulumi.Output.from_input(args.release_id).apply(lambda rid: commands.validate_script(config, rid))
+        self.host_name = args.host_name
+        script = pulumi.Output.from_input(args.release_id).apply(
+            lambda rid: commands.validate_script(args.place, args.validator, rid))
         # The validator prints check names, timings and URLs on 127.0.0.1, never a secret: its output may be logged.
         self.command = remote.Command(
             f"{name}-run",

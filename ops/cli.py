@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.validate.report import read_json, render_markdown
-from components.config import COLORS
+from components.config_keys import COLORS
 from ops import drift
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.remote import agent_command
-from components.config import COLORS
-from components.config_keys import NAMESPACE
+from components.config_keys import COLORS, NAMESPACE
 
 
 class PlanError(ValueError):

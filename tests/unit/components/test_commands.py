@@ -33,8 +33,8 @@ def _manifest(**images: str) -> dict[str, Any]:
 
 def test_release_env_carries_port_prefix_and_profiles():
     """Droplets enable the edge profile; the local stand-in publishes on 81xx and runs no edge services."""
-    assert commands.release_env(sc.make_config()) == {"HOST_PORT_PREFIX": "80", "COMPOSE_PROFILES": "edge"}
-    assert commands.release_env(sc.make_local_config()) == {"HOST_PORT_PREFIX": "81"}
+    assert commands.release_env(sc.make_config().release) == {"HOST_PORT_PREFIX": "80", "COMPOSE_PROFILES": "edge"}
+    assert commands.release_env(sc.make_local_config().release) == {"HOST_PORT_PREFIX": "81"}
 
 
 def test_manifest_has_no_clock():
@@ -138,7 +138,9 @@ def test_secrets_script_reads_stdin_only():
 
 def test_apply_script_on_a_droplet():
     """The content hash leads the command, so new compose content under the same id still re-runs the apply."""
-    assert commands.apply_script(sc.make_config(keepReleases="7"), "r1", "ab" * 32) == (
+    cfg = sc.make_config(keepReleases="7")
+    assert commands.apply_script(cfg.agent_place, "r1", "ab" * 32, keep=cfg.release.keep,
+                                 validator=cfg.release.validator) == (
         ": release-content=" + "ab" * 32 + " && cd /opt/devtools/code && /opt/devtools/venv/bin/python -m "
         "agent.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/r1 "
         "--keep 7 --validate-deadline 120"
@@ -147,7 +149,8 @@ def test_apply_script_on_a_droplet():
 
 def test_apply_script_passes_the_prometheus_phase_to_the_validator():
     cfg = sc.make_local_config(validateDeadline="60")
-    assert commands.apply_script(cfg, "r1", "0" * 64) == (
+    assert commands.apply_script(cfg.agent_place, "r1", "0" * 64, keep=cfg.release.keep,
+                                 validator=cfg.release.validator) == (
         ": release-content=" + "0" * 64 + " && cd /opt/devtools/code && /opt/devtools/venv/bin/python -m "
         "agent.hostagent --root /opt/devtools --project green apply --bundle /opt/devtools/green/incoming/r1 "
         "--keep 5 --validate-deadline 60 --validate-arg=--prometheus=http://127.0.0.1:9390 "
@@ -157,7 +160,8 @@ def test_apply_script_passes_the_prometheus_phase_to_the_validator():
 
 def test_validate_script_on_a_droplet():
     """A fresh report per run (a stale pass must never count), one JSON line last, non-zero unless passed."""
-    assert commands.validate_script(sc.make_blue_config(), "r1") == (
+    cfg = sc.make_blue_config()
+    assert commands.validate_script(cfg.agent_place, cfg.release.validator, "r1") == (
         "cd /opt/devtools/code && mkdir -p /opt/devtools/blue/reports && "
         "rm -f /opt/devtools/blue/reports/gate-r1.json && { /opt/devtools/venv/bin/python -m agent.validate "
         "--config /opt/devtools/blue/releases/r1/resolved.json --json /opt/devtools/blue/reports/gate-r1.json "
@@ -169,7 +173,7 @@ def test_validate_script_on_a_droplet():
 
 def test_validate_script_with_prometheus_and_another_root():
     cfg = sc.make_local_config(hostRoot="/srv/dt", validateDeadline="45")
-    assert commands.validate_script(cfg, "r1") == (
+    assert commands.validate_script(cfg.agent_place, cfg.release.validator, "r1") == (
         "cd /srv/dt/code && mkdir -p /srv/dt/green/reports && rm -f /srv/dt/green/reports/gate-r1.json && "
         "{ /srv/dt/venv/bin/python -m agent.validate --config /srv/dt/green/releases/r1/resolved.json "
         "--json /srv/dt/green/reports/gate-r1.json --deadline 45 --no-color --prometheus=http://127.0.0.1:9390 "
@@ -194,7 +198,8 @@ def _fake_host(tmp_path: Path) -> Path:
 def _gate(root: Path, release_id: str) -> subprocess.CompletedProcess[str]:
     cfg = sc.make_local_config(hostRoot=str(root), prometheusUrl=None, prometheusSelector=None, validateDeadline="10")
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "HOST_PORT_PREFIX")}
-    return subprocess.run(["sh", "-c", commands.validate_script(cfg, release_id)], capture_output=True, text=True,
+    script = commands.validate_script(cfg.agent_place, cfg.release.validator, release_id)
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
                           env=env, check=False, timeout=60)
 
 
@@ -258,7 +263,7 @@ def test_connection_args_for_fresh_droplets():
     held = {}
 
     def program():
-        held["args"] = commands.connection_args("203.0.113.9", 22, sc.make_config(), sc.SSH_PRIVATE_KEY)
+        held["args"] = commands.connection_args("203.0.113.9", 22, sc.make_config().ssh.login, sc.SSH_PRIVATE_KEY)
         pulumi.export("key", held["args"].private_key)
 
     world = run_components(program)
@@ -276,7 +281,7 @@ def test_connection_args_pin_the_host_key_when_configured():
     held = {}
 
     def program():
-        held["args"] = commands.connection_args("127.0.0.1", 2222, cfg, "key")
+        held["args"] = commands.connection_args("127.0.0.1", 2222, cfg.ssh.login, "key")
 
     run_components(program)
     assert (held["args"].port, held["args"].user, held["args"].host_key) == (2222, "deploy", host_key)

@@ -41,8 +41,11 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("public key", "prod", {"sshPublicKey": "not-a-key"}, "devtools:sshPublicKey", "OpenSSH public key"),
     ("no private key", "prod", {"sshPrivateKey": None}, "devtools:sshPrivateKey", "the rollout needs an SSH key"),
     ("plain-text secret", "prod:plain", {}, "devtools:sshPrivateKey", "--secret"),
-    ("release id", "prod", {"releaseId": "v1 final"}, "devtools:releaseId", "a docker tag"),
+    ("release id", "prod", {"releaseId": "v1 final"}, "devtools:releaseId",
+     "a release id the hosts accept (1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+     "without '..'), or empty for the commit's short sha"),
     ("release value", "prod", {"release": "../../etc"}, "devtools:release", "`build`, `prod` or a release id"),
+    ("release empty", "prod", {"release": ""}, "devtools:release", "`build`, `prod` or a release id"),
     ("keep releases", "prod", {"keepReleases": "1"}, "devtools:keepReleases", "an integer 2-50"),
     ("validate deadline", "prod", {"validateDeadline": "5"}, "devtools:validateDeadline", "an integer 10-1800"),
     ("vpc range public", "prod", {"vpcIpRange": "8.8.0.0/16"}, "devtools:vpcIpRange", "private IPv4 CIDR"),

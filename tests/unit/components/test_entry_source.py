@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from components.entry import changed_files, dirty_suffix, porcelain_paths, release_inputs, with_dirty_release_id
+from components.entry import (
+    changed_files,
+    commit_source,
+    dirty_suffix,
+    porcelain_paths,
+    release_inputs,
+    with_dirty_release_id,
+)
 from tests.unit.components import stack_configs as sc
 
 
@@ -35,6 +42,14 @@ def test_porcelain_paths_reads_changes_untracked_and_both_sides_of_a_rename():
     out = b" M compose/docker-compose.yml\0?? ops/new.py\0R  ops/b.py\0ops/a.py\0 D app/x.conf\0"
     assert porcelain_paths(out) == ["compose/docker-compose.yml", "ops/new.py", "ops/b.py", "ops/a.py", "app/x.conf"]
     assert porcelain_paths(b"") == []
+
+
+def test_commit_source_names_the_variable_the_commit_came_from():
+    """A commit-derived release id the hosts refuse is reported against its source: the variable that named it
+    (DEVTOOLS_COMMIT before GITHUB_SHA, as commit_sha reads them), else the checkout."""
+    assert commit_source({"DEVTOOLS_COMMIT": "abc", "GITHUB_SHA": "def"}) == "DEVTOOLS_COMMIT"
+    assert commit_source({"DEVTOOLS_COMMIT": "", "GITHUB_SHA": "def"}) == "GITHUB_SHA"
+    assert commit_source({}) == "the checkout's HEAD commit"
 
 
 def test_dirty_suffix_depends_on_paths_and_contents_only():

@@ -6,6 +6,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.config import StackConfig
 from components.hosts import Hosts, HostsArgs, droplet_tags, ssh_firewall_rules, web_tag
 from tests.unit.components.program_harness import World, run_components, secret_leaks
 from tests.unit.components.stack_configs import SSH_PUBLIC_KEY, make_blue_config, make_config, make_local_config
@@ -15,6 +16,12 @@ FIREWALL = "digitalocean:index/firewall:Firewall"
 VPC = "digitalocean:index/vpc:Vpc"
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
 PULL_AUTH = '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbC1zZWNyZXQ="}}}'
+
+
+def hosts_args(config: StackConfig, **rest: Any) -> HostsArgs:
+    """HostsArgs as components/program.py builds them from a stack config."""
+    return HostsArgs(identity=config.identity, hosts=config.hosts, public_key=config.ssh.public_key,
+                     allowlist=config.ssh.allowlist, followed_stack=config.prod_stack, **rest)
 
 
 def run_hosts(make_args: Callable[[], HostsArgs]) -> tuple[World, dict[str, Any]]:
@@ -35,7 +42,7 @@ def run_hosts(make_args: Callable[[], HostsArgs]) -> tuple[World, dict[str, Any]
 
 def prod_hosts(**overrides: Any) -> tuple[World, dict[str, Any]]:
     config = make_config(**overrides)
-    return run_hosts(lambda: HostsArgs(config=config, pull_auth=pulumi.Output.secret(PULL_AUTH)))
+    return run_hosts(lambda: hosts_args(config, pull_auth=pulumi.Output.secret(PULL_AUTH)))
 
 
 def test_one_droplet_per_host_count_with_stack_color_names():
@@ -79,7 +86,7 @@ def test_vpc_created_when_none_given_and_droplets_join_it():
 
 def test_given_vpc_is_joined_not_created():
     """A standby joins prod's VPC; creating a second one would split the colors' private networks."""
-    world, seen = run_hosts(lambda: HostsArgs(config=make_blue_config(), snapshot_id="snap-77", vpc_id="vpc-prod"))
+    world, seen = run_hosts(lambda: hosts_args(make_blue_config(), snapshot_id="snap-77", vpc_id="vpc-prod"))
     assert world.of_type(VPC) == []
     assert world.one(DROPLET).inputs["vpcUuid"] == "vpc-prod"
     assert seen["vpc_id"] == "vpc-prod"
@@ -98,7 +105,7 @@ def test_user_data_is_a_secret_cloud_config_holding_the_pull_credentials():
 
 def test_user_data_without_credentials_writes_no_docker_config():
     """Without pull_auth there is nothing secret and no /root/.docker/config.json."""
-    world, _ = run_hosts(lambda: HostsArgs(config=make_config()))
+    world, _ = run_hosts(lambda: hosts_args(make_config()))
     droplet = world.one(DROPLET)
     assert not droplet.secret_input("userData")
     assert droplet.inputs["userData"].startswith("#cloud-config\n")
@@ -125,7 +132,7 @@ def test_unprotected_primary_still_ignores_user_data_and_image():
 def test_standby_droplets_come_from_the_snapshot_and_are_replaceable():
     """Blue is built from prod's snapshot; a new snapshot generation (image) must replace it, so neither
     protect nor ignore_changes on image — but a credential rotation alone must not (blue may be live)."""
-    world, _ = run_hosts(lambda: HostsArgs(config=make_blue_config(hostCount="2"), snapshot_id="snap-77",
+    world, _ = run_hosts(lambda: hosts_args(make_blue_config(hostCount="2"), snapshot_id="snap-77",
                                            vpc_id="vpc-prod", pull_auth=pulumi.Output.secret(PULL_AUTH)))
     droplets = world.of_type(DROPLET)
     assert [d.inputs["name"] for d in droplets] == ["devtools-blue-blue-1", "devtools-blue-blue-2"]
@@ -140,7 +147,7 @@ def test_standby_droplets_come_from_the_snapshot_and_are_replaceable():
 def test_standby_without_snapshot_id_fails_clearly():
     """fromSnapshot without a snapshot would silently boot a bare image missing the primary's state."""
     with pytest.raises(ValueError, match="fromSnapshot is true but no snapshot id"):
-        run_hosts(lambda: HostsArgs(config=make_blue_config(), vpc_id="vpc-prod"))
+        run_hosts(lambda: hosts_args(make_blue_config(), vpc_id="vpc-prod"))
 
 
 def test_ssh_firewall_rules_exact():
@@ -185,7 +192,7 @@ def test_children_are_parented_to_the_component():
 def test_existing_hosts_create_nothing():
     """provider existing: the machines exist already; the program must not create or own any resource."""
     config = make_local_config(existingHosts='["127.0.0.1:2222", "10.0.0.5"]')
-    world, seen = run_hosts(lambda: HostsArgs(config=config))
+    world, seen = run_hosts(lambda: hosts_args(config))
     assert [r for r in world.registrations if r.custom] == []
     assert seen == {"addresses": ["127.0.0.1", "10.0.0.5"], "ports": [2222, 22], "droplet_ids": [], "vpc_id": "",
                     "triggers": ["127.0.0.1:2222", "10.0.0.5:22"], "names": ["127.0.0.1:2222", "10.0.0.5:22"],
@@ -195,6 +202,6 @@ def test_existing_hosts_create_nothing():
 def test_tags_pure():
     """The web tag is the contract with the traffic component's firewall and load balancer."""
     assert web_tag("devtools") == "devtools-web"
-    assert droplet_tags(make_blue_config()) == ["devtools", "devtools-blue", "devtools-blue", "devtools-web"]
-    assert droplet_tags(make_config(stack="staging")) == ["devtools", "devtools-staging", "devtools-green",
+    assert droplet_tags(make_blue_config().identity) == ["devtools", "devtools-blue", "devtools-blue", "devtools-web"]
+    assert droplet_tags(make_config(stack="staging").identity) == ["devtools", "devtools-staging", "devtools-green",
                                                          "devtools-web"]

@@ -37,7 +37,8 @@ def run_images(config: StackConfig, *, address: str = DOCR, server: str = "regis
 
     def program() -> None:
         images = ServiceImages("images", ServiceImagesArgs(
-            config=config, catalog=catalog, registry_address=address, registry_server=server,
+            build=config.build, repo_prefix=config.registry.repo_prefix, catalog=catalog, registry_address=address,
+            registry_server=server,
             push_username="push-user" if creds else None, push_password=PUSH_PASSWORD if creds else None,
             release_id=release_id, commit="1a2b3c4d5e6f", built_at="2025-01-02T03:04:05+00:00",
             ci_run_url="https://ci.example/run/7", stamp_revision=stamp_revision))
@@ -210,7 +211,8 @@ def test_half_a_login_is_refused() -> None:
 
     def program() -> None:
         ServiceImages("images", ServiceImagesArgs(
-            config=config, catalog=catalog, registry_address=DOCR, registry_server="registry.digitalocean.com",
+            build=config.build, repo_prefix=config.registry.repo_prefix, catalog=catalog, registry_address=DOCR,
+            registry_server="registry.digitalocean.com",
             push_username="u", push_password=None, release_id="r", commit=None, built_at=None, ci_run_url=None))
 
     with pytest.raises(Exception, match="push_username and push_password are given together or not at all"):

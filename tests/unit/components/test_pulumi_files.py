@@ -1,5 +1,5 @@
-"""The project files agree with the one key table (components/config_keys.py): Pulumi.yaml's schema, the stack
-files and the README's config table."""
+"""The project files agree with the one key table (components/config_keys.py): Pulumi.yaml's schema (generated
+from it, tests/unit/components/test_config_doc.py) and the stack files."""
 
 from __future__ import annotations
 

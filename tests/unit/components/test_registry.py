@@ -78,7 +78,8 @@ def test_docker_login_errors_never_show_the_value(text: str, message: str) -> No
 
 def run_registry(config: Any, repositories: int = 9) -> World:
     def program() -> None:
-        registry = Registry("registry", RegistryArgs(config=config, repositories=repositories))
+        registry = Registry("registry", RegistryArgs(registry=config.registry, region=config.hosts.region,
+                                                     protect=config.hosts.protect, repositories=repositories))
         pulumi.export("address", registry.address)
         pulumi.export("server", registry.server)
         pulumi.export("pull_auth", registry.pull_auth)

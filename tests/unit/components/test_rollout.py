@@ -17,18 +17,23 @@ IMAGES = {s: f"registry.example/devtools/{s}@sha256:" + "a" * 64 for s in SERVIC
 HOSTS = (RolloutHost("green-1", "203.0.113.11", 22, "400001"), RolloutHost("green-2", "203.0.113.12", 22, "400002"))
 
 
+def rollout_args(cfg, hosts, release_id, images, commit) -> ReleaseRolloutArgs:
+    """ReleaseRolloutArgs as components/program.py builds them from a stack config."""
+    return ReleaseRolloutArgs(place=cfg.agent_place, release=cfg.release, login=cfg.ssh.login, hosts=hosts,
+                              release_id=release_id, images=images, commit=commit, private_key=sc.SSH_PRIVATE_KEY)
+
+
 def _run(cfg=None, *, images=None, hosts=HOSTS[:1], release_id="1a2b3c4", commit="1a2b3c4d5e") -> World:
     cfg = cfg or sc.make_config()
 
     def program():
-        ReleaseRollout("rel", ReleaseRolloutArgs(cfg, hosts, release_id, images or IMAGES, commit,
-                                                 sc.SSH_PRIVATE_KEY))
+        ReleaseRollout("rel", rollout_args(cfg, hosts, release_id, images or IMAGES, commit))
 
     return run_components(program)
 
 
 def _release(cfg, images=IMAGES, commit="1a2b3c4d5e"):
-    return commands.manifest("1a2b3c4", images, commands.release_env(cfg), commit)
+    return commands.manifest("1a2b3c4", images, commands.release_env(cfg.release), commit)
 
 
 def test_children_in_order_under_the_component():
@@ -68,7 +73,7 @@ def test_exact_create_strings_and_payload():
         "--validate-deadline 120")
     assert apply.inputs["logging"] == "stdoutAndStderr"
     gate = world.one(CMD, "green-1-validate-run")
-    assert gate.inputs["create"] == commands.validate_script(cfg, "1a2b3c4")
+    assert gate.inputs["create"] == commands.validate_script(cfg.agent_place, cfg.release.validator, "1a2b3c4")
     # the gate re-runs for new content and whenever the apply is replaced (its id, "cmd-N" under mocks)
     assert gate.inputs["triggers"][0] == content
     assert gate.inputs["triggers"][1].startswith("cmd-")
@@ -190,8 +195,7 @@ def test_validation_output_collects_every_host():
     cfg = sc.make_config(hostCount="2")
 
     def program():
-        held["rollout"] = ReleaseRollout("rel", ReleaseRolloutArgs(cfg, HOSTS, "1a2b3c4", IMAGES, "c1",
-                                                                   sc.SSH_PRIVATE_KEY))
+        held["rollout"] = ReleaseRollout("rel", rollout_args(cfg, HOSTS, "1a2b3c4", IMAGES, "c1"))
         pulumi.export("validation", held["rollout"].validation)
         pulumi.export("manifest", held["rollout"].manifest)
 

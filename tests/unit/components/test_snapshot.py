@@ -27,9 +27,11 @@ def run_snapshot(droplet_id: Callable[[], Any], name: str = "devtools-prod-prima
 
 def test_snapshot_name_carries_stack_and_generation():
     """A new generation must be a new name: DO replaces the snapshot and the old one stays (retained)."""
-    assert snapshot_name(make_config()) == "devtools-prod-primary-g1"
-    assert snapshot_name(make_config(snapshotGeneration="7")) == "devtools-prod-primary-g7"
-    assert snapshot_name(make_config(stack="staging")) == "devtools-staging-primary-g1"
+    assert snapshot_name(make_config().identity, 1) == "devtools-prod-primary-g1"
+    assert snapshot_name(make_config().identity, 7) == "devtools-prod-primary-g7"
+    assert snapshot_name(make_config(stack="staging").identity, 1) == "devtools-staging-primary-g1"
+    cfg = make_config(snapshotGeneration="7")  # the generation the program passes is the config's
+    assert snapshot_name(cfg.identity, cfg.snapshot_generation) == "devtools-prod-primary-g7"
 
 
 def test_snapshot_of_the_given_droplet_with_the_given_name():

@@ -15,12 +15,13 @@ def _run(cfg=None, *, content="c" * 64, depends=False, rerun_on=()):
     cfg = cfg or sc.make_config()
 
     def program():
-        conn = commands.connection_args("203.0.113.5", 22, cfg, sc.SSH_PRIVATE_KEY)
+        conn = commands.connection_args("203.0.113.5", 22, cfg.ssh.login, sc.SSH_PRIVATE_KEY)
         opts = None
         if depends:
             before = remote.Command("before", connection=conn, create="true")
             opts = pulumi.ResourceOptions(depends_on=[before])
-        gate = ValidationGate("gate", ValidationGateArgs(cfg, conn, "r1", content, "green-1", tuple(rerun_on)), opts)
+        gate = ValidationGate("gate", ValidationGateArgs(cfg.agent_place, cfg.release.validator, conn, "r1", content,
+                                                         "green-1", tuple(rerun_on)), opts)
         pulumi.export("summary", gate.summary)
         pulumi.export("passed", gate.passed)
 
@@ -32,7 +33,8 @@ def test_gate_is_a_component_with_one_validating_command():
     gate = world.one("devtools:index:ValidationGate")
     run = world.one(CMD, "gate-run")
     assert run.parent == gate.urn
-    assert run.inputs["create"] == commands.validate_script(sc.make_config(), "r1")
+    cfg = sc.make_config()
+    assert run.inputs["create"] == commands.validate_script(cfg.agent_place, cfg.release.validator, "r1")
     assert run.inputs["logging"] == "stdoutAndStderr"
     assert run.inputs["triggers"] == ["c" * 64]
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.commands import local_flip_command
-from components.config import COLORS
+from components.config_keys import COLORS
 from standin import lbctl, promconf
 from standin.localenv import flip_argv
 from tests.compose_services import SERVICES
@@ -87,7 +87,7 @@ def test_render_config_exact() -> None:
 
 
 def test_the_stand_in_flips_between_the_programs_colors() -> None:
-    """standin imports nothing outside itself, so lbctl spells the colors the program defines (components.config,
+    """standin imports nothing outside itself, so lbctl spells the colors the program defines (components.config_keys,
     which ops and the stack config read): haproxy with a color no stack can have would never be flipped to."""
     assert lbctl.COLORS == COLORS
 

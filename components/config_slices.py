@@ -1,0 +1,44 @@
+"""The small slices of the stack config that components take where a whole section would carry too much.
+
+Each component's Args names what it reads (the frozen sections of StackConfig such as RegistryConfig, or one of
+these), so components/program.py shows what flows where, and a component never holds what it must not use: the
+hosts never see the private key, the validation gate never sees the application secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StackIdentity:
+    """Who this stack is: resource names and droplet tags derive from these."""
+
+    project: str
+    stack: str
+    color: str
+
+
+@dataclass(frozen=True)
+class AgentPlace:
+    """Where the host agent keeps this stack's compose project on every host: `<root>/<project>`."""
+
+    root: str
+    project: str  # the color: one compose project per color
+
+
+@dataclass(frozen=True)
+class SshLogin:
+    """How the rollout logs in to a host; the private key travels apart from it, as a Pulumi secret."""
+
+    user: str
+    host_key: str | None  # the expected host key; None: not pinned
+
+
+@dataclass(frozen=True)
+class ValidatorSettings:
+    """What the validator on a host is told: its deadline and the Prometheus phase (no URL: phase skipped)."""
+
+    deadline: int
+    prometheus_url: str | None
+    prometheus_selector: str

@@ -1,0 +1,98 @@
+"""The key table (components/config_keys.py) is the one place a key's checks live: every row is consistent, every
+row is read, and no read spells a check of its own."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from components.config_keys import BY_NAME, KEYS, Key
+from components.config_read import Reader
+from tests.unit.components.stack_configs import ROOT
+
+READS = ("string", "integer", "boolean", "strings", "cidrs", "string_map")
+
+
+def _reads() -> list[ast.Call]:
+    """Every `r.<read>(…)` call in the modules that read the config."""
+    calls: list[ast.Call] = []
+    for name in ("config.py", "config_rules.py"):
+        tree = ast.parse((ROOT / "components" / name).read_text())
+        calls += [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                  and isinstance(node.func, ast.Attribute) and node.func.attr in READS
+                  and isinstance(node.func.value, ast.Name) and node.func.value.id == "r"]
+    return calls
+
+
+def test_every_read_names_only_the_key():
+    """A pattern, range or choice spelled at a call site would drift from the table (and from docs/config.md,
+    which is generated from it): reads take the key name and nothing else."""
+    calls = _reads()
+    assert len(calls) >= len(KEYS)
+    spelled = [ast.unparse(c) for c in calls if len(c.args) != 1 or c.keywords
+               or not isinstance(c.args[0], ast.Constant)]
+    assert spelled == []
+
+
+def test_every_key_in_the_table_is_read_and_every_read_is_in_the_table():
+    """A row nobody reads is a documented key that does nothing; a read of a missing row fails every stack."""
+    read = {c.args[0].value for c in _reads() if isinstance(c.args[0], ast.Constant)}
+    assert read == set(BY_NAME)
+
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda k: k.name)
+def test_each_row_is_consistent(key: Key):
+    """The default must pass the key's own checks (or every stack that leaves it unset is refused), integers
+    need a range, a pattern or rule needs its words (the error message and docs/config.md show them), and checks
+    only of the kinds that apply to the type."""
+    if key.type == "integer":
+        assert key.range is not None
+        assert key.range[0] <= key.default <= key.range[1]
+        assert key.rule() == f"an integer {key.range[0]}-{key.range[1]}"
+    else:
+        assert key.range is None
+    if key.choices:
+        assert key.type == "string" and key.pattern is None and key.accepts is None
+        assert key.default in key.choices
+    if key.pattern is not None or key.accepts is not None:
+        assert key.allowed, "a pattern or rule needs its words"
+        assert key.type in ("string", "array", "object")
+    else:
+        assert key.allowed == ""
+    if key.pattern is not None:
+        re.compile(key.pattern)
+        if key.type == "string" and key.default:
+            assert re.fullmatch(key.pattern, key.default)
+    if key.accepts is not None:
+        assert key.accepts(key.default)
+    if key.type in ("array", "object"):
+        assert key.pattern is not None, "entries or names need a pattern"
+    assert key.meaning and key.type in ("string", "integer", "boolean", "array", "object")
+
+
+def test_reading_a_key_as_another_type_is_a_program_error():
+    """A row whose type and its read disagree is a bug in the program, not in anyone's stack file: it must fail
+    loudly, naming the key, instead of reporting the operator's value as wrong."""
+    reader = Reader({}, set())
+    with pytest.raises(TypeError) as err:
+        reader.integer("region")
+    assert str(err.value) == "devtools:region has type string in components/config_keys.py, but is read as integer"
+    with pytest.raises(TypeError, match="devtools:hostCount has type integer"):
+        reader.string("hostCount")
+    assert reader.problems == []
+
+
+def test_the_error_message_uses_the_tables_words():
+    """What the operator reads is what the table (and docs/config.md) says, word for word."""
+    reader = Reader({"devtools:region": "New York", "devtools:hostCount": "0", "devtools:color": "pink",
+                     "devtools:existingHosts": '["a b"]'}, set())
+    assert (reader.string("region"), reader.integer("hostCount"), reader.string("color")) == ("nyc3", 1, "green")
+    assert reader.strings("existingHosts") == ()
+    assert reader.problems == [
+        'devtools:region: "New York" is not allowed: a region slug such as nyc3, fra1, sgp1',
+        'devtools:hostCount: 0 is not allowed: an integer 1-10',
+        'devtools:color: "pink" is not allowed: one of green, blue',
+        'devtools:existingHosts: "a b" is not allowed: each entry must be address[:port] such as 127.0.0.1:2222',
+    ]

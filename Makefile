@@ -45,7 +45,7 @@ lint: venv ## ruff, mypy, shellcheck, actionlint (the GitHub workflows, with she
 	@bash scripts/actionlint.sh run
 
 unit: venv ## the fast tier: tests that start no process and open no socket (< 20 s)
-	@$(VENV)/bin/pytest tests/unit -m "not live" -q
+	@$(VENV)/bin/pytest tests/unit -m "not live" -n 2 -q
 
 e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "e2e and not engine" -v

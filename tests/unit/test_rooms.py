@@ -5,6 +5,7 @@ tools never load the Pulumi SDK, and the Pulumi program never reaches into lapto
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,33 @@ def test_the_agent_package_loads_under_a_bare_python() -> None:
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) >= 15  # the host agent, store, rollout, compose, release, diagnose, validate's core
+
+
+def _folder_table() -> dict[str, str]:
+    """docs/architecture.md's folder table: folder → its "what" cell."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Folders", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    return {row[0].removeprefix("| ").strip("`"): row[2] for row in rows}
+
+
+def test_the_folder_table_lists_every_top_level_folder() -> None:
+    """A newcomer reads the layout from that table: a folder missing there, or one listed that no longer
+    exists, misleads them."""
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines()}
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in ignored
+               and (not p.name.startswith(".") or p.name == ".github")}
+    listed = {name.split("/", 1)[0] for name in _folder_table()}
+    assert listed == folders, listed ^ folders
+
+
+@pytest.mark.parametrize("room", ["agent", "components", "ops", "standin"])
+def test_the_folder_table_names_exactly_the_modules_of_each_room(room: str) -> None:
+    """Every module of a code room is named in its row, and every name there is a module or sub-package."""
+    cell = _folder_table()[f"{room}/"]
+    named = {n.rstrip("/") for n in re.findall(r"`([a-z_]+/?)`", cell)}
+    base = ROOT / room
+    modules = {p.stem for p in base.rglob("*.py") if p.stem not in ("__init__", "__main__")
+               and "__pycache__" not in p.parts}
+    packages = {p.parent.name for p in base.rglob("__init__.py") if p.parent != base}
+    assert named == modules | packages, (named ^ (modules | packages))

@@ -4,15 +4,20 @@ Both colors first get a validated release with `python -m ops.ship` and its defa
 of the color and the Prometheus phase), on the stand-in's own host root. The load goes through haproxy on
 127.0.0.1:LB_PORT; each flip is `bash scripts/local-env.sh flip <color>`. Which color answered is counted from
 haproxy's own per-server counters (`stot` of `show stat`), and from an X-Served-By header when there is one.
+Afterwards each color is put back on the release it ran before (`hostagent rollback --to`), so the local stacks'
+records of what their hosts run stay true.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from agent.remote import agent_command
 from bench import common as c
 from bench.load import Load
+from ops.ship import SshTarget
 from standin import lbctl, localenv
 
 COLORS = lbctl.COLORS
@@ -20,13 +25,24 @@ LEAD_S, HOLD_S, TAIL_S = 1.0, 2.0, 1.0
 
 
 def _served(env: localenv.LocalEnv) -> dict[str, int]:
-    stat = lbctl.parse_stat(lbctl.runtime(env.state / "haproxy" / "admin.sock", lbctl.SHOW_STAT))
+    stat = lbctl.parse_stat(lbctl.runtime(env.lb_socket, lbctl.SHOW_STAT))
     return {color: int(stat.get(color, {}).get("stot") or 0) for color in COLORS}
 
 
 def _live(env: localenv.LocalEnv) -> list[str]:
-    states = lbctl.parse_servers_state(lbctl.runtime(env.state / "haproxy" / "admin.sock", lbctl.SHOW_SERVERS_STATE))
-    return lbctl.live_colors(states)
+    return lbctl.serving(env.lb_socket)
+
+
+def _agent(env: localenv.LocalEnv, project: str, *args: str) -> str:
+    """`hostagent <args>` of a stand-in project over SSH (must succeed); its stdout."""
+    target = SshTarget(env.ssh_host, env.ssh_port, env.ssh_user, env.ssh_key, env.known_hosts)
+    return c.run(target.argv(agent_command(str(env.host_root), project, list(args))), 600,
+                 f"hostagent {args[0]} ({project})").stdout
+
+
+def _current(env: localenv.LocalEnv, project: str) -> str | None:
+    current = json.loads(_agent(env, project, "status", "--compact")).get("current")
+    return str(current) if current else None
 
 
 def _flip(color: str) -> float:
@@ -34,7 +50,21 @@ def _flip(color: str) -> float:
 
 
 def run(base: dict[str, Any], run_id: str, rate: float, max_seconds: float, quiet_s: float) -> dict[str, Any]:
+    """(c), then each color back on the release it ran before: the local stacks record what their hosts run, and
+    the bench must not leave them running a release of its own."""
     env = localenv.load()
+    before = {color: _current(env, color) for color in COLORS}
+    try:
+        return _measure(env, base, run_id, rate=rate, max_seconds=max_seconds, quiet_s=quiet_s)
+    finally:
+        for color, release in before.items():
+            if release is not None and _current(env, color) != release:
+                c.say(f"(c) {color} back on {release} (hostagent rollback)")
+                _agent(env, color, "rollback", "--to", release)
+
+
+def _measure(env: localenv.LocalEnv, base: dict[str, Any], run_id: str, *, rate: float, max_seconds: float,
+             quiet_s: float) -> dict[str, Any]:
     ships = {}
     for color in COLORS:
         c.say(f"(c) validated release on {color} (ops.ship with the local checks)")

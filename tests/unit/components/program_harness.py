@@ -262,6 +262,11 @@ def run_components(fn: Callable[[], None], *, stack: str = "test", config: Mappi
             settings.ROOT.set(None)  # set_mocks made a finished root stack; run_in_stack makes the real one
             set_all_config({str(k): _config_text(v) for k, v in (config or {}).items()}, list(secret_keys))
             loop.run_until_complete(run_in_stack(fn))
+            # The stack's outputs are registered by a task the SDK schedules last and does not always wait for
+            # (the engine would, through its shutdown signal): let what is still running finish, or a loaded
+            # machine records the stack without its outputs now and then.
+            if pending := asyncio.all_tasks(loop):
+                loop.run_until_complete(asyncio.wait(pending, timeout=10))
         except Exception as exc:
             exc.registrations = list(monitor.registrations)  # type: ignore[attr-defined]
             raise

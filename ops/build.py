@@ -41,8 +41,8 @@ COMPOSE_DIR = ROOT / "compose"
 BROKEN_VARIANTS = ("crash", "slow", "unhealthy")
 BUSYBOX = Path("/usr/bin/busybox")
 VENDORED_BUSYBOX = Path("vendor") / "busybox"
-PROGRAM_ID = re.compile(r"^[0-9a-f]{7,40}(-dirty-[0-9a-f]{8})?\Z")
-"""What the Pulumi program names its releases (the commit, plus -dirty-<hash>): the direct path never takes one."""
+PROGRAM_ID = re.compile(r"^[0-9a-f]{7,40}(-.*)?\Z")
+"""What the Pulumi program names its releases: the commit, maybe with a suffix. The direct path never takes one."""
 
 
 class BuildError(Exception):
@@ -154,9 +154,10 @@ def run(argv: Sequence[str]) -> str:
     return proc.stdout
 
 
-def git_revision(short: bool) -> str | None:
+def git_revision() -> str | None:
+    """The checked-out commit (provenance in the pins), or None outside a git checkout."""
     try:
-        return run(["git", "-C", str(ROOT), "rev-parse", *(["--short"] if short else []), "HEAD"]).strip()
+        return run(["git", "-C", str(ROOT), "rev-parse", "HEAD"]).strip()
     except BuildError:
         return None
 
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services = parse_services(args.services, list(specs))
         broken = parse_broken(args.broken, services)
         tag = check_tag(args.tag)
-        commit = git_revision(short=False)
+        commit = git_revision()
         jobs = [Job(specs[s], image_repo(registry, args.repo_prefix, s), image_tag(tag, broken.get(s)),
                     broken.get(s)) for s in services]
         for job in jobs:

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.release import release_manifest
 from agent.remote import agent_command, apply_command, bundle_tar, upload_command
+from ops import build
 from standin import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,11 +55,6 @@ def put_secrets(target: SshTarget, host_root: str, project: str, text: str) -> i
     sys.stdout.write(proc.stdout.decode(errors="replace"))
     sys.stderr.write(proc.stderr.decode(errors="replace"))
     return proc.returncode
-
-
-def git_commit() -> str | None:
-    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() or None
 
 
 def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, Any], agent_args: list[str], *,
@@ -123,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         env.setdefault("HOST_PORT_PREFIX", local.port_prefix[args.project])
         agent_args += [f"--validate-arg=--prometheus={local.prometheus_url}",
                        f"--validate-arg=--prom-selector=color=\"{args.project}\""]
-    manifest = release_manifest(pins["release"], pins["images"], env,
-                                {"commit": pins.get("commit") or git_commit(), "built_at": pins.get("built_at")})
+    source = {"commit": pins.get("commit") or build.git_revision(), "built_at": pins.get("built_at")}
+    manifest = release_manifest(pins["release"], pins["images"], env, source)
     target = SshTarget(args.ssh_host, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
     secrets = args.secrets_file.read_text() if args.secrets_file is not None else None
     return ship(target, args.host_root, args.project, manifest, agent_args, secrets=secrets)

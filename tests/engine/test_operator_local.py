@@ -150,6 +150,28 @@ def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
     assert (again.returncode, again.stdout) == (0, "traffic on stack local is already on green: nothing to do\n")
 
 
+def test_a_flip_by_hand_is_reported_and_put_back(deployed: Deployed) -> None:
+    """The stack's liveColor is the one record of where traffic goes: haproxy moved behind its back (as `make
+    flip` used to do) is reported by `ops.cli status` (exit 1), and `ops.cli flip <recorded color>` moves it back
+    with the traffic resource's own command, the config untouched."""
+    by_hand = subprocess.run(["bash", str(ROOT / "scripts" / "local-env.sh"), "flip", "blue"], capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert deployed.served_by() == "blue"
+    status = deployed.cli("status")
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert ("TRAFFIC DIFFERS: stack local says liveColor green, the load balancer serves blue; put it back with "
+            "`python -m ops.cli flip green --stack local`") in status.stdout
+    back = deployed.cli("flip", "green", "--yes")
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr
+    assert "1. move the load balancer back to green, as the stack records" in back.stdout
+    assert deployed.served_by() == "green"
+    agreed = deployed.cli("status")
+    assert agreed.returncode == 0, agreed.stdout + agreed.stderr
+    assert "the load balancer serves green, as the stack records" in agreed.stdout
+    assert deployed.outputs()["liveColor"] == "green"
+
+
 def test_rollback_pins_the_previous_release(deployed: Deployed, tmp_path: Path) -> None:
     app = tmp_path / "app"
     shutil.copytree(APP, app, symlinks=True)

@@ -111,3 +111,14 @@ def test_without_git_the_id_stays_and_a_warning_says_which_key_to_set(tmp_path: 
     cfg = sc.make_local_config(appRoot=str(tmp_path))
     assert with_dirty_release_id(cfg, {}, tmp_path) == cfg
     assert "set devtools:releaseId" in capsys.readouterr().err
+
+
+def test_the_program_is_the_one_place_a_release_is_named_after_the_commit():
+    """The Makefile named releases with its own git diff and hash while the program computed another id for the
+    same tree, and hosts refused one id with two contents. `make up` runs the program now: nothing else may name
+    a release after the commit."""
+    root = Path(__file__).resolve().parents[3]
+    others = [root / "Makefile", *sorted((root / "scripts").glob("*.sh")), *sorted((root / "ops").glob("*.py")),
+              *sorted((root / ".github").rglob("*.yml"))]
+    assert [str(p.relative_to(root)) for p in others if "rev-parse --short" in p.read_text()] == []
+    assert [str(p.relative_to(root)) for p in others if "-dirty-" in p.read_text()] == []

@@ -164,6 +164,7 @@ def test_ensure_vendor_refuses_a_missing_or_dynamic_busybox(tmp_path: Path) -> N
     ([], "ops.build: --tag is required: name the release, e.g. --tag bench-1"),
     (["--tag", "8517fc2"], "ops.build: --tag '8517fc2' looks like a commit id, which names the Pulumi program's"),
     (["--tag", "8517fc2-dirty-0a1b2c3d"], "ops.build: --tag '8517fc2-dirty-0a1b2c3d' looks like a commit id"),
+    (["--tag", "8517fc2-anything"], "ops.build: --tag '8517fc2-anything' looks like a commit id"),
     (["--tag", "t", "--broken", "cicd:slow"], "ops.build: --broken 'cicd:slow': expected SERVICE=VARIANT"),
     (["--tag", "t", "--services", "cicd,web"], "ops.build: --services 'cicd,web': unknown service web"),
     (["--tag", "t", "--parallel", "0"], "ops.build: --parallel 0: must be at least 1"),

@@ -5,6 +5,7 @@
     python -m ops.cli drift    [--stack prod] [--json F]   stack's digests vs every host; exit 1 on drift
     python -m ops.cli flip blue [--stack prod] [--yes]     move traffic (liveColor) and `pulumi up`
     python -m ops.cli rollback [--to ID | --flip] [--yes]  pin the previous (or a given) release, or flip back
+    python -m ops.cli reapply  [--stack prod] [--yes]      apply the recorded release again on every host
     python -m ops.cli collect  --out DIR [--summary]       validation reports + diagnostics bundles from every host
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
@@ -106,6 +107,11 @@ def cmd_rollback(pulumi: Pulumi, args: argparse.Namespace) -> int:
     return run_plan(pulumi, title, steps, args)
 
 
+def cmd_reapply(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    steps = plan.reapply_plan(args.stack, plan.apply_urns(pulumi.export(args.stack)))
+    return run_plan(pulumi, f"apply stack {args.stack}'s release again on its hosts", steps, args)
+
+
 def _statuses(pulumi: Pulumi, args: argparse.Namespace, outputs: dict[str, Any]
               ) -> Iterator[tuple[plan.HostAccess, dict[str, Any]]]:
     hosts = plan.hosts_of(args.stack, outputs)
@@ -124,6 +130,7 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
              f"{'passed' if validation.get('passed') else 'NOT passed'} for {validation.get('release')}",
              f"releases kept: {', '.join(plan.releases_of(outputs)) or 'none'}"]
     report: dict[str, Any] = {"stack": args.stack, "outputs": outputs, "hosts": {}}
+    problems: list[str] = []
     for host, status in _statuses(pulumi, args, outputs):
         services = status.get("services") or {}
         healthy = sum(1 for s in services.values() if drift.running_problem(s) is None)
@@ -131,13 +138,20 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
                      f"{healthy}/{len(services)} services running healthy"
                      + (f", ERROR {status['error']}" if status.get("error") else ""))
         report["hosts"][host.name] = status
+        other = plan.other_release(args.stack, host.name, status.get("current"), release.get("id"))
+        if other:
+            problems.append(other)
     serving = local_serving(pulumi, args.stack) if "liveColor" in outputs else None
     differs = plan.traffic_differs(args.stack, outputs["liveColor"], serving) if serving is not None else None
     if serving is not None:
         report["serving"] = serving
-        lines.append(differs or f"the load balancer serves {', '.join(serving)}, as the stack records")
-    print(json.dumps(report, indent=2, sort_keys=True) if args.json else "\n".join(lines))
-    return EXIT_FAILED if differs else EXIT_OK
+        if differs:
+            problems.append(differs)
+        else:
+            lines.append(f"the load balancer serves {', '.join(serving)}, as the stack records")
+    report["problems"] = problems
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else "\n".join(lines + problems))
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:
@@ -198,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--to", metavar="RELEASE_ID", help="a release id from the stack's `releases` export")
     how.add_argument("--flip", action="store_true", help="flip traffic back to the other color instead")
     s.add_argument("--yes", action="store_true", help="do not ask")
+    s = sub.add_parser("reapply", parents=[common], help="apply the release the stack records again on every host "
+                                                         "(after something else ran there)")
+    s.add_argument("--yes", action="store_true", help="do not ask")
     s = sub.add_parser("collect", parents=[common], help="copy validation reports and diagnostics from every host")
     s.add_argument("--out", required=True, help="directory to write <host>/reports and <host>/diagnostics into")
     s.add_argument("--summary", action="store_true", help="append each host's newest gate report to "
@@ -206,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
-            "collect": cmd_collect}
+            "reapply": cmd_reapply, "collect": cmd_collect}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,17 @@ class Pulumi:
             raise CliError(f"stack {stack}'s outputs are not a JSON object", 2)
         return data
 
+    def export(self, stack: str) -> dict[str, Any]:
+        """The stack's state (`pulumi stack export`: resources and URNs; secrets stay encrypted)."""
+        proc = self.capture(plan.stack_export(stack))
+        if proc.returncode != 0:
+            raise CliError(f"cannot export stack {stack}: {proc.stderr.strip() or proc.stdout.strip()}", 2)
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"stack {stack}'s export is not JSON ({exc})", 2) from exc
+        return data if isinstance(data, dict) else {}
+
     def config(self, stack: str, key: str) -> str:
         """One config value ("" when the key is not set). The value may be a secret: never log it."""
         proc = self.capture(plan.config_get(stack, key), timeout=60)

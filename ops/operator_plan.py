@@ -50,6 +50,10 @@ def config_get(stack: str, key: str) -> tuple[str, ...]:
     return pulumi("config", "get", f"{NAMESPACE}:{key}", stack=stack)
 
 
+def stack_export(stack: str) -> tuple[str, ...]:
+    return pulumi("stack", "export", stack=stack)
+
+
 def preview_no_changes(stack: str) -> tuple[str, ...]:
     return pulumi("preview", "--expect-no-changes", "--diff", stack=stack)
 
@@ -80,6 +84,33 @@ def reassert_plan(color: str, argv: Sequence[str]) -> list[Step]:
     """The stack already says `color` but its load balancer serves another: run the traffic resource's own
     command again (the stack config stays as it is)."""
     return [Step(f"move the load balancer back to {color}, as the stack records", tuple(argv))]
+
+
+def other_release(stack: str, host: str, running: Any, recorded: Any) -> str | None:
+    """Why a host does not run the release its stack records (None when it does): something applied another
+    release there outside the stack (the bench, a test, a hand on the host)."""
+    if running == recorded:
+        return None
+    return (f"OTHER RELEASE: host {host} runs {running or 'no release'}, stack {stack} records {recorded}; "
+            f"`python -m ops.cli reapply --stack {stack}` applies the recorded one again")
+
+
+def apply_urns(export: Mapping[str, Any]) -> list[str]:
+    """The URN of every host's `hostagent apply` resource, from `pulumi stack export`."""
+    resources = (export.get("deployment") or {}).get("resources") or []
+    return [str(r["urn"]) for r in resources if isinstance(r, Mapping) and r.get("type") == "command:remote:Command"
+            and str(r.get("urn", "")).endswith("-apply")]
+
+
+def reapply_plan(stack: str, urns: Sequence[str]) -> list[Step]:
+    """Apply the release the stack records again on every host: each host's apply resource is replaced, so the
+    host agent applies it (only what differs is recreated) and the validation gate runs again."""
+    if not urns:
+        raise PlanError(f"reapply: stack {stack} has no host rollout yet: run `pulumi up --stack {stack}` first")
+    replace = [arg for urn in urns for arg in ("--replace", urn)]
+    return [Step(f"apply the recorded release again on {len(urns)} host(s), each validated again",
+                 pulumi("up", "--yes", "--diff", *replace, "--message", "apply the recorded release again",
+                        stack=stack))]
 
 
 def releases_of(outputs: Mapping[str, Any]) -> list[str]:

@@ -23,7 +23,7 @@ def run_cli(*args: str, path: str, stdin: str = "") -> subprocess.CompletedProce
 
 @pytest.mark.live
 @pytest.mark.parametrize("args", [["flip", "blue", "--yes"], ["rollback"], ["drift"], ["status"],
-                                  ["collect", "--out", "x"]])
+                                  ["reapply", "--yes"], ["collect", "--out", "x"]])
 def test_every_command_refuses_clearly_without_pulumi(tmp_path: Path, args: list[str]) -> None:
     proc = run_cli(*args, path=str(tmp_path))  # an empty PATH directory: no pulumi, no ssh
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -42,7 +42,7 @@ def test_a_directory_without_pulumi_yaml_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "collect"])
+@pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "reapply", "collect"])
 def test_help_for_every_command(command: str) -> None:
     proc = run_cli(command, "--help", path="/usr/bin:/bin")
     assert proc.returncode == 0, proc.stderr

@@ -134,3 +134,34 @@ def test_reassert_runs_the_traffic_resources_own_command():
     steps = plan.reassert_plan("green", ["bash", "/r/scripts/local-env.sh", "flip", "green"])
     assert [s.render() for s in steps] == [
         "move the load balancer back to green, as the stack records\n      $ bash /r/scripts/local-env.sh flip green"]
+
+
+def test_other_release_names_what_runs_what_is_recorded_and_the_fix():
+    """A host running another release than its stack records (the bench, a test, a hand) is reported with the
+    command that applies the recorded one again; agreement is silence."""
+    assert plan.other_release("local", "127.0.0.1:2222", "r1", "r1") is None
+    assert plan.other_release("local", "127.0.0.1:2222", "bench-7", "r1") == (
+        "OTHER RELEASE: host 127.0.0.1:2222 runs bench-7, stack local records r1; "
+        "`python -m ops.cli reapply --stack local` applies the recorded one again")
+    assert "runs no release" in str(plan.other_release("prod", "h", None, "r1"))
+
+
+def test_reapply_replaces_each_hosts_apply_and_nothing_else():
+    """Only the apply resources are replaced: each host applies the recorded release again and its gate re-runs;
+    uploads, secrets, images and traffic stay as they are."""
+    remote = "urn:pulumi:local::devtools::x$command:remote:Command::"
+    export = {"deployment": {"resources": [
+        {"type": "command:remote:Command", "urn": remote + "release-h1-upload"},
+        {"type": "command:remote:Command", "urn": remote + "release-h1-apply"},
+        {"type": "command:remote:Command", "urn": remote + "release-h2-apply"},
+        {"type": "command:local:Command", "urn": "urn:pulumi:local::devtools::y$command:local:Command::traffic-apply"},
+    ]}}
+    urns = plan.apply_urns(export)
+    assert urns == ["urn:pulumi:local::devtools::x$command:remote:Command::release-h1-apply",
+                    "urn:pulumi:local::devtools::x$command:remote:Command::release-h2-apply"]
+    steps = plan.reapply_plan("local", urns)
+    assert [s.argv for s in steps] == [(
+        "pulumi", "up", "--yes", "--diff", "--replace", urns[0], "--replace", urns[1], "--message",
+        "apply the recorded release again", "--stack", "local", "--non-interactive")]
+    with pytest.raises(PlanError, match=r"stack local has no host rollout yet: run `pulumi up --stack local` first"):
+        plan.reapply_plan("local", plan.apply_urns({}))

@@ -1,0 +1,116 @@
+"""standin.promconf: the local stand-in's Prometheus config, exact, and the services it reads from the compose
+file (the same the program deploys)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from standin import promconf
+from tests.compose_services import SERVICES
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+EXPECTED_PROMETHEUS_HEAD = """\
+# Rendered by `python -m standin.promconf`: every service of both colors on loopback.
+global:
+  scrape_interval: 2s
+  scrape_timeout: 2s
+  evaluation_interval: 2s
+scrape_configs:
+  - job_name: devtools
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["127.0.0.1:8100"]
+        labels: {color: green, service: gateway-mcp}
+      - targets: ["127.0.0.1:8101"]
+        labels: {color: green, service: orchestrator}
+"""
+
+
+def test_prometheus_config_exact() -> None:
+    text = promconf.render({"green": "81", "blue": "82"}, SERVICES)
+    assert text.startswith(EXPECTED_PROMETHEUS_HEAD)
+    assert text.endswith(
+        '      - targets: ["127.0.0.1:8208"]\n        labels: {color: blue, service: state-persistence}\n'
+    )
+    assert text.count("- targets:") == 2 * len(SERVICES)
+    with pytest.raises(ValueError, match="two digits"):
+        promconf.render({"green": "8"}, SERVICES)
+
+
+def test_prometheus_config_is_yaml_with_a_target_per_color_and_service() -> None:
+    doc = yaml.safe_load(promconf.render({"green": "81", "blue": "82"}, SERVICES))
+    groups = doc["scrape_configs"][0]["static_configs"]
+    seen = {(g["labels"]["color"], g["labels"]["service"]): g["targets"] for g in groups}
+    assert seen[("blue", "rag-context")] == ["127.0.0.1:8207"]
+    assert len(seen) == 2 * len(SERVICES)
+
+
+def test_prometheus_services_match_the_compose_ports() -> None:
+    """promconf scrapes service <i> at <prefix><i:02d>: true only while the compose file publishes them so."""
+    compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    published = {}
+    for name, svc in compose["services"].items():
+        if "profiles" in svc:
+            continue
+        (port,) = svc["ports"]
+        match = re.fullmatch(r"127\.0\.0\.1:\$\{HOST_PORT_PREFIX:-80\}(\d\d):\d+", port)
+        assert match, port
+        published[name] = match.group(1)
+    services = promconf.compose_services(promconf.COMPOSE_FILE.read_text())
+    assert published == {name: f"{i:02d}" for i, name in enumerate(services)}
+    assert all(
+        svc["labels"]["devtools.metrics"] == "/metrics"
+        for name, svc in compose["services"].items()
+        if name in published
+    )
+
+
+def test_promconf_reads_the_services_the_program_deploys() -> None:
+    """The stand-in's stdlib reader and the program's YAML reader (components.catalog) agree on the real
+    compose file: a service added there is scraped locally without editing a list here."""
+    assert promconf.compose_services(promconf.COMPOSE_FILE.read_text()) == SERVICES
+
+
+COMPOSE_LAYOUT = """\
+# a comment
+name: x
+x-service: &service
+  image: ${NOT_A_SERVICE:?}
+services:
+  web:
+    <<: *service
+    image: ${WEB_IMAGE:?release pin missing}
+  # worker: commented out
+  worker:
+    environment: {A: "1"}
+    image: ${WORKER_IMAGE:?missing}
+  edge:
+    profiles: [edge]
+    image: caddy:2@sha256:abc
+  tagged:
+    image: ${TAGGED_IMAGE:-x:latest}
+volumes:
+  data:
+    image: ${DATA_IMAGE:?}
+"""
+
+
+def test_compose_services_takes_pinned_services_in_file_order() -> None:
+    assert promconf.compose_services(COMPOSE_LAYOUT) == ("web", "worker")
+    assert promconf.compose_services("services: {}\n") == ()
+
+
+def test_promconf_main_refuses_a_compose_file_without_pinned_services(tmp_path: Path, capsys) -> None:
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text("services:\n  edge:\n    image: caddy:2@sha256:abc\n")
+    assert promconf.main(["--green-prefix", "81", "--blue-prefix", "82", "--compose", str(compose)]) == 1
+    assert capsys.readouterr().err == f"promconf: {compose} names no service run from a release pin\n"
+    out = tmp_path / "prometheus.yml"
+    assert promconf.main(["--green-prefix", "81", "--blue-prefix", "82", "--output", str(out)]) == 0
+    assert out.read_text() == promconf.render({"green": "81", "blue": "82"}, SERVICES)

@@ -65,6 +65,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, local_env: localenv.Local
     builder = subprocess.run(["bash", str(ROOT / "scripts" / "buildkit-local.sh"), "up"], capture_output=True,
                              text=True, timeout=1800, check=False)
     assert builder.returncode == 0, builder.stderr
+    # The example app's Dockerfile copies a static busybox into its images; `make up` vendors it the same way.
+    vendor = subprocess.run([sys.executable, "-m", "ops.build", "--vendor-only"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert vendor.returncode == 0, vendor.stderr
     ws = new_workspace(tmp_path_factory.mktemp("operator"))
     d = Deployed(ws, local_env, f"op1-{uuid.uuid4().hex[:6]}")
     for stack in ("local", "local-blue"):

@@ -12,7 +12,7 @@ PULUMI_ENV := eval "$$(bash scripts/pulumi-toolchain.sh env)"
 .PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt
 	@echo "==> python venv $(VENV) (requirements-dev.txt)"

@@ -26,8 +26,8 @@ import yaml
 from agent.release import DIGEST, image_env_key
 from agent.validate.catalog import HEALTH, ROLE, parse_health_label
 
-__all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "image_repo",
-           "load_service_catalog"]
+__all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "ThirdPartyService",
+           "enabled_third_party", "image_repo", "load_service_catalog", "load_third_party"]
 
 PROD_FILE = "docker-compose.yml"
 DEV_FILE = "docker-compose.override.yml"
@@ -81,6 +81,31 @@ def load_service_catalog(compose_dir: Path, app_root: Path) -> ServiceCatalog:
         builds=MappingProxyType({s: builds[s] for s in pins if s in builds}),
         gateway=gateway, gateway_health_path=path, gateway_port=port,
     )
+
+
+@dataclass(frozen=True)
+class ThirdPartyService:
+    """A service the prod file runs from a fixed digest reference instead of a release pin (the `edge` profile's
+    Caddy and Prometheus), with the compose profiles that enable it (none: always on)."""
+
+    image: str  # repo[:tag]@sha256:…
+    profiles: tuple[str, ...]
+
+
+def load_third_party(compose_dir: Path) -> dict[str, ThirdPartyService]:
+    """Every service of the prod file that is not a release pin, with its digest reference and profiles."""
+    path = compose_dir / PROD_FILE
+    services = _services(path)
+    pins = _pins(path, services)  # also refuses a non-pin image that is not pinned by digest
+    return {name: ThirdPartyService(str(spec["image"]), tuple(str(p) for p in spec.get("profiles") or ()))
+            for name, spec in services.items() if name not in pins}
+
+
+def enabled_third_party(services: Mapping[str, ThirdPartyService], compose_profiles: str) -> dict[str, str]:
+    """service → image of the third-party services that run with COMPOSE_PROFILES=`compose_profiles` (compose's
+    rule: a service without profiles always runs, one with profiles when any of them is enabled)."""
+    enabled = {p.strip() for p in compose_profiles.split(",") if p.strip()}
+    return {name: s.image for name, s in sorted(services.items()) if not s.profiles or enabled & set(s.profiles)}
 
 
 def _services(path: Path) -> dict[str, dict[str, Any]]:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.validate.report import read_json, render_markdown
-from components.config_keys import COLORS
+from components.catalog import CatalogError, enabled_third_party, load_third_party
+from components.config_keys import BY_NAME, COLORS
 from ops import drift
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
@@ -154,9 +155,20 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
+def intended_on_hosts(pulumi: Pulumi, stack: str, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The stack's release plus the third-party services (digest-pinned in the compose file) of the profiles the
+    stack enables: devtools:composeProfiles, which the program writes into every release as COMPOSE_PROFILES."""
+    profiles = pulumi.config(stack, "composeProfiles") or str(BY_NAME["composeProfiles"].default)
+    try:
+        third_party = enabled_third_party(load_third_party(pulumi.cwd / "compose"), profiles)
+    except CatalogError as exc:
+        raise CliError(f"cannot tell which third-party services stack {stack} runs: {exc}", EXIT_USAGE) from exc
+    return drift.with_third_party(plan.intended_release(stack, outputs), third_party)
+
+
 def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:
     outputs = pulumi.outputs(args.stack)
-    intended = plan.intended_release(args.stack, outputs)
+    intended = intended_on_hosts(pulumi, args.stack, outputs)
     findings: list[drift.Finding] = []
     for host, status in _statuses(pulumi, args, outputs):
         findings += drift.compare(host.name, intended, status)

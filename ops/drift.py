@@ -54,6 +54,12 @@ def running_problem(svc: Mapping[str, Any]) -> str | None:
     return None
 
 
+def with_third_party(release: Mapping[str, Any], third_party: Mapping[str, str]) -> dict[str, Any]:
+    """The stack's release record plus the third-party services its enabled compose profiles run (service →
+    `repo@sha256:…` from the compose file): what the host should run, all of it. The release's own pins win."""
+    return {**release, "images": {**dict(third_party), **dict(release.get("images") or {})}}
+
+
 def compare(host: str, intended: Mapping[str, Any], status: Mapping[str, Any]) -> list[Finding]:
     """Every service of the intended release and every service running on the host, each judged once.
 

@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from agent.release import image_env_key
-from components.catalog import BuildSpec, CatalogError, load_service_catalog
+from components.catalog import (
+    BuildSpec,
+    CatalogError,
+    ThirdPartyService,
+    enabled_third_party,
+    load_service_catalog,
+    load_third_party,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "compose"
@@ -144,3 +151,29 @@ def test_no_pinned_service_is_an_error(tmp_path: Path) -> None:
     prod = "services:\n  edge:\n    image: caddy@sha256:" + "a" * 64 + "\n"
     with pytest.raises(CatalogError, match=r"docker-compose\.yml: no service runs from a release pin"):
         load_service_catalog(write(tmp_path, prod), tmp_path / "app")
+
+
+def test_real_compose_file_pins_the_edge_profile_by_digest() -> None:
+    """Rule: the services that run without a release pin are the `edge` profile's Caddy and Prometheus, each at
+    one digest. Risk: drift (which holds hosts to these) would expect a tag, or miss a service."""
+    assert load_third_party(COMPOSE) == {
+        "proxy": ThirdPartyService(
+            "caddy:2.8.4-alpine@sha256:e97e0e3f8f51be708a9d5fadbbd75e3398c22fc0eecd4b26d48561e3f7daa9eb", ("edge",)),
+        "prometheus": ThirdPartyService(
+            "prom/prometheus:v2.53.1@sha256:f20d3127bf2876f4a1df76246fca576b41ddf1125ed1c546fbd8b16ea55117e6",
+            ("edge",)),
+    }
+
+
+def test_enabled_third_party_follows_composes_profile_rule(tmp_path: Path) -> None:
+    """Rule: no profiles = always on; with profiles, on when one of them is in COMPOSE_PROFILES (comma list).
+    Risk: drift expecting a service compose never starts, or ignoring one it does."""
+    services = {"edge": ThirdPartyService("caddy@sha256:" + "1" * 64, ()),
+                "prom": ThirdPartyService("prom@sha256:" + "2" * 64, ("edge", "metrics")),
+                "debug": ThirdPartyService("busybox@sha256:" + "3" * 64, ("debug",))}
+    assert enabled_third_party(services, "") == {"edge": "caddy@sha256:" + "1" * 64}
+    assert enabled_third_party(services, "metrics") == {"edge": "caddy@sha256:" + "1" * 64,
+                                                        "prom": "prom@sha256:" + "2" * 64}
+    assert list(enabled_third_party(services, "debug, edge")) == ["debug", "edge", "prom"]
+    caddy = "caddy:2@sha256:e97e0e3f8f51be708a9d5fadbbd75e3398c22fc0eecd4b26d48561e3f7daa9eb"
+    assert load_third_party(write(tmp_path)) == {"edge": ThirdPartyService(caddy, ())}

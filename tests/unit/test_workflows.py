@@ -114,11 +114,39 @@ def test_least_permissions(name: str) -> None:
 
 
 def test_one_deploy_at_a_time() -> None:
-    for name in ("deploy.yml", "operate.yml", "drift.yml"):
+    for name in ("deploy.yml", "operate.yml"):
         assert load(name)["concurrency"] == {"group": DEPLOY_GROUP, "cancel-in-progress": False}, name
     assert load("deploy.yml")["on"] == {"push": {"branches": ["main"]}}
     for name, job in (("deploy.yml", "deploy"), ("operate.yml", "operate")):
         assert load(name)["jobs"][job]["environment"] == "prod", name  # the protection rule
+
+
+def concurrency_groups(data: dict[str, Any]) -> list[str]:
+    """Every concurrency group a workflow joins: its own and its jobs'."""
+    found = [data.get("concurrency")] + [job.get("concurrency") for job in data["jobs"].values()]
+    return [str(c["group"] if isinstance(c, dict) else c) for c in found if c]
+
+
+def test_drift_cannot_displace_a_pending_deploy_or_rollback() -> None:
+    """Rule: only deploy and operate join the deploy group; drift queues in its own group. Risk: GitHub keeps one
+    pending run per group and cancels the older pending one, so a drift run queued behind a deploy would cancel
+    a rollback (operate) waiting there."""
+    users = {name for name in ALL if DEPLOY_GROUP in concurrency_groups(load(name))}
+    assert users == {"deploy.yml", "operate.yml"}
+    assert load("drift.yml")["concurrency"] == {"group": "drift", "cancel-in-progress": False}
+
+
+def test_drift_skips_while_a_deploy_or_rollback_runs() -> None:
+    """Rule: out of the deploy group, drift first asks whether a deploy or operate run is in progress and checks
+    nothing then. Risk: a host half-way through a rollout reported as drift (red for no reason)."""
+    job = load("drift.yml")["jobs"]["drift"]
+    assert job["permissions"] == {"contents": "read", "actions": "read"}
+    first = steps(job)[2]  # after checkout and setup
+    assert first["id"] == "busy"
+    assert first["run"] == "bash .github/scripts/deploy-running.sh deploy.yml operate.yml"
+    assert first["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    for step in steps(job)[3:]:
+        assert "steps.busy.outputs.running == 'false'" in step["if"], step
 
 
 SECRET_REF = re.compile(r"\$\{\{\s*secrets\.")

@@ -13,6 +13,12 @@
 //	command:local:Command   create, update, delete, triggers, environment, dir, interpreter=["/bin/sh","-c"],
 //	                        stdin, logging, addPreviousOutputInEnv -> stdout, stderr
 //
+// Bounds, where this build differs from upstream 1.2.1 in behaviour (never in schema; remote/ssh.go has the
+// details): perDialTimeout bounds each whole dial attempt (TCP connect, SSH handshake, authentication), not only
+// the TCP connect; a remote command ends when the engine's operation does (the resource's customTimeouts, or a
+// cancellation), and an operation without customTimeouts ends after one hour (upstream: no bound). Upstream's
+// schema has no per-command timeout input, so none is added.
+//
 // Create runs `create`; an update runs `update`, else `create`; delete runs `delete` with the previous outputs
 // in PULUMI_COMMAND_STDOUT/STDERR; a non-zero exit fails the step with the output in the error. `triggers` are
 // replaceOnChanges; the diff does not ask for delete-before-replace, so a replacement is created before the old

@@ -57,7 +57,8 @@ func (c *Connection) Annotate(a infer.Annotator) {
 	a.SetDefault(&c.PerDialTimeout, 15)
 	a.Describe(&c.HostKey, "The host's public key (authorized_keys form); when set, any other key is refused.")
 	a.Describe(&c.DialErrorLimit, "Failed dials allowed before giving up; -1: no limit.")
-	a.Describe(&c.PerDialTimeout, "Seconds each TCP connect may take; 0: no limit.")
+	a.Describe(&c.PerDialTimeout, "Seconds each dial attempt (TCP connect, SSH handshake and authentication) "+
+		"may take; 0: no limit.")
 }
 
 // CommandInputs are the inputs of command:remote:Command that this build implements.

@@ -14,7 +14,7 @@ PULUMI_ENV := eval "$$(bash scripts/pulumi-toolchain.sh env)"
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "==> python venv $(VENV) (requirements-dev.txt)"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt

@@ -32,6 +32,11 @@ def _provider_checks(r: Reader, c: StackConfig) -> None:
         if not c.ssh.allowlist and not r.problems_about("sshAllowlist"):
             r.problem(f"{k('sshAllowlist')}: empty: list the CIDRs that may SSH to droplets (the deploy runner's "
                       "address); 0.0.0.0/0 is never the default")
+        everywhere = [cidr for cidr in c.ssh.allowlist if cidr.endswith("/0")]
+        if everywhere:
+            r.problem(f"{k('sshAllowlist')}: {', '.join(everywhere)} admits every address to port 22: list a fixed "
+                      "address (a self-hosted runner, a bastion); GitHub-hosted runners take an SSH lease "
+                      "(`ops.cli ssh-lease`, docs/ci.md)")
         if not c.ssh.public_key:
             r.problem(f"{k('sshPublicKey')}: not set: droplets need the public half of the rollout key")
         if c.hosts.existing:

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def stack_tag(project: str, stack: str) -> str:
+    """The tag every droplet of one stack carries (components.hosts), which an SSH lease's firewall targets (ops)."""
+    return f"{project}-{stack}"
+
+
 @dataclass(frozen=True)
 class StackIdentity:
     """Who this stack is: resource names and droplet tags derive from these."""

@@ -22,7 +22,7 @@ import pulumi_digitalocean as digitalocean
 
 from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
 from components.config import HostsConfig
-from components.config_slices import StackIdentity
+from components.config_slices import StackIdentity, stack_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 SSH_PORT = 22
@@ -37,7 +37,7 @@ def web_tag(project: str) -> str:
 def droplet_tags(identity: StackIdentity) -> list[str]:
     """Tags of every droplet of this stack: the project, the stack, the color and the web tag."""
     p = identity.project
-    return [p, f"{p}-{identity.stack}", f"{p}-{identity.color}", web_tag(p)]
+    return [p, stack_tag(p, identity.stack), f"{p}-{identity.color}", web_tag(p)]
 
 
 def ssh_firewall_rules(allowlist: Sequence[str]) -> tuple[list[digitalocean.FirewallInboundRuleArgsDict],

@@ -7,6 +7,7 @@
     python -m ops.cli rollback [--to ID | --flip] [--yes]  pin the previous (or a given) release, or flip back
     python -m ops.cli reapply  [--stack prod] [--yes]      apply the recorded release again on every host
     python -m ops.cli collect  --out DIR [--summary]       validation reports + diagnostics bundles from every host
+    python -m ops.cli ssh-lease open|close|list [--stack prod] admit this runner to port 22 for a while (ops/lease.py)
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
 `--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
-from ops import drift
+from ops import drift, lease
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
 from standin import lbctl, localenv
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="directory to write <host>/reports and <host>/diagnostics into")
     s.add_argument("--summary", action="store_true", help="append each host's newest gate report to "
                                                           "$GITHUB_STEP_SUMMARY")
+    lease.add_parser(sub, common)
     return p
 
 
@@ -240,6 +242,8 @@ COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollbac
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "ssh-lease":  # DigitalOcean's API only: no pulumi needed
+        return lease.run(args, dict(os.environ))
     try:
         return COMMANDS[args.command](Pulumi.find(args.cwd, dict(os.environ)), args)
     except plan.PlanError as exc:

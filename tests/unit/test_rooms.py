@@ -19,7 +19,7 @@ THIRD_PARTY_OF = {
     "agent": {"agent"},
     "agent/validate": {"agent", "httpx"},
     "standin": {"standin"},
-    "ops": {"ops", "agent", "standin", "components", "httpx"},
+    "ops": {"ops", "agent", "standin", "components", "httpx", "yaml", "pydo", "azure"},
     "components": {"components", "agent", "standin", "pulumi", "pulumi_command", "pulumi_digitalocean",
                    "pulumi_docker_build", "yaml"},
 }

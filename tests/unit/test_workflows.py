@@ -248,3 +248,47 @@ def test_operate_refuses_to_destroy_the_standby_that_serves_traffic() -> None:
     guard = names.index("Refuse to destroy the standby while it serves traffic")
     assert guard < names.index("Destroy the standby stack (blue)")
     assert names.index("Flip or roll back prod (ops.cli)") < names.index("Commit the changed stack file")
+
+
+# Jobs that reach the droplets over SSH (pulumi up/destroy's rollout commands, ops.cli's host commands), and the
+# stack whose droplets each reaches.
+LEASED = {("deploy.yml", "deploy"): "prod", ("operate.yml", "operate"): '"$TARGET"', ("drift.yml", "drift"): '"$STACK"'}
+REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status)\b")
+
+
+def reaches_hosts(step: dict[str, Any]) -> bool:
+    pulumi_change = str(step.get("uses", "")).startswith("pulumi/actions@") and \
+        (step.get("with") or {}).get("command") in ("up", "destroy")
+    return pulumi_change or bool(REACHES_HOSTS.search(str(step.get("run", ""))))
+
+
+@pytest.mark.parametrize(("name", "job_id"), sorted(LEASED))
+def test_every_job_that_reaches_hosts_holds_an_ssh_lease_and_closes_it(name: str, job_id: str) -> None:
+    """Rule: a job that reaches the droplets opens an SSH lease for its runner before the first step that does,
+    with a TTL longer than the job may run, and closes it in its last step, always(). Risk: GitHub-hosted runners
+    have no fixed address, so without a lease the allowlist must be 0.0.0.0/0; a lease that outlives its job
+    leaves port 22 open to an address GitHub hands to someone else next."""
+    job = load(name)["jobs"][job_id]
+    all_steps = steps(job)
+    runs_of = [str(s.get("run", "")) for s in all_steps]
+    opens = [i for i, r in enumerate(runs_of) if "ops.cli ssh-lease open" in r]
+    closes = [i for i, r in enumerate(runs_of) if "ops.cli ssh-lease close" in r]
+    reach = [i for i, s in enumerate(all_steps) if reaches_hosts(s)]
+    assert len(opens) == 1 and closes == [len(all_steps) - 1] and reach, (opens, closes, reach)
+    assert opens[0] < min(reach) and max(reach) < closes[0]
+    stack = LEASED[(name, job_id)]
+    opened = re.fullmatch(rf'\.venv/bin/python -m ops\.cli ssh-lease open --stack {re.escape(stack)} --ttl (\d+) '
+                          r'--record "\$RUNNER_TEMP/ssh-lease\.json"', runs_of[opens[0]])
+    assert opened, runs_of[opens[0]]
+    assert int(opened.group(1)) > int(job["timeout-minutes"])
+    assert runs_of[closes[0]] == (f'.venv/bin/python -m ops.cli ssh-lease close --stack {stack} '
+                                  '--record "$RUNNER_TEMP/ssh-lease.json"')
+    assert str(all_steps[closes[0]]["if"]).startswith("always()")
+
+
+def test_the_stacks_never_admit_ssh_from_everywhere() -> None:
+    """Rule: the committed stacks list fixed addresses (a self-hosted runner, a bastion) in sshAllowlist, never a
+    /0. Risk: port 22 of every droplet open to the internet as the price of GitHub-hosted runners."""
+    for stack in ("prod", "blue"):
+        allowlist = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["devtools:sshAllowlist"]
+        assert allowlist and not [a for a in allowlist if a.endswith("/0")], (stack, allowlist)

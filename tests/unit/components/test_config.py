@@ -37,6 +37,9 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("allowlist not CIDR", "prod", {"sshAllowlist": '["office"]'}, "devtools:sshAllowlist", "CIDR"),
     ("allowlist host bits", "prod", {"sshAllowlist": '["203.0.113.7/24"]'}, "devtools:sshAllowlist", "host bits"),
     ("allowlist empty", "prod", {"sshAllowlist": "[]"}, "devtools:sshAllowlist", "0.0.0.0/0 is never the default"),
+    ("allowlist everywhere", "prod", {"sshAllowlist": '["203.0.113.0/24", "0.0.0.0/0", "::/0"]'},
+     "devtools:sshAllowlist", "0.0.0.0/0, ::/0 admits every address to port 22: list a fixed address (a "
+     "self-hosted runner, a bastion); GitHub-hosted runners take an SSH lease (`ops.cli ssh-lease`, docs/ci.md)"),
     ("allowlist not JSON", "prod", {"sshAllowlist": "[203.0.113.7/32"}, "devtools:sshAllowlist", "a JSON list"),
     ("public key", "prod", {"sshPublicKey": "not-a-key"}, "devtools:sshPublicKey", "OpenSSH public key"),
     ("no private key", "prod", {"sshPrivateKey": None}, "devtools:sshPrivateKey", "the rollout needs an SSH key"),

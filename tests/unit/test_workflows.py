@@ -200,7 +200,7 @@ def test_preview_cannot_change_or_push_anything() -> None:
     assert [s["with"]["command"] for s in pulumi_steps] == ["preview"]
     assert pulumi_steps[0]["with"]["comment-on-pr"] is True and pulumi_steps[0]["with"]["edit-pr-comment"] is True
     assert job["strategy"]["matrix"]["stack"] == ["prod", "blue"]
-    assert "environment" not in job  # never the prod environment's read/write token
+    assert job["environment"] == "preview"  # never the prod environment's read/write token
     assert job["env"]["DIGITALOCEAN_TOKEN"] == "${{ secrets.DIGITALOCEAN_READ_TOKEN }}"
     for script in runs(data):
         assert not re.search(r"docker (push|login|build)|buildx|ops\.build|pulumi (up|destroy|config set)", script)

@@ -9,7 +9,7 @@ STACK := $(if $(filter blue,$(COLOR)),local-blue,local)
 # the local stacks' file backend and passphrase either way.
 PULUMI_ENV := eval "$$(bash scripts/pulumi-toolchain.sh env)"
 
-.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine
+.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine gotest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -52,9 +52,14 @@ e2e: env ## tests on dockerd, registry, sshd, haproxy and prometheus
 
 # Two sessions: the e2e session stops its own compose projects when it ends, so the engine tier does not run
 # next to some sixty containers' health checks on a 2-core machine.
-test: env lint pulumi-toolchain builder ## everything: install what is missing, lint, then every test (unit, e2e, engine)
+test: env lint pulumi-toolchain builder gotest ## everything: install what is missing, lint, then every test (unit, e2e, engine)
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m "not engine" -v --durations=15
 	@DEVTOOLS_ENV_READY=1 $(VENV)/bin/pytest -m engine -v --durations=5
+
+gotest: pulumi-toolchain ## go vet and go test of our command provider (tools/pulumi-resource-command; loopback peers)
+	@cd tools/pulumi-resource-command && T="$${DEVTOOLS_TOOLCHAIN:-/var/tmp/devtools-toolchain}" && \
+	  export GOMODCACHE="$$T/go/mod" GOCACHE="$$T/go/build" GOFLAGS="-mod=readonly -buildvcs=false" \
+	    GOTOOLCHAIN=local CGO_ENABLED=0 && go vet ./... && go test -count=1 -timeout 120s ./...
 
 pulumi-toolchain: ## build the Pulumi CLI, language host, docker-build and command providers from the Go module proxy
 	@bash scripts/pulumi-toolchain.sh install

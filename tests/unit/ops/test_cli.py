@@ -42,7 +42,7 @@ def test_a_directory_without_pulumi_yaml_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "reapply", "collect"])
+@pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "reapply", "collect", "ssh-lease"])
 def test_help_for_every_command(command: str) -> None:
     proc = run_cli(command, "--help", path="/usr/bin:/bin")
     assert proc.returncode == 0, proc.stderr

@@ -5,7 +5,6 @@ request's own workflow), and a pull request's code meets one that decrypts only 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -119,8 +119,8 @@ KEYS: tuple[Key, ...] = (
         pattern=r"[0-9.]+/[0-9]{1,2}", allowed="a private IPv4 CIDR such as 10.110.0.0/20"),
     Key("monitoring", "boolean", True, "DigitalOcean droplet monitoring agent"),
     Key("protect", "boolean", True, "protect the registry and the primary droplets from deletion"),
-    Key("sshAllowlist", "array", [], "CIDRs allowed to SSH to droplets (required for digitalocean; never "
-        "0.0.0.0/0 by default)",
+    Key("sshAllowlist", "array", [], "fixed CIDRs allowed to SSH to droplets (required for digitalocean; a /0 is "
+        "refused: GitHub-hosted runners take an SSH lease)",
         pattern=r"[0-9a-fA-F:./]+", allowed="an IPv4 or IPv6 CIDR such as 203.0.113.7/32"),
     Key("sshPublicKey", "string", "", "public key installed on droplets (required for digitalocean)",
         pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (ssh-ed25519 AAAA… comment)"),

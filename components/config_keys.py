@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
+from components.ssh_keys import public_key_problem
 
 NAMESPACE = "devtools"
 
@@ -48,6 +49,9 @@ class Key:
     """What `pattern` (or `accepts`) admits, in words: the error message ends with it."""
     accepts: Callable[[str], bool] | None = None
     """A rule a pattern cannot say (the hosts' release id rule); applies to every string value, empty included."""
+    explain: Callable[[str], str | None] | None = None
+    """A check that says why a non-empty value is refused (None: accepted), run before the pattern; the error
+    message is `allowed` followed by its reason (an OpenSSH key read down to its key bytes)."""
     range: tuple[int, int] | None = None
     """Integers: the inclusive range (lo, hi)."""
     choices: tuple[str, ...] = ()
@@ -123,13 +127,14 @@ KEYS: tuple[Key, ...] = (
         "0.0.0.0/0 by default)",
         pattern=r"[0-9a-fA-F:./]+", allowed="an IPv4 or IPv6 CIDR such as 203.0.113.7/32"),
     Key("sshPublicKey", "string", "", "public key installed on droplets (required for digitalocean)",
-        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (ssh-ed25519 AAAA… comment)"),
+        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (ssh-ed25519 AAAA… comment)",
+        explain=public_key_problem),
     Key("sshPrivateKey", "string", "", "private key the rollout connects with", secret=True),
     Key("sshPrivateKeyPath", "string", "", "file holding the private key instead of sshPrivateKey (local)"),
     Key("sshUser", "string", "root", "SSH user on the hosts",
         pattern=r"[a-z_][a-z0-9_-]{0,31}", allowed="a user name such as root or deploy"),
     Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned)",
-        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (the host's key)"),
+        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (the host's key)", explain=public_key_problem),
     Key("existingHosts", "array", [], "`address[:port]` of each existing host (provider existing)",
         pattern=HOSTPORT, allowed="address[:port] such as 127.0.0.1:2222"),
     Key("hostRoot", "string", "/opt/devtools", "the host agent's directory on every host",

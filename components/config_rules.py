@@ -32,7 +32,7 @@ def _provider_checks(r: Reader, c: StackConfig) -> None:
         if not c.ssh.allowlist and not r.problems_about("sshAllowlist"):
             r.problem(f"{k('sshAllowlist')}: empty: list the CIDRs that may SSH to droplets (the deploy runner's "
                       "address); 0.0.0.0/0 is never the default")
-        if not c.ssh.public_key:
+        if not c.ssh.public_key and not r.problems_about("sshPublicKey"):
             r.problem(f"{k('sshPublicKey')}: not set: droplets need the public half of the rollout key")
         if c.hosts.existing:
             r.problem(f"{k('existingHosts')}: set, but {k('provider')} is digitalocean: remove it or use existing")

@@ -19,6 +19,7 @@ from pulumi_command import remote
 from agent import remote as host
 from agent.remote import upload_command
 from components import commands
+from tests.ssh_test_keys import HOST_PUBLIC_KEY
 from tests.unit.agent.validate_peers import PeerServer, Route, resolved, service
 from tests.unit.components import stack_configs as sc
 from tests.unit.components.program_harness import is_secret, run_components
@@ -276,7 +277,7 @@ def test_connection_args_for_fresh_droplets():
 
 
 def test_connection_args_pin_the_host_key_when_configured():
-    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3Qta2V5 host"
+    host_key = HOST_PUBLIC_KEY
     cfg = sc.make_local_config(sshHostKey=host_key, sshUser="deploy")
     held = {}
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, load_config
+from tests.ssh_test_keys import DEPLOY_PUBLIC_KEY, ECDSA_PUBLIC_KEY, RSA_PUBLIC_KEY
 from tests.unit.components.program_harness import run_program
 from tests.unit.components.stack_configs import (
     LOCAL,
@@ -39,6 +40,10 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("allowlist empty", "prod", {"sshAllowlist": "[]"}, "devtools:sshAllowlist", "0.0.0.0/0 is never the default"),
     ("allowlist not JSON", "prod", {"sshAllowlist": "[203.0.113.7/32"}, "devtools:sshAllowlist", "a JSON list"),
     ("public key", "prod", {"sshPublicKey": "not-a-key"}, "devtools:sshPublicKey", "OpenSSH public key"),
+    ("public key blob", "prod", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qtb25seS1wdWJsaWMta2V5 "
+                                                 "x"}, "devtools:sshPublicKey", "the key's data ends early"),
+    ("host key blob", "local", {"sshHostKey": "ssh-rsa AAAAB3NzaC1yc2E="}, "devtools:sshHostKey",
+     "the key's data ends early"),
     ("no private key", "prod", {"sshPrivateKey": None}, "devtools:sshPrivateKey", "the rollout needs an SSH key"),
     ("plain-text secret", "prod:plain", {}, "devtools:sshPrivateKey", "--secret"),
     ("release id", "prod", {"releaseId": "v1 final"}, "devtools:releaseId",
@@ -161,6 +166,13 @@ def test_stack_roles():
     assert (local.hosts.provider, local.registry.address, local.traffic.mode) == ("existing", "127.0.0.1:5000",
                                                                                    "localProxy")
     assert [(h.address, h.port) for h in local.hosts.existing] == [("127.0.0.1", 2222)]
+
+
+@pytest.mark.parametrize("line", [DEPLOY_PUBLIC_KEY, ECDSA_PUBLIC_KEY, RSA_PUBLIC_KEY], ids=["ed25519", "ecdsa", "rsa"])
+def test_a_real_public_key_is_accepted(line):
+    """Keys ssh-keygen writes pass the key check (as the deploy key and as an existing host's pinned key)."""
+    assert make_config(sshPublicKey=line).ssh.public_key == line
+    assert make_local_config(sshHostKey=line).ssh.host_key == line
 
 
 def test_private_key_from_a_file(tmp_path):

@@ -5,7 +5,8 @@
                                      pull_auth=registry.pull_auth))
     hosts.addresses  # what the rollout's SSH dials
 
-digitalocean: an SSH key, a VPC (unless one is given: a standby joins prod's), `hosts.count` droplets with the
+digitalocean: the deploy key's upload (unless the followed stack uploaded it: a standby takes its fingerprint),
+a VPC (unless one is given: a standby joins prod's), `hosts.count` droplets with the
 cloud-init of components/cloud_init.py, and a firewall that admits SSH from the allowlist only. existing: nothing
 is created; the addresses come from config.
 """
@@ -64,6 +65,9 @@ class HostsArgs:
     pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
     snapshot_id: pulumi.Input[str] | None = None  # required when hosts.from_snapshot
     vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
+    key_fingerprint: pulumi.Input[str] | None = None
+    """The deploy key the followed stack uploaded (a standby's droplets take it); None: upload `public_key` here.
+    DigitalOcean refuses a second upload of one public key (422 "SSH Key is already in use")."""
 
 
 class Hosts(pulumi.ComponentResource):
@@ -75,6 +79,8 @@ class Hosts(pulumi.ComponentResource):
     """Droplet ids as ints (what DO inputs such as a load balancer's droplet_ids take); [] for existing hosts."""
     vpc_id: pulumi.Output[str]
     """The VPC the droplets are in; "" for existing hosts."""
+    uploaded_key: pulumi.Output[str] | None
+    """The fingerprint of the deploy key this stack uploaded (what standbys take); None when it uploaded none."""
     triggers: list[pulumi.Output[str]]
     """Per host identity (droplet id, or "address:port"): a rollout keyed on it re-runs on a new host."""
     names: list[str]
@@ -99,12 +105,18 @@ class Hosts(pulumi.ComponentResource):
         self.names = [f"{h.address}:{h.port}" for h in hosts]
         self.triggers = [pulumi.Output.from_input(n) for n in self.names]
         self.resources = []
+        self.uploaded_key = None
 
     def _droplets(self, name: str, args: HostsArgs) -> None:
         config, who = args.hosts, args.identity
         base = f"{who.project}-{who.stack}"
         child = pulumi.ResourceOptions(parent=self)
-        key = digitalocean.SshKey(f"{name}-key", name=base, public_key=args.public_key, opts=child)
+        if args.key_fingerprint is None:
+            key = digitalocean.SshKey(f"{name}-key", name=base, public_key=args.public_key, opts=child)
+            self.uploaded_key = key.fingerprint
+            fingerprint: pulumi.Input[str] = key.fingerprint
+        else:
+            self.uploaded_key, fingerprint = None, args.key_fingerprint
         if args.vpc_id is None:
             vpc = digitalocean.Vpc(f"{name}-vpc", name=base, region=config.region, ip_range=config.vpc_ip_range,
                                    opts=child)
@@ -128,7 +140,7 @@ class Hosts(pulumi.ComponentResource):
         droplets = [
             digitalocean.Droplet(f"{name}-{i}", name=droplet_name, image=image, size=config.size,
                                  region=config.region, vpc_uuid=self.vpc_id, monitoring=config.monitoring,
-                                 ssh_keys=[key.fingerprint], tags=droplet_tags(who), user_data=user_data, opts=opts)
+                                 ssh_keys=[fingerprint], tags=droplet_tags(who), user_data=user_data, opts=opts)
             for i, droplet_name in enumerate(self.names, start=1)
         ]
         ids = [d.id.apply(int) for d in droplets]

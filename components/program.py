@@ -23,7 +23,14 @@ from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
-from components.sources import ChosenRelease, followed_release, merge_history, pinned_release, release_record
+from components.sources import (
+    ChosenRelease,
+    followed_key,
+    followed_release,
+    merge_history,
+    pinned_release,
+    release_record,
+)
 from components.traffic import ColorTarget, TrafficRouter, TrafficRouterArgs
 
 
@@ -84,11 +91,19 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         image_map = chosen.apply(lambda c: c.images)
         commit = chosen.apply(lambda c: c.commit)  # the followed release's own commit, not this checkout's
 
+    vpc_id: pulumi.Output[Any] | None = None
+    key_fingerprint: pulumi.Output[str] | None = None
+    if prod is not None and cfg.hosts.provider == "digitalocean":  # a standby joins prod's VPC, takes prod's key
+        vpc_id = prod.get_output("vpcId")
+        key_fingerprint = prod.get_output("sshKeyFingerprint").apply(
+            lambda f: followed_key(cfg.prod_stack, f, cfg.ssh.public_key))
     hosts = Hosts("hosts", HostsArgs(
         identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key, allowlist=cfg.ssh.allowlist,
         followed_stack=cfg.prod_stack, pull_auth=pull_auth,
         snapshot_id=prod.get_output("snapshotId") if prod is not None and cfg.hosts.from_snapshot else None,
-        vpc_id=prod.get_output("vpcId") if prod is not None and cfg.hosts.provider == "digitalocean" else None))
+        vpc_id=vpc_id, key_fingerprint=key_fingerprint))
+    if hosts.uploaded_key is not None:
+        outputs["sshKeyFingerprint"] = hosts.uploaded_key
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
         place=cfg.agent_place, release=cfg.release, login=cfg.ssh.login,
         hosts=[RolloutHost(n, _nth(hosts.addresses, i), hosts.ports[i], hosts.triggers[i])

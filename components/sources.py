@@ -8,10 +8,15 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from agent.release import DIGEST_REF
+from components.ssh_keys import md5_fingerprint
 
 
 class ReleaseError(Exception):
     """The release this stack should run cannot be determined; the message says why and what to do."""
+
+
+class FollowError(Exception):
+    """Something a standby takes from the followed stack is missing or does not fit; the message says what to do."""
 
 
 class ChosenRelease(NamedTuple):
@@ -70,6 +75,20 @@ def pinned_release(pinned: str, histories: Mapping[str, Any], services: tuple[st
     hint = ", ".join(dict.fromkeys(known)) or "none yet"
     raise ReleaseError(f"devtools:release {pinned!r} is not in the release history of "
                        f"{' or '.join(histories) or 'any stack'} (known: {hint}); pick one of those")
+
+
+def followed_key(prod_stack: str, exported: Any, public_key: str) -> str:
+    """The fingerprint of the deploy key the followed stack uploaded, for a standby's droplets: DigitalOcean refuses
+    a second upload of the same key (422), so only one stack uploads it. It must be this stack's own key, or the
+    rollout (which signs in with this stack's private key) could never reach the droplets."""
+    if not isinstance(exported, str) or not exported:
+        raise FollowError(f"stack {prod_stack} exports no sshKeyFingerprint: run `pulumi up --stack {prod_stack}` "
+                          "first (it uploads the deploy key standbys use)")
+    if md5_fingerprint(public_key) != exported:
+        raise FollowError(f"devtools:sshPublicKey of this stack is not the deploy key stack {prod_stack} uploaded "
+                          f"(fingerprint {exported}); standbys use {prod_stack}'s key: set the same "
+                          f"devtools:sshPublicKey and devtools:sshPrivateKey as stack {prod_stack}")
+    return exported
 
 
 def merge_history(previous: Any, current: Mapping[str, Any], keep: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
-from components.config_keys import BY_NAME, NAMESPACE
+from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks
 from components.config_slices import AgentPlace, SshLogin, StackIdentity, ValidatorSettings
@@ -61,7 +61,6 @@ class HostsConfig:
     region: str
     size: str
     image: str
-    from_snapshot: bool
     monitoring: bool
     protect: bool
     vpc_ip_range: str
@@ -143,12 +142,12 @@ class StackConfig:
 
     @property
     def follows_prod(self) -> bool:
-        """Reads the prod stack (release, snapshot, VPC, registry) through a StackReference.
+        """Reads the prod stack (release, VPC, deploy key, registry) through a StackReference.
 
         A pinned release is looked up in this stack's own release history first, then (for a stack that does
         not build) in prod's.
         """
-        return self.release.source == "prod" or self.hosts.from_snapshot or (
+        return self.release.source == "prod" or (
             self.release.source == "pinned" and self.prod_stack.rsplit("/", 1)[-1] != self.stack)
 
 
@@ -162,7 +161,9 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
     r = Reader(raw, set(secret_keys))
     for full in sorted(raw):
         ns, _, name = full.partition(":")
-        if ns == NAMESPACE and name not in BY_NAME:
+        if ns == NAMESPACE and name in RETIRED:
+            r.problem(f"{full}: retired: {RETIRED[name]}")
+        elif ns == NAMESPACE and name not in BY_NAME:
             hint = close_match(name, list(BY_NAME))
             r.problem(f"{full}: unknown key" + (f" (did you mean {NAMESPACE}:{hint}?)" if hint else
                                                  f"; known keys: {', '.join(sorted(BY_NAME))}"))
@@ -189,7 +190,6 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         region=r.string("region"),
         size=r.string("dropletSize"),
         image=r.string("dropletImage"),
-        from_snapshot=r.boolean("fromSnapshot"),
         monitoring=r.boolean("monitoring"),
         protect=r.boolean("protect"),
         vpc_ip_range=_vpc_range(r),

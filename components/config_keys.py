@@ -85,7 +85,7 @@ KEYS: tuple[Key, ...] = (
         choices=("loadBalancer", "reservedIp", "localProxy", "none")),
     Key("standbyStack", "string", "blue", "stack holding the other color's hosts (read when liveColor ≠ color)",
         pattern=STACK, allowed=STACK_NAME),
-    Key("prodStack", "string", "prod", "stack whose release, snapshot, VPC and registry a standby follows",
+    Key("prodStack", "string", "prod", "stack whose release, VPC, deploy key and registry a standby follows",
         pattern=STACK, allowed=STACK_NAME),
     # release
     Key("release", "string", "build", "which release runs: `build` (this update's images), `prod` (prod's "
@@ -113,10 +113,11 @@ KEYS: tuple[Key, ...] = (
         pattern=r"[a-z]{3}[0-9]", allowed="a region slug such as nyc3, fra1, sgp1"),
     Key("dropletSize", "string", "s-2vcpu-4gb", "droplet size slug",
         pattern=SLUG, allowed="a droplet size slug such as s-2vcpu-4gb"),
-    Key("dropletImage", "string", "ubuntu-24-04-x64", "droplet image slug (ignored with fromSnapshot)",
+    Key("dropletImage", "string", "ubuntu-24-04-x64", "droplet image slug: every droplet, standbys included, boots "
+        "it and is set up by cloud-init",
         pattern=SLUG, allowed="an image slug such as ubuntu-24-04-x64"),
-    Key("fromSnapshot", "boolean", False, "create droplets from the followed stack's exported snapshot"),
-    Key("snapshot", "boolean", False, "take a snapshot of the primary host and export it"),
+    Key("snapshot", "boolean", False, "take a backup image of the primary host once its release is validated, and "
+        "export its id (never used to build standbys)"),
     Key("snapshotGeneration", "integer", 1, "bump to take a fresh snapshot (the old one is kept until deleted)",
         range=(1, 9999)),
     Key("vpcIpRange", "string", "10.110.0.0/20", "IP range of the VPC the stack creates (standbys join prod's)",
@@ -164,3 +165,11 @@ KEYS: tuple[Key, ...] = (
 )
 
 BY_NAME = {k.name: k for k in KEYS}
+
+RETIRED: dict[str, str] = {
+    "fromSnapshot": "standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary: a "
+                    "snapshot of the primary carried its running containers, its secrets file and its data into the "
+                    "standby, and was taken while cloud-init still ran; remove the key",
+}
+"""Keys that no longer exist, each with why and what to do instead: a stack file still setting one is refused with
+this text rather than as an unknown key."""

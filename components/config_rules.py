@@ -44,8 +44,8 @@ def _provider_checks(r: Reader, c: StackConfig) -> None:
             r.problem(f"{k('existingHosts')}: empty: {k('provider')} existing needs at least one address[:port]")
         if c.traffic.mode in ("loadBalancer", "reservedIp"):
             r.problem(f"{k('traffic')}: {c.traffic.mode} needs droplets; with existing hosts use localProxy or none")
-        if c.hosts.from_snapshot or c.snapshot:
-            r.problem(f"{k('fromSnapshot')}/{k('snapshot')}: snapshots need {k('provider')} digitalocean")
+        if c.snapshot:
+            r.problem(f"{k('snapshot')}: snapshots need {k('provider')} digitalocean")
         if not c.registry.address:
             r.problem(f"{k('registryAddress')}: not set: existing hosts pull from an existing registry "
                       "(e.g. 127.0.0.1:5000)")
@@ -59,9 +59,7 @@ def _stack_checks(r: Reader, c: StackConfig) -> None:
     if c.traffic.mode == "none" and c.traffic.live_color != BY_NAME["liveColor"].default:
         r.problem(f"{k('liveColor')}: set on a stack without traffic ({k('traffic')}: none): flip on the stack "
                   "that owns traffic")
-    if c.snapshot and c.hosts.from_snapshot:
-        r.problem(f"{k('snapshot')}: a stack built from a snapshot does not take one; set it on {c.prod_stack}")
-    if (c.release.source == "prod" or c.hosts.from_snapshot) and c.prod_stack.rsplit("/", 1)[-1] == c.stack:
+    if c.release.source == "prod" and c.prod_stack.rsplit("/", 1)[-1] == c.stack:
         r.problem(f"{k('prodStack')}: {c.prod_stack!r} is this stack: a stack cannot follow itself "
                   f"(use {k('release')}: build here)")
     if c.traffic.mode != "none" and c.traffic.live_color != c.color and c.standby_stack.rsplit("/", 1)[-1] == c.stack:

@@ -1,8 +1,7 @@
-"""The hosts of this stack's color: DigitalOcean droplets (from an image or prod's snapshot) or existing machines.
+"""The hosts of this stack's color: DigitalOcean droplets (the base image + cloud-init) or existing machines.
 
     hosts = Hosts("hosts", HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
-                                     allowlist=cfg.ssh.allowlist, followed_stack=cfg.prod_stack,
-                                     pull_auth=registry.pull_auth))
+                                     allowlist=cfg.ssh.allowlist, pull_auth=registry.pull_auth))
     hosts.addresses  # what the rollout's SSH dials
 
 digitalocean: the deploy key's upload (unless the followed stack uploaded it: a standby takes its fingerprint),
@@ -61,9 +60,7 @@ class HostsArgs:
     hosts: HostsConfig
     public_key: str  # installed on droplets (SshConfig.public_key; never the private half)
     allowlist: tuple[str, ...]  # CIDRs the SSH firewall admits
-    followed_stack: str  # the stack whose snapshot a standby is made from (named when it is missing)
     pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
-    snapshot_id: pulumi.Input[str] | None = None  # required when hosts.from_snapshot
     vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
     key_fingerprint: pulumi.Input[str] | None = None
     """The deploy key the followed stack uploaded (a standby's droplets take it); None: upload `public_key` here.
@@ -123,16 +120,12 @@ class Hosts(pulumi.ComponentResource):
             self.vpc_id = vpc.id
         else:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
-        standby = config.from_snapshot
-        if standby and args.snapshot_id is None:
-            raise ValueError(f"Hosts {name!r}: devtools:fromSnapshot is true but no snapshot id was given "
-                             f"(the snapshot {args.followed_stack} exports); run `pulumi up --stack "
-                             f"{args.followed_stack}` with devtools:snapshot true first")
-        image: pulumi.Input[str] = args.snapshot_id if standby and args.snapshot_id is not None else config.image
+        standby = args.vpc_id is not None  # joins the followed stack's VPC
+        image = config.image
         user_data = _user_data(config.root, args.pull_auth)
         # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
-        # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby from a snapshot is
-        # meant to be replaced by a new snapshot generation (image), but not by a credential rotation either: a
+        # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby is rebuilt from the
+        # base image and cloud-init, so a new image slug may replace it, but a credential rotation must not: a
         # standby may be the live color.
         opts = pulumi.ResourceOptions(parent=self, protect=config.protect and not standby,
                                       ignore_changes=["userData"] if standby else ["userData", "image"])

@@ -2,8 +2,9 @@
 
 `declare(cfg, env)` is everything `__main__.py` does after reading the config; it returns the stack outputs.
 Which parts exist follows from the config alone (see docs/architecture.md, "Stacks"):
-  prod  builds (Registry, ServiceImages), owns green hosts, the snapshot and the traffic (liveColor)
-  blue  never builds: release, snapshot, VPC and pull credentials come from prod through a StackReference
+  prod  builds (Registry, ServiceImages), owns green hosts, the backup snapshot and the traffic (liveColor)
+  blue  never builds: release, VPC and deploy key come from prod through a StackReference; its droplets boot the
+        base image with cloud-init, like prod's
   local existing host (the SSH stand-in), existing registry, the local proxy as the traffic resource
 """
 
@@ -99,9 +100,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
             lambda f: followed_key(cfg.prod_stack, f, cfg.ssh.public_key))
     hosts = Hosts("hosts", HostsArgs(
         identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key, allowlist=cfg.ssh.allowlist,
-        followed_stack=cfg.prod_stack, pull_auth=pull_auth,
-        snapshot_id=prod.get_output("snapshotId") if prod is not None and cfg.hosts.from_snapshot else None,
-        vpc_id=vpc_id, key_fingerprint=key_fingerprint))
+        pull_auth=pull_auth, vpc_id=vpc_id, key_fingerprint=key_fingerprint))
     if hosts.uploaded_key is not None:
         outputs["sshKeyFingerprint"] = hosts.uploaded_key
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
@@ -126,7 +125,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
 
     if cfg.snapshot:
         snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids.apply(lambda ids: ids[0]),
-                                                 name=snapshot_name(cfg.identity, cfg.snapshot_generation)))
+                                                 name=snapshot_name(cfg.identity, cfg.snapshot_generation),
+                                                 wait_for=rollout.gates))
         outputs["snapshotId"] = snap.snapshot_id
 
     if cfg.traffic.mode != "none":

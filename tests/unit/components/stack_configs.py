@@ -42,7 +42,6 @@ BLUE: dict[str, Any] = {
     "devtools:color": "blue",
     "devtools:traffic": "none",
     "devtools:release": "prod",
-    "devtools:fromSnapshot": "true",
 }
 
 LOCAL: dict[str, Any] = {

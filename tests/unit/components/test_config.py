@@ -68,7 +68,8 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
      "a reserved IP points at one droplet"),
     ("local proxy on droplets", "prod", {"traffic": "localProxy"}, "devtools:traffic", "localProxy is the local"),
     ("flip on a stack without traffic", "blue", {"liveColor": "blue"}, "devtools:liveColor", "flip on the stack"),
-    ("snapshot of a snapshot", "blue", {"snapshot": "true"}, "devtools:snapshot", "does not take one"),
+    ("standby from a snapshot", "blue", {"fromSnapshot": "true"}, "devtools:fromSnapshot",
+     "retired: standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary"),
     ("follow itself", "prod", {"release": "prod"}, "devtools:prodStack", "cannot follow itself"),
     ("existing without hosts", "local", {"existingHosts": "[]"}, "devtools:existingHosts", "at least one"),
     ("existing host port", "local", {"existingHosts": '["127.0.0.1:99999"]'}, "devtools:existingHosts", "1-65535"),
@@ -87,7 +88,7 @@ def _raw(base: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any], set
     raw = dict(PROD)
     if stack == "blue":
         raw = with_overrides(raw, {"color": "blue", "traffic": "none", "release": "prod", "snapshot": None,
-                                   "fromSnapshot": "true", "liveColor": None})
+                                   "liveColor": None})
     raw = with_overrides(raw, overrides)
     secrets = set(PROD_SECRETS)
     if variant == "plain":
@@ -162,7 +163,7 @@ def test_release_id_defaults_to_the_commit_and_can_be_pinned():
 def test_stack_roles():
     prod, blue, local = make_config(), make_blue_config(), make_local_config()
     assert (prod.builds, prod.follows_prod, prod.snapshot, prod.traffic.mode) == (True, False, True, "loadBalancer")
-    assert (blue.builds, blue.follows_prod, blue.hosts.from_snapshot, blue.traffic.mode) == (False, True, True, "none")
+    assert (blue.builds, blue.follows_prod, blue.snapshot, blue.traffic.mode) == (False, True, False, "none")
     assert (local.hosts.provider, local.registry.address, local.traffic.mode) == ("existing", "127.0.0.1:5000",
                                                                                    "localProxy")
     assert [(h.address, h.port) for h in local.hosts.existing] == [("127.0.0.1", 2222)]

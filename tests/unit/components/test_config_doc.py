@@ -85,6 +85,15 @@ def test_the_keys_left_out_of_the_schema_are_named_with_why():
            "(secret)." in " ".join(config_doc.config_doc().split())
 
 
+def test_retired_keys_are_listed_with_why():
+    """An operator whose stack file still sets a retired key finds it, and what replaced it, in the reference."""
+    assert config_doc.config_doc().endswith(
+        "\n## Retired keys\n\nThe program refuses a stack that still sets one of these, with the reason:\n\n"
+        "* `fromSnapshot`: standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary: a "
+        "snapshot of the primary carried its running containers, its secrets file and its data into the standby, "
+        "and was taken while cloud-init still ran; remove the key.\n")
+
+
 def test_the_generator_is_deterministic():
     """Two runs give the same bytes (no clock, no set order): otherwise --check would fail on a clean tree."""
     assert config_doc.rendered(ROOT) == config_doc.rendered(ROOT)

@@ -4,7 +4,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-import pytest
 
 from components.config import StackConfig
 from components.hosts import Hosts, HostsArgs, droplet_tags, ssh_firewall_rules, web_tag
@@ -21,7 +20,7 @@ PULL_AUTH = '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbC1zZWNyZXQ="
 def hosts_args(config: StackConfig, **rest: Any) -> HostsArgs:
     """HostsArgs as components/program.py builds them from a stack config."""
     return HostsArgs(identity=config.identity, hosts=config.hosts, public_key=config.ssh.public_key,
-                     allowlist=config.ssh.allowlist, followed_stack=config.prod_stack, **rest)
+                     allowlist=config.ssh.allowlist, **rest)
 
 
 def run_hosts(make_args: Callable[[], HostsArgs]) -> tuple[World, dict[str, Any]]:
@@ -86,7 +85,7 @@ def test_vpc_created_when_none_given_and_droplets_join_it():
 
 def test_given_vpc_is_joined_not_created():
     """A standby joins prod's VPC; creating a second one would split the colors' private networks."""
-    world, seen = run_hosts(lambda: hosts_args(make_blue_config(), snapshot_id="snap-77", vpc_id="vpc-prod"))
+    world, seen = run_hosts(lambda: hosts_args(make_blue_config(), vpc_id="vpc-prod"))
     assert world.of_type(VPC) == []
     assert world.one(DROPLET).inputs["vpcUuid"] == "vpc-prod"
     assert seen["vpc_id"] == "vpc-prod"
@@ -129,25 +128,20 @@ def test_unprotected_primary_still_ignores_user_data_and_image():
     assert d.ignore_changes == ["userData", "image"]
 
 
-def test_standby_droplets_come_from_the_snapshot_and_are_replaceable():
-    """Blue is built from prod's snapshot; a new snapshot generation (image) must replace it, so neither
-    protect nor ignore_changes on image — but a credential rotation alone must not (blue may be live)."""
-    world, _ = run_hosts(lambda: hosts_args(make_blue_config(hostCount="2"), snapshot_id="snap-77",
-                                           vpc_id="vpc-prod", pull_auth=pulumi.Output.secret(PULL_AUTH)))
+def test_standby_droplets_boot_the_base_image_and_are_replaceable():
+    """Blue boots the base image with cloud-init (never a snapshot of prod, which carried prod's data and secrets);
+    a new image slug may replace it, so neither protect nor ignore_changes on image — but a credential rotation
+    alone must not (blue may be live)."""
+    world, _ = run_hosts(lambda: hosts_args(make_blue_config(hostCount="2"), vpc_id="vpc-prod",
+                                           pull_auth=pulumi.Output.secret(PULL_AUTH)))
     droplets = world.of_type(DROPLET)
     assert [d.inputs["name"] for d in droplets] == ["devtools-blue-blue-1", "devtools-blue-blue-2"]
     for d in droplets:
-        assert d.inputs["image"] == "snap-77"
+        assert d.inputs["image"] == "ubuntu-24-04-x64"
         assert not d.protect
         assert "image" not in d.ignore_changes
         assert d.ignore_changes == ["userData"]
         assert d.inputs["tags"] == ["devtools", "devtools-blue", "devtools-blue", "devtools-web"]
-
-
-def test_standby_without_snapshot_id_fails_clearly():
-    """fromSnapshot without a snapshot would silently boot a bare image missing the primary's state."""
-    with pytest.raises(ValueError, match="fromSnapshot is true but no snapshot id"):
-        run_hosts(lambda: hosts_args(make_blue_config(), vpc_id="vpc-prod"))
 
 
 def test_ssh_firewall_rules_exact():

@@ -129,13 +129,13 @@ def test_validation_gates_traffic(prod):
 
 
 def test_blue_follows_prod_and_never_builds():
-    """blue runs prod's release on droplets from prod's snapshot, in prod's VPC, and creates no registry or image."""
+    """blue runs prod's release on droplets of the base image, in prod's VPC, and creates no registry or image."""
     world = run_stack("blue", others={"prod": prod_outputs()})
     assert not world.of_type(IMAGE) and not world.of_type(REGISTRY) and not world.of_type(LB)
     droplet = world.one(DROPLET)
-    assert droplet.inputs["image"] == "snap-77"
+    assert droplet.inputs["image"] == "ubuntu-24-04-x64"
     assert droplet.inputs["vpcUuid"] == "vpc-prod"
-    assert not droplet.protect and "image" not in droplet.ignore_changes  # a new snapshot replaces standbys
+    assert not droplet.protect and "image" not in droplet.ignore_changes  # a new base image replaces standbys
     apply = _commands(world, "-apply")[0]
     assert "--project blue apply --bundle /opt/devtools/blue/incoming/r1" in apply.inputs["create"]
     assert world.exports_plain["release"]["images"] == prod_outputs()["release"]["images"]

@@ -1,11 +1,13 @@
-"""The standby stack (blue) under Pulumi's mocks: what it takes from prod instead of declaring it again."""
+"""prod and blue on DigitalOcean under Pulumi's mocks: the deploy key, the backup snapshot, what a standby is built
+from and takes from prod instead of declaring it again."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.ssh_test_keys import DEPLOY_FINGERPRINT, OTHER_DEPLOY_PUBLIC_KEY
-from tests.unit.components.program_stacks import DROPLET, prod_outputs, run_stack
+from tests.unit.components.program_harness import Registration, World
+from tests.unit.components.program_stacks import COMMAND, DROPLET, SNAPSHOT, prod_outputs, run_stack
 
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
 
@@ -42,3 +44,26 @@ def test_blue_before_prod_uploaded_a_key_fails_clearly():
     with pytest.raises(Exception, match=r"stack prod exports no sshKeyFingerprint: run `pulumi up --stack prod` "
                                         r"first \(it uploads the deploy key standbys use\)"):
         run_stack("blue", others={"prod": outputs})
+
+
+def _gate(world: World) -> Registration:
+    return next(r for r in world.of_type(COMMAND) if r.name.endswith("-validate-run"))
+
+
+def test_the_backup_snapshot_is_taken_after_the_primarys_validation():
+    """The snapshot depended on the droplet alone, so DigitalOcean imaged the primary while cloud-init was still
+    installing packages. It is a backup image of a validated primary now: it waits for the primary's gate."""
+    world = run_stack("prod")
+    snap = world.one(SNAPSHOT)
+    assert world.depends_on(snap, _gate(world))
+    assert snap.inputs["dropletId"] == world.one(DROPLET).outputs["id"]
+
+
+def test_blue_is_built_from_the_base_image_and_cloud_init_never_from_a_snapshot():
+    """A snapshot of the primary carried green's running containers, its secrets file and its data into blue.
+    Standbys boot the base image with the same cloud-init as the primary, whatever prod exports."""
+    prod = run_stack("prod")
+    outputs = {**prod_outputs(), "registryPullAuth": prod.exports_plain["registryPullAuth"]}
+    droplet = run_stack("blue", others={"prod": outputs}).one(DROPLET)
+    assert droplet.inputs["image"] == "ubuntu-24-04-x64"
+    assert droplet.inputs["userData"] == prod.one(DROPLET).inputs["userData"]

@@ -275,6 +275,8 @@ def _read_key(r: Reader, path: str) -> str:
 
 def _vpc_range(r: Reader) -> str:
     value = r.string("vpcIpRange")
+    if not value:
+        return ""
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:

@@ -120,7 +120,8 @@ KEYS: tuple[Key, ...] = (
         "export its id (never used to build standbys)"),
     Key("snapshotGeneration", "integer", 1, "bump to take a fresh snapshot (the old one is kept until deleted)",
         range=(1, 9999)),
-    Key("vpcIpRange", "string", "10.110.0.0/20", "IP range of the VPC the stack creates (standbys join prod's)",
+    Key("vpcIpRange", "string", "", "IP range of the VPC the stack creates (standbys join prod's); empty: "
+        "DigitalOcean picks a free range (a fixed one may collide with the account's default VPCs)",
         pattern=r"[0-9.]+/[0-9]{1,2}", allowed="a private IPv4 CIDR such as 10.110.0.0/20"),
     Key("monitoring", "boolean", True, "DigitalOcean droplet monitoring agent"),
     Key("protect", "boolean", True, "protect the registry and the primary droplets from deletion"),

@@ -19,7 +19,7 @@ import pulumi
 
 from components.catalog import ServiceCatalog
 from components.config import StackConfig
-from components.hosts import Hosts, HostsArgs
+from components.hosts import Hosts, HostsArgs, ReplacementGuard
 from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
@@ -92,15 +92,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         image_map = chosen.apply(lambda c: c.images)
         commit = chosen.apply(lambda c: c.commit)  # the followed release's own commit, not this checkout's
 
-    vpc_id: pulumi.Output[Any] | None = None
-    key_fingerprint: pulumi.Output[str] | None = None
-    if prod is not None and cfg.hosts.provider == "digitalocean":  # a standby joins prod's VPC, takes prod's key
-        vpc_id = prod.get_output("vpcId")
-        key_fingerprint = prod.get_output("sshKeyFingerprint").apply(
-            lambda f: followed_key(cfg.prod_stack, f, cfg.ssh.public_key))
-    hosts = Hosts("hosts", HostsArgs(
-        identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key, allowlist=cfg.ssh.allowlist,
-        pull_auth=pull_auth, vpc_id=vpc_id, key_fingerprint=key_fingerprint))
+    hosts = Hosts("hosts", _hosts_args(cfg, prod, own, pull_auth))
     if hosts.uploaded_key is not None:
         outputs["sshKeyFingerprint"] = hosts.uploaded_key
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
@@ -119,7 +111,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         # What an operator needs to reach every host (ops.cli status/drift): no secret in here.
         "hosts": {"names": hosts.names, "addresses": hosts.addresses, "ports": hosts.ports,
                   "dropletIds": hosts.droplet_ids, "sshUser": cfg.ssh.user, "sshHostKey": cfg.ssh.host_key,
-                  "root": cfg.hosts.root},
+                  "root": cfg.hosts.root, "shape": hosts.shape},
         "vpcId": hosts.vpc_id,
     }
 
@@ -144,6 +136,27 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
             local_endpoint=env.local_endpoint))
         outputs |= {"liveColor": router.live_color, "endpoint": router.endpoint}
     return outputs
+
+
+def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulumi.StackReference,
+                pull_auth: pulumi.Input[str] | None) -> HostsArgs:
+    """The hosts' slice: a standby joins prod's VPC, takes prod's deploy key and reads prod's liveColor; every stack
+    compares its droplets with the shape its last update exported (ReplacementGuard)."""
+    vpc_id: pulumi.Output[Any] | None = None
+    key_fingerprint: pulumi.Output[str] | None = None
+    # Who sends users to this color: a standby reads the traffic owner's liveColor, the owner knows its own.
+    live_color: pulumi.Input[Any] = cfg.traffic.live_color if cfg.traffic.mode != "none" else None
+    traffic_stack = cfg.stack
+    if prod is not None and cfg.hosts.provider == "digitalocean":
+        vpc_id = prod.get_output("vpcId")
+        key_fingerprint = prod.get_output("sshKeyFingerprint").apply(
+            lambda f: followed_key(cfg.prod_stack, f, cfg.ssh.public_key))
+        live_color, traffic_stack = prod.get_output("liveColor"), cfg.prod_stack
+    guard = ReplacementGuard(previous=own.get_output("hosts").apply(lambda h: h.get("shape") if h else None),
+                             live_color=live_color, traffic_stack=traffic_stack)
+    return HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
+                     allowlist=cfg.ssh.allowlist, pull_auth=pull_auth, vpc_id=vpc_id, key_fingerprint=key_fingerprint,
+                     guard=guard)
 
 
 def _nth(values: pulumi.Output[list[str]], index: int) -> pulumi.Output[str]:

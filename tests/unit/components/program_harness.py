@@ -27,6 +27,8 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
+from components.ssh_keys import md5_fingerprint
+
 ROOT = Path(__file__).resolve().parents[3]
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
@@ -177,8 +179,8 @@ def fake_outputs(  # noqa: PLR0911, PLR0912 - one branch per resource type
         return f"lb-{n}", {**inputs, "ip": "198.51.100.10", "urn": ""}
     if t == "digitalocean:index/reservedIp:ReservedIp":
         return "198.51.100.20", {**inputs, "ipAddress": "198.51.100.20"}
-    if t == "digitalocean:index/sshKey:SshKey":
-        return f"{n}", {**inputs, "fingerprint": f"aa:bb:cc:{n:02x}"}
+    if t == "digitalocean:index/sshKey:SshKey":  # DigitalOcean names a key by its MD5 fingerprint
+        return f"{n}", {**inputs, "fingerprint": md5_fingerprint(str(inputs.get("publicKey")))}
     if t == "digitalocean:index/dropletSnapshot:DropletSnapshot":
         return f"snap-{n}", {**inputs}
     return f"{args.name}-{n}", dict(inputs)

@@ -117,7 +117,7 @@ def test_primary_droplets_are_protected_and_ignore_user_data_and_image():
     world, _ = prod_hosts(hostCount="2")
     for d in world.of_type(DROPLET):
         assert d.protect
-        assert d.ignore_changes == ["userData", "image"]
+        assert d.ignore_changes == ["userData", "image", "sshKeys"]
 
 
 def test_unprotected_primary_still_ignores_user_data_and_image():
@@ -125,7 +125,7 @@ def test_unprotected_primary_still_ignores_user_data_and_image():
     world, _ = prod_hosts(protect="false")
     d = world.one(DROPLET)
     assert not d.protect
-    assert d.ignore_changes == ["userData", "image"]
+    assert d.ignore_changes == ["userData", "image", "sshKeys"]
 
 
 def test_standby_droplets_boot_the_base_image_and_are_replaceable():
@@ -140,7 +140,7 @@ def test_standby_droplets_boot_the_base_image_and_are_replaceable():
         assert d.inputs["image"] == "ubuntu-24-04-x64"
         assert not d.protect
         assert "image" not in d.ignore_changes
-        assert d.ignore_changes == ["userData"]
+        assert d.ignore_changes == ["userData", "sshKeys"]
         assert d.inputs["tags"] == ["devtools", "devtools-blue", "devtools-blue", "devtools-web"]
 
 

@@ -71,7 +71,7 @@ def test_prod_hosts_cloud_init_and_firewall(prod):
     """Droplets get cloud-init (docker, compose, the agent venv) and SSH only from the allowlist; HTTP only from
     the load balancer."""
     droplet = prod.one(DROPLET)
-    assert droplet.protect and droplet.ignore_changes == ["userData", "image"]
+    assert droplet.protect and droplet.ignore_changes == ["userData", "image", "sshKeys"]
     assert droplet.inputs["userData"].startswith("#cloud-config")
     assert droplet.secret_input("userData")  # it carries the registry pull credentials
     assert "devtools-web" in droplet.inputs["tags"] and "devtools-green" in droplet.inputs["tags"]

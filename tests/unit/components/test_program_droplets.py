@@ -3,8 +3,12 @@ from and takes from prod instead of declaring it again."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pulumi
 import pytest
 
+from components.ssh_keys import md5_fingerprint
 from tests.ssh_test_keys import DEPLOY_FINGERPRINT, OTHER_DEPLOY_PUBLIC_KEY
 from tests.unit.components.program_harness import Registration, World
 from tests.unit.components.program_stacks import COMMAND, DROPLET, SNAPSHOT, prod_outputs, run_stack
@@ -67,3 +71,108 @@ def test_blue_is_built_from_the_base_image_and_cloud_init_never_from_a_snapshot(
     droplet = run_stack("blue", others={"prod": outputs}).one(DROPLET)
     assert droplet.inputs["image"] == "ubuntu-24-04-x64"
     assert droplet.inputs["userData"] == prod.one(DROPLET).inputs["userData"]
+
+
+FORCE_NEW = {"image", "region", "sshKeys", "userData", "monitoring", "vpcUuid", "publicNetworking", "dropletAgent",
+             "gpuPartitionMode"}
+"""The droplet arguments DigitalOcean replaces a droplet for (ForceNew in terraform-provider-digitalocean's
+resource_droplet.go, which pulumi-digitalocean bridges)."""
+
+
+def _replacing_changes(before: Registration, after: Registration) -> set[str]:
+    """The inputs that differ between two runs, would replace the droplet, and are not ignored."""
+    changed = {k for k in set(before.inputs) | set(after.inputs) if before.inputs.get(k) != after.inputs.get(k)}
+    return (changed & FORCE_NEW) - set(after.ignore_changes)
+
+
+def _blue(overrides: dict[str, str] | None = None, live: str = "green", previous: dict[str, Any] | None = None
+          ) -> World:
+    """blue, with prod serving `live` and blue's own last export `previous` (default: blue as it is now)."""
+    if previous is None:
+        previous = run_stack("blue", others={"prod": prod_outputs()}).exports_plain["hosts"]
+    return run_stack("blue", overrides=overrides, others={"prod": {**prod_outputs(), "liveColor": live},
+                                                          "blue": {"hosts": previous}})
+
+
+def test_a_deploy_key_rotation_replaces_no_droplet():
+    """Keys reach a droplet when it is created; a new deploy key reaches existing droplets over SSH (docs/runbook).
+    A changed ssh_keys input would replace every droplet: protect fails prod's update, and blue would be rebuilt
+    while it may serve traffic. Both colors ignore it."""
+    before, after = run_stack("prod"), run_stack("prod", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY})
+    assert before.one(DROPLET).inputs["sshKeys"] != after.one(DROPLET).inputs["sshKeys"]  # the key did rotate
+    assert _replacing_changes(before.one(DROPLET), after.one(DROPLET)) == set()
+    rotated = {**prod_outputs(), "sshKeyFingerprint": md5_fingerprint(OTHER_DEPLOY_PUBLIC_KEY)}
+    blue_before = run_stack("blue", others={"prod": prod_outputs()}).one(DROPLET)
+    blue_after = run_stack("blue", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY}, others={"prod": rotated})
+    assert _replacing_changes(blue_before, blue_after.one(DROPLET)) == set()
+
+
+@pytest.mark.parametrize("stack", ["prod", "blue"])
+def test_every_replacing_input_is_ignored_or_guarded(stack):
+    """Each ForceNew input the droplets set is either ignored (fixed at creation) or in the exported shape the next
+    update compares against (where a change is refused while the droplets must not be replaced)."""
+    world = run_stack(stack, others={"prod": prod_outputs()})
+    droplet = world.one(DROPLET)
+    shape = world.exports_plain["hosts"]["shape"]
+    guarded = {"region": "region", "monitoring": "monitoring",
+               "vpcUuid": "vpcIpRange" if stack == "prod" else "vpc", "image": "dropletImage"}
+    for name in set(droplet.inputs) & FORCE_NEW - set(droplet.ignore_changes):
+        assert guarded[name] in shape, name
+
+
+def test_the_vpc_leaves_its_range_to_digitalocean_by_default():
+    """A fixed 10.110.0.0/20 collided with the account's default VPCs; DigitalOcean picks a free range instead."""
+    assert run_stack("prod").one("digitalocean:index/vpc:Vpc").inputs == {"name": "devtools-prod", "region": "nyc3"}
+
+
+def test_a_size_change_warns_that_it_powers_off_and_cannot_shrink(monkeypatch):
+    """Resizing is done in place, but DigitalOcean powers the droplets off for it, and the disk only grows: the
+    preview says so before anyone runs the update."""
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_a, **_k: warnings.append(message))
+    previous = run_stack("prod").exports_plain["hosts"]
+    assert warnings == []
+    run_stack("prod", overrides={"dropletSize": "s-4vcpu-8gb"}, others={"prod": {"hosts": previous}})
+    assert warnings == [
+        'devtools:dropletSize "s-2vcpu-4gb" -> "s-4vcpu-8gb": DigitalOcean powers off every droplet of stack prod '
+        "to resize it (all at once: this color serves nothing until they are back), and the disk grows with the "
+        "size and never shrinks: a size with a smaller disk is refused from then on"]
+
+
+def test_a_change_that_would_replace_protected_droplets_is_refused_naming_the_key():
+    """The engine's own refusal (the resource is protected) invites removing the protection, which deletes the
+    volumes with the droplets. The program refuses first, naming the key and the safe way to move."""
+    previous = run_stack("prod").exports_plain["hosts"]
+    with pytest.raises(Exception) as err:
+        run_stack("prod", overrides={"region": "fra1", "monitoring": "false"}, others={"prod": {"hosts": previous}})
+    assert ('refusing to change devtools:region "nyc3" -> "fra1", devtools:monitoring true -> false on stack prod: '
+            "DigitalOcean replaces (or for a smaller hostCount, deletes) droplets for that, and these are protected: "
+            "they hold the data. Put the old value back; to move, bring up the other color with the new value and "
+            "flip traffic to it") in str(err.value)
+    refused = err.value.registrations  # type: ignore[attr-defined]
+    assert not [r for r in refused if r.type in (DROPLET, "digitalocean:index/vpc:Vpc")]
+
+
+def test_an_idle_standby_is_rebuilt_from_a_new_image():
+    """blue holds no traffic: a new base image replaces its droplets (not protected, image not ignored)."""
+    world = _blue({"dropletImage": "ubuntu-25-04-x64"}, live="green")
+    droplet = world.one(DROPLET)
+    assert droplet.inputs["image"] == "ubuntu-25-04-x64"
+    assert not droplet.protect and "image" not in droplet.ignore_changes
+
+
+@pytest.mark.parametrize(("overrides", "what"), [
+    ({"dropletImage": "ubuntu-25-04-x64", "hostCount": "2"},
+     'devtools:dropletImage "ubuntu-24-04-x64" -> "ubuntu-25-04-x64"'),
+    ({"hostCount": "1"}, "devtools:hostCount 2 -> 1"),
+], ids=["image", "fewer hosts"])
+def test_a_live_standby_is_never_replaced(overrides, what):
+    """While prod's load balancer sends users to blue, a change that replaces (or removes) blue's droplets is
+    refused before any droplet changes, with the way out: flip traffic back first."""
+    previous = _blue({"hostCount": "2"}, live="blue").exports_plain["hosts"]
+    with pytest.raises(Exception) as err:
+        _blue(overrides, live="blue", previous=previous)
+    assert (f"refusing to change {what} on stack blue while blue serves traffic (liveColor on stack prod is "
+            "blue): DigitalOcean would replace (or delete) the droplets users are sent to. Flip traffic away first "
+            "(`python -m ops.cli flip green --stack prod`), or put the old value back") in str(err.value)
+    assert not [r for r in err.value.registrations if r.type == DROPLET]  # type: ignore[attr-defined]

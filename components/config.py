@@ -71,6 +71,7 @@ class HostsConfig:
 @dataclass(frozen=True)
 class RegistryConfig:
     name: str
+    adopt: bool  # read the account's registry `name` instead of creating it
     tier: str
     address: str | None  # an existing registry (no DOCR created)
     repo_prefix: str
@@ -206,6 +207,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
     )
     registry = RegistryConfig(
         name=r.string("registryName"),
+        adopt=r.boolean("registryAdopt"),
         tier=r.string("registryTier"),
         address=r.string("registryAddress") or None,
         repo_prefix=r.string("repoPrefix"),

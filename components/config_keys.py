@@ -144,6 +144,9 @@ KEYS: tuple[Key, ...] = (
     # registry and builds
     Key("registryName", "string", "devtools", "DigitalOcean Container Registry name",
         pattern=r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", allowed="3-63 lowercase letters, digits and -"),
+    Key("registryAdopt", "boolean", False, "use the account's existing DigitalOcean Container Registry named "
+        "registryName instead of creating one (DigitalOcean allows one per account): it is read by name, never "
+        "created, changed or deleted by this stack"),
     Key("registryTier", "string", "auto", "DOCR tier: `auto` (fits the built services), starter, basic, professional",
         choices=("auto", "starter", "basic", "professional")),
     Key("registryAddress", "string", "", "use this existing registry instead of creating DOCR (local)",

@@ -65,5 +65,11 @@ def _stack_checks(r: Reader, c: StackConfig) -> None:
     if c.traffic.mode != "none" and c.traffic.live_color != c.color and c.standby_stack.rsplit("/", 1)[-1] == c.stack:
         r.problem(f"{k('standbyStack')}: {c.standby_stack!r} is this stack")
     if c.registry.address and re.match(r"registry\.digitalocean\.com", c.registry.address):
-        r.problem(f"{k('registryAddress')}: DOCR is created by this program; leave it empty and set "
-                  f"{k('registryName')}")
+        r.problem(f"{k('registryAddress')}: a DigitalOcean registry is not given by address: leave it empty, set "
+                  f"{k('registryName')}, and {k('registryAdopt')} true to use the account's existing registry")
+    if c.registry.adopt and c.registry.address:
+        r.problem(f"{k('registryAdopt')}: adopts a DigitalOcean registry by name; {k('registryAddress')} is another "
+                  "registry: keep one")
+    if c.registry.adopt and c.registry.tier != BY_NAME["registryTier"].default:
+        r.problem(f"{k('registryTier')}: {c.registry.tier} with {k('registryAdopt')}: an adopted registry keeps its "
+                  f"own tier (checked against the release at preview); leave it {BY_NAME['registryTier'].default}")

@@ -83,6 +83,8 @@ class Registration:
     additional_secret_outputs: list[str]
     delete_before_replace: bool
     outputs: dict[str, Any] = field(default_factory=dict)
+    read_id: str = ""
+    """The id of an existing resource this registration reads (`Resource.get`); "" for a managed resource."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -155,9 +157,11 @@ def fake_outputs(  # noqa: PLR0911, PLR0912 - one branch per resource type
     if t == "digitalocean:index/vpc:Vpc":
         return f"vpc-{n:04d}", {**inputs}
     if t == "digitalocean:index/containerRegistry:ContainerRegistry":
-        name = inputs.get("name", "devtools")
-        return name, {**inputs, "endpoint": f"registry.digitalocean.com/{name}",
-                      "serverUrl": "registry.digitalocean.com"}
+        # A read (an adopted registry) has only its id, the name; one named *-basic reads as a basic-tier registry.
+        name = inputs.get("name") or args.resource_id or "devtools"
+        tier = inputs.get("subscriptionTierSlug") or ("basic" if name.endswith("-basic") else "professional")
+        return name, {**inputs, "name": name, "subscriptionTierSlug": tier,
+                      "endpoint": f"registry.digitalocean.com/{name}", "serverUrl": "registry.digitalocean.com"}
     if t == "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials":
         kind = "write" if inputs.get("write") else "read"
         auth = base64.b64encode(f"do-{kind}-token-{n}:do-{kind}-token-{n}".encode()).decode()
@@ -229,7 +233,8 @@ class RecordingMonitor(pmocks.MockMonitor):
     def ReadResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         self.registrations.append(Registration(request.type, request.name, urn, request.parent, True, {}, False,
-                                               False, [], list(request.dependencies), {}, [], False))
+                                               False, [], list(request.dependencies), {}, [], False,
+                                               read_id=request.id))
         return super().ReadResource(request)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:

@@ -11,7 +11,7 @@ import pytest
 from components.ssh_keys import md5_fingerprint
 from tests.ssh_test_keys import DEPLOY_FINGERPRINT, OTHER_DEPLOY_PUBLIC_KEY
 from tests.unit.components.program_harness import Registration, World
-from tests.unit.components.program_stacks import COMMAND, DROPLET, SNAPSHOT, prod_outputs, run_stack
+from tests.unit.components.program_stacks import COMMAND, DROPLET, IMAGE, REGISTRY, SNAPSHOT, prod_outputs, run_stack
 
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
 
@@ -176,3 +176,13 @@ def test_a_live_standby_is_never_replaced(overrides, what):
             "blue): DigitalOcean would replace (or delete) the droplets users are sent to. Flip traffic away first "
             "(`python -m ops.cli flip green --stack prod`), or put the old value back") in str(err.value)
     assert not [r for r in err.value.registrations if r.type == DROPLET]  # type: ignore[attr-defined]
+
+
+def test_prod_adopting_the_accounts_registry_pushes_there_and_creates_none():
+    """The documented first deploy on an account that has a registry: prod builds into it, by its name."""
+    world = run_stack("prod", overrides={"registryAdopt": "true", "registryName": "legacy-registry"})
+    docr = world.one(REGISTRY)
+    assert docr.read_id == "legacy-registry"
+    assert all(i.inputs["tags"][0].startswith("registry.digitalocean.com/legacy-registry/")
+               for i in world.of_type(IMAGE))
+    assert world.exports_plain["registry"]["address"] == "registry.digitalocean.com/legacy-registry"

@@ -140,6 +140,30 @@ def test_existing_registry_creates_nothing_and_has_no_credentials() -> None:
         assert world.exports_plain.get(name) is None
 
 
+def test_an_adopted_registry_is_read_never_created_changed_or_deleted() -> None:
+    """DigitalOcean allows one registry per account and registry names are global: an account that already has
+    one (made by the old scripts) adopts it by name. The program reads it (Resource.get): no create, so no
+    'one registry per account' refusal; not managed, so the stack never changes its tier or deletes it."""
+    world = run_registry(make_config(registryAdopt="true", registryName="legacy-registry"))
+    docr = world.one(DOCR)
+    assert docr.read_id == "legacy-registry"
+    assert docr.raw == {} and not docr.protect  # nothing declared: the stack does not manage it
+    assert docr.parent == world.one("devtools:index:Registry").urn
+    assert world.exports_plain["address"] == "registry.digitalocean.com/legacy-registry"
+    assert world.one(CREDS, "registry-push").inputs["registryName"] == "legacy-registry"
+
+
+def test_an_adopted_registry_too_small_for_the_release_is_refused() -> None:
+    """An adopted registry keeps its own subscription tier: one that cannot hold every repository would fail
+    halfway through the pushes, so the run stops first, saying what to change."""
+    with pytest.raises(Exception, match=(
+            r"devtools:registryAdopt: registry legacy-basic is on the basic tier, which holds at most 5 "
+            r"repositories; the release builds 9: upgrade its subscription \(DigitalOcean control panel, Container "
+            r"Registry, Settings\) or build fewer services")):
+        run_registry(make_config(registryAdopt="true", registryName="legacy-basic"))
+    run_registry(make_config(registryAdopt="true", registryName="legacy-basic"), repositories=5)
+
+
 def test_explicit_tier_too_small_fails_the_program() -> None:
     """A starter registry cannot hold 9 repositories; the run fails before anything is created."""
     with pytest.raises(Exception, match="devtools:registryTier: starter holds at most 1 repository"):

@@ -6,7 +6,9 @@
 On Ubuntu 24.04 it installs the docker engine, the compose v2 plugin and python3-venv, starts docker, creates
 the host agent's directory and its venv (`<host_root>/venv`, from which `ops.ship.agent_command` runs the agent),
 and, when given, writes the registry pull credentials to /root/.docker/config.json (root, 0600). The credentials
-appear only in that write_files entry, never in runcmd (whose commands cloud-init logs).
+appear only in that write_files entry, never in runcmd (whose commands cloud-init logs). Given the stack's SSH host
+key (an unencrypted OpenSSH private key), it deletes the image's host keys and installs that one (`ssh_keys`;
+cloud-init generates no other type then), so the key the rollout and ops.cli pin is the key sshd presents.
 
 Its last step is the host agent's doctor (python 3.11+, the venv's pins, docker answering, compose v2): the
 bootstrap ends with the doctor's verdict in /var/log/cloud-init-output.log, and as runcmd's last command its exit
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from components.ssh_keys import cloud_init_type, public_half
 
 PACKAGES = ("docker.io", "docker-compose-v2", "python3", "python3-venv", "ca-certificates", "curl")
 DOCKER_CONFIG = "/root/.docker/config.json"
@@ -59,8 +63,10 @@ def host_doctor_text(root: Path) -> str:
     return (root / "agent" / "doctor.py").read_text()
 
 
-def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, pull_auth: str | None) -> str:
-    """The `#cloud-config` user data of a droplet; `pull_auth` (docker config JSON) is written 0600 when given."""
+def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, pull_auth: str | None,
+                      host_key: str | None = None) -> str:
+    """The `#cloud-config` user data of a droplet; `pull_auth` (docker config JSON) is written 0600 when given, and
+    `host_key` (an unencrypted OpenSSH private key) replaces the image's SSH host keys."""
     requirements = f"{host_root}/requirements-host.txt"
     doctor = f"{host_root}/doctor.py"
     venv = f"{host_root}/venv"
@@ -86,4 +92,9 @@ def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: st
         "write_files": write_files,
         "runcmd": runcmd,
     }
+    if host_key is not None:
+        public = public_half(host_key)
+        kind = cloud_init_type(public)
+        doc |= {"ssh_deletekeys": True,
+                "ssh_keys": {f"{kind}_private": host_key, f"{kind}_public": public.line}}
     return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
-from components.ssh_keys import public_key_problem
+from components.ssh_keys import host_private_key_problem, public_key_problem
 
 NAMESPACE = "devtools"
 
@@ -135,7 +135,13 @@ KEYS: tuple[Key, ...] = (
     Key("sshPrivateKeyPath", "string", "", "file holding the private key instead of sshPrivateKey (local)"),
     Key("sshUser", "string", "root", "SSH user on the hosts",
         pattern=r"[a-z_][a-z0-9_-]{0,31}", allowed="a user name such as root or deploy"),
-    Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned)",
+    Key("sshHostPrivateKey", "string", "", "the droplets' SSH host key (`python -m ops.cli hostkey --stack "
+        "<stack>` makes one and sets it): cloud-init installs it, the rollout and ops.cli pin its public half "
+        "(required for digitalocean)",
+        secret=True, allowed="an unencrypted OpenSSH private key (`python -m ops.cli hostkey` makes one)",
+        explain=host_private_key_problem),
+    Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned); droplets "
+        "pin the public half of sshHostPrivateKey",
         pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (the host's key)", explain=public_key_problem),
     Key("existingHosts", "array", [], "`address[:port]` of each existing host (provider existing)",
         pattern=HOSTPORT, allowed="address[:port] such as 127.0.0.1:2222"),

@@ -34,12 +34,19 @@ def _provider_checks(r: Reader, c: StackConfig) -> None:
                       "address); 0.0.0.0/0 is never the default")
         if not c.ssh.public_key and not r.problems_about("sshPublicKey"):
             r.problem(f"{k('sshPublicKey')}: not set: droplets need the public half of the rollout key")
+        if not c.ssh.host_private_key.value and not r.problems_about("sshHostPrivateKey"):
+            r.problem(f"{k('sshHostPrivateKey')}: not set: droplets get their SSH host key from the stack, so the "
+                      f"rollout and ops.cli can pin it: run `python -m ops.cli hostkey --stack {c.stack}` (it makes "
+                      "one with ssh-keygen and sets it as a secret)")
         if c.hosts.existing:
             r.problem(f"{k('existingHosts')}: set, but {k('provider')} is digitalocean: remove it or use existing")
         if c.traffic.mode == "localProxy":
             r.problem(f"{k('traffic')}: localProxy is the local stand-in; with digitalocean use loadBalancer, "
                       "reservedIp or none")
     else:
+        if c.ssh.host_private_key.value:
+            r.problem(f"{k('sshHostPrivateKey')}: only droplets get their host key from cloud-init; for an existing "
+                      f"host set {k('sshHostKey')} to the public key it presents")
         if not c.hosts.existing:
             r.problem(f"{k('existingHosts')}: empty: {k('provider')} existing needs at least one address[:port]")
         if c.traffic.mode in ("loadBalancer", "reservedIp"):

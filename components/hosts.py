@@ -75,6 +75,7 @@ class HostsArgs:
     public_key: str  # installed on droplets (SshConfig.public_key; never the private half)
     allowlist: tuple[str, ...]  # CIDRs the SSH firewall admits
     pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
+    host_key: pulumi.Input[str] | None = None  # secret: the droplets' SSH host key (private half) → cloud-init
     vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
     key_fingerprint: pulumi.Input[str] | None = None
     """The deploy key the followed stack uploaded (a standby's droplets take it); None: upload `public_key` here.
@@ -148,7 +149,7 @@ class Hosts(pulumi.ComponentResource):
         else:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
         image = checked.apply(lambda _: config.image)
-        user_data = _user_data(config.root, args.pull_auth)
+        user_data = _user_data(config.root, args.pull_auth, args.host_key)
         # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
         # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby is rebuilt from the
         # base image and cloud-init, so a new image slug may replace it, but a credential rotation must not: a
@@ -207,15 +208,16 @@ def _guarded(who: StackIdentity, size: str, shape: pulumi.Output[dict[str, Any]]
     return pulumi.Output.all(shape=shape, previous=guard.previous, live=guard.live_color).apply(check)
 
 
-def _user_data(host_root: str, pull_auth: pulumi.Input[str] | None) -> pulumi.Input[str]:
-    """The cloud-init text; a Pulumi secret when it holds the registry credentials."""
+def _user_data(host_root: str, pull_auth: pulumi.Input[str] | None, host_key: pulumi.Input[str] | None
+               ) -> pulumi.Input[str]:
+    """The cloud-init text; a Pulumi secret when it holds the registry credentials or the host key."""
     requirements, doctor = host_requirements_text(ROOT), host_doctor_text(ROOT)
-    if pull_auth is None:
+    if pull_auth is None and host_key is None:
         return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
                                  pull_auth=None)
-    text = pulumi.Output.from_input(pull_auth).apply(
-        lambda auth: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                       pull_auth=auth))
+    text = pulumi.Output.all(auth=pull_auth, key=host_key).apply(
+        lambda v: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
+                                    pull_auth=v["auth"], host_key=v["key"]))
     return pulumi.Output.secret(text)
 
 

@@ -154,9 +154,10 @@ def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulum
         live_color, traffic_stack = prod.get_output("liveColor"), cfg.prod_stack
     guard = ReplacementGuard(previous=own.get_output("hosts").apply(lambda h: h.get("shape") if h else None),
                              live_color=live_color, traffic_stack=traffic_stack)
+    host_key = cfg.ssh.host_private_key.value
     return HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
                      allowlist=cfg.ssh.allowlist, pull_auth=pull_auth, vpc_id=vpc_id, key_fingerprint=key_fingerprint,
-                     guard=guard)
+                     guard=guard, host_key=pulumi.Output.secret(host_key) if host_key else None)
 
 
 def _nth(values: pulumi.Output[list[str]], index: int) -> pulumi.Output[str]:

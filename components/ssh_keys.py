@@ -174,6 +174,15 @@ def public_half(private_key: str) -> PublicKey:
     return PublicKey(kind, blob, "")
 
 
+def host_private_key_problem(text: str) -> str | None:
+    """Why `text` cannot be a host key sshd loads at boot (never repeating the key), or None."""
+    try:
+        public_half(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def cloud_init_type(key: PublicKey) -> str:
     """The name cloud-init's `ssh_keys` gives the key type (`ed25519_private`, `rsa_private`, …)."""
     return {ED25519: "ed25519", RSA: "rsa"}.get(key.type, "ecdsa")

@@ -160,6 +160,21 @@ class HostAccess:
     project: str
 
 
+HOST_KEY = "sshHostPrivateKey"
+
+
+def keygen_argv(path: str, stack: str) -> tuple[str, ...]:
+    """ssh-keygen of a droplet host key (ed25519, no passphrase: sshd reads it unattended) into `path`."""
+    return ("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"devtools-host-{stack}", "-f", path)
+
+
+def host_key_step(stack: str, public: str) -> Step:
+    """Set the stack's host key as a secret; the private half goes on stdin, never in the argv."""
+    return Step(f"set {NAMESPACE}:{HOST_KEY} on stack {stack} as a secret (the private half, on stdin); droplets "
+                f"created from now on present {public}",
+                pulumi("config", "set", "--secret", f"{NAMESPACE}:{HOST_KEY}", stack=stack))
+
+
 def hosts_of(stack: str, outputs: Mapping[str, Any]) -> list[HostAccess]:
     """Every host of the stack, with what SSH and the host agent need (from its `hosts` and `color` exports)."""
     hosts = outputs.get("hosts")
@@ -169,6 +184,10 @@ def hosts_of(stack: str, outputs: Mapping[str, Any]) -> list[HostAccess]:
     if missing or "color" not in outputs:
         raise PlanError(f"stack {stack}'s `hosts` export lacks {', '.join(missing or ['color'])}: it was written "
                         f"by an older program; run `pulumi up --stack {stack}` once")
+    if hosts.get("dropletIds") and not hosts.get("sshHostKey"):
+        raise PlanError(f"stack {stack}'s droplets export no pinned host key (hosts.sshHostKey): refusing to trust "
+                        f"whatever key they show; set {NAMESPACE}:{HOST_KEY} (`python -m ops.cli hostkey --stack "
+                        f"{stack}`) and run `pulumi up --stack {stack}`")
     names: Sequence[str] = hosts["names"]
     addresses: Sequence[str] = hosts["addresses"]
     ports: Sequence[int] = hosts["ports"]

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from components.config import StackConfig, load_config
-from tests.ssh_test_keys import DEPLOY_PUBLIC_KEY
+from tests.ssh_test_keys import DEPLOY_PUBLIC_KEY, HOST_PRIVATE_KEY
 
 ROOT = Path(__file__).resolve().parents[3]
 COMMIT = "1a2b3c4"
@@ -32,10 +32,11 @@ PROD: dict[str, Any] = {
     "devtools:sshAllowlist": '["203.0.113.7/32"]',
     "devtools:sshPublicKey": SSH_PUBLIC_KEY,
     "devtools:sshPrivateKey": SSH_PRIVATE_KEY,
+    "devtools:sshHostPrivateKey": HOST_PRIVATE_KEY,
     "devtools:appSecrets": {"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET, "LANGFUSE_PUBLIC_KEY": LANGFUSE_PUBLIC},
     "digitalocean:token": DO_TOKEN,
 }
-PROD_SECRETS = {"devtools:sshPrivateKey", "devtools:appSecrets", "digitalocean:token"}
+PROD_SECRETS = {"devtools:sshPrivateKey", "devtools:sshHostPrivateKey", "devtools:appSecrets", "digitalocean:token"}
 
 BLUE: dict[str, Any] = {
     **{k: v for k, v in PROD.items() if k not in ("devtools:liveColor", "devtools:snapshot")},
@@ -63,7 +64,7 @@ LOCAL: dict[str, Any] = {
 LOCAL_SECRETS = {"devtools:sshPrivateKey"}
 
 SECRET_VALUES = (SSH_PRIVATE_KEY.strip(), "b3BlbnNzaC1rZXktdjEAAAAA-test-only-private", LANGFUSE_SECRET,
-                 LANGFUSE_PUBLIC, DO_TOKEN)
+                 LANGFUSE_PUBLIC, DO_TOKEN, HOST_PRIVATE_KEY.strip(), HOST_PRIVATE_KEY.splitlines()[3])
 
 
 def with_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def stack_file_config(stack: str) -> dict[str, Any]:
     raw = committed_stack_config(stack)
     if stack in ("local", "local-blue"):
         return raw  # the key comes from sshPrivateKeyPath (a test overrides it with a temporary file)
-    return raw | {"devtools:sshPublicKey": SSH_PUBLIC_KEY,
+    return raw | {"devtools:sshPublicKey": SSH_PUBLIC_KEY, "devtools:sshHostPrivateKey": HOST_PRIVATE_KEY,
                   "devtools:sshPrivateKey": SSH_PRIVATE_KEY, "digitalocean:token": DO_TOKEN,
                   "devtools:appSecrets": json.dumps({"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,
                                                      "LANGFUSE_PUBLIC_KEY": LANGFUSE_PUBLIC})}

@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 
 from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
+from tests.ssh_test_keys import HOST_PRIVATE_KEY, HOST_PUBLIC_KEY
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUIREMENTS = "# the agent venv\nhttpx==0.28.1\n"
@@ -84,9 +85,33 @@ runcmd:
 
 
 def render(pull_auth: str | None, host_root: str = "/opt/devtools", requirements: str = REQUIREMENTS,
-           doctor: str = DOCTOR) -> str:
+           doctor: str = DOCTOR, host_key: str | None = None) -> str:
     return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                             pull_auth=pull_auth)
+                             pull_auth=pull_auth, host_key=host_key)
+
+
+HOST_KEY_TAIL = """\
+ssh_deletekeys: true
+ssh_keys:
+  ed25519_private: |
+    -----BEGIN OPENSSH PRIVATE KEY-----
+    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+    QyNTUxOQAAACBIVPJFNX+XHjEkavxoiwHyxOz/Kz3FJdcok8eM0mBGogAAAJgHpeXoB6Xl
+    6AAAAAtzc2gtZWQyNTUxOQAAACBIVPJFNX+XHjEkavxoiwHyxOz/Kz3FJdcok8eM0mBGog
+    AAAEBinI0rSqvdmb87bZlYvKUy82GZ3rKZA63ldZjwhhHxtkhU8kU1f5ceMSRq/GiLAfLE
+    7P8rPcUl1yiTx4zSYEaiAAAAEmRldnRvb2xzLWhvc3QtdGVzdAECAw==
+    -----END OPENSSH PRIVATE KEY-----
+  ed25519_public: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEhU8kU1f5ceMSRq/GiLAfLE7P8rPcUl1yiTx4zSYEai
+"""
+
+
+def test_with_a_host_key_exact_text():
+    """The droplet's SSH host key comes from the stack (devtools:sshHostPrivateKey): cloud-init deletes the
+    image's keys and writes this one, so the key the rollout and ops.cli pin is the key sshd presents from its
+    first start. cloud-init generates no other key types when ssh_keys is given."""
+    assert render(None, host_key=HOST_PRIVATE_KEY) == WITHOUT_AUTH + HOST_KEY_TAIL
+    doc = yaml.safe_load(render(None, host_key=HOST_PRIVATE_KEY))
+    assert doc["ssh_keys"] == {"ed25519_private": HOST_PRIVATE_KEY, "ed25519_public": HOST_PUBLIC_KEY}
 
 
 def test_without_pull_auth_exact_text():

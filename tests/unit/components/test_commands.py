@@ -320,7 +320,7 @@ def test_connection_args_for_fresh_droplets():
     world = run_components(program)
     args = held["args"]
     assert isinstance(args, remote.ConnectionArgs)
-    assert (args.host, args.port, args.user, args.host_key) == ("203.0.113.9", 22, "root", None)
+    assert (args.host, args.port, args.user, args.host_key) == ("203.0.113.9", 22, "root", HOST_PUBLIC_KEY)
     assert (args.dial_error_limit, args.per_dial_timeout) == (60, 10)
     assert is_secret(world.exports["key"])
     assert world.exports_plain["key"] == sc.SSH_PRIVATE_KEY

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, load_config
-from tests.ssh_test_keys import DEPLOY_PUBLIC_KEY, ECDSA_PUBLIC_KEY, RSA_PUBLIC_KEY
+from tests.ssh_test_keys import (
+    DEPLOY_PUBLIC_KEY,
+    ECDSA_PUBLIC_KEY,
+    ENCRYPTED_PRIVATE_KEY,
+    HOST_PRIVATE_KEY,
+    HOST_PUBLIC_KEY,
+    RSA_PUBLIC_KEY,
+)
 from tests.unit.components.program_harness import run_program
 from tests.unit.components.stack_configs import (
     LOCAL,
@@ -77,6 +84,16 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("standby from a snapshot", "blue", {"fromSnapshot": "true"}, "devtools:fromSnapshot",
      "retired: standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary"),
     ("follow itself", "prod", {"release": "prod"}, "devtools:prodStack", "cannot follow itself"),
+    ("no host key", "prod", {"sshHostPrivateKey": None}, "devtools:sshHostPrivateKey",
+     "not set: droplets get their SSH host key from the stack, so the rollout and ops.cli can pin it: run "
+     "`python -m ops.cli hostkey --stack prod`"),
+    ("host key with a passphrase", "prod", {"sshHostPrivateKey": ENCRYPTED_PRIVATE_KEY},
+     "devtools:sshHostPrivateKey", "[secret] is not allowed: an unencrypted OpenSSH private key (`python -m ops.cli "
+     "hostkey` makes one): it is protected by a passphrase"),
+    ("pinned key of another host key", "prod", {"sshHostKey": ECDSA_PUBLIC_KEY}, "devtools:sshHostKey",
+     "not the public half of devtools:sshHostPrivateKey"),
+    ("host private key on an existing host", "local", {"sshHostPrivateKey": HOST_PRIVATE_KEY},
+     "devtools:sshHostPrivateKey", "only droplets get their host key from cloud-init"),
     ("existing without hosts", "local", {"existingHosts": "[]"}, "devtools:existingHosts", "at least one"),
     ("existing host port", "local", {"existingHosts": '["127.0.0.1:99999"]'}, "devtools:existingHosts", "1-65535"),
     ("existing with a load balancer", "local", {"traffic": "loadBalancer"}, "devtools:traffic", "needs droplets"),
@@ -180,6 +197,17 @@ def test_a_real_public_key_is_accepted(line):
     """Keys ssh-keygen writes pass the key check (as the deploy key and as an existing host's pinned key)."""
     assert make_config(sshPublicKey=line).ssh.public_key == line
     assert make_local_config(sshHostKey=line).ssh.host_key == line
+
+
+def test_droplets_pin_the_public_half_of_the_stacks_host_key():
+    """The host key cloud-init installs and the key the rollout and ops.cli pin are one key by construction: the
+    pinned public half is derived from the private key, never typed separately."""
+    cfg = make_config()
+    assert cfg.ssh.host_key == HOST_PUBLIC_KEY
+    assert cfg.ssh.login.host_key == HOST_PUBLIC_KEY
+    assert cfg.ssh.host_private_key.value == HOST_PRIVATE_KEY
+    assert "PRIVATE" not in repr(cfg)
+    assert make_config(sshHostKey=HOST_PUBLIC_KEY + " same-key").ssh.host_key == HOST_PUBLIC_KEY
 
 
 def test_private_key_from_a_file(tmp_path):

@@ -4,9 +4,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
+import yaml
 
 from components.config import StackConfig
 from components.hosts import Hosts, HostsArgs, droplet_tags, ssh_firewall_rules, web_tag
+from tests.ssh_test_keys import HOST_PRIVATE_KEY, HOST_PUBLIC_KEY
 from tests.unit.components.program_harness import World, run_components, secret_leaks
 from tests.unit.components.stack_configs import SSH_PUBLIC_KEY, make_blue_config, make_config, make_local_config
 
@@ -100,6 +102,18 @@ def test_user_data_is_a_secret_cloud_config_holding_the_pull_credentials():
     assert PULL_AUTH in droplet.inputs["userData"]
     assert "/opt/devtools/venv/bin/pip" in droplet.inputs["userData"]
     assert secret_leaks(world, [PULL_AUTH, "cHVsbC1zZWNyZXQ="]) == []
+
+
+def test_user_data_installs_the_stacks_host_key_as_a_secret():
+    """The host key's private half reaches the droplet only inside user data, which is a Pulumi secret: never in a
+    diff, a log or the state in plain text."""
+    config = make_config()
+    world, _ = run_hosts(lambda: hosts_args(config, host_key=pulumi.Output.secret(HOST_PRIVATE_KEY)))
+    droplet = world.one(DROPLET)
+    assert droplet.secret_input("userData")
+    assert droplet.inputs["userData"].endswith(f"  ed25519_public: {HOST_PUBLIC_KEY}\n")
+    assert yaml.safe_load(droplet.inputs["userData"])["ssh_keys"]["ed25519_private"] == HOST_PRIVATE_KEY
+    assert secret_leaks(world, [HOST_PRIVATE_KEY.splitlines()[2]]) == []
 
 
 def test_user_data_without_credentials_writes_no_docker_config():

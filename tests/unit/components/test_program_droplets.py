@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components.ssh_keys import md5_fingerprint
-from tests.ssh_test_keys import DEPLOY_FINGERPRINT, OTHER_DEPLOY_PUBLIC_KEY
+from tests.ssh_test_keys import DEPLOY_FINGERPRINT, HOST_PUBLIC_KEY, OTHER_DEPLOY_PUBLIC_KEY
 from tests.unit.components.program_harness import Registration, World
 from tests.unit.components.program_stacks import COMMAND, DROPLET, IMAGE, REGISTRY, SNAPSHOT, prod_outputs, run_stack
 
@@ -186,3 +186,15 @@ def test_prod_adopting_the_accounts_registry_pushes_there_and_creates_none():
     assert all(i.inputs["tags"][0].startswith("registry.digitalocean.com/legacy-registry/")
                for i in world.of_type(IMAGE))
     assert world.exports_plain["registry"]["address"] == "registry.digitalocean.com/legacy-registry"
+
+
+@pytest.mark.parametrize("stack", ["prod", "blue"])
+def test_every_connection_pins_the_stacks_host_key_and_ops_reads_it(stack):
+    """The command provider accepted any host key, and ops.cli trusted the first key it saw. Every remote command
+    now pins the public half of the host key cloud-init installed, and the `hosts` output carries it for ops.cli's
+    known_hosts (StrictHostKeyChecking=yes)."""
+    world = run_stack(stack, others={"prod": prod_outputs()})
+    commands = world.of_type(COMMAND)
+    assert commands and {c.inputs["connection"]["hostKey"] for c in commands} == {HOST_PUBLIC_KEY}
+    assert world.exports_plain["hosts"]["sshHostKey"] == HOST_PUBLIC_KEY
+    assert world.one(DROPLET).secret_input("userData")

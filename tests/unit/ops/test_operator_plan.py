@@ -8,6 +8,7 @@ import pytest
 
 from ops import operator_plan as plan
 from ops.operator_plan import HostAccess, PlanError, Step
+from tests.ssh_test_keys import HOST_PUBLIC_KEY
 
 D = "sha256:" + "a" * 64
 
@@ -19,7 +20,7 @@ def outputs(**extra: Any) -> dict[str, Any]:
         "releases": {"r1": {}, "r2": {}, "r3": {}},
         "hosts": {"names": ["devtools-prod-green-1", "devtools-prod-green-2"], "addresses": ["203.0.113.7",
                   "203.0.113.8"], "ports": [22, 22], "dropletIds": [1, 2], "sshUser": "root",
-                  "sshHostKey": "", "root": "/opt/devtools"},
+                  "sshHostKey": HOST_PUBLIC_KEY, "root": "/opt/devtools"},
     }
     return base | extra
 
@@ -77,8 +78,36 @@ def test_rollback_by_flipping_back() -> None:
 
 def test_hosts_from_the_stack_outputs() -> None:
     hosts = plan.hosts_of("prod", outputs())
-    assert hosts == [HostAccess("devtools-prod-green-1", "203.0.113.7", 22, "root", "", "/opt/devtools", "green"),
-                     HostAccess("devtools-prod-green-2", "203.0.113.8", 22, "root", "", "/opt/devtools", "green")]
+    assert hosts == [HostAccess("devtools-prod-green-1", "203.0.113.7", 22, "root", HOST_PUBLIC_KEY, "/opt/devtools",
+                                "green"),
+                     HostAccess("devtools-prod-green-2", "203.0.113.8", 22, "root", HOST_PUBLIC_KEY, "/opt/devtools",
+                                "green")]
+
+
+def test_droplets_without_a_pinned_host_key_are_refused() -> None:
+    """ops.cli trusted the first key a droplet showed (accept-new, empty known_hosts). Droplets export the host
+    key cloud-init installed; one that exports none is refused rather than trusted on first use."""
+    unpinned = outputs()
+    unpinned["hosts"] = {**unpinned["hosts"], "sshHostKey": ""}
+    with pytest.raises(PlanError, match=(
+            r"^stack prod's droplets export no pinned host key \(hosts.sshHostKey\): refusing to trust whatever key "
+            r"they show; set devtools:sshHostPrivateKey \(`python -m ops.cli hostkey --stack prod`\) and run "
+            r"`pulumi up --stack prod`")):
+        plan.hosts_of("prod", unpinned)
+    existing = {**unpinned["hosts"], "dropletIds": []}  # an existing host (the stand-in) may still be unpinned
+    assert plan.hosts_of("local", outputs(hosts=existing))[0].host_key == ""
+
+
+def test_host_key_generation_and_its_secret_step() -> None:
+    """The host key is made by ssh-keygen in a private temporary directory and set as a secret from stdin: the
+    private key never appears in an argv, and the plan shows only its public half."""
+    assert plan.keygen_argv("/tmp/x/host_key", "prod") == (
+        "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "devtools-host-prod", "-f", "/tmp/x/host_key")
+    step = plan.host_key_step("prod", HOST_PUBLIC_KEY)
+    assert step.argv == ("pulumi", "config", "set", "--secret", "devtools:sshHostPrivateKey", "--stack", "prod",
+                         "--non-interactive")
+    assert step.what == ("set devtools:sshHostPrivateKey on stack prod as a secret (the private half, on stdin); "
+                         f"droplets created from now on present {HOST_PUBLIC_KEY}")
 
 
 def test_hosts_missing_or_from_an_older_program() -> None:

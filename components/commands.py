@@ -95,6 +95,12 @@ def secrets_script(host_root: str, project: str) -> str:
     return host.agent_command(host_root, project, ["secrets"])
 
 
+def registry_auth_script(host_root: str, project: str) -> str:
+    """Remote shell: `hostagent registry-auth` reads the release's pull credential (docker config JSON) from stdin
+    into the docker config the pulls use (0600)."""
+    return host.agent_command(host_root, project, ["registry-auth"])
+
+
 def stop_script(host_root: str, project: str) -> str:
     """Remote shell, run when the rollout is destroyed: `hostagent stop` (compose down; volumes, images and the
     release history stay on the host)."""

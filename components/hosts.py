@@ -1,7 +1,7 @@
 """The hosts of this stack's color: DigitalOcean droplets (the base image + cloud-init) or existing machines.
 
     hosts = Hosts("hosts", HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
-                                     allowlist=cfg.ssh.allowlist, pull_auth=registry.pull_auth))
+                                     allowlist=cfg.ssh.allowlist, host_key=host_private_key))
     hosts.addresses  # what the rollout's SSH dials
 
 digitalocean: the deploy key's upload (unless the followed stack uploaded it: a standby takes its fingerprint),
@@ -74,7 +74,6 @@ class HostsArgs:
     hosts: HostsConfig
     public_key: str  # installed on droplets (SshConfig.public_key; never the private half)
     allowlist: tuple[str, ...]  # CIDRs the SSH firewall admits
-    pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
     host_key: pulumi.Input[str] | None = None  # secret: the droplets' SSH host key (private half) → cloud-init
     vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
     key_fingerprint: pulumi.Input[str] | None = None
@@ -149,7 +148,7 @@ class Hosts(pulumi.ComponentResource):
         else:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
         image = checked.apply(lambda _: config.image)
-        user_data = _user_data(config.root, args.pull_auth, args.host_key)
+        user_data = _user_data(config.root, args.host_key)
         # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
         # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby is rebuilt from the
         # base image and cloud-init, so a new image slug may replace it, but a credential rotation must not: a
@@ -208,16 +207,16 @@ def _guarded(who: StackIdentity, size: str, shape: pulumi.Output[dict[str, Any]]
     return pulumi.Output.all(shape=shape, previous=guard.previous, live=guard.live_color).apply(check)
 
 
-def _user_data(host_root: str, pull_auth: pulumi.Input[str] | None, host_key: pulumi.Input[str] | None
-               ) -> pulumi.Input[str]:
-    """The cloud-init text; a Pulumi secret when it holds the registry credentials or the host key."""
+def _user_data(host_root: str, host_key: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    """The cloud-init text; a Pulumi secret when it holds the host key. Never a registry credential: the rollout
+    hands those over SSH."""
     requirements, doctor = host_requirements_text(ROOT), host_doctor_text(ROOT)
-    if pull_auth is None and host_key is None:
+    if host_key is None:
         return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                 pull_auth=None)
-    text = pulumi.Output.all(auth=pull_auth, key=host_key).apply(
-        lambda v: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                    pull_auth=v["auth"], host_key=v["key"]))
+                                 host_key=None)
+    text = pulumi.Output.from_input(host_key).apply(
+        lambda key: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
+                                      host_key=key))
     return pulumi.Output.secret(text)
 
 

@@ -27,6 +27,7 @@ from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
 from components.sources import (
     ChosenRelease,
     followed_key,
+    followed_registry,
     followed_release,
     merge_history,
     pinned_release,
@@ -65,16 +66,14 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     own = ref(cfg.stack)
     outputs: dict[str, Any] = {"color": cfg.color}
 
-    pull_auth: pulumi.Input[str] | None = None
+    registry_name: pulumi.Input[str] | None = None  # the DigitalOcean registry hosts pull from (None: no login)
     if cfg.builds or prod is None:
         registry = Registry("registry", RegistryArgs(registry=cfg.registry, region=cfg.hosts.region,
                                                      protect=cfg.hosts.protect, repositories=len(catalog.builds)))
-        pull_auth = registry.pull_auth
-        outputs["registry"] = {"address": registry.address}
-        if registry.pull_auth is not None:
-            outputs["registryPullAuth"] = pulumi.Output.secret(registry.pull_auth)
-    else:
-        pull_auth = pulumi.Output.secret(prod.get_output("registryPullAuth"))
+        registry_name = registry.name
+        outputs["registry"] = {"address": registry.address} | ({"name": registry.name} if registry.name else {})
+    elif not cfg.registry.address:  # a standby mints its own pull credential for the registry prod pushes to
+        registry_name = prod.get_output("registry").apply(lambda r: followed_registry(cfg.prod_stack, r))
 
     if cfg.builds:
         images = ServiceImages("images", ServiceImagesArgs(
@@ -92,7 +91,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         image_map = chosen.apply(lambda c: c.images)
         commit = chosen.apply(lambda c: c.commit)  # the followed release's own commit, not this checkout's
 
-    hosts = Hosts("hosts", _hosts_args(cfg, prod, own, pull_auth))
+    hosts = Hosts("hosts", _hosts_args(cfg, prod, own))
     if hosts.uploaded_key is not None:
         outputs["sshKeyFingerprint"] = hosts.uploaded_key
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
@@ -100,7 +99,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         hosts=[RolloutHost(n, _nth(hosts.addresses, i), hosts.ports[i], hosts.triggers[i])
                for i, n in enumerate(hosts.names)],
         release_id=release_id, images=image_map, commit=commit,
-        private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources))
+        private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources,
+        registry_name=registry_name))
     record = pulumi.Output.all(rid=release_id, images=image_map, content=rollout.content, commit=commit).apply(
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {
@@ -138,8 +138,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     return outputs
 
 
-def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulumi.StackReference,
-                pull_auth: pulumi.Input[str] | None) -> HostsArgs:
+def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulumi.StackReference) -> HostsArgs:
     """The hosts' slice: a standby joins prod's VPC, takes prod's deploy key and reads prod's liveColor; every stack
     compares its droplets with the shape its last update exported (ReplacementGuard)."""
     vpc_id: pulumi.Output[Any] | None = None
@@ -156,7 +155,7 @@ def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulum
                              live_color=live_color, traffic_stack=traffic_stack)
     host_key = cfg.ssh.host_private_key.value
     return HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
-                     allowlist=cfg.ssh.allowlist, pull_auth=pull_auth, vpc_id=vpc_id, key_fingerprint=key_fingerprint,
+                     allowlist=cfg.ssh.allowlist, vpc_id=vpc_id, key_fingerprint=key_fingerprint,
                      guard=guard, host_key=pulumi.Output.secret(host_key) if host_key else None)
 
 

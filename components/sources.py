@@ -93,6 +93,15 @@ def followed_key(prod_stack: str, exported: Any, public_key: str) -> str:
     return exported
 
 
+def followed_registry(prod_stack: str, exported: Any) -> str:
+    """The name of the DigitalOcean registry the followed stack pushes to: a standby mints its own pull
+    credential for it."""
+    name = exported.get("name") if isinstance(exported, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise FollowError(f"stack {prod_stack} exports no registry name: run `pulumi up --stack {prod_stack}` first")
+    return name
+
+
 def merge_history(previous: Any, current: Mapping[str, Any], keep: int) -> dict[str, Any]:
     """The last `keep` releases, oldest first, the current one last (a re-run moves it to the end)."""
     entries: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.runtime import mocks as pmocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
@@ -85,6 +86,8 @@ class Registration:
     outputs: dict[str, Any] = field(default_factory=dict)
     read_id: str = ""
     """The id of an existing resource this registration reads (`Resource.get`); "" for a managed resource."""
+    replacement_trigger: Any = None
+    """The `replacement_trigger` option as sent (a change of it replaces the resource); None when not set."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -223,6 +226,8 @@ class RecordingMonitor(pmocks.MockMonitor):
             property_dependencies={k: list(v.urns) for k, v in getattr(request, "propertyDependencies", {}).items()},
             additional_secret_outputs=list(getattr(request, "additionalSecretOutputs", [])),
             delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+            replacement_trigger=(unwrap(json_format.MessageToDict(request.replacement_trigger))
+                                 if request.HasField("replacement_trigger") else None),
         ))
 
     def RegisterResource(self, request: Any) -> Any:

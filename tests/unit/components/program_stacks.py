@@ -40,6 +40,7 @@ def prod_outputs(release: str = "r1", changed: str | None = None) -> dict[str, A
     """What prod exports for blue to follow."""
     record = {"id": release, "images": images(release, changed), "content": "c-prod", "commit": None}
     return {"release": record, "releases": {release: record}, "snapshotId": "snap-77", "vpcId": "vpc-prod",
+            "registry": {"address": "registry.digitalocean.com/devtools", "name": "devtools"},
             "registryPullAuth": '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbDpwdWxs"}}}',
             "sshKeyFingerprint": DEPLOY_FINGERPRINT}
 

@@ -16,7 +16,6 @@ DROPLET = "digitalocean:index/droplet:Droplet"
 FIREWALL = "digitalocean:index/firewall:Firewall"
 VPC = "digitalocean:index/vpc:Vpc"
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
-PULL_AUTH = '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbC1zZWNyZXQ="}}}'
 
 
 def hosts_args(config: StackConfig, **rest: Any) -> HostsArgs:
@@ -43,7 +42,7 @@ def run_hosts(make_args: Callable[[], HostsArgs]) -> tuple[World, dict[str, Any]
 
 def prod_hosts(**overrides: Any) -> tuple[World, dict[str, Any]]:
     config = make_config(**overrides)
-    return run_hosts(lambda: hosts_args(config, pull_auth=pulumi.Output.secret(PULL_AUTH)))
+    return run_hosts(lambda: hosts_args(config, host_key=pulumi.Output.secret(HOST_PRIVATE_KEY)))
 
 
 def test_one_droplet_per_host_count_with_stack_color_names():
@@ -93,15 +92,17 @@ def test_given_vpc_is_joined_not_created():
     assert seen["vpc_id"] == "vpc-prod"
 
 
-def test_user_data_is_a_secret_cloud_config_holding_the_pull_credentials():
-    """user_data carries the registry credentials: in plain text they would show in every diff and state file."""
+def test_user_data_is_a_secret_cloud_config_without_registry_credentials():
+    """user_data carries the host key: in plain text it would show in every diff and state file. It carries no
+    registry credential any more (any container could read it from the metadata service, snapshots copied it,
+    and a running droplet never saw a new one): the rollout hands those over SSH."""
     world, _ = prod_hosts()
     droplet = world.one(DROPLET)
     assert droplet.secret_input("userData")
     assert droplet.inputs["userData"].startswith("#cloud-config\n")
-    assert PULL_AUTH in droplet.inputs["userData"]
+    assert "auths" not in droplet.inputs["userData"] and "/root/.docker" not in droplet.inputs["userData"]
     assert "/opt/devtools/venv/bin/pip" in droplet.inputs["userData"]
-    assert secret_leaks(world, [PULL_AUTH, "cHVsbC1zZWNyZXQ="]) == []
+    assert secret_leaks(world, [HOST_PRIVATE_KEY.strip(), HOST_PRIVATE_KEY.splitlines()[2]]) == []
 
 
 def test_user_data_installs_the_stacks_host_key_as_a_secret():
@@ -117,7 +118,7 @@ def test_user_data_installs_the_stacks_host_key_as_a_secret():
 
 
 def test_user_data_without_credentials_writes_no_docker_config():
-    """Without pull_auth there is nothing secret and no /root/.docker/config.json."""
+    """Without a host key there is nothing secret, and there is never a /root/.docker/config.json."""
     world, _ = run_hosts(lambda: hosts_args(make_config()))
     droplet = world.one(DROPLET)
     assert not droplet.secret_input("userData")
@@ -147,7 +148,7 @@ def test_standby_droplets_boot_the_base_image_and_are_replaceable():
     a new image slug may replace it, so neither protect nor ignore_changes on image — but a credential rotation
     alone must not (blue may be live)."""
     world, _ = run_hosts(lambda: hosts_args(make_blue_config(hostCount="2"), vpc_id="vpc-prod",
-                                           pull_auth=pulumi.Output.secret(PULL_AUTH)))
+                                           host_key=pulumi.Output.secret(HOST_PRIVATE_KEY)))
     droplets = world.of_type(DROPLET)
     assert [d.inputs["name"] for d in droplets] == ["devtools-blue-blue-1", "devtools-blue-blue-2"]
     for d in droplets:

@@ -194,3 +194,52 @@ def test_reapply_replaces_each_hosts_apply_and_nothing_else():
         "apply the recorded release again", "--stack", "local", "--non-interactive")]
     with pytest.raises(PlanError, match=r"stack local has no host rollout yet: run `pulumi up --stack local` first"):
         plan.reapply_plan("local", plan.apply_urns({}))
+
+
+def _crafted(**hosts: Any) -> dict[str, Any]:
+    crafted = outputs()
+    crafted["hosts"] = {**crafted["hosts"], **hosts}
+    return crafted
+
+
+@pytest.mark.parametrize(("crafted", "message"), [
+    (_crafted(sshUser="-oProxyCommand=touch /tmp/pwned"),
+     "stack prod's output hosts.sshUser \"-oProxyCommand=touch /tmp/pwned\" is not a user name such as root or "
+     "deploy: refusing to use it"),
+    (_crafted(addresses=["-oProxyCommand=sh", "203.0.113.8"]),
+     "stack prod's output hosts.addresses[0] \"-oProxyCommand=sh\" is not an IP address or a host name: refusing to "
+     "use it"),
+    (_crafted(names=["../../../home/me/.ssh", "devtools-prod-green-2"]),
+     "stack prod's output hosts.names[0] \"../../../home/me/.ssh\" is not a plain name (letters, digits, '.', '_', "
+     "':' or '-', starting with a letter or digit): refusing to use it"),
+    (_crafted(names=["a/b", "c"]), "hosts.names[0] \"a/b\" is not a plain name"),
+    (_crafted(ports=[22, 70000]), "stack prod's output hosts.ports[1] 70000 is not a port 1-65535: refusing to use it"),
+    (_crafted(ports=[22, True]), "hosts.ports[1] true is not a port 1-65535"),
+    (_crafted(ports=[22, "22 -oProxyCommand=sh"]), "hosts.ports[1] \"22 -oProxyCommand=sh\" is not a port 1-65535"),
+    (_crafted(root="/opt/../../etc"),
+     "stack prod's output hosts.root \"/opt/../../etc\" is not an absolute path of letters, digits, . _ - / "
+     "(without '..'): refusing to use it"),
+    (_crafted(sshHostKey=HOST_PUBLIC_KEY + "\n@cert-authority * " + HOST_PUBLIC_KEY),
+     "stack prod's output hosts.sshHostKey is not an OpenSSH public key (a public key is one line): refusing to use "
+     "it"),
+    (_crafted(addresses=["203.0.113.7"]),
+     "stack prod's outputs hosts.names, hosts.addresses and hosts.ports differ in length: refusing to use them"),
+    (outputs(color="green; rm -rf /"),
+     "stack prod's output color \"green; rm -rf /\" is not one of green, blue: refusing to use it"),
+], ids=["user as an ssh option", "address as an ssh option", "name escaping --out", "name with a slash", "port",
+        "port as a boolean", "port with an option", "root with ..", "host key with a second line", "lengths", "color"])
+def test_crafted_outputs_are_refused_naming_the_output(crafted: dict[str, Any], message: str) -> None:
+    """ops.cli puts what the stack outputs say into ssh's argv, known_hosts, remote commands and local paths: a
+    crafted sshUser became an ssh option (-oProxyCommand runs a command on the laptop), a crafted host name
+    escaped the collect directory. Each value is checked first, and the error names the output."""
+    with pytest.raises(PlanError) as err:
+        plan.hosts_of("prod", crafted)
+    assert message in str(err.value)
+
+
+def test_plain_outputs_pass_the_checks() -> None:
+    """Names like the stand-in's `127.0.0.1:2222`, IPv6 addresses and DNS names are accepted."""
+    local = _crafted(names=["127.0.0.1:2222", "h2"], addresses=["2001:db8::7", "host-2.example.com"],
+                     ports=[2222, 22], sshUser="deploy", dropletIds=[], sshHostKey="")
+    assert [(h.name, h.address, h.port, h.user) for h in plan.hosts_of("local", local)] == [
+        ("127.0.0.1:2222", "2001:db8::7", 2222, "deploy"), ("h2", "host-2.example.com", 22, "deploy")]

@@ -71,7 +71,9 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         registry = Registry("registry", RegistryArgs(registry=cfg.registry, region=cfg.hosts.region,
                                                      protect=cfg.hosts.protect, repositories=len(catalog.builds)))
         registry_name = registry.name
-        outputs["registry"] = {"address": registry.address} | ({"name": registry.name} if registry.name else {})
+        outputs["registry"] = {"address": registry.address}
+        if registry.name is not None:  # a DigitalOcean registry: standbys mint pull credentials for it by name
+            outputs["registry"]["name"] = registry.name
     elif not cfg.registry.address:  # a standby mints its own pull credential for the registry prod pushes to
         registry_name = prod.get_output("registry").apply(lambda r: followed_registry(cfg.prod_stack, r))
 

@@ -197,7 +197,7 @@ def hosts_of(stack: str, outputs: Mapping[str, Any]) -> list[HostAccess]:
             raise checked.OutputError(f"stack {stack}'s outputs hosts.names, hosts.addresses and hosts.ports differ "
                                       "in length: refusing to use them")
         user, host_key = checked.user(stack, hosts["sshUser"]), checked.host_key(stack, hosts.get("sshHostKey"))
-        root, project = checked.root(stack, hosts["root"]), checked.color(stack, outputs["color"])
+        root, project = checked.root(stack, hosts["root"]), checked.project(stack, outputs["color"])
         return [HostAccess(checked.name(stack, f"hosts.names[{i}]", n),
                            checked.address(stack, f"hosts.addresses[{i}]", a),
                            checked.port(stack, f"hosts.ports[{i}]", p), user, host_key, root, project)

@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any
 
-from components.config_keys import BY_NAME, COLORS
+from agent.release import SERVICE_NAME
+from components.config_keys import BY_NAME
 from components.ssh_keys import public_key_problem
 
 USER = re.compile(str(BY_NAME["sshUser"].pattern))
@@ -68,10 +69,12 @@ def root(stack: str, value: Any) -> str:
     return value
 
 
-def color(stack: str, value: Any) -> str:
-    if value not in COLORS:
-        raise _refuse(stack, "color", value, "one of " + ", ".join(COLORS))
-    return str(value)
+def project(stack: str, value: Any) -> str:
+    """The stack's color, which is the compose project on its hosts: the host agent's own rule for a project."""
+    if not isinstance(value, str) or not SERVICE_NAME.match(value):
+        raise _refuse(stack, "color", value, "a project name (lowercase letters, digits, '_' or '-', starting with a "
+                                             "letter or digit)")
+    return value
 
 
 def host_key(stack: str, value: Any) -> str:

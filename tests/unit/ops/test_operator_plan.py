@@ -225,7 +225,8 @@ def _crafted(**hosts: Any) -> dict[str, Any]:
     (_crafted(addresses=["203.0.113.7"]),
      "stack prod's outputs hosts.names, hosts.addresses and hosts.ports differ in length: refusing to use them"),
     (outputs(color="green; rm -rf /"),
-     "stack prod's output color \"green; rm -rf /\" is not one of green, blue: refusing to use it"),
+     "stack prod's output color \"green; rm -rf /\" is not a project name (lowercase letters, digits, '_' or '-', "
+     "starting with a letter or digit): refusing to use it"),
 ], ids=["user as an ssh option", "address as an ssh option", "name escaping --out", "name with a slash", "port",
         "port as a boolean", "port with an option", "root with ..", "host key with a second line", "lengths", "color"])
 def test_crafted_outputs_are_refused_naming_the_output(crafted: dict[str, Any], message: str) -> None:
@@ -239,7 +240,9 @@ def test_crafted_outputs_are_refused_naming_the_output(crafted: dict[str, Any], 
 
 def test_plain_outputs_pass_the_checks() -> None:
     """Names like the stand-in's `127.0.0.1:2222`, IPv6 addresses and DNS names are accepted."""
-    local = _crafted(names=["127.0.0.1:2222", "h2"], addresses=["2001:db8::7", "host-2.example.com"],
+    local = _crafted(names=["127.0.0.1:2222", "stand-in"], addresses=["2001:db8::7", "host-2.example.com"],
                      ports=[2222, 22], sshUser="deploy", dropletIds=[], sshHostKey="")
-    assert [(h.name, h.address, h.port, h.user) for h in plan.hosts_of("local", local)] == [
-        ("127.0.0.1:2222", "2001:db8::7", 2222, "deploy"), ("h2", "host-2.example.com", 22, "deploy")]
+    local["color"] = "clidrift"  # any compose project the host agent accepts (the engine tests use their own)
+    assert [(h.name, h.address, h.port, h.user, h.project) for h in plan.hosts_of("local", local)] == [
+        ("127.0.0.1:2222", "2001:db8::7", 2222, "deploy", "clidrift"),
+        ("stand-in", "host-2.example.com", 22, "deploy", "clidrift")]

@@ -3,6 +3,7 @@ from and takes from prod instead of declaring it again."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pulumi
@@ -16,9 +17,16 @@ from tests.unit.components.program_stacks import COMMAND, DROPLET, IMAGE, REGIST
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
 
 
+@functools.cache
+def _plain(stack: str) -> World:
+    """prod, or blue following prod's usual outputs, as the stack files set them: one run per process, shared by
+    the tests (which only read it)."""
+    return run_stack(stack, others={"prod": prod_outputs()} if stack == "blue" else None)
+
+
 def test_prod_uploads_the_deploy_key_once_and_exports_its_fingerprint():
     """prod owns the account's one upload of the deploy key; standbys refer to it by the fingerprint it exports."""
-    world = run_stack("prod")
+    world = _plain("prod")
     key = world.one(SSH_KEY)
     assert world.exports_plain["sshKeyFingerprint"] == key.outputs["fingerprint"]
     assert world.one(DROPLET).inputs["sshKeys"] == [key.outputs["fingerprint"]]
@@ -27,7 +35,7 @@ def test_prod_uploads_the_deploy_key_once_and_exports_its_fingerprint():
 def test_blue_declares_no_ssh_key_and_uses_prods():
     """DigitalOcean refuses a second upload of the same public key (422 "SSH Key is already in use"): blue's first
     `pulumi up` failed there. Blue declares no key and its droplets take the one prod uploaded."""
-    world = run_stack("blue", others={"prod": prod_outputs()})
+    world = _plain("blue")
     assert world.of_type(SSH_KEY) == []
     assert world.one(DROPLET).inputs["sshKeys"] == [DEPLOY_FINGERPRINT]
     assert "sshKeyFingerprint" not in world.exports_plain
@@ -57,7 +65,7 @@ def _gate(world: World) -> Registration:
 def test_the_backup_snapshot_is_taken_after_the_primarys_validation():
     """The snapshot depended on the droplet alone, so DigitalOcean imaged the primary while cloud-init was still
     installing packages. It is a backup image of a validated primary now: it waits for the primary's gate."""
-    world = run_stack("prod")
+    world = _plain("prod")
     snap = world.one(SNAPSHOT)
     assert world.depends_on(snap, _gate(world))
     assert snap.inputs["dropletId"] == world.one(DROPLET).outputs["id"]
@@ -66,9 +74,9 @@ def test_the_backup_snapshot_is_taken_after_the_primarys_validation():
 def test_blue_is_built_from_the_base_image_and_cloud_init_never_from_a_snapshot():
     """A snapshot of the primary carried green's running containers, its secrets file and its data into blue.
     Standbys boot the base image with the same cloud-init as the primary, whatever prod exports."""
-    droplet = run_stack("blue", others={"prod": prod_outputs()}).one(DROPLET)
+    droplet = _plain("blue").one(DROPLET)
     assert droplet.inputs["image"] == "ubuntu-24-04-x64"
-    assert droplet.inputs["userData"] == run_stack("prod").one(DROPLET).inputs["userData"]
+    assert droplet.inputs["userData"] == _plain("prod").one(DROPLET).inputs["userData"]
 
 
 FORCE_NEW = {"image", "region", "sshKeys", "userData", "monitoring", "vpcUuid", "publicNetworking", "dropletAgent",
@@ -87,7 +95,7 @@ def _blue(overrides: dict[str, str] | None = None, live: str = "green", previous
           ) -> World:
     """blue, with prod serving `live` and blue's own last export `previous` (default: blue as it is now)."""
     if previous is None:
-        previous = run_stack("blue", others={"prod": prod_outputs()}).exports_plain["hosts"]
+        previous = _plain("blue").exports_plain["hosts"]
     return run_stack("blue", overrides=overrides, others={"prod": {**prod_outputs(), "liveColor": live},
                                                           "blue": {"hosts": previous}})
 
@@ -96,11 +104,11 @@ def test_a_deploy_key_rotation_replaces_no_droplet():
     """Keys reach a droplet when it is created; a new deploy key reaches existing droplets over SSH (docs/runbook).
     A changed ssh_keys input would replace every droplet: protect fails prod's update, and blue would be rebuilt
     while it may serve traffic. Both colors ignore it."""
-    before, after = run_stack("prod"), run_stack("prod", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY})
+    before, after = _plain("prod"), run_stack("prod", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY})
     assert before.one(DROPLET).inputs["sshKeys"] != after.one(DROPLET).inputs["sshKeys"]  # the key did rotate
     assert _replacing_changes(before.one(DROPLET), after.one(DROPLET)) == set()
     rotated = {**prod_outputs(), "sshKeyFingerprint": md5_fingerprint(OTHER_DEPLOY_PUBLIC_KEY)}
-    blue_before = run_stack("blue", others={"prod": prod_outputs()}).one(DROPLET)
+    blue_before = _plain("blue").one(DROPLET)
     blue_after = run_stack("blue", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY}, others={"prod": rotated})
     assert _replacing_changes(blue_before, blue_after.one(DROPLET)) == set()
 
@@ -109,7 +117,7 @@ def test_a_deploy_key_rotation_replaces_no_droplet():
 def test_every_replacing_input_is_ignored_or_guarded(stack):
     """Each ForceNew input the droplets set is either ignored (fixed at creation) or in the exported shape the next
     update compares against (where a change is refused while the droplets must not be replaced)."""
-    world = run_stack(stack, others={"prod": prod_outputs()})
+    world = _plain(stack)
     droplet = world.one(DROPLET)
     shape = world.exports_plain["hosts"]["shape"]
     guarded = {"region": "region", "monitoring": "monitoring",
@@ -120,7 +128,7 @@ def test_every_replacing_input_is_ignored_or_guarded(stack):
 
 def test_the_vpc_leaves_its_range_to_digitalocean_by_default():
     """A fixed 10.110.0.0/20 collided with the account's default VPCs; DigitalOcean picks a free range instead."""
-    assert run_stack("prod").one("digitalocean:index/vpc:Vpc").inputs == {"name": "devtools-prod", "region": "nyc3"}
+    assert _plain("prod").one("digitalocean:index/vpc:Vpc").inputs == {"name": "devtools-prod", "region": "nyc3"}
 
 
 def test_a_size_change_warns_that_it_powers_off_and_cannot_shrink(monkeypatch):
@@ -128,7 +136,7 @@ def test_a_size_change_warns_that_it_powers_off_and_cannot_shrink(monkeypatch):
     preview says so before anyone runs the update."""
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *_a, **_k: warnings.append(message))
-    previous = run_stack("prod").exports_plain["hosts"]
+    previous = _plain("prod").exports_plain["hosts"]
     assert warnings == []
     run_stack("prod", overrides={"dropletSize": "s-4vcpu-8gb"}, others={"prod": {"hosts": previous}})
     assert warnings == [
@@ -140,7 +148,7 @@ def test_a_size_change_warns_that_it_powers_off_and_cannot_shrink(monkeypatch):
 def test_a_change_that_would_replace_protected_droplets_is_refused_naming_the_key():
     """The engine's own refusal (the resource is protected) invites removing the protection, which deletes the
     volumes with the droplets. The program refuses first, naming the key and the safe way to move."""
-    previous = run_stack("prod").exports_plain["hosts"]
+    previous = _plain("prod").exports_plain["hosts"]
     with pytest.raises(Exception) as err:
         run_stack("prod", overrides={"region": "fra1", "monitoring": "false"}, others={"prod": {"hosts": previous}})
     assert ('refusing to change devtools:region "nyc3" -> "fra1", devtools:monitoring true -> false on stack prod: '
@@ -191,7 +199,7 @@ def test_every_connection_pins_the_stacks_host_key_and_ops_reads_it(stack):
     """The command provider accepted any host key, and ops.cli trusted the first key it saw. Every remote command
     now pins the public half of the host key cloud-init installed, and the `hosts` output carries it for ops.cli's
     known_hosts (StrictHostKeyChecking=yes)."""
-    world = run_stack(stack, others={"prod": prod_outputs()})
+    world = _plain(stack)
     commands = world.of_type(COMMAND)
     assert commands and {c.inputs["connection"]["hostKey"] for c in commands} == {HOST_PUBLIC_KEY}
     assert world.exports_plain["hosts"]["sshHostKey"] == HOST_PUBLIC_KEY

@@ -11,16 +11,15 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
 from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
-from components.config_rules import cross_checks
+from components.config_rules import cross_checks, with_host_key
 from components.config_slices import AgentPlace, SshLogin, StackIdentity, ValidatorSettings
-from components.ssh_keys import public_half, same_key
 
 __all__ = ["ConfigError", "StackConfig", "load_config"]
 
@@ -175,7 +174,7 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
                   "digitalocean:token …` or use the DIGITALOCEAN_TOKEN environment variable")
     cfg = _read(r, stack=stack, project=project, commit=commit, root=root, commit_source=commit_source)
     cross_checks(r, cfg)
-    cfg = _with_host_key(r, cfg)
+    cfg = with_host_key(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
@@ -262,19 +261,6 @@ def _release_id(r: Reader, release: str, commit: str | None, commit_source: str)
         r.problem(f"{commit_source}: the release id {shown} taken from it while {r.key('releaseId')} is empty is "
                   f"refused by the hosts ({RELEASE_ID_RULE}): set {r.key('releaseId')}, or correct {commit_source}")
     return commit
-
-
-def _with_host_key(r: Reader, cfg: StackConfig) -> StackConfig:
-    """Droplets pin the public half of the stack's host key (derived, never typed twice); a given sshHostKey must be
-    that key."""
-    private = cfg.ssh.host_private_key.value
-    if not private or r.problems_about("sshHostPrivateKey"):
-        return cfg
-    public = public_half(private).line
-    if cfg.ssh.host_key and not same_key(cfg.ssh.host_key, public):
-        r.problem(f"{r.key('sshHostKey')}: not the public half of {r.key('sshHostPrivateKey')}: remove it (droplets "
-                  "pin the public half of the host key cloud-init installs)")
-    return replace(cfg, ssh=replace(cfg.ssh, host_key=public))
 
 
 def _read_key(r: Reader, path: str) -> str:

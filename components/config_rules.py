@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from components.config_keys import BY_NAME
 from components.config_read import Reader
+from components.ssh_keys import public_half, same_key
 
 if TYPE_CHECKING:
     from components.config import StackConfig
@@ -80,3 +82,16 @@ def _stack_checks(r: Reader, c: StackConfig) -> None:
     if c.registry.adopt and c.registry.tier != BY_NAME["registryTier"].default:
         r.problem(f"{k('registryTier')}: {c.registry.tier} with {k('registryAdopt')}: an adopted registry keeps its "
                   f"own tier (checked against the release at preview); leave it {BY_NAME['registryTier'].default}")
+
+
+def with_host_key(r: Reader, cfg: StackConfig) -> StackConfig:
+    """Droplets pin the public half of the stack's host key (derived, never typed twice); a given sshHostKey must be
+    that key."""
+    private = cfg.ssh.host_private_key.value
+    if not private or r.problems_about("sshHostPrivateKey"):
+        return cfg
+    public = public_half(private).line
+    if cfg.ssh.host_key and not same_key(cfg.ssh.host_key, public):
+        r.problem(f"{r.key('sshHostKey')}: not the public half of {r.key('sshHostPrivateKey')}: remove it (droplets "
+                  "pin the public half of the host key cloud-init installs)")
+    return replace(cfg, ssh=replace(cfg.ssh, host_key=public))

@@ -4,6 +4,7 @@
     python -m agent.hostagent --project green rollback [--to ID]
     python -m agent.hostagent --project green status | history | wait [JOB]
     python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
+    python -m agent.hostagent --project green registry-auth < config.json   # pull credentials → docker config 0600
     python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
     python -m agent.hostagent doctor [--json]           # python, the venv's pins, docker, compose v2 (no project)
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import compose as cc
-from agent import doctor, release
+from agent import doctor, registry_auth, release
 from agent import status as hoststatus
 from agent.process import run_process
 from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Outcome, Rollout
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     wp = sub.add_parser("wait", help="follow a running or finished job (default: the latest)")
     wp.add_argument("job", nargs="?")
     sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
+    sub.add_parser("registry-auth", help="read registry credentials (docker config JSON) from stdin into the "
+                   "docker config the pulls use (0600)")
     stp = sub.add_parser("stop", help="stop the running release (compose down; volumes, images and releases kept)")
     stp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
     stp.add_argument("--stop-timeout", type=int, default=30, help="seconds each container gets to stop")
@@ -232,6 +235,19 @@ def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_registry_auth(store: Store, args: argparse.Namespace) -> int:
+    """Pull credentials arrive on stdin (never argv) and land in the docker config, 0600; only servers are named."""
+    try:
+        path, servers = registry_auth.install(sys.stdin.read(), os.environ)
+    except ValueError as exc:
+        print(f"{exc}; nothing changed", file=sys.stderr)
+        return 2
+    store.ensure()
+    store.audit("registry.credentials", servers=servers)
+    print(f"registry credentials for {', '.join(servers)} written to {path} (mode 0600)")
+    return EXIT_OK
+
+
 def cmd_stop(store: Store, args: argparse.Namespace) -> int:
     """Take the project's containers down under the rollout lock. Volumes, images, releases and the current
     pointer stay, so the next `apply` (or `rollback`) brings the same data back."""
@@ -272,7 +288,8 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
-            "wait": cmd_wait, "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
+            "wait": cmd_wait, "secrets": cmd_secrets, "registry-auth": cmd_registry_auth, "stop": cmd_stop,
+            "_run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,17 @@
 """The droplet's first-boot configuration: a pure `#cloud-config` renderer (no Pulumi, exact-string tested).
 
     text = render_cloud_init(host_root="/opt/devtools", host_requirements=host_requirements_text(ROOT),
-                             host_doctor=host_doctor_text(ROOT), pull_auth=None)
+                             host_doctor=host_doctor_text(ROOT), host_key=None)
 
 On Ubuntu 24.04 it installs the docker engine, the compose v2 plugin and python3-venv, starts docker, creates
-the host agent's directory and its venv (`<host_root>/venv`, from which `ops.ship.agent_command` runs the agent),
-and, when given, writes the registry pull credentials to /root/.docker/config.json (root, 0600). The credentials
-appear only in that write_files entry, never in runcmd (whose commands cloud-init logs).
+the host agent's directory and its venv (`<host_root>/venv`, from which `ops.ship.agent_command` runs the agent).
+It holds no registry credential: user data is readable from the metadata service, copied into snapshots and never
+updated on a running droplet, so the rollout hands expiring pull credentials over SSH (`hostagent registry-auth`).
+Containers cannot reach the metadata service (169.254.169.254): a DOCKER-USER rule drops their packets to it, put
+back by a docker.service drop-in at every start of docker (after a reboot docker makes the chain anew). Given the
+stack's SSH host key (an unencrypted OpenSSH private key), it deletes the image's host keys and installs that one
+(`ssh_keys`; cloud-init generates no other type then), so the key the rollout and ops.cli pin is the key sshd
+presents.
 
 Its last step is the host agent's doctor (python 3.11+, the venv's pins, docker answering, compose v2): the
 bootstrap ends with the doctor's verdict in /var/log/cloud-init-output.log, and as runcmd's last command its exit
@@ -25,8 +30,21 @@ from typing import Any
 
 import yaml
 
+from components.ssh_keys import cloud_init_type, public_half
+
 PACKAGES = ("docker.io", "docker-compose-v2", "python3", "python3-venv", "ca-certificates", "curl")
-DOCKER_CONFIG = "/root/.docker/config.json"
+METADATA = "169.254.169.254/32"
+BLOCK_METADATA = "/usr/local/sbin/devtools-block-metadata"
+BLOCK_METADATA_SCRIPT = f"""#!/bin/sh
+# Containers must not reach the droplet metadata service: it serves this droplet's user data (its host key).
+iptables -C DOCKER-USER -d {METADATA} -j DROP 2>/dev/null ||
+  iptables -I DOCKER-USER -d {METADATA} -j DROP
+"""
+DOCKER_DROP_IN = "/etc/systemd/system/docker.service.d/devtools-block-metadata.conf"
+DOCKER_DROP_IN_TEXT = f"""# After a reboot docker makes DOCKER-USER anew: every start of docker puts the rule back.
+[Service]
+ExecStartPost={BLOCK_METADATA}
+"""
 
 
 class _Argv(list[str]):
@@ -59,26 +77,27 @@ def host_doctor_text(root: Path) -> str:
     return (root / "agent" / "doctor.py").read_text()
 
 
-def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, pull_auth: str | None) -> str:
-    """The `#cloud-config` user data of a droplet; `pull_auth` (docker config JSON) is written 0600 when given."""
+def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, host_key: str | None) -> str:
+    """The `#cloud-config` user data of a droplet; `host_key` (an unencrypted OpenSSH private key) replaces the
+    image's SSH host keys when given."""
     requirements = f"{host_root}/requirements-host.txt"
     doctor = f"{host_root}/doctor.py"
     venv = f"{host_root}/venv"
     write_files: list[dict[str, Any]] = [
         {"path": requirements, "content": host_requirements, "owner": "root:root", "permissions": "0644"},
         {"path": doctor, "content": host_doctor, "owner": "root:root", "permissions": "0644"},
+        {"path": BLOCK_METADATA, "content": BLOCK_METADATA_SCRIPT, "owner": "root:root", "permissions": "0755"},
+        {"path": DOCKER_DROP_IN, "content": DOCKER_DROP_IN_TEXT, "owner": "root:root", "permissions": "0644"},
     ]
     runcmd = [
+        _Argv(["systemctl", "daemon-reload"]),
         _Argv(["systemctl", "enable", "--now", "docker"]),
+        _Argv([BLOCK_METADATA]),
         _Argv(["install", "-d", "-m", "0755", "-o", "root", "-g", "root", host_root]),
         _Argv(["python3", "-m", "venv", venv]),
         _Argv([f"{venv}/bin/pip", "install", "-r", requirements]),
         _Argv([f"{venv}/bin/python", doctor, "--requirements", requirements]),
     ]
-    if pull_auth is not None:
-        write_files.append({"path": DOCKER_CONFIG, "content": pull_auth, "owner": "root:root",
-                            "permissions": "0600"})
-        runcmd.insert(1, _Argv(["chmod", "0700", "/root/.docker"]))
     doc: dict[str, Any] = {
         "package_update": True,
         "package_upgrade": False,
@@ -86,4 +105,9 @@ def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: st
         "write_files": write_files,
         "runcmd": runcmd,
     }
+    if host_key is not None:
+        public = public_half(host_key)
+        kind = cloud_init_type(public)
+        doc |= {"ssh_deletekeys": True,
+                "ssh_keys": {f"{kind}_private": host_key, f"{kind}_public": public.line}}
     return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)

@@ -30,8 +30,28 @@ from standin.localenv import flip_argv
 # Fresh droplets take a while to accept SSH: keep dialling 60 times, 10 s each, before the rollout gives up.
 DIAL_ERROR_LIMIT = 60
 PER_DIAL_TIMEOUT = 10
-CLOUD_INIT_WAIT = ("if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null "
-                   "|| true; fi")
+CLOUD_INIT_TIMEOUT = 900  # seconds a fresh droplet's bootstrap (packages, docker, the agent venv) may take
+CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
+
+
+def cloud_init_wait(timeout: int = CLOUD_INIT_TIMEOUT, log: str = CLOUD_INIT_LOG) -> str:
+    """Remote shell: wait for cloud-init (a fresh droplet's bootstrap) at most `timeout` seconds.
+
+    `cloud-init status --wait` exits 0 when done, 2 when done with recoverable errors (cloud-init 23.4+: deprecated
+    keys and the like) and 1 on an error, such as a failed runcmd (the host agent's doctor is its last command).
+    An error, or a bootstrap still running at the deadline (timeout's 124), fails the step with cloud-init's own
+    account (`status --long`) and the last lines of its output log. No cloud-init (an existing host): no wait.
+    """
+    q = shlex.quote
+    explain = (f"cloud-init status --long </dev/null >&2; echo {q(f'last lines of {log}:')} >&2; "
+               f"tail -n 40 {q(log)} >&2 2>/dev/null; exit 1;;")
+    return (f"if command -v cloud-init >/dev/null 2>&1; then rc=0; timeout {timeout} cloud-init status --wait "
+            f"</dev/null >/dev/null 2>&1 || rc=$?; case \"$rc\" in 0|2) ;; "
+            f"124) echo \"cloud-init is still running after {timeout} s:\" >&2; {explain} "
+            f"*) echo \"cloud-init failed (status exit $rc):\" >&2; {explain} esac; fi")
+
+
+CLOUD_INIT_WAIT = cloud_init_wait()
 DECODE = "base64 -d | gzip -dc"
 COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
 CONTENT_MARKER = "release-content"
@@ -73,6 +93,12 @@ def upload_script(host_root: str, project: str, release_id: str) -> str:
 def secrets_script(host_root: str, project: str) -> str:
     """Remote shell: `hostagent secrets` reads KEY=VALUE lines from stdin into the 0600 secrets file."""
     return host.agent_command(host_root, project, ["secrets"])
+
+
+def registry_auth_script(host_root: str, project: str) -> str:
+    """Remote shell: `hostagent registry-auth` reads the release's pull credential (docker config JSON) from stdin
+    into the docker config the pulls use (0600)."""
+    return host.agent_command(host_root, project, ["registry-auth"])
 
 
 def stop_script(host_root: str, project: str) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
-from components.config_keys import BY_NAME, NAMESPACE
+from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
-from components.config_rules import cross_checks
+from components.config_rules import cross_checks, with_host_key
 from components.config_slices import AgentPlace, SshLogin, StackIdentity, ValidatorSettings
 
 __all__ = ["ConfigError", "StackConfig", "load_config"]
@@ -46,7 +46,8 @@ class SshConfig:
     private_key: Secret
     private_key_path: str | None
     public_key: str
-    host_key: str | None
+    host_key: str | None  # pinned: sshHostKey, or the public half of host_private_key (droplets)
+    host_private_key: Secret  # the droplets' host key, installed by cloud-init
     allowlist: tuple[str, ...]
 
     @property
@@ -61,7 +62,6 @@ class HostsConfig:
     region: str
     size: str
     image: str
-    from_snapshot: bool
     monitoring: bool
     protect: bool
     vpc_ip_range: str
@@ -72,6 +72,7 @@ class HostsConfig:
 @dataclass(frozen=True)
 class RegistryConfig:
     name: str
+    adopt: bool  # read the account's registry `name` instead of creating it
     tier: str
     address: str | None  # an existing registry (no DOCR created)
     repo_prefix: str
@@ -143,12 +144,12 @@ class StackConfig:
 
     @property
     def follows_prod(self) -> bool:
-        """Reads the prod stack (release, snapshot, VPC, registry) through a StackReference.
+        """Reads the prod stack (release, VPC, deploy key, registry) through a StackReference.
 
         A pinned release is looked up in this stack's own release history first, then (for a stack that does
         not build) in prod's.
         """
-        return self.release.source == "prod" or self.hosts.from_snapshot or (
+        return self.release.source == "prod" or (
             self.release.source == "pinned" and self.prod_stack.rsplit("/", 1)[-1] != self.stack)
 
 
@@ -162,7 +163,9 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
     r = Reader(raw, set(secret_keys))
     for full in sorted(raw):
         ns, _, name = full.partition(":")
-        if ns == NAMESPACE and name not in BY_NAME:
+        if ns == NAMESPACE and name in RETIRED:
+            r.problem(f"{full}: retired: {RETIRED[name]}")
+        elif ns == NAMESPACE and name not in BY_NAME:
             hint = close_match(name, list(BY_NAME))
             r.problem(f"{full}: unknown key" + (f" (did you mean {NAMESPACE}:{hint}?)" if hint else
                                                  f"; known keys: {', '.join(sorted(BY_NAME))}"))
@@ -171,6 +174,7 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
                   "digitalocean:token …` or use the DIGITALOCEAN_TOKEN environment variable")
     cfg = _read(r, stack=stack, project=project, commit=commit, root=root, commit_source=commit_source)
     cross_checks(r, cfg)
+    cfg = with_host_key(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
@@ -189,7 +193,6 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         region=r.string("region"),
         size=r.string("dropletSize"),
         image=r.string("dropletImage"),
-        from_snapshot=r.boolean("fromSnapshot"),
         monitoring=r.boolean("monitoring"),
         protect=r.boolean("protect"),
         vpc_ip_range=_vpc_range(r),
@@ -202,10 +205,12 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         private_key_path=key_path or None,
         public_key=r.string("sshPublicKey"),
         host_key=r.string("sshHostKey") or None,
+        host_private_key=Secret(r.string("sshHostPrivateKey")),
         allowlist=r.cidrs("sshAllowlist"),
     )
     registry = RegistryConfig(
         name=r.string("registryName"),
+        adopt=r.boolean("registryAdopt"),
         tier=r.string("registryTier"),
         address=r.string("registryAddress") or None,
         repo_prefix=r.string("repoPrefix"),
@@ -275,6 +280,8 @@ def _read_key(r: Reader, path: str) -> str:
 
 def _vpc_range(r: Reader) -> str:
     value = r.string("vpcIpRange")
+    if not value:
+        return ""
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:

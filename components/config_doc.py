@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.config_keys import KEYS, NAMESPACE, Key
+from components.config_keys import KEYS, NAMESPACE, RETIRED, Key
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python -m components.config_doc --write"
@@ -123,7 +123,16 @@ def config_doc() -> str:
     header = "| key | type | default | secret | allowed | meaning |\n|---|---|---|---|---|---|\n"
     body = "\n\n".join("\n".join(textwrap.wrap(p, WIDTH, break_on_hyphens=False, break_long_words=False))
                        for p in paragraphs)
-    return f"{top}{body}\n\n{header}" + "".join(doc_row(k) for k in KEYS)
+    return f"{top}{body}\n\n{header}" + "".join(doc_row(k) for k in KEYS) + retired_section()
+
+
+def retired_section() -> str:
+    """Keys that no longer exist: a stack file still setting one is refused with the reason given here."""
+    if not RETIRED:
+        return ""
+    items = "".join(f"* `{name}`: {_prose(why)}.\n" for name, why in RETIRED.items())
+    return ("\n## Retired keys\n\nThe program refuses a stack that still sets one of these, with the reason:\n\n"
+            + items)
 
 
 def _read(path: Path) -> str:

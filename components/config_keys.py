@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
+from components.ssh_keys import host_private_key_problem, public_key_problem
 
 NAMESPACE = "devtools"
 
@@ -48,6 +49,9 @@ class Key:
     """What `pattern` (or `accepts`) admits, in words: the error message ends with it."""
     accepts: Callable[[str], bool] | None = None
     """A rule a pattern cannot say (the hosts' release id rule); applies to every string value, empty included."""
+    explain: Callable[[str], str | None] | None = None
+    """A check that says why a non-empty value is refused (None: accepted), run before the pattern; the error
+    message is `allowed` followed by its reason (an OpenSSH key read down to its key bytes)."""
     range: tuple[int, int] | None = None
     """Integers: the inclusive range (lo, hi)."""
     choices: tuple[str, ...] = ()
@@ -81,7 +85,7 @@ KEYS: tuple[Key, ...] = (
         choices=("loadBalancer", "reservedIp", "localProxy", "none")),
     Key("standbyStack", "string", "blue", "stack holding the other color's hosts (read when liveColor ≠ color)",
         pattern=STACK, allowed=STACK_NAME),
-    Key("prodStack", "string", "prod", "stack whose release, snapshot, VPC and registry a standby follows",
+    Key("prodStack", "string", "prod", "stack whose release, VPC, deploy key and registry a standby follows",
         pattern=STACK, allowed=STACK_NAME),
     # release
     Key("release", "string", "build", "which release runs: `build` (this update's images), `prod` (prod's "
@@ -109,13 +113,15 @@ KEYS: tuple[Key, ...] = (
         pattern=r"[a-z]{3}[0-9]", allowed="a region slug such as nyc3, fra1, sgp1"),
     Key("dropletSize", "string", "s-2vcpu-4gb", "droplet size slug",
         pattern=SLUG, allowed="a droplet size slug such as s-2vcpu-4gb"),
-    Key("dropletImage", "string", "ubuntu-24-04-x64", "droplet image slug (ignored with fromSnapshot)",
+    Key("dropletImage", "string", "ubuntu-24-04-x64", "droplet image slug: every droplet, standbys included, boots "
+        "it and is set up by cloud-init",
         pattern=SLUG, allowed="an image slug such as ubuntu-24-04-x64"),
-    Key("fromSnapshot", "boolean", False, "create droplets from the followed stack's exported snapshot"),
-    Key("snapshot", "boolean", False, "take a snapshot of the primary host and export it"),
+    Key("snapshot", "boolean", False, "take a backup image of the primary host once its release is validated, and "
+        "export its id (never used to build standbys)"),
     Key("snapshotGeneration", "integer", 1, "bump to take a fresh snapshot (the old one is kept until deleted)",
         range=(1, 9999)),
-    Key("vpcIpRange", "string", "10.110.0.0/20", "IP range of the VPC the stack creates (standbys join prod's)",
+    Key("vpcIpRange", "string", "", "IP range of the VPC the stack creates (standbys join prod's); empty: "
+        "DigitalOcean picks a free range (a fixed one may collide with the account's default VPCs)",
         pattern=r"[0-9.]+/[0-9]{1,2}", allowed="a private IPv4 CIDR such as 10.110.0.0/20"),
     Key("monitoring", "boolean", True, "DigitalOcean droplet monitoring agent"),
     Key("protect", "boolean", True, "protect the registry and the primary droplets from deletion"),
@@ -123,13 +129,20 @@ KEYS: tuple[Key, ...] = (
         "refused: GitHub-hosted runners take an SSH lease)",
         pattern=r"[0-9a-fA-F:./]+", allowed="an IPv4 or IPv6 CIDR such as 203.0.113.7/32"),
     Key("sshPublicKey", "string", "", "public key installed on droplets (required for digitalocean)",
-        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (ssh-ed25519 AAAA… comment)"),
+        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (ssh-ed25519 AAAA… comment)",
+        explain=public_key_problem),
     Key("sshPrivateKey", "string", "", "private key the rollout connects with", secret=True),
     Key("sshPrivateKeyPath", "string", "", "file holding the private key instead of sshPrivateKey (local)"),
     Key("sshUser", "string", "root", "SSH user on the hosts",
         pattern=r"[a-z_][a-z0-9_-]{0,31}", allowed="a user name such as root or deploy"),
-    Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned)",
-        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (the host's key)"),
+    Key("sshHostPrivateKey", "string", "", "the droplets' SSH host key (`python -m ops.cli hostkey --stack "
+        "<stack>` makes one and sets it): cloud-init installs it, the rollout and ops.cli pin its public half "
+        "(required for digitalocean)",
+        secret=True, allowed="an unencrypted OpenSSH private key (`python -m ops.cli hostkey` makes one)",
+        explain=host_private_key_problem),
+    Key("sshHostKey", "string", "", "expected SSH host public key of existing hosts (empty: not pinned); droplets "
+        "pin the public half of sshHostPrivateKey",
+        pattern=OPENSSH_KEY, allowed="an OpenSSH public key line (the host's key)", explain=public_key_problem),
     Key("existingHosts", "array", [], "`address[:port]` of each existing host (provider existing)",
         pattern=HOSTPORT, allowed="address[:port] such as 127.0.0.1:2222"),
     Key("hostRoot", "string", "/opt/devtools", "the host agent's directory on every host",
@@ -137,6 +150,9 @@ KEYS: tuple[Key, ...] = (
     # registry and builds
     Key("registryName", "string", "devtools", "DigitalOcean Container Registry name",
         pattern=r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", allowed="3-63 lowercase letters, digits and -"),
+    Key("registryAdopt", "boolean", False, "use the account's existing DigitalOcean Container Registry named "
+        "registryName instead of creating one (DigitalOcean allows one per account): it is read by name, never "
+        "created, changed or deleted by this stack"),
     Key("registryTier", "string", "auto", "DOCR tier: `auto` (fits the built services), starter, basic, professional",
         choices=("auto", "starter", "basic", "professional")),
     Key("registryAddress", "string", "", "use this existing registry instead of creating DOCR (local)",
@@ -159,3 +175,11 @@ KEYS: tuple[Key, ...] = (
 )
 
 BY_NAME = {k.name: k for k in KEYS}
+
+RETIRED: dict[str, str] = {
+    "fromSnapshot": "standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary: a "
+                    "snapshot of the primary carried its running containers, its secrets file and its data into the "
+                    "standby, and was taken while cloud-init still ran; remove the key",
+}
+"""Keys that no longer exist, each with why and what to do instead: a stack file still setting one is refused with
+this text rather than as an unknown key."""

@@ -97,6 +97,10 @@ class Reader:
         if key.choices and value not in key.choices:
             self.fail(name, value, key.rule())
             return str(key.default)
+        reason = key.explain(value) if key.explain is not None and value else None
+        if reason:
+            self.fail(name, value, f"{key.allowed}: {reason}")
+            return str(key.default)
         unmatched = bool(key.pattern and value and not re.fullmatch(key.pattern, value))
         if unmatched or (key.accepts is not None and not key.accepts(value)):
             self.fail(name, value, key.allowed)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from components.config_keys import BY_NAME
 from components.config_read import Reader
+from components.ssh_keys import public_half, same_key
 
 if TYPE_CHECKING:
     from components.config import StackConfig
@@ -27,33 +29,49 @@ def cross_checks(r: Reader, c: StackConfig) -> None:
 
 
 def _provider_checks(r: Reader, c: StackConfig) -> None:
-    k = r.key
     if c.hosts.provider == "digitalocean":
-        if not c.ssh.allowlist and not r.problems_about("sshAllowlist"):
-            r.problem(f"{k('sshAllowlist')}: empty: list the CIDRs that may SSH to droplets (the deploy runner's "
-                      "address); 0.0.0.0/0 is never the default")
-        everywhere = [cidr for cidr in c.ssh.allowlist if cidr.endswith("/0")]
-        if everywhere:
-            r.problem(f"{k('sshAllowlist')}: {', '.join(everywhere)} admits every address to port 22: list a fixed "
-                      "address (a self-hosted runner, a bastion); GitHub-hosted runners take an SSH lease "
-                      "(`ops.cli ssh-lease`, docs/ci.md)")
-        if not c.ssh.public_key:
-            r.problem(f"{k('sshPublicKey')}: not set: droplets need the public half of the rollout key")
-        if c.hosts.existing:
-            r.problem(f"{k('existingHosts')}: set, but {k('provider')} is digitalocean: remove it or use existing")
-        if c.traffic.mode == "localProxy":
-            r.problem(f"{k('traffic')}: localProxy is the local stand-in; with digitalocean use loadBalancer, "
-                      "reservedIp or none")
+        _droplet_checks(r, c)
     else:
-        if not c.hosts.existing:
-            r.problem(f"{k('existingHosts')}: empty: {k('provider')} existing needs at least one address[:port]")
-        if c.traffic.mode in ("loadBalancer", "reservedIp"):
-            r.problem(f"{k('traffic')}: {c.traffic.mode} needs droplets; with existing hosts use localProxy or none")
-        if c.hosts.from_snapshot or c.snapshot:
-            r.problem(f"{k('fromSnapshot')}/{k('snapshot')}: snapshots need {k('provider')} digitalocean")
-        if not c.registry.address:
-            r.problem(f"{k('registryAddress')}: not set: existing hosts pull from an existing registry "
-                      "(e.g. 127.0.0.1:5000)")
+        _existing_checks(r, c)
+
+
+def _droplet_checks(r: Reader, c: StackConfig) -> None:
+    k = r.key
+    if not c.ssh.allowlist and not r.problems_about("sshAllowlist"):
+        r.problem(f"{k('sshAllowlist')}: empty: list the CIDRs that may SSH to droplets (the deploy runner's "
+                  "address); 0.0.0.0/0 is never the default")
+    everywhere = [cidr for cidr in c.ssh.allowlist if cidr.endswith("/0")]
+    if everywhere:
+        r.problem(f"{k('sshAllowlist')}: {', '.join(everywhere)} admits every address to port 22: list a fixed "
+                  "address (a self-hosted runner, a bastion); GitHub-hosted runners take an SSH lease "
+                  "(`ops.cli ssh-lease`, docs/ci.md)")
+    if not c.ssh.public_key and not r.problems_about("sshPublicKey"):
+        r.problem(f"{k('sshPublicKey')}: not set: droplets need the public half of the rollout key")
+    if not c.ssh.host_private_key.value and not r.problems_about("sshHostPrivateKey"):
+        r.problem(f"{k('sshHostPrivateKey')}: not set: droplets get their SSH host key from the stack, so the "
+                  f"rollout and ops.cli can pin it: run `python -m ops.cli hostkey --stack {c.stack}` (it makes "
+                  "one with ssh-keygen and sets it as a secret)")
+    if c.hosts.existing:
+        r.problem(f"{k('existingHosts')}: set, but {k('provider')} is digitalocean: remove it or use existing")
+    if c.traffic.mode == "localProxy":
+        r.problem(f"{k('traffic')}: localProxy is the local stand-in; with digitalocean use loadBalancer, "
+                  "reservedIp or none")
+
+
+def _existing_checks(r: Reader, c: StackConfig) -> None:
+    k = r.key
+    if c.ssh.host_private_key.value:
+        r.problem(f"{k('sshHostPrivateKey')}: only droplets get their host key from cloud-init; for an existing "
+                  f"host set {k('sshHostKey')} to the public key it presents")
+    if not c.hosts.existing:
+        r.problem(f"{k('existingHosts')}: empty: {k('provider')} existing needs at least one address[:port]")
+    if c.traffic.mode in ("loadBalancer", "reservedIp"):
+        r.problem(f"{k('traffic')}: {c.traffic.mode} needs droplets; with existing hosts use localProxy or none")
+    if c.snapshot:
+        r.problem(f"{k('snapshot')}: snapshots need {k('provider')} digitalocean")
+    if not c.registry.address:
+        r.problem(f"{k('registryAddress')}: not set: existing hosts pull from an existing registry "
+                  "(e.g. 127.0.0.1:5000)")
 
 
 def _stack_checks(r: Reader, c: StackConfig) -> None:
@@ -64,13 +82,30 @@ def _stack_checks(r: Reader, c: StackConfig) -> None:
     if c.traffic.mode == "none" and c.traffic.live_color != BY_NAME["liveColor"].default:
         r.problem(f"{k('liveColor')}: set on a stack without traffic ({k('traffic')}: none): flip on the stack "
                   "that owns traffic")
-    if c.snapshot and c.hosts.from_snapshot:
-        r.problem(f"{k('snapshot')}: a stack built from a snapshot does not take one; set it on {c.prod_stack}")
-    if (c.release.source == "prod" or c.hosts.from_snapshot) and c.prod_stack.rsplit("/", 1)[-1] == c.stack:
+    if c.release.source == "prod" and c.prod_stack.rsplit("/", 1)[-1] == c.stack:
         r.problem(f"{k('prodStack')}: {c.prod_stack!r} is this stack: a stack cannot follow itself "
                   f"(use {k('release')}: build here)")
     if c.traffic.mode != "none" and c.traffic.live_color != c.color and c.standby_stack.rsplit("/", 1)[-1] == c.stack:
         r.problem(f"{k('standbyStack')}: {c.standby_stack!r} is this stack")
     if c.registry.address and re.match(r"registry\.digitalocean\.com", c.registry.address):
-        r.problem(f"{k('registryAddress')}: DOCR is created by this program; leave it empty and set "
-                  f"{k('registryName')}")
+        r.problem(f"{k('registryAddress')}: a DigitalOcean registry is not given by address: leave it empty, set "
+                  f"{k('registryName')}, and {k('registryAdopt')} true to use the account's existing registry")
+    if c.registry.adopt and c.registry.address:
+        r.problem(f"{k('registryAdopt')}: adopts a DigitalOcean registry by name; {k('registryAddress')} is another "
+                  "registry: keep one")
+    if c.registry.adopt and c.registry.tier != BY_NAME["registryTier"].default:
+        r.problem(f"{k('registryTier')}: {c.registry.tier} with {k('registryAdopt')}: an adopted registry keeps its "
+                  f"own tier (checked against the release at preview); leave it {BY_NAME['registryTier'].default}")
+
+
+def with_host_key(r: Reader, cfg: StackConfig) -> StackConfig:
+    """Droplets pin the public half of the stack's host key (derived, never typed twice); a given sshHostKey must be
+    that key."""
+    private = cfg.ssh.host_private_key.value
+    if not private or r.problems_about("sshHostPrivateKey"):
+        return cfg
+    public = public_half(private).line
+    if cfg.ssh.host_key and not same_key(cfg.ssh.host_key, public):
+        r.problem(f"{r.key('sshHostKey')}: not the public half of {r.key('sshHostPrivateKey')}: remove it (droplets "
+                  "pin the public half of the host key cloud-init installs)")
+    return replace(cfg, ssh=replace(cfg.ssh, host_key=public))

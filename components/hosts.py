@@ -1,11 +1,11 @@
-"""The hosts of this stack's color: DigitalOcean droplets (from an image or prod's snapshot) or existing machines.
+"""The hosts of this stack's color: DigitalOcean droplets (the base image + cloud-init) or existing machines.
 
     hosts = Hosts("hosts", HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
-                                     allowlist=cfg.ssh.allowlist, followed_stack=cfg.prod_stack,
-                                     pull_auth=registry.pull_auth))
+                                     allowlist=cfg.ssh.allowlist, host_key=host_private_key))
     hosts.addresses  # what the rollout's SSH dials
 
-digitalocean: an SSH key, a VPC (unless one is given: a standby joins prod's), `hosts.count` droplets with the
+digitalocean: the deploy key's upload (unless the followed stack uploaded it: a standby takes its fingerprint),
+a VPC (unless one is given: a standby joins prod's), `hosts.count` droplets with the
 cloud-init of components/cloud_init.py, and a firewall that admits SSH from the allowlist only. existing: nothing
 is created; the addresses come from config.
 """
@@ -23,6 +23,7 @@ import pulumi_digitalocean as digitalocean
 from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
 from components.config import HostsConfig
 from components.config_slices import StackIdentity, stack_tag
+from components.sources import replacement_refusal, resize_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 SSH_PORT = 22
@@ -54,16 +55,31 @@ def ssh_firewall_rules(allowlist: Sequence[str]) -> tuple[list[digitalocean.Fire
     return inbound, outbound
 
 
+class ReplacementRefused(Exception):
+    """This update would replace (or remove) droplets that must not be: protected, or serving traffic."""
+
+
+@dataclass(frozen=True)
+class ReplacementGuard:
+    """What decides whether this update may replace the droplets (sources.replacement_refusal)."""
+
+    previous: pulumi.Input[Any]  # `hosts.shape` as this stack's last update exported it (None: the first update)
+    live_color: pulumi.Input[Any]  # the color the traffic owner sends users to (None: no traffic owner)
+    traffic_stack: str  # the stack that owns traffic, named in a refusal
+
+
 @dataclass(frozen=True)
 class HostsArgs:
     identity: StackIdentity  # droplet names and tags
     hosts: HostsConfig
     public_key: str  # installed on droplets (SshConfig.public_key; never the private half)
     allowlist: tuple[str, ...]  # CIDRs the SSH firewall admits
-    followed_stack: str  # the stack whose snapshot a standby is made from (named when it is missing)
-    pull_auth: pulumi.Input[str] | None = None  # secret docker config JSON → cloud-init (digitalocean only)
-    snapshot_id: pulumi.Input[str] | None = None  # required when hosts.from_snapshot
+    host_key: pulumi.Input[str] | None = None  # secret: the droplets' SSH host key (private half) → cloud-init
     vpc_id: pulumi.Input[str] | None = None  # join this VPC (a standby joins prod's); None → create one
+    key_fingerprint: pulumi.Input[str] | None = None
+    """The deploy key the followed stack uploaded (a standby's droplets take it); None: upload `public_key` here.
+    DigitalOcean refuses a second upload of one public key (422 "SSH Key is already in use")."""
+    guard: ReplacementGuard | None = None  # None: droplets are declared without comparing with the last update
 
 
 class Hosts(pulumi.ComponentResource):
@@ -75,6 +91,11 @@ class Hosts(pulumi.ComponentResource):
     """Droplet ids as ints (what DO inputs such as a load balancer's droplet_ids take); [] for existing hosts."""
     vpc_id: pulumi.Output[str]
     """The VPC the droplets are in; "" for existing hosts."""
+    shape: pulumi.Output[dict[str, Any]]
+    """What decides the droplets' identity (region, monitoring, VPC, image, count) and size: exported, so the next
+    update can refuse a change that replaces droplets which must not be replaced; {} for existing hosts."""
+    uploaded_key: pulumi.Output[str] | None
+    """The fingerprint of the deploy key this stack uploaded (what standbys take); None when it uploaded none."""
     triggers: list[pulumi.Output[str]]
     """Per host identity (droplet id, or "address:port"): a rollout keyed on it re-runs on a new host."""
     names: list[str]
@@ -99,36 +120,47 @@ class Hosts(pulumi.ComponentResource):
         self.names = [f"{h.address}:{h.port}" for h in hosts]
         self.triggers = [pulumi.Output.from_input(n) for n in self.names]
         self.resources = []
+        self.uploaded_key = None
+        self.shape = pulumi.Output.from_input({})
 
     def _droplets(self, name: str, args: HostsArgs) -> None:
         config, who = args.hosts, args.identity
         base = f"{who.project}-{who.stack}"
         child = pulumi.ResourceOptions(parent=self)
-        key = digitalocean.SshKey(f"{name}-key", name=base, public_key=args.public_key, opts=child)
+        if args.key_fingerprint is None:
+            key = digitalocean.SshKey(f"{name}-key", name=base, public_key=args.public_key, opts=child)
+            self.uploaded_key = key.fingerprint
+            fingerprint: pulumi.Input[str] = key.fingerprint
+        else:
+            self.uploaded_key, fingerprint = None, args.key_fingerprint
+        standby = args.vpc_id is not None  # joins the followed stack's VPC
+        protected = config.protect and not standby
+        self.shape = _shape(config, args.vpc_id)
+        # Every input that would replace a droplet passes through the guard: a refusal stops the update before the
+        # VPC or any droplet changes.
+        checked = self.shape if args.guard is None else _guarded(who, config.size, self.shape, args.guard, protected)
+        region = checked.apply(lambda s: str(s["region"]))
         if args.vpc_id is None:
-            vpc = digitalocean.Vpc(f"{name}-vpc", name=base, region=config.region, ip_range=config.vpc_ip_range,
+            # No fixed ip_range unless configured: a fixed one collided with the account's default VPCs.
+            vpc = digitalocean.Vpc(f"{name}-vpc", name=base, region=region, ip_range=config.vpc_ip_range or None,
                                    opts=child)
             self.vpc_id = vpc.id
         else:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
-        standby = config.from_snapshot
-        if standby and args.snapshot_id is None:
-            raise ValueError(f"Hosts {name!r}: devtools:fromSnapshot is true but no snapshot id was given "
-                             f"(the snapshot {args.followed_stack} exports); run `pulumi up --stack "
-                             f"{args.followed_stack}` with devtools:snapshot true first")
-        image: pulumi.Input[str] = args.snapshot_id if standby and args.snapshot_id is not None else config.image
-        user_data = _user_data(config.root, args.pull_auth)
+        image = checked.apply(lambda _: config.image)
+        user_data = _user_data(config.root, args.host_key)
         # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
-        # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby from a snapshot is
-        # meant to be replaced by a new snapshot generation (image), but not by a credential rotation either: a
-        # standby may be the live color.
-        opts = pulumi.ResourceOptions(parent=self, protect=config.protect and not standby,
-                                      ignore_changes=["userData"] if standby else ["userData", "image"])
+        # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby is rebuilt from the
+        # base image and cloud-init, so a new image slug may replace it, but a credential rotation must not: a
+        # standby may be the live color. ssh_keys are installed when a droplet is created (a new deploy key reaches
+        # existing droplets over SSH, docs/runbook.md): a rotation must never replace a droplet, on either color.
+        ignored = ["userData", "sshKeys"] if standby else ["userData", "image", "sshKeys"]
+        opts = pulumi.ResourceOptions(parent=self, protect=protected, ignore_changes=ignored)
         self.names = [f"{base}-{who.color}-{i}" for i in range(1, config.count + 1)]
         droplets = [
             digitalocean.Droplet(f"{name}-{i}", name=droplet_name, image=image, size=config.size,
-                                 region=config.region, vpc_uuid=self.vpc_id, monitoring=config.monitoring,
-                                 ssh_keys=[key.fingerprint], tags=droplet_tags(who), user_data=user_data, opts=opts)
+                                 region=region, vpc_uuid=self.vpc_id, monitoring=config.monitoring,
+                                 ssh_keys=[fingerprint], tags=droplet_tags(who), user_data=user_data, opts=opts)
             for i, droplet_name in enumerate(self.names, start=1)
         ]
         ids = [d.id.apply(int) for d in droplets]
@@ -144,15 +176,47 @@ class Hosts(pulumi.ComponentResource):
         self.resources = [*droplets, firewall]
 
 
-def _user_data(host_root: str, pull_auth: pulumi.Input[str] | None) -> pulumi.Input[str]:
-    """The cloud-init text; a Pulumi secret when it holds the registry credentials."""
+def _shape(config: HostsConfig, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[dict[str, Any]]:
+    """The droplets' shape under the config keys' names: what replaces them if it changes (sources.REPLACING),
+    their count and size. A primary's image is left out (ignored: fixed at creation); a standby's VPC is the
+    followed stack's, its own VPC range is not."""
+    plain: dict[str, Any] = {"region": config.region, "monitoring": config.monitoring, "hostCount": config.count,
+                             "dropletSize": config.size}
+    if vpc_id is None:
+        return pulumi.Output.from_input({**plain, "vpcIpRange": config.vpc_ip_range})
+    return pulumi.Output.from_input(vpc_id).apply(lambda vpc: {**plain, "dropletImage": config.image, "vpc": vpc})
+
+
+def _guarded(who: StackIdentity, size: str, shape: pulumi.Output[dict[str, Any]], guard: ReplacementGuard,
+             protected: bool) -> pulumi.Output[dict[str, Any]]:
+    """`shape`, released only when the update may change the droplets that way (raises ReplacementRefused
+    otherwise); a size change is announced as a warning (at preview too)."""
+
+    def check(v: dict[str, Any]) -> dict[str, Any]:
+        warning = resize_warning(who.stack, v["previous"], size)
+        if warning:
+            pulumi.log.warn(warning)
+        live_on = guard.traffic_stack if v["live"] == who.color else None
+        reason = replacement_refusal(who.stack, who.color, v["previous"], v["shape"], protected=protected,
+                                     live_on=live_on)
+        if reason:
+            raise ReplacementRefused(reason)
+        shaped: dict[str, Any] = v["shape"]
+        return shaped
+
+    return pulumi.Output.all(shape=shape, previous=guard.previous, live=guard.live_color).apply(check)
+
+
+def _user_data(host_root: str, host_key: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    """The cloud-init text; a Pulumi secret when it holds the host key. Never a registry credential: the rollout
+    hands those over SSH."""
     requirements, doctor = host_requirements_text(ROOT), host_doctor_text(ROOT)
-    if pull_auth is None:
+    if host_key is None:
         return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                 pull_auth=None)
-    text = pulumi.Output.from_input(pull_auth).apply(
-        lambda auth: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                       pull_auth=auth))
+                                 host_key=None)
+    text = pulumi.Output.from_input(host_key).apply(
+        lambda key: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
+                                      host_key=key))
     return pulumi.Output.secret(text)
 
 

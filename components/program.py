@@ -2,8 +2,9 @@
 
 `declare(cfg, env)` is everything `__main__.py` does after reading the config; it returns the stack outputs.
 Which parts exist follows from the config alone (see docs/architecture.md, "Stacks"):
-  prod  builds (Registry, ServiceImages), owns green hosts, the snapshot and the traffic (liveColor)
-  blue  never builds: release, snapshot, VPC and pull credentials come from prod through a StackReference
+  prod  builds (Registry, ServiceImages), owns green hosts, the backup snapshot and the traffic (liveColor)
+  blue  never builds: release, VPC and deploy key come from prod through a StackReference; its droplets boot the
+        base image with cloud-init, like prod's
   local existing host (the SSH stand-in), existing registry, the local proxy as the traffic resource
 """
 
@@ -18,12 +19,20 @@ import pulumi
 
 from components.catalog import ServiceCatalog
 from components.config import StackConfig
-from components.hosts import Hosts, HostsArgs
+from components.hosts import Hosts, HostsArgs, ReplacementGuard
 from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
-from components.sources import ChosenRelease, followed_release, merge_history, pinned_release, release_record
+from components.sources import (
+    ChosenRelease,
+    followed_key,
+    followed_registry,
+    followed_release,
+    merge_history,
+    pinned_release,
+    release_record,
+)
 from components.traffic import ColorTarget, TrafficRouter, TrafficRouterArgs
 
 
@@ -57,16 +66,16 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     own = ref(cfg.stack)
     outputs: dict[str, Any] = {"color": cfg.color}
 
-    pull_auth: pulumi.Input[str] | None = None
+    registry_name: pulumi.Input[str] | None = None  # the DigitalOcean registry hosts pull from (None: no login)
     if cfg.builds or prod is None:
         registry = Registry("registry", RegistryArgs(registry=cfg.registry, region=cfg.hosts.region,
                                                      protect=cfg.hosts.protect, repositories=len(catalog.builds)))
-        pull_auth = registry.pull_auth
+        registry_name = registry.name
         outputs["registry"] = {"address": registry.address}
-        if registry.pull_auth is not None:
-            outputs["registryPullAuth"] = pulumi.Output.secret(registry.pull_auth)
-    else:
-        pull_auth = pulumi.Output.secret(prod.get_output("registryPullAuth"))
+        if registry.name is not None:  # a DigitalOcean registry: standbys mint pull credentials for it by name
+            outputs["registry"]["name"] = registry.name
+    elif not cfg.registry.address:  # a standby mints its own pull credential for the registry prod pushes to
+        registry_name = prod.get_output("registry").apply(lambda r: followed_registry(cfg.prod_stack, r))
 
     if cfg.builds:
         images = ServiceImages("images", ServiceImagesArgs(
@@ -84,17 +93,16 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         image_map = chosen.apply(lambda c: c.images)
         commit = chosen.apply(lambda c: c.commit)  # the followed release's own commit, not this checkout's
 
-    hosts = Hosts("hosts", HostsArgs(
-        identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key, allowlist=cfg.ssh.allowlist,
-        followed_stack=cfg.prod_stack, pull_auth=pull_auth,
-        snapshot_id=prod.get_output("snapshotId") if prod is not None and cfg.hosts.from_snapshot else None,
-        vpc_id=prod.get_output("vpcId") if prod is not None and cfg.hosts.provider == "digitalocean" else None))
+    hosts = Hosts("hosts", _hosts_args(cfg, prod, own))
+    if hosts.uploaded_key is not None:
+        outputs["sshKeyFingerprint"] = hosts.uploaded_key
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
         place=cfg.agent_place, release=cfg.release, login=cfg.ssh.login,
         hosts=[RolloutHost(n, _nth(hosts.addresses, i), hosts.ports[i], hosts.triggers[i])
                for i, n in enumerate(hosts.names)],
         release_id=release_id, images=image_map, commit=commit,
-        private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources))
+        private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources,
+        registry_name=registry_name))
     record = pulumi.Output.all(rid=release_id, images=image_map, content=rollout.content, commit=commit).apply(
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {
@@ -105,13 +113,14 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         # What an operator needs to reach every host (ops.cli status/drift): no secret in here.
         "hosts": {"names": hosts.names, "addresses": hosts.addresses, "ports": hosts.ports,
                   "dropletIds": hosts.droplet_ids, "sshUser": cfg.ssh.user, "sshHostKey": cfg.ssh.host_key,
-                  "root": cfg.hosts.root},
+                  "root": cfg.hosts.root, "shape": hosts.shape},
         "vpcId": hosts.vpc_id,
     }
 
     if cfg.snapshot:
         snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids.apply(lambda ids: ids[0]),
-                                                 name=snapshot_name(cfg.identity, cfg.snapshot_generation)))
+                                                 name=snapshot_name(cfg.identity, cfg.snapshot_generation),
+                                                 wait_for=rollout.gates))
         outputs["snapshotId"] = snap.snapshot_id
 
     if cfg.traffic.mode != "none":
@@ -129,6 +138,27 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
             local_endpoint=env.local_endpoint))
         outputs |= {"liveColor": router.live_color, "endpoint": router.endpoint}
     return outputs
+
+
+def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulumi.StackReference) -> HostsArgs:
+    """The hosts' slice: a standby joins prod's VPC, takes prod's deploy key and reads prod's liveColor; every stack
+    compares its droplets with the shape its last update exported (ReplacementGuard)."""
+    vpc_id: pulumi.Output[Any] | None = None
+    key_fingerprint: pulumi.Output[str] | None = None
+    # Who sends users to this color: a standby reads the traffic owner's liveColor, the owner knows its own.
+    live_color: pulumi.Input[Any] = cfg.traffic.live_color if cfg.traffic.mode != "none" else None
+    traffic_stack = cfg.stack
+    if prod is not None and cfg.hosts.provider == "digitalocean":
+        vpc_id = prod.get_output("vpcId")
+        key_fingerprint = prod.get_output("sshKeyFingerprint").apply(
+            lambda f: followed_key(cfg.prod_stack, f, cfg.ssh.public_key))
+        live_color, traffic_stack = prod.get_output("liveColor"), cfg.prod_stack
+    guard = ReplacementGuard(previous=own.get_output("hosts").apply(lambda h: h.get("shape") if h else None),
+                             live_color=live_color, traffic_stack=traffic_stack)
+    host_key = cfg.ssh.host_private_key.value
+    return HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
+                     allowlist=cfg.ssh.allowlist, vpc_id=vpc_id, key_fingerprint=key_fingerprint,
+                     guard=guard, host_key=pulumi.Output.secret(host_key) if host_key else None)
 
 
 def _nth(values: pulumi.Output[list[str]], index: int) -> pulumi.Output[str]:

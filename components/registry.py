@@ -1,9 +1,12 @@
 """Registry: where the release images live, and the credentials to push and pull them.
 
 With `devtools:registryAddress` set (the local stand-in's 127.0.0.1:5000) nothing is created and no credentials
-exist. Otherwise a DigitalOcean Container Registry is created (protected: deleting it deletes every release a
-rollback could need) with two docker credentials: read-only ones for the hosts (`pull_auth`, a docker config
-JSON) and write ones for the image builds (`push_username`/`push_password`). Every credential is a Pulumi secret.
+exist. With `devtools:registryAdopt` the account's existing DigitalOcean Container Registry `registryName` is read
+(`ContainerRegistry.get`: DigitalOcean allows one registry per account and the old scripts made one): the stack never
+creates, changes or deletes it, and its tier must hold the release's repositories. Otherwise a DigitalOcean
+Container Registry is created (protected: deleting it deletes every release a rollback could need). The image builds
+get write credentials (`push_username`/`push_password`, Pulumi secrets); the hosts' read-only pull credentials are
+minted per release by the rollout (components/release.py) against `name`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pulumi_digitalocean as digitalocean
 
 from components.config import RegistryConfig
 
-__all__ = ["DOCR_SERVER", "TIERS", "Registry", "RegistryArgs", "docker_login", "registry_tier"]
+__all__ = ["DOCR_SERVER", "TIERS", "Registry", "RegistryArgs", "adopted_address", "docker_login", "registry_tier"]
 
 DOCR_SERVER = "registry.digitalocean.com"
 TIERS = (("starter", 1), ("basic", 5), ("professional", None))  # DOCR subscription tiers: most repositories
@@ -69,6 +72,19 @@ def docker_login(docker_config_json: str, server: str) -> tuple[str, str]:
     return user, password
 
 
+def adopted_address(name: str, endpoint: str, tier: str, repositories: int) -> str:
+    """The adopted registry's address, once its tier is known to hold every repository the release pushes."""
+    try:
+        registry_tier(repositories, tier)
+    except ValueError:
+        most = dict(TIERS).get(tier)
+        raise ValueError(f"devtools:registryAdopt: registry {name} is on the {tier} tier, which holds at most {most} "
+                         f"repositor{'y' if most == 1 else 'ies'}; the release builds {repositories}: upgrade its "
+                         "subscription (DigitalOcean control panel, Container Registry, Settings) or build fewer "
+                         "services") from None
+    return endpoint
+
+
 def _host(server: str) -> str:
     return server.removeprefix("https://").removeprefix("http://").rstrip("/")
 
@@ -86,8 +102,8 @@ class Registry(pulumi.ComponentResource):
     """Where repositories live: `registry.digitalocean.com/<name>`, or devtools:registryAddress."""
     server: pulumi.Output[str]
     """What docker logs in to: `registry.digitalocean.com`, or devtools:registryAddress."""
-    pull_auth: pulumi.Output[str] | None
-    """SECRET: docker config JSON with read-only credentials, for the hosts; None for an existing registry."""
+    name: pulumi.Output[str] | None
+    """The DigitalOcean registry's name (what pull credentials are minted for); None for an existing registry."""
     push_username: pulumi.Output[str] | None
     """SECRET: user of the write credentials, for the image builds; None for an existing registry."""
     push_password: pulumi.Output[str] | None
@@ -96,34 +112,37 @@ class Registry(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:Registry", name, None, opts)
         existing = args.registry.address
-        self.pull_auth = self.push_username = self.push_password = None
+        self.name = self.push_username = self.push_password = None
         if existing:
             self.address = pulumi.Output.from_input(existing)
             self.server = pulumi.Output.from_input(existing)
         else:
             self._create(name, args)
-        self.register_outputs({"address": self.address, "server": self.server, "pull_auth": self.pull_auth,
+        self.register_outputs({"address": self.address, "server": self.server, "name": self.name,
                                "push_username": self.push_username, "push_password": self.push_password})
 
     def _create(self, name: str, args: RegistryArgs) -> None:
-        registry = digitalocean.ContainerRegistry(
-            f"{name}-docr",
-            name=args.registry.name,
-            subscription_tier_slug=registry_tier(args.repositories, args.registry.tier),
-            region=args.region,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
-        self.address = registry.endpoint
+        if args.registry.adopt:
+            registry = digitalocean.ContainerRegistry.get(f"{name}-docr", args.registry.name,
+                                                          opts=pulumi.ResourceOptions(parent=self))
+            # The address waits for the tier check: no image is pushed into a registry that cannot hold them all.
+            self.address = pulumi.Output.all(endpoint=registry.endpoint, tier=registry.subscription_tier_slug).apply(
+                lambda v: adopted_address(args.registry.name, v["endpoint"], v["tier"], args.repositories))
+        else:
+            registry = digitalocean.ContainerRegistry(
+                f"{name}-docr",
+                name=args.registry.name,
+                subscription_tier_slug=registry_tier(args.repositories, args.registry.tier),
+                region=args.region,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            self.address = registry.endpoint
         self.server = registry.server_url
-        pull = digitalocean.ContainerRegistryDockerCredentials(
-            f"{name}-pull", registry_name=registry.name, write=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.name = registry.name
         push = digitalocean.ContainerRegistryDockerCredentials(
             f"{name}-push", registry_name=registry.name, write=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.pull_auth = pulumi.Output.secret(pull.docker_credentials)
         login: pulumi.Output[tuple[str, str]] = pulumi.Output.secret(
             pulumi.Output.all(creds=push.docker_credentials, server=registry.server_url).apply(
                 lambda v: docker_login(v["creds"], v["server"])))

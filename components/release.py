@@ -1,9 +1,11 @@
 """ReleaseRollout: put one release on every host of this color, one host after another, each validated.
 
 Per host, in order: upload the bundle (compose files + release.json + agent code, on stdin), hand over the app
-secrets (stdin, to the host's 0600 file), `hostagent apply` (lock, pull, up --wait, validate, roll back on
-failure), then a ValidationGate. The next host starts only after the previous host's gate passed, so a bad
-release stops `pulumi up` on the first host with the previous release still running everywhere else.
+secrets (stdin, to the host's 0600 file) and, for a DigitalOcean registry, this release's read-only pull
+credential (stdin, `hostagent registry-auth`: the docker config, 0600), `hostagent apply` (lock, pull, up --wait,
+validate, roll back on failure), then a ValidationGate. The next host starts only after the previous host's gate
+passed, so a bad release stops `pulumi up` on the first host with the previous release still running everywhere
+else.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_digitalocean as digitalocean
 from pulumi_command import remote
 
 from agent.release import render_secrets
@@ -21,6 +24,10 @@ from components import commands
 from components.config import ReleaseConfig
 from components.config_slices import AgentPlace, SshLogin
 from components.validation import ValidationGate, ValidationGateArgs
+
+PULL_CREDENTIAL_SECONDS = 7 * 24 * 3600
+"""How long a release's pull credential lives: the rollout, and a retry of a failed one within the week. Later
+pulls need none (the agent pulls missing images only, and keeps the images of the releases it keeps)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class ReleaseRolloutArgs:
     commit: pulumi.Input[str | None]
     private_key: pulumi.Input[str]  # secret
     wait_for: Sequence[pulumi.Resource] = ()  # e.g. the droplets
+    registry_name: pulumi.Input[str] | None = None  # the DOCR to mint pull credentials for; None: no login needed
 
 
 class ReleaseRollout(pulumi.ComponentResource):
@@ -73,6 +81,7 @@ class ReleaseRollout(pulumi.ComponentResource):
         secrets_stdin = pulumi.Output.secret(rendered)
         secrets_fingerprint = pulumi.Output.secret(hashlib.sha256(rendered.encode()).hexdigest())
 
+        pull_auth = self._pull_credential(name, args)
         self.gates, self.applies = [], []
         previous: list[pulumi.Resource] = []
         for host in args.hosts:
@@ -104,6 +113,14 @@ class ReleaseRollout(pulumi.ComponentResource):
                                             additional_secret_outputs=["stdout", "stderr"]),
             )
             before_apply: list[pulumi.Resource] = [upload, lifecycle, secrets]
+            if pull_auth is not None:
+                # The credential on stdin (a secret, output not logged); the command line names no secret.
+                before_apply.append(remote.Command(
+                    f"{prefix}-registry-auth", connection=conn, add_previous_output_in_env=False,
+                    create=commands.registry_auth_script(place.root, place.project), stdin=pull_auth,
+                    triggers=[host.trigger], logging=remote.Logging.NONE,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
+                                                additional_secret_outputs=["stdout", "stderr"])))
             triggers: list[pulumi.Input[str]] = [host.trigger, secrets_fingerprint]
             # The release (id, digests, compose content via the content hash) lives in `create`: a changed release
             # is an in-place UPDATE that re-runs create, so this host's one rollout slot moves to the new release
@@ -134,3 +151,15 @@ class ReleaseRollout(pulumi.ComponentResource):
                        "passed": bool(v["hosts"]) and all(s["passed"] for s in v["hosts"].values()),
                        "hosts": v["hosts"]})
         self.register_outputs({"manifest": self.manifest, "content": self.content, "validation": self.validation})
+
+    def _pull_credential(self, name: str, args: ReleaseRolloutArgs) -> pulumi.Output[str] | None:
+        """SECRET: a read-only docker config for the registry, minted again for every release and every new host
+        (replacement_trigger), expiring after PULL_CREDENTIAL_SECONDS; the provider revokes the one it replaces."""
+        if args.registry_name is None:
+            return None
+        hosts = pulumi.Output.all(*[h.trigger for h in args.hosts])
+        creds = digitalocean.ContainerRegistryDockerCredentials(
+            f"{name}-pull", registry_name=args.registry_name, write=False, expiry_seconds=PULL_CREDENTIAL_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self, replacement_trigger=pulumi.Output.all(content=self.content,
+                                                                                          hosts=hosts)))
+        return pulumi.Output.secret(creds.docker_credentials)

@@ -1,17 +1,24 @@
 """Pure rules over what other stacks (and this stack's last update) exported: which release runs, the release
-history, and whether traffic may move to a color. No Pulumi here: the program calls these inside `apply`.
+history, whether traffic may move to a color, which deploy key a standby's droplets take, and whether an update may
+replace the droplets. No Pulumi here: the program calls these inside `apply`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from agent.release import DIGEST_REF
+from components.ssh_keys import md5_fingerprint
 
 
 class ReleaseError(Exception):
     """The release this stack should run cannot be determined; the message says why and what to do."""
+
+
+class FollowError(Exception):
+    """Something a standby takes from the followed stack is missing or does not fit; the message says what to do."""
 
 
 class ChosenRelease(NamedTuple):
@@ -72,6 +79,29 @@ def pinned_release(pinned: str, histories: Mapping[str, Any], services: tuple[st
                        f"{' or '.join(histories) or 'any stack'} (known: {hint}); pick one of those")
 
 
+def followed_key(prod_stack: str, exported: Any, public_key: str) -> str:
+    """The fingerprint of the deploy key the followed stack uploaded, for a standby's droplets: DigitalOcean refuses
+    a second upload of the same key (422), so only one stack uploads it. It must be this stack's own key, or the
+    rollout (which signs in with this stack's private key) could never reach the droplets."""
+    if not isinstance(exported, str) or not exported:
+        raise FollowError(f"stack {prod_stack} exports no sshKeyFingerprint: run `pulumi up --stack {prod_stack}` "
+                          "first (it uploads the deploy key standbys use)")
+    if md5_fingerprint(public_key) != exported:
+        raise FollowError(f"devtools:sshPublicKey of this stack is not the deploy key stack {prod_stack} uploaded "
+                          f"(fingerprint {exported}); standbys use {prod_stack}'s key: set the same "
+                          f"devtools:sshPublicKey and devtools:sshPrivateKey as stack {prod_stack}")
+    return exported
+
+
+def followed_registry(prod_stack: str, exported: Any) -> str:
+    """The name of the DigitalOcean registry the followed stack pushes to: a standby mints its own pull
+    credential for it."""
+    name = exported.get("name") if isinstance(exported, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise FollowError(f"stack {prod_stack} exports no registry name: run `pulumi up --stack {prod_stack}` first")
+    return name
+
+
 def merge_history(previous: Any, current: Mapping[str, Any], keep: int) -> dict[str, Any]:
     """The last `keep` releases, oldest first, the current one last (a re-run moves it to the end)."""
     entries: dict[str, Any] = {}
@@ -100,3 +130,60 @@ def flip_refusal(color: str, stack: str, release: Any, validation: Any) -> str |
         failed = ", ".join(validation.get("failed") or []) or "see its validation report"
         return f"refusing to send traffic to {color}: release {rid} on stack {stack} failed validation ({failed})"
     return None
+
+
+REPLACING = ("region", "monitoring", "vpcIpRange", "vpc", "dropletImage")
+"""Shape entries whose change makes DigitalOcean replace the droplets (ForceNew: region, monitoring, vpc_uuid, and
+image where it is not ignored); a smaller hostCount deletes droplets."""
+
+
+def _number(value: Any) -> Any:
+    """A whole number read back from a stack output (JSON numbers arrive as floats) as an int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _change(name: str, before: Any, after: Any) -> str:
+    before, after = _number(before), _number(after)
+    label = "the VPC of the followed stack" if name == "vpc" else f"devtools:{name}"
+    return f"{label} {json.dumps(before)} -> {json.dumps(after)}"
+
+
+def replacement_refusal(stack: str, color: str, previous: Any, shape: Mapping[str, Any], *, protected: bool,
+                        live_on: str | None) -> str | None:
+    """Why this update may NOT change what replaces (or removes) the stack's droplets, or None when it may.
+
+    `previous` is the shape the stack's last update exported (None on the first update), `live_on` the stack whose
+    load balancer sends users to this color (None when the color is idle). Protected droplets hold the data; live
+    ones serve users: both are refused, each with its way out.
+    """
+    if not isinstance(previous, Mapping):
+        return None
+    changes = [_change(k, previous[k], shape[k]) for k in REPLACING
+               if k in previous and k in shape and previous[k] != shape[k]]
+    count = _number(previous.get("hostCount"))
+    if isinstance(count, int) and shape["hostCount"] < count:
+        changes.append(_change("hostCount", previous["hostCount"], shape["hostCount"]))
+    if not changes:
+        return None
+    what = ", ".join(changes)
+    if protected:
+        return (f"refusing to change {what} on stack {stack}: DigitalOcean replaces (or for a smaller hostCount, "
+                "deletes) droplets for that, and these are protected: they hold the data. Put the old value back; "
+                "to move, bring up the other color with the new value and flip traffic to it")
+    if live_on is not None:
+        other = next(c for c in ("green", "blue") if c != color)
+        return (f"refusing to change {what} on stack {stack} while {color} serves traffic (liveColor on stack "
+                f"{live_on} is {color}): DigitalOcean would replace (or delete) the droplets users are sent to. "
+                f"Flip traffic away first (`python -m ops.cli flip {other} --stack {live_on}`), or put the old value "
+                "back")
+    return None
+
+
+def resize_warning(stack: str, previous: Any, size: str) -> str | None:
+    """What a droplet size change does to the running droplets (None when the size stays)."""
+    before = previous.get("dropletSize") if isinstance(previous, Mapping) else None
+    if before is None or before == size:
+        return None
+    return (f"{_change('dropletSize', before, size)}: DigitalOcean powers off every droplet of stack {stack} to "
+            "resize it (all at once: this color serves nothing until they are back), and the disk grows with the "
+            "size and never shrinks: a size with a smaller disk is refused from then on")

@@ -8,6 +8,7 @@
     python -m ops.cli reapply  [--stack prod] [--yes]      apply the recorded release again on every host
     python -m ops.cli collect  --out DIR [--summary]       validation reports + diagnostics bundles from every host
     python -m ops.cli ssh-lease open|close|list [--stack prod] admit this runner to port 22 for a while (ops/lease.py)
+    python -m ops.cli hostkey  [--stack prod] [--yes]      make the droplets' SSH host key, set it as a secret
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
 `--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
@@ -28,9 +29,10 @@ from typing import Any, TextIO
 from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
+from components.ssh_keys import public_half
 from ops import drift, lease
 from ops import operator_plan as plan
-from ops.operator_host import CliError, Pulumi, collect_from, host_status, ssh_targets
+from ops.operator_host import CliError, Pulumi, collect_from, generate_host_key, host_status, ssh_targets
 from standin import lbctl, localenv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,6 +206,27 @@ def cmd_collect(pulumi: Pulumi, args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_hostkey(pulumi: Pulumi, args: argparse.Namespace) -> int:
+    """Make the droplets' SSH host key once: ssh-keygen in a private temporary directory, then `pulumi config set
+    --secret` with the private half on stdin. cloud-init installs it; the rollout and ops.cli pin its public half."""
+    if pulumi.config(args.stack, plan.HOST_KEY):
+        raise CliError(f"stack {args.stack} already has devtools:{plan.HOST_KEY}: its droplets present that key and "
+                       "the rollout pins it; a new one would lock both out (docs/runbook.md, host keys)", EXIT_USAGE)
+    private = generate_host_key(args.stack)
+    step = plan.host_key_step(args.stack, public_half(private).line)
+    print(plan.render_plan(f"make the SSH host key of stack {args.stack}'s droplets", [step]), flush=True)
+    if not confirm("Go ahead?", args.yes, sys.stdin, sys.stdout):
+        print("declined: nothing changed")
+        return EXIT_DECLINED
+    code = pulumi.feed(step.argv, private)
+    if code != 0:
+        print(f"pulumi config set failed (exit {code}): nothing changed", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"done: commit Pulumi.{args.stack}.yaml (it holds the key encrypted); droplets created from now on "
+          "present the key above")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ops.cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,12 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="directory to write <host>/reports and <host>/diagnostics into")
     s.add_argument("--summary", action="store_true", help="append each host's newest gate report to "
                                                           "$GITHUB_STEP_SUMMARY")
+    s = sub.add_parser("hostkey", parents=[common], help="make the droplets' SSH host key (once per stack) and set "
+                                                         "it as the secret devtools:sshHostPrivateKey")
+    s.add_argument("--yes", action="store_true", help="do not ask")
     lease.add_parser(sub, common)
     return p
 
 
 COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
-            "reapply": cmd_reapply, "collect": cmd_collect}
+            "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

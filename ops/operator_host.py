@@ -51,6 +51,10 @@ class Pulumi:
         return subprocess.run(list(argv), cwd=self.cwd, env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)
 
+    def feed(self, argv: Sequence[str], text: str) -> int:
+        """Run a changing step with `text` on its stdin (a secret value: never in argv), output on this terminal."""
+        return subprocess.run(list(argv), cwd=self.cwd, env=self.env, input=text, text=True, check=False).returncode
+
     def stream(self, argv: Sequence[str]) -> int:
         """Run a changing step with its output on this terminal (the engine's own progress and diff)."""
         return subprocess.run(list(argv), cwd=self.cwd, env=self.env, check=False).returncode
@@ -123,6 +127,20 @@ def _stack_key(pulumi: Pulumi, stack: str, private: Path) -> Path:
     with os.fdopen(fd, "w") as fh:
         fh.write(secret if secret.endswith("\n") else secret + "\n")
     return key
+
+
+def generate_host_key(stack: str) -> str:
+    """A new ed25519 host key (the private half, as ssh-keygen writes it), made in a private temporary directory
+    that is removed before this returns."""
+    if shutil.which("ssh-keygen") is None:
+        raise CliError("ssh-keygen is not on PATH: install OpenSSH's client tools", 2)
+    with tempfile.TemporaryDirectory(prefix="devtools-hostkey-") as tmp:
+        path = Path(tmp) / "host_key"
+        proc = subprocess.run(plan.keygen_argv(str(path), stack), capture_output=True, text=True, timeout=60,
+                              check=False)
+        if proc.returncode != 0:
+            raise CliError(f"ssh-keygen failed (exit {proc.returncode}): {proc.stderr.strip()}", 1)
+        return path.read_text()
 
 
 def host_status(target: SshTarget, host: plan.HostAccess, timeout: float = 60) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.remote import agent_command
 from components.config_keys import COLORS, NAMESPACE
+from ops import stack_outputs as checked
 
 
 class PlanError(ValueError):
@@ -160,8 +161,24 @@ class HostAccess:
     project: str
 
 
+HOST_KEY = "sshHostPrivateKey"
+
+
+def keygen_argv(path: str, stack: str) -> tuple[str, ...]:
+    """ssh-keygen of a droplet host key (ed25519, no passphrase: sshd reads it unattended) into `path`."""
+    return ("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"devtools-host-{stack}", "-f", path)
+
+
+def host_key_step(stack: str, public: str) -> Step:
+    """Set the stack's host key as a secret; the private half goes on stdin, never in the argv."""
+    return Step(f"set {NAMESPACE}:{HOST_KEY} on stack {stack} as a secret (the private half, on stdin); droplets "
+                f"created from now on present {public}",
+                pulumi("config", "set", "--secret", f"{NAMESPACE}:{HOST_KEY}", stack=stack))
+
+
 def hosts_of(stack: str, outputs: Mapping[str, Any]) -> list[HostAccess]:
-    """Every host of the stack, with what SSH and the host agent need (from its `hosts` and `color` exports)."""
+    """Every host of the stack, with what SSH and the host agent need (from its `hosts` and `color` exports), each
+    value checked (ops.stack_outputs) before it can reach an argv, known_hosts or a path."""
     hosts = outputs.get("hosts")
     if not isinstance(hosts, Mapping) or not hosts.get("addresses"):
         raise PlanError(f"stack {stack} exports no hosts: run `pulumi up --stack {stack}` first")
@@ -169,12 +186,24 @@ def hosts_of(stack: str, outputs: Mapping[str, Any]) -> list[HostAccess]:
     if missing or "color" not in outputs:
         raise PlanError(f"stack {stack}'s `hosts` export lacks {', '.join(missing or ['color'])}: it was written "
                         f"by an older program; run `pulumi up --stack {stack}` once")
-    names: Sequence[str] = hosts["names"]
-    addresses: Sequence[str] = hosts["addresses"]
-    ports: Sequence[int] = hosts["ports"]
-    return [HostAccess(str(n), str(a), int(p), str(hosts["sshUser"]), str(hosts.get("sshHostKey") or ""),
-                       str(hosts["root"]), str(outputs["color"]))
-            for n, a, p in zip(names, addresses, ports, strict=True)]
+    if hosts.get("dropletIds") and not hosts.get("sshHostKey"):
+        raise PlanError(f"stack {stack}'s droplets export no pinned host key (hosts.sshHostKey): refusing to trust "
+                        f"whatever key they show; set {NAMESPACE}:{HOST_KEY} (`python -m ops.cli hostkey --stack "
+                        f"{stack}`) and run `pulumi up --stack {stack}`")
+    names, addresses, ports = hosts["names"], hosts["addresses"], hosts["ports"]
+    try:
+        if not all(isinstance(v, list) for v in (names, addresses, ports)) or \
+                not len(names) == len(addresses) == len(ports):
+            raise checked.OutputError(f"stack {stack}'s outputs hosts.names, hosts.addresses and hosts.ports differ "
+                                      "in length: refusing to use them")
+        user, host_key = checked.user(stack, hosts["sshUser"]), checked.host_key(stack, hosts.get("sshHostKey"))
+        root, project = checked.root(stack, hosts["root"]), checked.project(stack, outputs["color"])
+        return [HostAccess(checked.name(stack, f"hosts.names[{i}]", n),
+                           checked.address(stack, f"hosts.addresses[{i}]", a),
+                           checked.port(stack, f"hosts.ports[{i}]", p), user, host_key, root, project)
+                for i, (n, a, p) in enumerate(zip(names, addresses, ports, strict=True))]
+    except checked.OutputError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def intended_release(stack: str, outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.compose_services import SERVICES
+from tests.ssh_test_keys import DEPLOY_FINGERPRINT
 from tests.unit.components.program_harness import World, run_program
 from tests.unit.components.stack_configs import (
     LOCAL_SECRETS,
@@ -39,7 +40,9 @@ def prod_outputs(release: str = "r1", changed: str | None = None) -> dict[str, A
     """What prod exports for blue to follow."""
     record = {"id": release, "images": images(release, changed), "content": "c-prod", "commit": None}
     return {"release": record, "releases": {release: record}, "snapshotId": "snap-77", "vpcId": "vpc-prod",
-            "registryPullAuth": '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbDpwdWxs"}}}'}
+            "registry": {"address": "registry.digitalocean.com/devtools", "name": "devtools"},
+            "registryPullAuth": '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbDpwdWxs"}}}',
+            "sshKeyFingerprint": DEPLOY_FINGERPRINT}
 
 
 def blue_outputs(validated: bool = True, content: str = "c-blue") -> dict[str, Any]:

@@ -10,13 +10,14 @@ from typing import Any
 import yaml
 
 from components.config import StackConfig, load_config
+from tests.ssh_test_keys import DEPLOY_PUBLIC_KEY, HOST_PRIVATE_KEY
 
 ROOT = Path(__file__).resolve().parents[3]
 COMMIT = "1a2b3c4"
 
 SSH_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only-private\n" \
                   "-----END OPENSSH PRIVATE KEY-----\n"
-SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qtb25seS1wdWJsaWMta2V5 deploy@ci"
+SSH_PUBLIC_KEY = DEPLOY_PUBLIC_KEY
 LANGFUSE_SECRET = "sk-lf-test-0123456789abcdef"
 LANGFUSE_PUBLIC = "pk-lf-test-fedcba9876543210"
 DO_TOKEN = "dop_v1_test_0000000000000000000000000000000000000000000000000000000000000000"
@@ -31,17 +32,17 @@ PROD: dict[str, Any] = {
     "devtools:sshAllowlist": '["203.0.113.7/32"]',
     "devtools:sshPublicKey": SSH_PUBLIC_KEY,
     "devtools:sshPrivateKey": SSH_PRIVATE_KEY,
+    "devtools:sshHostPrivateKey": HOST_PRIVATE_KEY,
     "devtools:appSecrets": {"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET, "LANGFUSE_PUBLIC_KEY": LANGFUSE_PUBLIC},
     "digitalocean:token": DO_TOKEN,
 }
-PROD_SECRETS = {"devtools:sshPrivateKey", "devtools:appSecrets", "digitalocean:token"}
+PROD_SECRETS = {"devtools:sshPrivateKey", "devtools:sshHostPrivateKey", "devtools:appSecrets", "digitalocean:token"}
 
 BLUE: dict[str, Any] = {
     **{k: v for k, v in PROD.items() if k not in ("devtools:liveColor", "devtools:snapshot")},
     "devtools:color": "blue",
     "devtools:traffic": "none",
     "devtools:release": "prod",
-    "devtools:fromSnapshot": "true",
 }
 
 LOCAL: dict[str, Any] = {
@@ -63,7 +64,7 @@ LOCAL: dict[str, Any] = {
 LOCAL_SECRETS = {"devtools:sshPrivateKey"}
 
 SECRET_VALUES = (SSH_PRIVATE_KEY.strip(), "b3BlbnNzaC1rZXktdjEAAAAA-test-only-private", LANGFUSE_SECRET,
-                 LANGFUSE_PUBLIC, DO_TOKEN)
+                 LANGFUSE_PUBLIC, DO_TOKEN, HOST_PRIVATE_KEY.strip(), HOST_PRIVATE_KEY.splitlines()[3])
 
 
 def with_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -107,14 +108,21 @@ def _yaml_file(name: str) -> Any:
     return yaml.load((ROOT / name).read_text(), Loader=yaml.CSafeLoader)
 
 
-def stack_file_config(stack: str) -> dict[str, Any]:
-    """What the CLI passes for `stack`: Pulumi.yaml defaults, then Pulumi.<stack>.yaml, then the test secrets
-    (which a real stack holds encrypted: they are set with `pulumi config set --secret`)."""
+def committed_stack_config(stack: str) -> dict[str, Any]:
+    """What the CLI passes for `stack` as committed: Pulumi.yaml defaults, then Pulumi.<stack>.yaml."""
     project = _yaml_file("Pulumi.yaml")
     raw = {f"devtools:{k}": _raw_value(v["default"]) for k, v in project["config"].items() if "default" in v}
-    raw |= {k: _raw_value(v) for k, v in _yaml_file(f"Pulumi.{stack}.yaml")["config"].items()}
+    return raw | {k: _raw_value(v) for k, v in _yaml_file(f"Pulumi.{stack}.yaml")["config"].items()}
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    """What the CLI passes for `stack` once the operator set it up: the committed config with the placeholders
+    replaced (the deploy key's public half) and the test secrets (which a real stack holds encrypted: they are
+    set with `pulumi config set --secret`)."""
+    raw = committed_stack_config(stack)
     if stack in ("local", "local-blue"):
         return raw  # the key comes from sshPrivateKeyPath (a test overrides it with a temporary file)
-    return raw | {"devtools:sshPrivateKey": SSH_PRIVATE_KEY, "digitalocean:token": DO_TOKEN,
+    return raw | {"devtools:sshPublicKey": SSH_PUBLIC_KEY, "devtools:sshHostPrivateKey": HOST_PRIVATE_KEY,
+                  "devtools:sshPrivateKey": SSH_PRIVATE_KEY, "digitalocean:token": DO_TOKEN,
                   "devtools:appSecrets": json.dumps({"LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,
                                                      "LANGFUSE_PUBLIC_KEY": LANGFUSE_PUBLIC})}

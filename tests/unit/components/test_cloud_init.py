@@ -1,17 +1,37 @@
-"""The droplet's first boot: exact cloud-init text; registry credentials only in a 0600 file, never in a command."""
+"""The droplet's first boot: exact cloud-init text; no registry credential, containers cut off from the metadata
+service, the stack's SSH host key."""
 
+import inspect
 from pathlib import Path
 
 import yaml
 
 from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
+from tests.ssh_test_keys import HOST_PRIVATE_KEY, HOST_PUBLIC_KEY
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUIREMENTS = "# the agent venv\nhttpx==0.28.1\n"
 DOCTOR = "# the host agent's doctor\nimport sys\nsys.exit(0)\n"
-PULL_AUTH = '{"auths": {"registry.digitalocean.com": {"auth": "ZG8tcmVhZDpzM2NyZXQ="}}}'
 
-WITHOUT_AUTH = """\
+METADATA_BLOCK = """\
+- path: /usr/local/sbin/devtools-block-metadata
+  content: |
+    #!/bin/sh
+    # Containers must not reach the droplet metadata service: it serves this droplet's user data (its host key).
+    iptables -C DOCKER-USER -d 169.254.169.254/32 -j DROP 2>/dev/null ||
+      iptables -I DOCKER-USER -d 169.254.169.254/32 -j DROP
+  owner: root:root
+  permissions: '0755'
+- path: /etc/systemd/system/docker.service.d/devtools-block-metadata.conf
+  content: |
+    # After a reboot docker makes DOCKER-USER anew: every start of docker puts the rule back.
+    [Service]
+    ExecStartPost=/usr/local/sbin/devtools-block-metadata
+  owner: root:root
+  permissions: '0644'
+"""
+
+CLOUD_CONFIG = """\
 #cloud-config
 package_update: true
 package_upgrade: false
@@ -36,46 +56,11 @@ write_files:
     sys.exit(0)
   owner: root:root
   permissions: '0644'
+""" + METADATA_BLOCK + """\
 runcmd:
+- [systemctl, daemon-reload]
 - [systemctl, enable, --now, docker]
-- [install, -d, -m, '0755', -o, root, -g, root, /opt/devtools]
-- [python3, -m, venv, /opt/devtools/venv]
-- [/opt/devtools/venv/bin/pip, install, -r, /opt/devtools/requirements-host.txt]
-- [/opt/devtools/venv/bin/python, /opt/devtools/doctor.py, --requirements, /opt/devtools/requirements-host.txt]
-"""
-
-WITH_AUTH = """\
-#cloud-config
-package_update: true
-package_upgrade: false
-packages:
-- docker.io
-- docker-compose-v2
-- python3
-- python3-venv
-- ca-certificates
-- curl
-write_files:
-- path: /opt/devtools/requirements-host.txt
-  content: |
-    # the agent venv
-    httpx==0.28.1
-  owner: root:root
-  permissions: '0644'
-- path: /opt/devtools/doctor.py
-  content: |
-    # the host agent's doctor
-    import sys
-    sys.exit(0)
-  owner: root:root
-  permissions: '0644'
-- path: /root/.docker/config.json
-  content: '{"auths": {"registry.digitalocean.com": {"auth": "ZG8tcmVhZDpzM2NyZXQ="}}}'
-  owner: root:root
-  permissions: '0600'
-runcmd:
-- [systemctl, enable, --now, docker]
-- [chmod, '0700', /root/.docker]
+- [/usr/local/sbin/devtools-block-metadata]
 - [install, -d, -m, '0755', -o, root, -g, root, /opt/devtools]
 - [python3, -m, venv, /opt/devtools/venv]
 - [/opt/devtools/venv/bin/pip, install, -r, /opt/devtools/requirements-host.txt]
@@ -83,44 +68,81 @@ runcmd:
 """
 
 
-def render(pull_auth: str | None, host_root: str = "/opt/devtools", requirements: str = REQUIREMENTS,
-           doctor: str = DOCTOR) -> str:
+def render(host_root: str = "/opt/devtools", requirements: str = REQUIREMENTS, doctor: str = DOCTOR,
+           host_key: str | None = None) -> str:
     return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                             pull_auth=pull_auth)
+                             host_key=host_key)
 
 
-def test_without_pull_auth_exact_text():
+HOST_KEY_TAIL = """\
+ssh_deletekeys: true
+ssh_keys:
+  ed25519_private: |
+    -----BEGIN OPENSSH PRIVATE KEY-----
+    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+    QyNTUxOQAAACBIVPJFNX+XHjEkavxoiwHyxOz/Kz3FJdcok8eM0mBGogAAAJgHpeXoB6Xl
+    6AAAAAtzc2gtZWQyNTUxOQAAACBIVPJFNX+XHjEkavxoiwHyxOz/Kz3FJdcok8eM0mBGog
+    AAAEBinI0rSqvdmb87bZlYvKUy82GZ3rKZA63ldZjwhhHxtkhU8kU1f5ceMSRq/GiLAfLE
+    7P8rPcUl1yiTx4zSYEaiAAAAEmRldnRvb2xzLWhvc3QtdGVzdAECAw==
+    -----END OPENSSH PRIVATE KEY-----
+  ed25519_public: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEhU8kU1f5ceMSRq/GiLAfLE7P8rPcUl1yiTx4zSYEai
+"""
+
+
+def test_with_a_host_key_exact_text():
+    """The droplet's SSH host key comes from the stack (devtools:sshHostPrivateKey): cloud-init deletes the
+    image's keys and writes this one, so the key the rollout and ops.cli pin is the key sshd presents from its
+    first start. cloud-init generates no other key types when ssh_keys is given."""
+    assert render(host_key=HOST_PRIVATE_KEY) == CLOUD_CONFIG + HOST_KEY_TAIL
+    doc = yaml.safe_load(render(host_key=HOST_PRIVATE_KEY))
+    assert doc["ssh_keys"] == {"ed25519_private": HOST_PRIVATE_KEY, "ed25519_public": HOST_PUBLIC_KEY}
+
+
+def test_exact_text():
     """Docker, compose v2 and the agent venv at <hostRoot>/venv (where ops.ship.agent_command runs the agent),
-    then the agent's doctor as the last step, so the bootstrap ends with its verdict; no docker config is written
-    when there are no credentials."""
-    assert render(None) == WITHOUT_AUTH
+    then the agent's doctor as the last step, so the bootstrap ends with its verdict. No registry credential: user
+    data is readable from the metadata service, copied into snapshots and never updated on a running droplet, so
+    the rollout hands expiring credentials over SSH instead (agent.registry_auth)."""
+    assert render() == CLOUD_CONFIG
 
 
-def test_with_pull_auth_exact_text():
-    """The credentials go to /root/.docker/config.json, root-owned 0600 in a 0700 directory."""
-    assert render(PULL_AUTH) == WITH_AUTH
+def test_containers_cannot_reach_the_metadata_service():
+    """169.254.169.254 serves this droplet's user data (the host key) to anyone who asks, a container included.
+    A DOCKER-USER rule drops containers' packets to it, put in place at every start of docker (a systemd drop-in:
+    docker makes the chain anew after a reboot), checked before it is inserted so a restart adds no second copy,
+    and applied once more right after docker is enabled."""
+    doc = yaml.safe_load(render())
+    files = {f["path"]: f for f in doc["write_files"]}
+    script = files["/usr/local/sbin/devtools-block-metadata"]
+    assert script["permissions"] == "0755"
+    assert script["content"].splitlines()[-2:] == [
+        "iptables -C DOCKER-USER -d 169.254.169.254/32 -j DROP 2>/dev/null ||",
+        "  iptables -I DOCKER-USER -d 169.254.169.254/32 -j DROP"]
+    assert files["/etc/systemd/system/docker.service.d/devtools-block-metadata.conf"]["content"].endswith(
+        "[Service]\nExecStartPost=/usr/local/sbin/devtools-block-metadata\n")
+    assert doc["runcmd"][:3] == [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "docker"],
+                                 ["/usr/local/sbin/devtools-block-metadata"]]
 
 
-def test_pull_auth_appears_only_in_the_0600_write_files_entry():
-    """cloud-init logs runcmd; a credential in a command line would end up in /var/log/cloud-init-output.log."""
-    text = render(PULL_AUTH)
-    assert text.count("ZG8tcmVhZDpzM2NyZXQ=") == 1
-    doc = yaml.safe_load(text)
-    holders = [f for f in doc["write_files"] if "ZG8tcmVhZDpzM2NyZXQ=" in f["content"]]
-    assert holders == [{"path": "/root/.docker/config.json", "content": PULL_AUTH, "owner": "root:root",
-                        "permissions": "0600"}]
-    assert not any("ZG8tcmVhZDpzM2NyZXQ=" in arg for argv in doc["runcmd"] for arg in argv)
+def test_no_credential_and_no_docker_config_in_user_data():
+    """The renderer takes no registry credential at all, and writes no docker config."""
+    assert list(inspect.signature(render_cloud_init).parameters) == ["host_root", "host_requirements",
+                                                                     "host_doctor", "host_key"]
+    assert "/root/.docker" not in render(host_key=HOST_PRIVATE_KEY) and "auths" not in render()
 
 
 def test_round_trip_keeps_contents_byte_for_byte():
     """What the droplet writes is exactly what was rendered: quotes, colons and newlines survive YAML."""
-    tricky_auth = '{\n  "auths": {"r.example:5000": {"auth": "a\'b: #c"}}\n}'
     tricky_reqs = "httpx==0.28.1  # pinned: 'yes'\n\n- odd: line\n"
     doctor = host_doctor_text(ROOT)
-    doc = yaml.safe_load(render(tricky_auth, host_root="/srv/dev tools", requirements=tricky_reqs, doctor=doctor))
+    doc = yaml.safe_load(render(host_root="/srv/dev tools", requirements=tricky_reqs, doctor=doctor,
+                                host_key=HOST_PRIVATE_KEY))
     files = {f["path"]: f["content"] for f in doc["write_files"]}
-    assert files == {"/srv/dev tools/requirements-host.txt": tricky_reqs, "/srv/dev tools/doctor.py": doctor,
-                     "/root/.docker/config.json": tricky_auth}
+    assert (files["/srv/dev tools/requirements-host.txt"], files["/srv/dev tools/doctor.py"]) == (tricky_reqs, doctor)
+    assert sorted(files) == ["/etc/systemd/system/docker.service.d/devtools-block-metadata.conf",
+                             "/srv/dev tools/doctor.py", "/srv/dev tools/requirements-host.txt",
+                             "/usr/local/sbin/devtools-block-metadata"]
+    assert doc["ssh_keys"]["ed25519_private"] == HOST_PRIVATE_KEY
     assert doc["runcmd"][-2] == ["/srv/dev tools/venv/bin/pip", "install", "-r",
                                  "/srv/dev tools/requirements-host.txt"]
     assert doc["runcmd"][-1] == ["/srv/dev tools/venv/bin/python", "/srv/dev tools/doctor.py", "--requirements",
@@ -129,8 +151,8 @@ def test_round_trip_keeps_contents_byte_for_byte():
 
 def test_document_starts_with_the_cloud_config_header():
     """Without `#cloud-config` on the first line cloud-init ignores the whole document."""
-    assert render(None).splitlines()[0] == "#cloud-config"
-    assert render(PULL_AUTH).splitlines()[0] == "#cloud-config"
+    assert render().splitlines()[0] == "#cloud-config"
+    assert render(host_key=HOST_PRIVATE_KEY).splitlines()[0] == "#cloud-config"
 
 
 def test_host_requirements_text_reads_the_agent_requirements():
@@ -145,7 +167,7 @@ def test_host_doctor_text_is_the_agents_own_doctor():
     real file survives YAML as a readable literal block, byte for byte."""
     text = host_doctor_text(ROOT)
     assert text == (ROOT / "agent" / "doctor.py").read_text()
-    rendered = render(None, doctor=text)
+    rendered = render(doctor=text)
     assert "- path: /opt/devtools/doctor.py\n  content: |\n    \"\"\"Does this host have what" in rendered
     assert yaml.safe_load(rendered)["write_files"][1] == {"path": "/opt/devtools/doctor.py", "content": text,
                                                           "owner": "root:root", "permissions": "0644"}

@@ -19,6 +19,7 @@ from pulumi_command import remote
 from agent import remote as host
 from agent.remote import upload_command
 from components import commands
+from tests.ssh_test_keys import HOST_PUBLIC_KEY
 from tests.unit.agent.validate_peers import PeerServer, Route, resolved, service
 from tests.unit.components import stack_configs as sc
 from tests.unit.components.program_harness import is_secret, run_components
@@ -80,12 +81,62 @@ def test_content_hash_ignores_the_agent_code(tmp_path):
     assert commands.content_hash(release) == hashlib.sha256(without).hexdigest()
 
 
+CLOUD_INIT_WAIT = (
+    "if command -v cloud-init >/dev/null 2>&1; then rc=0; timeout 900 cloud-init status --wait </dev/null "
+    ">/dev/null 2>&1 || rc=$?; case \"$rc\" in 0|2) ;; 124) echo \"cloud-init is still running after 900 s:\" >&2; "
+    "cloud-init status --long </dev/null >&2; echo 'last lines of /var/log/cloud-init-output.log:' >&2; "
+    "tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null; exit 1;; *) echo \"cloud-init failed (status exit "
+    "$rc):\" >&2; cloud-init status --long </dev/null >&2; echo 'last lines of /var/log/cloud-init-output.log:' "
+    ">&2; tail -n 40 /var/log/cloud-init-output.log >&2 2>/dev/null; exit 1;; esac; fi"
+)
+
+
 def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():
-    """On a fresh droplet cloud-init may still be installing docker and the venv: wait for it first."""
-    assert commands.upload_script("/opt/devtools", "green", "r1") == (
-        "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null || true; fi"
-        " && " + UPLOAD_TAIL
-    )
+    """On a fresh droplet cloud-init may still be installing docker and the venv: wait for it first, at most 15
+    minutes. The wait used to have no bound and swallowed a failed bootstrap (`|| true`): the upload then failed
+    later for a reason that hid the real one. Now a failed or stuck cloud-init fails the upload with cloud-init's
+    own account (`status --long`) and the end of its output log; exit 2 (done with recoverable errors, such as a
+    deprecated key, since cloud-init 23.4) goes on."""
+    assert commands.upload_script("/opt/devtools", "green", "r1") == CLOUD_INIT_WAIT + " && " + UPLOAD_TAIL
+    assert commands.CLOUD_INIT_WAIT == CLOUD_INIT_WAIT
+
+
+FAKE_CLOUD_INIT = """#!/bin/sh
+case "$*" in
+  "status --wait") {wait} ;;
+  "status --long") printf 'status: error\\nerrors:\\n\\t- (scripts_user) runcmd failed\\n'; exit 1 ;;
+  *) exit 64 ;;
+esac
+"""
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(("wait", "code", "stderr"), [
+    ("exit 0", 0, []),
+    ("exit 2", 0, []),
+    ("exit 1", 1, ["cloud-init failed (status exit 1):", "status: error", "- (scripts_user) runcmd failed",
+                   "last lines of {log}:", "pip: No matching distribution found for httpx==0.28.1"]),
+    ("exec sleep 30", 1, ["cloud-init is still running after 1 s:", "status: error", "last lines of {log}:",
+                          "pip: No matching distribution found for httpx==0.28.1"]),
+], ids=["done", "done with recoverable errors", "error", "still running past the deadline"])
+def test_cloud_init_wait_in_a_real_shell(tmp_path, wait, code, stderr):
+    """The wait as a shell runs it, against a fake `cloud-init` on PATH: done goes on to the upload, an error or a
+    bootstrap still running past the deadline stops it with what cloud-init says and its log's last lines."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cloud-init").write_text(FAKE_CLOUD_INIT.format(wait=wait))
+    (bin_dir / "cloud-init").chmod(0o755)
+    log = tmp_path / "cloud-init-output.log"
+    log.write_text("Collecting httpx==0.28.1\npip: No matching distribution found for httpx==0.28.1\n")
+    script = commands.cloud_init_wait(timeout=1, log=str(log)) + " && echo uploading"
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=20, check=False,
+                          env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert proc.returncode == code, proc.stderr
+    assert proc.stdout == ("uploading\n" if code == 0 else "")
+    for line in stderr:
+        assert line.format(log=log) in proc.stderr, proc.stderr
+    if code == 0:
+        assert proc.stderr == ""
 
 
 @pytest.mark.live
@@ -269,14 +320,14 @@ def test_connection_args_for_fresh_droplets():
     world = run_components(program)
     args = held["args"]
     assert isinstance(args, remote.ConnectionArgs)
-    assert (args.host, args.port, args.user, args.host_key) == ("203.0.113.9", 22, "root", None)
+    assert (args.host, args.port, args.user, args.host_key) == ("203.0.113.9", 22, "root", HOST_PUBLIC_KEY)
     assert (args.dial_error_limit, args.per_dial_timeout) == (60, 10)
     assert is_secret(world.exports["key"])
     assert world.exports_plain["key"] == sc.SSH_PRIVATE_KEY
 
 
 def test_connection_args_pin_the_host_key_when_configured():
-    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3Qta2V5 host"
+    host_key = HOST_PUBLIC_KEY
     cfg = sc.make_local_config(sshHostKey=host_key, sshUser="deploy")
     held = {}
 

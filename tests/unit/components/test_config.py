@@ -8,6 +8,14 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, load_config
+from tests.ssh_test_keys import (
+    DEPLOY_PUBLIC_KEY,
+    ECDSA_PUBLIC_KEY,
+    ENCRYPTED_PRIVATE_KEY,
+    HOST_PRIVATE_KEY,
+    HOST_PUBLIC_KEY,
+    RSA_PUBLIC_KEY,
+)
 from tests.unit.components.program_harness import run_program
 from tests.unit.components.stack_configs import (
     LOCAL,
@@ -42,6 +50,10 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
      "self-hosted runner, a bastion); GitHub-hosted runners take an SSH lease (`ops.cli ssh-lease`, docs/ci.md)"),
     ("allowlist not JSON", "prod", {"sshAllowlist": "[203.0.113.7/32"}, "devtools:sshAllowlist", "a JSON list"),
     ("public key", "prod", {"sshPublicKey": "not-a-key"}, "devtools:sshPublicKey", "OpenSSH public key"),
+    ("public key blob", "prod", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qtb25seS1wdWJsaWMta2V5 "
+                                                 "x"}, "devtools:sshPublicKey", "the key's data ends early"),
+    ("host key blob", "local", {"sshHostKey": "ssh-rsa AAAAB3NzaC1yc2E="}, "devtools:sshHostKey",
+     "the key's data ends early"),
     ("no private key", "prod", {"sshPrivateKey": None}, "devtools:sshPrivateKey", "the rollout needs an SSH key"),
     ("plain-text secret", "prod:plain", {}, "devtools:sshPrivateKey", "--secret"),
     ("release id", "prod", {"releaseId": "v1 final"}, "devtools:releaseId",
@@ -55,6 +67,12 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("host root relative", "prod", {"hostRoot": "opt/devtools"}, "devtools:hostRoot", "an absolute path"),
     ("registry tier", "prod", {"registryTier": "gold"}, "devtools:registryTier", "one of auto"),
     ("registry name", "prod", {"registryName": "Dev_Tools"}, "devtools:registryName", "lowercase"),
+    ("adopt with an address", "prod", {"registryAdopt": "true", "registryAddress": "127.0.0.1:5000"},
+     "devtools:registryAdopt", "adopts a DigitalOcean registry by name; devtools:registryAddress is another registry"),
+    ("adopt with a tier", "prod", {"registryAdopt": "true", "registryTier": "basic"}, "devtools:registryTier",
+     "an adopted registry keeps its own tier"),
+    ("DOCR as an address", "prod", {"registryAddress": "registry.digitalocean.com"}, "devtools:registryAddress",
+     "set devtools:registryName, and devtools:registryAdopt true to use the account's existing registry"),
     ("platform", "prod", {"buildPlatform": "windows/amd64"}, "devtools:buildPlatform", "linux/amd64"),
     ("port prefix", "prod", {"hostPortPrefix": "700"}, "devtools:hostPortPrefix", "an integer 10-99"),
     ("prometheus url", "prod", {"prometheusUrl": "localhost:9090"}, "devtools:prometheusUrl", "an http(s) URL"),
@@ -66,8 +84,19 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
      "a reserved IP points at one droplet"),
     ("local proxy on droplets", "prod", {"traffic": "localProxy"}, "devtools:traffic", "localProxy is the local"),
     ("flip on a stack without traffic", "blue", {"liveColor": "blue"}, "devtools:liveColor", "flip on the stack"),
-    ("snapshot of a snapshot", "blue", {"snapshot": "true"}, "devtools:snapshot", "does not take one"),
+    ("standby from a snapshot", "blue", {"fromSnapshot": "true"}, "devtools:fromSnapshot",
+     "retired: standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary"),
     ("follow itself", "prod", {"release": "prod"}, "devtools:prodStack", "cannot follow itself"),
+    ("no host key", "prod", {"sshHostPrivateKey": None}, "devtools:sshHostPrivateKey",
+     "not set: droplets get their SSH host key from the stack, so the rollout and ops.cli can pin it: run "
+     "`python -m ops.cli hostkey --stack prod`"),
+    ("host key with a passphrase", "prod", {"sshHostPrivateKey": ENCRYPTED_PRIVATE_KEY},
+     "devtools:sshHostPrivateKey", "[secret] is not allowed: an unencrypted OpenSSH private key (`python -m ops.cli "
+     "hostkey` makes one): it is protected by a passphrase"),
+    ("pinned key of another host key", "prod", {"sshHostKey": ECDSA_PUBLIC_KEY}, "devtools:sshHostKey",
+     "not the public half of devtools:sshHostPrivateKey"),
+    ("host private key on an existing host", "local", {"sshHostPrivateKey": HOST_PRIVATE_KEY},
+     "devtools:sshHostPrivateKey", "only droplets get their host key from cloud-init"),
     ("existing without hosts", "local", {"existingHosts": "[]"}, "devtools:existingHosts", "at least one"),
     ("existing host port", "local", {"existingHosts": '["127.0.0.1:99999"]'}, "devtools:existingHosts", "1-65535"),
     ("existing with a load balancer", "local", {"traffic": "loadBalancer"}, "devtools:traffic", "needs droplets"),
@@ -85,7 +114,7 @@ def _raw(base: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any], set
     raw = dict(PROD)
     if stack == "blue":
         raw = with_overrides(raw, {"color": "blue", "traffic": "none", "release": "prod", "snapshot": None,
-                                   "fromSnapshot": "true", "liveColor": None})
+                                   "liveColor": None})
     raw = with_overrides(raw, overrides)
     secrets = set(PROD_SECRETS)
     if variant == "plain":
@@ -160,10 +189,28 @@ def test_release_id_defaults_to_the_commit_and_can_be_pinned():
 def test_stack_roles():
     prod, blue, local = make_config(), make_blue_config(), make_local_config()
     assert (prod.builds, prod.follows_prod, prod.snapshot, prod.traffic.mode) == (True, False, True, "loadBalancer")
-    assert (blue.builds, blue.follows_prod, blue.hosts.from_snapshot, blue.traffic.mode) == (False, True, True, "none")
+    assert (blue.builds, blue.follows_prod, blue.snapshot, blue.traffic.mode) == (False, True, False, "none")
     assert (local.hosts.provider, local.registry.address, local.traffic.mode) == ("existing", "127.0.0.1:5000",
                                                                                    "localProxy")
     assert [(h.address, h.port) for h in local.hosts.existing] == [("127.0.0.1", 2222)]
+
+
+@pytest.mark.parametrize("line", [DEPLOY_PUBLIC_KEY, ECDSA_PUBLIC_KEY, RSA_PUBLIC_KEY], ids=["ed25519", "ecdsa", "rsa"])
+def test_a_real_public_key_is_accepted(line):
+    """Keys ssh-keygen writes pass the key check (as the deploy key and as an existing host's pinned key)."""
+    assert make_config(sshPublicKey=line).ssh.public_key == line
+    assert make_local_config(sshHostKey=line).ssh.host_key == line
+
+
+def test_droplets_pin_the_public_half_of_the_stacks_host_key():
+    """The host key cloud-init installs and the key the rollout and ops.cli pin are one key by construction: the
+    pinned public half is derived from the private key, never typed separately."""
+    cfg = make_config()
+    assert cfg.ssh.host_key == HOST_PUBLIC_KEY
+    assert cfg.ssh.login.host_key == HOST_PUBLIC_KEY
+    assert cfg.ssh.host_private_key.value == HOST_PRIVATE_KEY
+    assert "PRIVATE" not in repr(cfg)
+    assert make_config(sshHostKey=HOST_PUBLIC_KEY + " same-key").ssh.host_key == HOST_PUBLIC_KEY
 
 
 def test_private_key_from_a_file(tmp_path):

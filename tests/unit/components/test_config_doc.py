@@ -79,10 +79,19 @@ def test_the_keys_left_out_of_the_schema_are_named_with_why():
     table, so a new secret key appears in both without anyone editing prose."""
     block = config_doc.schema_block()
     assert block.splitlines()[0] == config_doc.MARKER
-    assert "devtools:appSecrets (object, secret) and devtools:sshPrivateKey (secret)" in " ".join(
-        line.removeprefix("# ") for line in block.splitlines() if line.startswith("#"))
-    assert "Pulumi.yaml declares every key except devtools:appSecrets (object, secret) and devtools:sshPrivateKey " \
-           "(secret)." in " ".join(config_doc.config_doc().split())
+    names = ("devtools:appSecrets (object, secret), devtools:sshPrivateKey (secret) and devtools:sshHostPrivateKey "
+             "(secret)")
+    assert names in " ".join(line.removeprefix("# ") for line in block.splitlines() if line.startswith("#"))
+    assert f"Pulumi.yaml declares every key except {names}." in " ".join(config_doc.config_doc().split())
+
+
+def test_retired_keys_are_listed_with_why():
+    """An operator whose stack file still sets a retired key finds it, and what replaced it, in the reference."""
+    assert config_doc.config_doc().endswith(
+        "\n## Retired keys\n\nThe program refuses a stack that still sets one of these, with the reason:\n\n"
+        "* `fromSnapshot`: standbys boot the base image (devtools:dropletImage) with cloud-init, like the primary: a "
+        "snapshot of the primary carried its running containers, its secrets file and its data into the standby, "
+        "and was taken while cloud-init still ran; remove the key.\n")
 
 
 def test_the_generator_is_deterministic():

@@ -56,7 +56,7 @@ def test_each_row_is_consistent(key: Key):
     if key.choices:
         assert key.type == "string" and key.pattern is None and key.accepts is None
         assert key.default in key.choices
-    if key.pattern is not None or key.accepts is not None:
+    if key.pattern is not None or key.accepts is not None or key.explain is not None:
         assert key.allowed, "a pattern or rule needs its words"
         assert key.type in ("string", "array", "object")
     else:
@@ -67,6 +67,8 @@ def test_each_row_is_consistent(key: Key):
             assert re.fullmatch(key.pattern, key.default)
     if key.accepts is not None:
         assert key.accepts(key.default)
+    if key.explain is not None:
+        assert key.type == "string" and (key.default == "" or key.explain(key.default) is None)
     if key.type in ("array", "object"):
         assert key.pattern is not None, "entries or names need a pattern"
     assert key.meaning and key.type in ("string", "integer", "boolean", "array", "object")

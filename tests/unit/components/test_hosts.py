@@ -4,10 +4,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-import pytest
+import yaml
 
 from components.config import StackConfig
 from components.hosts import Hosts, HostsArgs, droplet_tags, ssh_firewall_rules, web_tag
+from tests.ssh_test_keys import HOST_PRIVATE_KEY, HOST_PUBLIC_KEY
 from tests.unit.components.program_harness import World, run_components, secret_leaks
 from tests.unit.components.stack_configs import SSH_PUBLIC_KEY, make_blue_config, make_config, make_local_config
 
@@ -15,13 +16,12 @@ DROPLET = "digitalocean:index/droplet:Droplet"
 FIREWALL = "digitalocean:index/firewall:Firewall"
 VPC = "digitalocean:index/vpc:Vpc"
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
-PULL_AUTH = '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbC1zZWNyZXQ="}}}'
 
 
 def hosts_args(config: StackConfig, **rest: Any) -> HostsArgs:
     """HostsArgs as components/program.py builds them from a stack config."""
     return HostsArgs(identity=config.identity, hosts=config.hosts, public_key=config.ssh.public_key,
-                     allowlist=config.ssh.allowlist, followed_stack=config.prod_stack, **rest)
+                     allowlist=config.ssh.allowlist, **rest)
 
 
 def run_hosts(make_args: Callable[[], HostsArgs]) -> tuple[World, dict[str, Any]]:
@@ -42,7 +42,7 @@ def run_hosts(make_args: Callable[[], HostsArgs]) -> tuple[World, dict[str, Any]
 
 def prod_hosts(**overrides: Any) -> tuple[World, dict[str, Any]]:
     config = make_config(**overrides)
-    return run_hosts(lambda: hosts_args(config, pull_auth=pulumi.Output.secret(PULL_AUTH)))
+    return run_hosts(lambda: hosts_args(config, host_key=pulumi.Output.secret(HOST_PRIVATE_KEY)))
 
 
 def test_one_droplet_per_host_count_with_stack_color_names():
@@ -86,25 +86,39 @@ def test_vpc_created_when_none_given_and_droplets_join_it():
 
 def test_given_vpc_is_joined_not_created():
     """A standby joins prod's VPC; creating a second one would split the colors' private networks."""
-    world, seen = run_hosts(lambda: hosts_args(make_blue_config(), snapshot_id="snap-77", vpc_id="vpc-prod"))
+    world, seen = run_hosts(lambda: hosts_args(make_blue_config(), vpc_id="vpc-prod"))
     assert world.of_type(VPC) == []
     assert world.one(DROPLET).inputs["vpcUuid"] == "vpc-prod"
     assert seen["vpc_id"] == "vpc-prod"
 
 
-def test_user_data_is_a_secret_cloud_config_holding_the_pull_credentials():
-    """user_data carries the registry credentials: in plain text they would show in every diff and state file."""
+def test_user_data_is_a_secret_cloud_config_without_registry_credentials():
+    """user_data carries the host key: in plain text it would show in every diff and state file. It carries no
+    registry credential any more (any container could read it from the metadata service, snapshots copied it,
+    and a running droplet never saw a new one): the rollout hands those over SSH."""
     world, _ = prod_hosts()
     droplet = world.one(DROPLET)
     assert droplet.secret_input("userData")
     assert droplet.inputs["userData"].startswith("#cloud-config\n")
-    assert PULL_AUTH in droplet.inputs["userData"]
+    assert "auths" not in droplet.inputs["userData"] and "/root/.docker" not in droplet.inputs["userData"]
     assert "/opt/devtools/venv/bin/pip" in droplet.inputs["userData"]
-    assert secret_leaks(world, [PULL_AUTH, "cHVsbC1zZWNyZXQ="]) == []
+    assert secret_leaks(world, [HOST_PRIVATE_KEY.strip(), HOST_PRIVATE_KEY.splitlines()[2]]) == []
+
+
+def test_user_data_installs_the_stacks_host_key_as_a_secret():
+    """The host key's private half reaches the droplet only inside user data, which is a Pulumi secret: never in a
+    diff, a log or the state in plain text."""
+    config = make_config()
+    world, _ = run_hosts(lambda: hosts_args(config, host_key=pulumi.Output.secret(HOST_PRIVATE_KEY)))
+    droplet = world.one(DROPLET)
+    assert droplet.secret_input("userData")
+    assert droplet.inputs["userData"].endswith(f"  ed25519_public: {HOST_PUBLIC_KEY}\n")
+    assert yaml.safe_load(droplet.inputs["userData"])["ssh_keys"]["ed25519_private"] == HOST_PRIVATE_KEY
+    assert secret_leaks(world, [HOST_PRIVATE_KEY.splitlines()[2]]) == []
 
 
 def test_user_data_without_credentials_writes_no_docker_config():
-    """Without pull_auth there is nothing secret and no /root/.docker/config.json."""
+    """Without a host key there is nothing secret, and there is never a /root/.docker/config.json."""
     world, _ = run_hosts(lambda: hosts_args(make_config()))
     droplet = world.one(DROPLET)
     assert not droplet.secret_input("userData")
@@ -118,7 +132,7 @@ def test_primary_droplets_are_protected_and_ignore_user_data_and_image():
     world, _ = prod_hosts(hostCount="2")
     for d in world.of_type(DROPLET):
         assert d.protect
-        assert d.ignore_changes == ["userData", "image"]
+        assert d.ignore_changes == ["userData", "image", "sshKeys"]
 
 
 def test_unprotected_primary_still_ignores_user_data_and_image():
@@ -126,28 +140,23 @@ def test_unprotected_primary_still_ignores_user_data_and_image():
     world, _ = prod_hosts(protect="false")
     d = world.one(DROPLET)
     assert not d.protect
-    assert d.ignore_changes == ["userData", "image"]
+    assert d.ignore_changes == ["userData", "image", "sshKeys"]
 
 
-def test_standby_droplets_come_from_the_snapshot_and_are_replaceable():
-    """Blue is built from prod's snapshot; a new snapshot generation (image) must replace it, so neither
-    protect nor ignore_changes on image — but a credential rotation alone must not (blue may be live)."""
-    world, _ = run_hosts(lambda: hosts_args(make_blue_config(hostCount="2"), snapshot_id="snap-77",
-                                           vpc_id="vpc-prod", pull_auth=pulumi.Output.secret(PULL_AUTH)))
+def test_standby_droplets_boot_the_base_image_and_are_replaceable():
+    """Blue boots the base image with cloud-init (never a snapshot of prod, which carried prod's data and secrets);
+    a new image slug may replace it, so neither protect nor ignore_changes on image — but a credential rotation
+    alone must not (blue may be live)."""
+    world, _ = run_hosts(lambda: hosts_args(make_blue_config(hostCount="2"), vpc_id="vpc-prod",
+                                           host_key=pulumi.Output.secret(HOST_PRIVATE_KEY)))
     droplets = world.of_type(DROPLET)
     assert [d.inputs["name"] for d in droplets] == ["devtools-blue-blue-1", "devtools-blue-blue-2"]
     for d in droplets:
-        assert d.inputs["image"] == "snap-77"
+        assert d.inputs["image"] == "ubuntu-24-04-x64"
         assert not d.protect
         assert "image" not in d.ignore_changes
-        assert d.ignore_changes == ["userData"]
+        assert d.ignore_changes == ["userData", "sshKeys"]
         assert d.inputs["tags"] == ["devtools", "devtools-blue", "devtools-blue", "devtools-web"]
-
-
-def test_standby_without_snapshot_id_fails_clearly():
-    """fromSnapshot without a snapshot would silently boot a bare image missing the primary's state."""
-    with pytest.raises(ValueError, match="fromSnapshot is true but no snapshot id"):
-        run_hosts(lambda: hosts_args(make_blue_config(), vpc_id="vpc-prod"))
 
 
 def test_ssh_firewall_rules_exact():

@@ -41,14 +41,16 @@ def _commands(world: World, suffix: str) -> list[Registration]:
 
 
 def test_prod_registry_and_credentials(prod):
-    """prod owns DOCR (protected: deleting it deletes every image a rollback needs) with read-only pull and
-    push credentials, both secret."""
+    """prod owns DOCR (protected: deleting it deletes every image a rollback needs) with read-only pull (the
+    release's, expiring, handed to hosts over SSH) and push credentials; no credential is a stack output."""
     docr = prod.one(REGISTRY)
     assert docr.protect
     assert docr.inputs["subscriptionTierSlug"] == "professional"  # 9 repositories
     creds = prod.of_type(CREDS)
     assert sorted(c.inputs["write"] for c in creds) == [False, True]
-    assert prod.exports["registryPullAuth"]["4dabf18193072939515e22adb298388d"]  # a secret output
+    assert [c.inputs.get("expirySeconds") for c in creds if not c.inputs["write"]] == [604800]
+    assert "registryPullAuth" not in prod.exports
+    assert prod.exports_plain["registry"] == {"address": "registry.digitalocean.com/devtools", "name": "devtools"}
 
 
 def test_prod_builds_and_pushes_one_image_per_service(prod):
@@ -71,9 +73,9 @@ def test_prod_hosts_cloud_init_and_firewall(prod):
     """Droplets get cloud-init (docker, compose, the agent venv) and SSH only from the allowlist; HTTP only from
     the load balancer."""
     droplet = prod.one(DROPLET)
-    assert droplet.protect and droplet.ignore_changes == ["userData", "image"]
+    assert droplet.protect and droplet.ignore_changes == ["userData", "image", "sshKeys"]
     assert droplet.inputs["userData"].startswith("#cloud-config")
-    assert droplet.secret_input("userData")  # it carries the registry pull credentials
+    assert droplet.secret_input("userData")  # it carries the host key
     assert "devtools-web" in droplet.inputs["tags"] and "devtools-green" in droplet.inputs["tags"]
     ssh = prod.one(FIREWALL, "ssh")
     assert [(r["portRange"], r["sourceAddresses"]) for r in ssh.inputs["inboundRules"]] == [("22",
@@ -129,13 +131,13 @@ def test_validation_gates_traffic(prod):
 
 
 def test_blue_follows_prod_and_never_builds():
-    """blue runs prod's release on droplets from prod's snapshot, in prod's VPC, and creates no registry or image."""
+    """blue runs prod's release on droplets of the base image, in prod's VPC, and creates no registry or image."""
     world = run_stack("blue", others={"prod": prod_outputs()})
     assert not world.of_type(IMAGE) and not world.of_type(REGISTRY) and not world.of_type(LB)
     droplet = world.one(DROPLET)
-    assert droplet.inputs["image"] == "snap-77"
+    assert droplet.inputs["image"] == "ubuntu-24-04-x64"
     assert droplet.inputs["vpcUuid"] == "vpc-prod"
-    assert not droplet.protect and "image" not in droplet.ignore_changes  # a new snapshot replaces standbys
+    assert not droplet.protect and "image" not in droplet.ignore_changes  # a new base image replaces standbys
     apply = _commands(world, "-apply")[0]
     assert "--project blue apply --bundle /opt/devtools/blue/incoming/r1" in apply.inputs["create"]
     assert world.exports_plain["release"]["images"] == prod_outputs()["release"]["images"]

@@ -8,9 +8,10 @@ import re
 import pytest
 import yaml
 
-from components.config import load_config
+from components.config import ConfigError, load_config
 from components.config_keys import KEYS
-from tests.unit.components.stack_configs import PROD_SECRETS, ROOT, stack_file_config
+from components.ssh_keys import DEPLOY_KEY_FIX
+from tests.unit.components.stack_configs import PROD_SECRETS, ROOT, committed_stack_config, stack_file_config
 
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 
@@ -25,7 +26,7 @@ def test_schema_declares_every_simple_key_with_type_default_and_secret_flag():
     the program disagree about what an unset key means."""
     simple = {k.name: k for k in KEYS if k.in_schema}
     assert set(PROJECT["config"]) == set(simple)
-    assert {k.name for k in KEYS if not k.in_schema} == {"appSecrets", "sshPrivateKey"}
+    assert {k.name for k in KEYS if not k.in_schema} == {"appSecrets", "sshPrivateKey", "sshHostPrivateKey"}
     for name, key in simple.items():
         decl = PROJECT["config"][name]
         assert decl["type"] == key.type, name
@@ -51,6 +52,22 @@ def test_committed_stack_files_are_valid(stack):
     cfg = load_config(stack_file_config(stack), PROD_SECRETS, stack=stack, project="devtools", commit="abc1234",
                       root=ROOT)
     assert cfg.color == {"prod": "green", "blue": "blue"}[stack]
+
+
+@pytest.mark.parametrize("stack", ["prod", "blue"])
+def test_the_committed_public_key_is_a_placeholder_refused_with_the_fix(stack):
+    """The committed example key was not a key at all (`ssh-keygen -l` refused it; DigitalOcean would answer
+    422 at the first `pulumi up`). The stack files hold an obvious placeholder, and the program refuses it before
+    any resource, saying how to make a deploy key and set it."""
+    raw = committed_stack_config(stack) | {k: v for k, v in stack_file_config(stack).items()
+                                           if k != "devtools:sshPublicKey"}
+    value = committed_stack_config(stack)["devtools:sshPublicKey"]
+    assert "REPLACE" in value
+    with pytest.raises(ConfigError) as err:
+        load_config(raw, PROD_SECRETS, stack=stack, project="devtools", commit="abc1234", root=ROOT)
+    assert [p for p in err.value.problems if p.startswith("devtools:sshPublicKey")] == [
+        f'devtools:sshPublicKey: "{value}" is not allowed: an OpenSSH public key line (ssh-ed25519 AAAA… '
+        f"comment): this is the committed placeholder, not a key: {DEPLOY_KEY_FIX}"]
 
 
 def test_stack_files_use_only_known_keys():

@@ -82,7 +82,7 @@ def run_registry(config: Any, repositories: int = 9) -> World:
                                                      protect=config.hosts.protect, repositories=repositories))
         pulumi.export("address", registry.address)
         pulumi.export("server", registry.server)
-        pulumi.export("pull_auth", registry.pull_auth)
+        pulumi.export("name", registry.name)
         pulumi.export("push_username", registry.push_username)
         pulumi.export("push_password", registry.push_password)
 
@@ -107,26 +107,24 @@ def test_docr_protect_follows_config() -> None:
     assert not run_registry(make_config(protect="false")).one(DOCR).protect
 
 
-def test_two_credentials_read_only_for_hosts_and_write_for_builds() -> None:
-    """Hosts get read-only credentials (a compromised host cannot overwrite images); builds get write ones."""
+def test_builds_get_write_credentials_and_hosts_none_from_here() -> None:
+    """Builds get write credentials; the hosts' read-only ones are minted per release by the rollout
+    (tests/unit/components/test_pull_credentials.py) against the registry's name, never once here for good."""
     world = run_registry(make_config())
-    pull, push = world.one(CREDS, "registry-pull"), world.one(CREDS, "registry-push")
-    assert pull.inputs["write"] is False
+    push = world.one(CREDS)
+    assert push.name == "registry-push"
     assert push.inputs["write"] is True
-    assert pull.inputs["registryName"] == push.inputs["registryName"] == "devtools"
-    assert "expirySeconds" not in pull.inputs and "expirySeconds" not in push.inputs
-    docr = world.one(DOCR)
-    assert world.depends_on(pull, docr) and world.depends_on(push, docr)
+    assert push.inputs["registryName"] == "devtools" == world.exports_plain["name"]
+    assert "expirySeconds" not in push.inputs
+    assert world.depends_on(push, world.one(DOCR))
 
 
 def test_credentials_are_secret_outputs() -> None:
-    """pull_auth and the push login stay secrets end to end: a plain output would print the token in logs."""
+    """The push login stays a secret end to end: a plain output would print the token in logs."""
     world = run_registry(make_config())
-    for name in ("pull_auth", "push_username", "push_password"):
+    for name in ("push_username", "push_password"):
         assert is_secret(world.exports[name]), name
-    assert not is_secret(world.exports["address"])
-    pull_auth = json.loads(world.exports_plain["pull_auth"])
-    assert docker_login(json.dumps(pull_auth), "registry.digitalocean.com")[0].startswith("do-read-token-")
+    assert not is_secret(world.exports["address"]) and not is_secret(world.exports["name"])
     assert world.exports_plain["push_username"].startswith("do-write-token-")
     assert world.exports_plain["push_password"] == world.exports_plain["push_username"]
 
@@ -136,8 +134,32 @@ def test_existing_registry_creates_nothing_and_has_no_credentials() -> None:
     world = run_registry(make_local_config())
     assert [r for r in world.registrations if r.custom] == []
     assert world.exports_plain["address"] == world.exports_plain["server"] == "127.0.0.1:5000"
-    for name in ("pull_auth", "push_username", "push_password"):
+    for name in ("name", "push_username", "push_password"):
         assert world.exports_plain.get(name) is None
+
+
+def test_an_adopted_registry_is_read_never_created_changed_or_deleted() -> None:
+    """DigitalOcean allows one registry per account and registry names are global: an account that already has
+    one (made by the old scripts) adopts it by name. The program reads it (Resource.get): no create, so no
+    'one registry per account' refusal; not managed, so the stack never changes its tier or deletes it."""
+    world = run_registry(make_config(registryAdopt="true", registryName="legacy-registry"))
+    docr = world.one(DOCR)
+    assert docr.read_id == "legacy-registry"
+    assert docr.raw == {} and not docr.protect  # nothing declared: the stack does not manage it
+    assert docr.parent == world.one("devtools:index:Registry").urn
+    assert world.exports_plain["address"] == "registry.digitalocean.com/legacy-registry"
+    assert world.one(CREDS, "registry-push").inputs["registryName"] == "legacy-registry"
+
+
+def test_an_adopted_registry_too_small_for_the_release_is_refused() -> None:
+    """An adopted registry keeps its own subscription tier: one that cannot hold every repository would fail
+    halfway through the pushes, so the run stops first, saying what to change."""
+    with pytest.raises(Exception, match=(
+            r"devtools:registryAdopt: registry legacy-basic is on the basic tier, which holds at most 5 "
+            r"repositories; the release builds 9: upgrade its subscription \(DigitalOcean control panel, Container "
+            r"Registry, Settings\) or build fewer services")):
+        run_registry(make_config(registryAdopt="true", registryName="legacy-basic"))
+    run_registry(make_config(registryAdopt="true", registryName="legacy-basic"), repositories=5)
 
 
 def test_explicit_tier_too_small_fails_the_program() -> None:

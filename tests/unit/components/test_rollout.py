@@ -17,10 +17,11 @@ IMAGES = {s: f"registry.example/devtools/{s}@sha256:" + "a" * 64 for s in SERVIC
 HOSTS = (RolloutHost("green-1", "203.0.113.11", 22, "400001"), RolloutHost("green-2", "203.0.113.12", 22, "400002"))
 
 
-def rollout_args(cfg, hosts, release_id, images, commit) -> ReleaseRolloutArgs:
+def rollout_args(cfg, hosts, release_id, images, commit, *, registry_name=None) -> ReleaseRolloutArgs:
     """ReleaseRolloutArgs as components/program.py builds them from a stack config."""
     return ReleaseRolloutArgs(place=cfg.agent_place, release=cfg.release, login=cfg.ssh.login, hosts=hosts,
-                              release_id=release_id, images=images, commit=commit, private_key=sc.SSH_PRIVATE_KEY)
+                              release_id=release_id, images=images, commit=commit, private_key=sc.SSH_PRIVATE_KEY,
+                              registry_name=registry_name)
 
 
 def _run(cfg=None, *, images=None, hosts=HOSTS[:1], release_id="1a2b3c4", commit="1a2b3c4d5e") -> World:

@@ -56,3 +56,16 @@ def test_snapshot_is_retained_on_delete_and_parented():
     snap = world.one(DROPLET_SNAPSHOT)
     assert snap.retain_on_delete
     assert snap.parent == world.one("devtools:index:Snapshot").urn
+
+
+def test_snapshot_waits_for_what_it_is_given():
+    """A backup image of a validated primary: the program hands it the primary's validation gate to wait for."""
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        gate = pulumi.CustomResource("test:index:Gate", "gate")
+        Snapshot("snapshot", SnapshotArgs(droplet_id=400004, name="devtools-prod-primary-g1", wait_for=[gate]))
+        seen["gate"] = gate
+
+    world = run_components(program)
+    assert world.depends_on(world.one(DROPLET_SNAPSHOT), world.one("test:index:Gate"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from components.ssh_keys import public_half
 from ops import cli
 from ops import operator_plan as plan
 from ops.operator_host import CliError, Pulumi
@@ -23,7 +24,7 @@ def run_cli(*args: str, path: str, stdin: str = "") -> subprocess.CompletedProce
 
 @pytest.mark.live
 @pytest.mark.parametrize("args", [["flip", "blue", "--yes"], ["rollback"], ["drift"], ["status"],
-                                  ["reapply", "--yes"], ["collect", "--out", "x"]])
+                                  ["reapply", "--yes"], ["collect", "--out", "x"], ["hostkey", "--yes"]])
 def test_every_command_refuses_clearly_without_pulumi(tmp_path: Path, args: list[str]) -> None:
     proc = run_cli(*args, path=str(tmp_path))  # an empty PATH directory: no pulumi, no ssh
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -42,7 +43,8 @@ def test_a_directory_without_pulumi_yaml_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "reapply", "collect", "ssh-lease"])
+@pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "reapply", "collect", "ssh-lease",
+                                     "hostkey"])
 def test_help_for_every_command(command: str) -> None:
     proc = run_cli(command, "--help", path="/usr/bin:/bin")
     assert proc.returncode == 0, proc.stderr
@@ -55,6 +57,45 @@ def test_bad_color_is_a_usage_error() -> None:
     proc = run_cli("flip", "red", path="/usr/bin:/bin")
     assert proc.returncode == 2
     assert "invalid choice: 'red'" in proc.stderr
+
+
+FAKE_PULUMI = """#!/bin/sh
+# `pulumi config get` of an unset key, and `pulumi config set` recording its argv and stdin
+case "$2" in
+  get) echo "error: configuration key 'devtools:sshHostPrivateKey' not found for stack 'prod'" >&2; exit 1 ;;
+  set) echo "$@" > "{record}.argv"; cat > "{record}.stdin" ;;
+esac
+"""
+
+
+@pytest.mark.live
+def test_hostkey_generates_a_key_and_sets_it_as_a_secret_from_stdin(tmp_path: Path) -> None:
+    """`ops.cli hostkey` runs ssh-keygen and hands the private half to `pulumi config set --secret` on stdin: the
+    argv holds no key material, the output shows only the public half, and the temporary key file is gone."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "record"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI.format(record=record))
+    (bin_dir / "pulumi").chmod(0o755)
+    proc = subprocess.run([sys.executable, "-m", "ops.cli", "hostkey", "--stack", "prod", "--yes"], cwd=ROOT,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "TMPDIR": str(tmp_path)}, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    private = (tmp_path / "record.stdin").read_text()
+    public = public_half(private).line
+    assert (tmp_path / "record.argv").read_text() == (
+        "config set --secret devtools:sshHostPrivateKey --stack prod --non-interactive\n")
+    assert public in proc.stdout and "PRIVATE KEY" not in proc.stdout + proc.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("devtools-hostkey-")]
+
+
+def test_hostkey_refuses_a_stack_that_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Droplets keep the host key they were created with and the rollout pins it: a new one would lock both out."""
+    monkeypatch.setattr(Pulumi, "config", lambda self, stack, key: "-----BEGIN OPENSSH PRIVATE KEY-----")
+    args = cli.build_parser().parse_args(["hostkey", "--stack", "prod", "--yes"])
+    with pytest.raises(CliError, match=(
+            r"^stack prod already has devtools:sshHostPrivateKey: its droplets present that key and the rollout "
+            r"pins it; a new one would lock both out \(docs/runbook.md, host keys\)")):
+        cli.cmd_hostkey(Pulumi(ROOT, {}), args)
 
 
 class Tty(io.StringIO):

@@ -8,6 +8,7 @@ import pytest
 
 from ops import operator_plan as plan
 from ops.operator_plan import HostAccess, PlanError, Step
+from tests.ssh_test_keys import HOST_PUBLIC_KEY
 
 D = "sha256:" + "a" * 64
 
@@ -19,7 +20,7 @@ def outputs(**extra: Any) -> dict[str, Any]:
         "releases": {"r1": {}, "r2": {}, "r3": {}},
         "hosts": {"names": ["devtools-prod-green-1", "devtools-prod-green-2"], "addresses": ["203.0.113.7",
                   "203.0.113.8"], "ports": [22, 22], "dropletIds": [1, 2], "sshUser": "root",
-                  "sshHostKey": "", "root": "/opt/devtools"},
+                  "sshHostKey": HOST_PUBLIC_KEY, "root": "/opt/devtools"},
     }
     return base | extra
 
@@ -77,8 +78,36 @@ def test_rollback_by_flipping_back() -> None:
 
 def test_hosts_from_the_stack_outputs() -> None:
     hosts = plan.hosts_of("prod", outputs())
-    assert hosts == [HostAccess("devtools-prod-green-1", "203.0.113.7", 22, "root", "", "/opt/devtools", "green"),
-                     HostAccess("devtools-prod-green-2", "203.0.113.8", 22, "root", "", "/opt/devtools", "green")]
+    assert hosts == [HostAccess("devtools-prod-green-1", "203.0.113.7", 22, "root", HOST_PUBLIC_KEY, "/opt/devtools",
+                                "green"),
+                     HostAccess("devtools-prod-green-2", "203.0.113.8", 22, "root", HOST_PUBLIC_KEY, "/opt/devtools",
+                                "green")]
+
+
+def test_droplets_without_a_pinned_host_key_are_refused() -> None:
+    """ops.cli trusted the first key a droplet showed (accept-new, empty known_hosts). Droplets export the host
+    key cloud-init installed; one that exports none is refused rather than trusted on first use."""
+    unpinned = outputs()
+    unpinned["hosts"] = {**unpinned["hosts"], "sshHostKey": ""}
+    with pytest.raises(PlanError, match=(
+            r"^stack prod's droplets export no pinned host key \(hosts.sshHostKey\): refusing to trust whatever key "
+            r"they show; set devtools:sshHostPrivateKey \(`python -m ops.cli hostkey --stack prod`\) and run "
+            r"`pulumi up --stack prod`")):
+        plan.hosts_of("prod", unpinned)
+    existing = {**unpinned["hosts"], "dropletIds": []}  # an existing host (the stand-in) may still be unpinned
+    assert plan.hosts_of("local", outputs(hosts=existing))[0].host_key == ""
+
+
+def test_host_key_generation_and_its_secret_step() -> None:
+    """The host key is made by ssh-keygen in a private temporary directory and set as a secret from stdin: the
+    private key never appears in an argv, and the plan shows only its public half."""
+    assert plan.keygen_argv("/tmp/x/host_key", "prod") == (
+        "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "devtools-host-prod", "-f", "/tmp/x/host_key")
+    step = plan.host_key_step("prod", HOST_PUBLIC_KEY)
+    assert step.argv == ("pulumi", "config", "set", "--secret", "devtools:sshHostPrivateKey", "--stack", "prod",
+                         "--non-interactive")
+    assert step.what == ("set devtools:sshHostPrivateKey on stack prod as a secret (the private half, on stdin); "
+                         f"droplets created from now on present {HOST_PUBLIC_KEY}")
 
 
 def test_hosts_missing_or_from_an_older_program() -> None:
@@ -165,3 +194,55 @@ def test_reapply_replaces_each_hosts_apply_and_nothing_else():
         "apply the recorded release again", "--stack", "local", "--non-interactive")]
     with pytest.raises(PlanError, match=r"stack local has no host rollout yet: run `pulumi up --stack local` first"):
         plan.reapply_plan("local", plan.apply_urns({}))
+
+
+def _crafted(**hosts: Any) -> dict[str, Any]:
+    crafted = outputs()
+    crafted["hosts"] = {**crafted["hosts"], **hosts}
+    return crafted
+
+
+@pytest.mark.parametrize(("crafted", "message"), [
+    (_crafted(sshUser="-oProxyCommand=touch /tmp/pwned"),
+     "stack prod's output hosts.sshUser \"-oProxyCommand=touch /tmp/pwned\" is not a user name such as root or "
+     "deploy: refusing to use it"),
+    (_crafted(addresses=["-oProxyCommand=sh", "203.0.113.8"]),
+     "stack prod's output hosts.addresses[0] \"-oProxyCommand=sh\" is not an IP address or a host name: refusing to "
+     "use it"),
+    (_crafted(names=["../../../home/me/.ssh", "devtools-prod-green-2"]),
+     "stack prod's output hosts.names[0] \"../../../home/me/.ssh\" is not a plain name (letters, digits, '.', '_', "
+     "':' or '-', starting with a letter or digit): refusing to use it"),
+    (_crafted(names=["a/b", "c"]), "hosts.names[0] \"a/b\" is not a plain name"),
+    (_crafted(ports=[22, 70000]), "stack prod's output hosts.ports[1] 70000 is not a port 1-65535: refusing to use it"),
+    (_crafted(ports=[22, True]), "hosts.ports[1] true is not a port 1-65535"),
+    (_crafted(ports=[22, "22 -oProxyCommand=sh"]), "hosts.ports[1] \"22 -oProxyCommand=sh\" is not a port 1-65535"),
+    (_crafted(root="/opt/../../etc"),
+     "stack prod's output hosts.root \"/opt/../../etc\" is not an absolute path of letters, digits, . _ - / "
+     "(without '..'): refusing to use it"),
+    (_crafted(sshHostKey=HOST_PUBLIC_KEY + "\n@cert-authority * " + HOST_PUBLIC_KEY),
+     "stack prod's output hosts.sshHostKey is not an OpenSSH public key (a public key is one line): refusing to use "
+     "it"),
+    (_crafted(addresses=["203.0.113.7"]),
+     "stack prod's outputs hosts.names, hosts.addresses and hosts.ports differ in length: refusing to use them"),
+    (outputs(color="green; rm -rf /"),
+     "stack prod's output color \"green; rm -rf /\" is not a project name (lowercase letters, digits, '_' or '-', "
+     "starting with a letter or digit): refusing to use it"),
+], ids=["user as an ssh option", "address as an ssh option", "name escaping --out", "name with a slash", "port",
+        "port as a boolean", "port with an option", "root with ..", "host key with a second line", "lengths", "color"])
+def test_crafted_outputs_are_refused_naming_the_output(crafted: dict[str, Any], message: str) -> None:
+    """ops.cli puts what the stack outputs say into ssh's argv, known_hosts, remote commands and local paths: a
+    crafted sshUser became an ssh option (-oProxyCommand runs a command on the laptop), a crafted host name
+    escaped the collect directory. Each value is checked first, and the error names the output."""
+    with pytest.raises(PlanError) as err:
+        plan.hosts_of("prod", crafted)
+    assert message in str(err.value)
+
+
+def test_plain_outputs_pass_the_checks() -> None:
+    """Names like the stand-in's `127.0.0.1:2222`, IPv6 addresses and DNS names are accepted."""
+    local = _crafted(names=["127.0.0.1:2222", "stand-in"], addresses=["2001:db8::7", "host-2.example.com"],
+                     ports=[2222, 22], sshUser="deploy", dropletIds=[], sshHostKey="")
+    local["color"] = "clidrift"  # any compose project the host agent accepts (the engine tests use their own)
+    assert [(h.name, h.address, h.port, h.user, h.project) for h in plan.hosts_of("local", local)] == [
+        ("127.0.0.1:2222", "2001:db8::7", 2222, "deploy", "clidrift"),
+        ("stand-in", "host-2.example.com", 22, "deploy", "clidrift")]

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import compose as cc
-from agent import doctor, release
+from agent import doctor, release, secretfile
 from agent import status as hoststatus
 from agent.process import run_process
 from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Outcome, Rollout
@@ -218,12 +218,18 @@ def cmd_wait(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
     """Secrets arrive on stdin (never argv) and land in a 0600 file; only key names are echoed or audited."""
+    data = sys.stdin.buffer.read()
     try:
-        secrets = release.parse_secrets(sys.stdin.read())
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise ValueError(f"secrets line {line}: not UTF-8 text") from None
+        secrets = secretfile.parse_secrets(text)
+        text = secretfile.render_secrets(secrets)
     except ValueError as exc:
         print(f"secrets refused, nothing changed: {exc}", file=sys.stderr)
         return 2
-    text = release.render_secrets(secrets)
     store.write_secrets(text)
     fingerprint = hashlib.sha256(text.encode()).hexdigest()[:12]
     store.audit("secrets.updated", keys=sorted(secrets), fingerprint=fingerprint)

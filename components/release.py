@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
-from agent.release import render_secrets
+from agent.secretfile import render_secrets
 from components import commands
 from components.config import ReleaseConfig
 from components.config_slices import AgentPlace, SshLogin

@@ -5,7 +5,7 @@ import hashlib
 import pulumi
 import pytest
 
-from agent.release import render_secrets
+from agent.secretfile import render_secrets
 from components import commands
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from tests.compose_services import SERVICES

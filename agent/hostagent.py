@@ -3,13 +3,16 @@
     python -m agent.hostagent [--root /opt/devtools] --project green apply --bundle DIR
     python -m agent.hostagent --project green rollback [--to ID]
     python -m agent.hostagent --project green status | history | wait [JOB]
+    python -m agent.hostagent --project green recover   # after a worker died: kill what it left, restore current
     python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
     python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
     python -m agent.hostagent doctor [--json]           # python, the venv's pins, docker, compose v2 (no project)
 
-`apply` and `rollback` run in a detached worker (own session, output to jobs/<job>.log); the command you
-started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
-whole release running: the new one validated, or the previous one restored. `wait` re-attaches.
+`apply`, `rollback` and `recover` run in a detached worker (own session, output to jobs/<job>.log); the command
+you started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
+whole release running: the new one validated, or the previous one restored. `wait` re-attaches. If the worker
+itself dies (SIGKILL, the OOM killer), the follower says so within seconds (exit 4), and the next job, or
+`recover`, kills the compose commands it left running and restores the recorded current release.
 Exit codes: 0 done, 1 release failed and the previous one was restored, 2 bad input (nothing changed),
 3 another rollout held the lock too long, 4 critical (restoring failed too, or the worker died).
 """
@@ -23,22 +26,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 from agent import compose as cc
 from agent import doctor, release, secretfile
 from agent import status as hoststatus
-from agent.process import run_process
-from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Outcome, Rollout
-from agent.steps import AGENT_DIR, Options
-from agent.store import LockTimeout, Store, describe_holder
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+from agent.jobs import follow, latest_job, run_job, start_job
+from agent.process import kill_leftovers, run_process
+from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK
+from agent.steps import Options
+from agent.store import LockTimeout, Store
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -46,96 +43,6 @@ def options_from(args: argparse.Namespace) -> Options:
         wait_timeout=args.wait_timeout, validate=not args.no_validate, validate_deadline=args.validate_deadline,
         validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
     )
-
-
-# worker ---------------------------------------------------------------------------------------------------
-def run_job(store: Store, job: str) -> int:
-    """Body of the detached worker: do the action under the lock, write jobs/<job>.json with the outcome."""
-    (store.jobs / f"{job}.pid").write_text(str(os.getpid()))
-    spec = json.loads((store.jobs / f"{job}.spec.json").read_text())
-    raw: dict[str, Any] = dict(spec["options"])
-    raw["validate_args"] = tuple(raw.get("validate_args", ()))
-    opts = Options(**raw)
-    rollout = Rollout(store, opts, _log, job=job)
-    holder = {"job": job, "pid": os.getpid(), "action": spec["action"], "release": spec.get("release", "?"),
-              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    code, message = EXIT_OK, ""
-    try:
-        with store.lock(opts.lock_timeout, holder, lambda h: _log(f"waiting for the lock ({describe_holder(h)})")):
-            if spec["action"] == "apply":
-                message = rollout.apply(Path(spec["bundle"]))
-            else:
-                message = rollout.rollback(spec.get("target"))
-    except LockTimeout as exc:
-        code, message = EXIT_LOCK, f"{exc}; nothing changed"
-        store.audit(f"{spec['action']}.lock_timeout", job=job, release=spec.get("release"), reason=str(exc))
-    except Outcome as exc:
-        code, message = exc.code, exc.message
-        if code == 2:
-            store.audit(f"{spec['action']}.refused", job=job, release=spec.get("release"), reason=message)
-    except Exception as exc:  # the job must always end with a result the follower can read
-        code, message = EXIT_CRITICAL, f"host agent error: {type(exc).__name__}: {exc}"
-        store.audit(f"{spec['action']}.error", job=job, reason=message)
-    _log(("OK: " if code == 0 else "FAILED: ") + message)
-    result = {"exit": code, "message": message, "job": job, "finished": time.time()}
-    tmp = store.jobs / f".{job}.result.tmp"
-    tmp.write_text(json.dumps(result) + "\n")
-    os.replace(tmp, store.jobs / f"{job}.result.json")
-    return code
-
-
-def start_job(store: Store, action: str, spec: dict[str, Any], detach: bool) -> int:
-    store.ensure()
-    job = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    (store.jobs / f"{job}.spec.json").write_text(json.dumps({"action": action, **spec}, sort_keys=True))
-    with open(store.jobs / f"{job}.log", "ab") as out:
-        subprocess.Popen(  # detached: a new session, so an SSH hang-up never reaches it
-            [sys.executable, "-m", "agent.hostagent", "--root", str(store.root), "--project", store.project,
-             "_run", job],
-            cwd=AGENT_DIR, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    print(f"job {job}: {action} started (log {store.jobs / (job + '.log')})", flush=True)
-    return EXIT_OK if detach else follow(store, job)
-
-
-def follow(store: Store, job: str) -> int:
-    """Print the job's log as it grows until its result exists; return its exit code."""
-    log_path, result_path = store.jobs / f"{job}.log", store.jobs / f"{job}.result.json"
-    offset, polls = 0, 0
-    while True:
-        done = result_path.exists()
-        if log_path.exists():
-            with open(log_path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-            if chunk:
-                offset += len(chunk)
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
-        if done:
-            result = json.loads(result_path.read_text())
-            return int(result["exit"])
-        polls += 1
-        if polls % 10 == 0 and not _worker_alive(store, job) and not result_path.exists():
-            print(f"FAILED: the worker of job {job} is gone without a result", flush=True)
-            return EXIT_CRITICAL
-        time.sleep(0.2)
-
-
-def _worker_alive(store: Store, job: str) -> bool:
-    pid_file = store.jobs / f"{job}.pid"
-    if not pid_file.exists():  # not started yet: give it a moment
-        return time.time() - (store.jobs / f"{job}.spec.json").stat().st_mtime < 30
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def latest_job(store: Store) -> str | None:
-    specs = sorted(store.jobs.glob("*.spec.json")) if store.jobs.exists() else []
-    return specs[-1].name.removesuffix(".spec.json") if specs else None
 
 
 # CLI ------------------------------------------------------------------------------------------------------
@@ -171,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--limit", type=int, default=20)
     wp = sub.add_parser("wait", help="follow a running or finished job (default: the latest)")
     wp.add_argument("job", nargs="?")
+    rcp = sub.add_parser("recover", help="after a worker died: kill the processes it left running and restore the "
+                         "recorded current release (every apply and rollback does this first)")
+    rcp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    rcp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
     sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
     stp = sub.add_parser("stop", help="stop the running release (compose down; volumes, images and releases kept)")
     stp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
@@ -196,6 +107,11 @@ def cmd_apply(store: Store, args: argparse.Namespace) -> int:
 def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
     spec = {"target": args.target, "release": args.target or "previous", "options": options_from(args).__dict__}
     return start_job(store, "rollback", spec, args.detach)
+
+
+def cmd_recover(store: Store, args: argparse.Namespace) -> int:
+    spec = {"release": "current", "options": {**Options().__dict__, "lock_timeout": args.lock_timeout}}
+    return start_job(store, "recover", spec, args.detach)
 
 
 def cmd_status(store: Store, args: argparse.Namespace) -> int:
@@ -248,14 +164,17 @@ def cmd_stop(store: Store, args: argparse.Namespace) -> int:
     holder = {"command": "stop", "release": release, "pid": os.getpid()}
     try:
         with store.lock(args.lock_timeout, holder):
+            for group in kill_leftovers(store.children):  # a dead worker's `up` must not bring them back
+                print(f"killed a process group a dead worker left running: {' '.join(group.get('argv') or [])}")
             manifest = store.release_manifest(release)
             project = cc.ComposeProject(store.project, store.run_link,
                                         tuple(manifest.get("compose_files", ["docker-compose.yml"])))
             proc = subprocess.run(cc.down(project, args.stop_timeout), capture_output=True, text=True,
                                   timeout=args.stop_timeout * 4 + 60, check=False)
             if proc.returncode != 0:
-                store.audit("stop.failed", release=release, error=proc.stderr.strip()[-500:])
-                print(f"compose down exited {proc.returncode}: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+                error = store.masker()(proc.stderr.strip()[-500:])
+                store.audit("stop.failed", release=release, error=error)
+                print(f"compose down exited {proc.returncode}: {error}", file=sys.stderr)
                 return EXIT_FAILED
             store.audit("stopped", release=release)
     except LockTimeout as exc:
@@ -278,7 +197,7 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
-            "wait": cmd_wait, "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
+            "wait": cmd_wait, "recover": cmd_recover, "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

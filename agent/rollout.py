@@ -99,11 +99,6 @@ class Rollout(Steps):
 
     def switch_to(self, release_id: str, action: str) -> str:
         prior = self.store.pointer("current")
-        stale = self.store.read_pending()
-        if stale:
-            self.store.audit("recover.stale_pending", release=stale.get("release"), stale=stale, job=self.job)
-            self.log(f"an earlier {stale.get('action')} of {stale.get('release')} did not finish; "
-                     f"{prior or 'nothing'} is the recorded current release")
         self.store.write_pending({"release": release_id, "previous": prior, "action": action, "job": self.job,
                                   "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         self.store.audit(f"{action}.started", release=release_id, previous=prior, job=self.job)

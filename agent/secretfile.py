@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from agent.release import ENV_KEY, is_reserved
 
@@ -143,7 +144,7 @@ class Masker:
     def __call__(self, text: str) -> str:
         return text if self._pattern is None else self._pattern.sub(MASK, text)
 
-    def deep(self, value: object) -> object:
+    def deep(self, value: Any) -> Any:
         """Masks every string inside a JSON-like value (dicts, lists, strings)."""
         if isinstance(value, str):
             return self(value)

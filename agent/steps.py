@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +50,13 @@ class StepFailed(Exception):
         self.stage, self.reason, self.services = stage, reason, tuple(services)
 
 
-def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None, lines: int) -> Path:
-    """The debug bundle of a failed release (agent.diagnose, imported only when a release failed)."""
+def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None, lines: int,
+                             secrets: Mapping[str, str]) -> Path:
+    """The debug bundle of a failed release (agent.diagnose, imported only when a release failed); `secrets`: the
+    project's secrets file, every key and value of which the bundle masks."""
     from agent.diagnose import collect as diagnose  # noqa: PLC0415 - optional at import time, needed only on failure
 
-    return diagnose.write_bundle(project, out, services, lines)
+    return diagnose.write_bundle(project, out, services, lines, secrets)
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Steps:
     runner: Runner = run_process
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    diagnose: Callable[[str, Path, list[str] | None, int], Path] = write_diagnostics_bundle
+    diagnose: Callable[[str, Path, list[str] | None, int, Mapping[str, str]], Path] = write_diagnostics_bundle
 
     # plumbing ---------------------------------------------------------------------------------------------
     def attempt(self, argv: list[str], timeout: float, stage: str, what: str, *, env: dict[str, str] | None = None,
@@ -179,6 +181,8 @@ class Steps:
             return []
 
     def service_logs(self, release_id: str, services: Sequence[str]) -> str:
+        """The failing services' last log lines, the project's secret values masked (a service that fails may print
+        its environment)."""
         if not services:
             return ""
         argv = cc.logs_tail(self.project_for(release_id, self.store.run_link), services, self.opts.log_lines)
@@ -188,11 +192,12 @@ class Steps:
             return "(logs timed out)"
         except OSError as exc:
             return f"(logs unavailable: {exc})"
-        return (proc.stdout + proc.stderr).strip()
+        return self.store.masker()((proc.stdout + proc.stderr).strip())
 
     def write_diagnostics(self, release_id: str, services: Sequence[str]) -> str:
         out = self.store.base / "diagnostics" / f"{release_id}-{self.job}"
         try:
-            return str(self.diagnose(self.store.project, out, list(services) or None, self.opts.log_lines))
+            return str(self.diagnose(self.store.project, out, list(services) or None, self.opts.log_lines,
+                                     self.store.secrets()))
         except Exception as exc:  # a broken debug bundle must never block the rollback
             return f"(no debug bundle: {exc})"

@@ -10,8 +10,9 @@ Layout under <root>/<project>/:
     pending.json          written before containers change, removed when the apply ends either way
     lock, lock.json       one apply/rollback at a time (flock) and who holds it
     audit.jsonl           append-only, one JSON object per event
-    jobs/<job>.log|.json  output and result of each detached apply/rollback
-    reports/, diagnostics/  validation reports and debug bundles
+    jobs/<job>.log|.json  output and result of each detached job (0600 files in 0700 directories, as are
+    reports/, diagnostics/  validation reports and debug bundles, and incoming/)
+    children/<pgid>.json  process groups the worker runs right now (killed by the next job if it died)
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agent.secretfile import Masker, read_secrets_file
 
 SEQ_FILE = "seq"
 """In each release directory: the release's install sequence number."""
@@ -50,11 +53,12 @@ def _read_int(path: Path) -> int | None:
 
 def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)  # the mode from the first byte on
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, mode)  # a leftover temp file of another mode, or the umask
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -112,12 +116,39 @@ class Store:
             os.fsync(fh.fileno())
         os.replace(tmp, self.secrets_file)
 
+    def secrets(self) -> dict[str, str]:
+        """The project's secrets file as it is now (KEY → value; empty when there is none or it is unreadable)."""
+        try:
+            return read_secrets_file(self.secrets_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return {}
+
+    def masker(self) -> Masker:
+        """Hides the exact values of the project's secrets file in a text (what the agent prints and records)."""
+        return Masker(self.secrets().values())
+
+    def write_job_file(self, name: str, text: str) -> None:
+        """A file of jobs/ (spec, pid, result): replaced in one rename, readable by root only."""
+        _write_atomic(self.jobs / name, text, 0o600)
+
     def release_dir(self, release_id: str) -> Path:
         return self.releases / release_id
 
+    @property
+    def children(self) -> Path:
+        """The ledger of the worker's running process groups (agent.process.GroupRunner)."""
+        return self.base / "children"
+
+    PRIVATE_DIRS = ("jobs", "reports", "diagnostics", "incoming", "children")
+    """Directories whose files may quote what containers printed: 0700, whatever the umask."""
+
     def ensure(self) -> None:
-        for d in (self.releases, self.jobs, self.base / "reports", self.base / "diagnostics"):
-            d.mkdir(parents=True, exist_ok=True)
+        self.releases.mkdir(parents=True, exist_ok=True)
+        for name in self.PRIVATE_DIRS:
+            d = self.base / name
+            d.mkdir(mode=0o700, exist_ok=True)
+            if d.stat().st_mode & 0o077:
+                os.chmod(d, 0o700)  # made by an older agent (or an upload) with the umask's mode
 
     # pointers ---------------------------------------------------------------------------------------------
     def pointer(self, name: str) -> str | None:
@@ -228,13 +259,16 @@ class Store:
 
     # audit ------------------------------------------------------------------------------------------------
     def audit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one event; every string in it has the project's secret values masked (reasons quote compose's
+        and the containers' output)."""
+        masked: dict[str, Any] = self.masker().deep(fields)
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "event": event,
             "project": self.project,
             "host": socket.gethostname(),
             "actor": actor(),
-            **fields,
+            **masked,
         }
         line = json.dumps(entry, sort_keys=True) + "\n"
         fd = os.open(self.base / "audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)

@@ -6,6 +6,10 @@ The tests share one compose project and run in file order; `serving` tracks what
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent import process
 from agent.containers import PROJECT_LABEL
 from agent.release import release_manifest
 from agent.remote import apply_command, bundle_tar, upload_command
@@ -189,6 +194,44 @@ def test_dockerd_restarted_during_apply(serving: Serving, local_env: localenv.Lo
     assert "apply of faults-dockerd failed" in out
     assert f"previous release {serving.pins['release']} restored and serving" in out
     assert serving.last_events(n)[-1] == "rollback.succeeded"
+    serving.assert_serving()
+
+
+def test_worker_killed_mid_apply_is_reported_and_the_host_recovered(serving: Serving,
+                                                                   local_env: localenv.LocalEnv) -> None:
+    """SIGKILL (what the OOM killer sends) of the worker while it validates a release whose containers are up: the
+    follower must say so within seconds instead of polling a zombie forever, and `hostagent recover` must kill the
+    validator the worker left running (its own process group) and restore the recorded release over the new,
+    unvalidated containers, the audit log saying what happened."""
+    pins = variant(local_env, serving.pins, "faults-oom", "cicd", "--broken", "cicd=slow")
+    n = len(serving.host.audit(PROJECT))
+    proc = start_apply(serving, pins)
+    seen = read_until(proc, "compose up --wait: all services healthy")
+    job = re.search(r"job (\S+): apply started", seen)
+    assert job is not None, seen
+    base = Path(serving.host.root) / PROJECT
+    deadline = time.monotonic() + 30
+    while not (left := [json.loads(p.read_text()) for p in (base / "children").glob("*.json")
+                        if "agent.validate" in p.read_text()]):
+        assert time.monotonic() < deadline, "the worker never started the validator"
+        time.sleep(0.1)
+    os.kill(int((base / "jobs" / f"{job[1]}.pid").read_text()), signal.SIGKILL)
+    killed = time.monotonic()
+    out, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - killed < 10, out
+    assert proc.returncode == 4, out
+    assert f"the worker of job {job[1]}" in out and "killed by SIGKILL (as the OOM killer does)" in out
+    assert "its apply of faults-oom did not finish: the host may run part of it" in out
+    assert process.group_alive(left[0]["pgid"])  # the validator outlived its worker
+    recovered = serving.host.agent(PROJECT, "recover", timeout=300)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "killed 1 process group(s) left running by a dead worker (" in recovered.stdout
+    assert "-m agent.validate --config)" in recovered.stdout
+    assert f"recorded current release {serving.pins['release']} restored and serving" in recovered.stdout
+    assert not process.group_alive(left[0]["pgid"])
+    assert serving.last_events(n) == ["apply.started", "apply.worker_lost", "recover.children_killed",
+                                      "recover.stale_pending", "recover.succeeded"]
+    assert list((base / "children").glob("*.json")) == []
     serving.assert_serving()
 
 

@@ -64,10 +64,15 @@ def content_hash(release: Mapping[str, Any]) -> str:
     return hashlib.sha256(host.bundle_tar(content, COMPOSE_DIR, agent_dir=None)).hexdigest()
 
 
-def upload_script(host_root: str, project: str, release_id: str) -> str:
-    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin and unpack it as `ops.ship` does, into
-    this project's own incoming directory."""
-    return f"{CLOUD_INIT_WAIT} && {host.upload_command(host_root, project, release_id, decode=DECODE)}"
+def bundle_sha256(release: Mapping[str, Any]) -> str:
+    """sha256 of the bundle tar bundle_payload carries: the upload refuses any other bytes (a truncated stdin)."""
+    return hashlib.sha256(host.bundle_tar(release, COMPOSE_DIR)).hexdigest()
+
+
+def upload_script(host_root: str, project: str, release_id: str, sha256: str) -> str:
+    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin, check it against `sha256` and unpack
+    it as `ops.ship` does, into this project's own incoming directory."""
+    return f"{CLOUD_INIT_WAIT} && {host.upload_command(host_root, project, release_id, sha256, decode=DECODE)}"
 
 
 def secrets_script(host_root: str, project: str) -> str:

@@ -64,7 +64,8 @@ class ReleaseRollout(pulumi.ComponentResource):
             lambda v: commands.manifest(v["rid"], v["images"], env, v["commit"]))
         self.content = self.manifest.apply(commands.content_hash)
         payload = self.manifest.apply(commands.bundle_payload)
-        upload_create = release_id.apply(lambda rid: commands.upload_script(place.root, place.project, rid))
+        upload_create = pulumi.Output.all(rid=release_id, release=self.manifest).apply(
+            lambda v: commands.upload_script(place.root, place.project, v["rid"], commands.bundle_sha256(v["release"])))
         apply_create = pulumi.Output.all(rid=release_id, content=self.content).apply(
             lambda v: commands.apply_script(place, v["rid"], v["content"], keep=release.keep,
                                             validator=release.validator))

@@ -10,6 +10,7 @@ copies files and runs `agent.hostagent apply`; the host decides everything else.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -62,7 +63,8 @@ def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, An
     """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log."""
     t0 = time.monotonic()
     data = bundle_tar(manifest, COMPOSE_DIR)
-    up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"])), input=data,
+    checksum = hashlib.sha256(data).hexdigest()
+    up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"], checksum)), input=data,
                         capture_output=True, check=False, timeout=120)
     if up.returncode != 0:
         print(f"upload to {target.host}:{target.port} failed: {up.stderr.decode(errors='replace').strip()}",

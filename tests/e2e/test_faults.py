@@ -6,6 +6,7 @@ The tests share one compose project and run in file order; `serving` tracks what
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -50,8 +51,10 @@ def start_apply(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.Pope
     """Upload a release, then start `hostagent apply` over SSH without waiting for it."""
     manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
     target = s.host.target
-    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"])),
-                        input=bundle_tar(manifest, COMPOSE_DIR), capture_output=True, timeout=60, check=False)
+    data = bundle_tar(manifest, COMPOSE_DIR)
+    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"],
+                                                   hashlib.sha256(data).hexdigest())),
+                        input=data, capture_output=True, timeout=60, check=False)
     assert up.returncode == 0, up.stderr
     command = apply_command(s.host.root, PROJECT, pins["release"], [*FAST, *args])
     return subprocess.Popen(target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -24,7 +24,8 @@ from tests.unit.components import stack_configs as sc
 from tests.unit.components.program_harness import is_secret, run_components
 
 DIGEST = "registry.example/devtools/cicd@sha256:" + "d" * 64
-UPLOAD_TAIL = upload_command("/opt/devtools", "green", "r1", decode="base64 -d | gzip -dc")
+SHA = "5" * 64
+UPLOAD_TAIL = upload_command("/opt/devtools", "green", "r1", SHA, decode="base64 -d | gzip -dc")
 
 
 def _manifest(**images: str) -> dict[str, Any]:
@@ -52,6 +53,7 @@ def test_bundle_payload_is_the_gzipped_bundle_and_reproducible():
     assert payload == commands.bundle_payload(_manifest())
     raw = gzip.decompress(base64.b64decode(payload, validate=True))
     assert raw == host.bundle_tar(_manifest(), commands.COMPOSE_DIR)
+    assert commands.bundle_sha256(_manifest()) == hashlib.sha256(raw).hexdigest()  # what the upload verifies
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         member = tar.extractfile("bundle/release.json")
         assert member is not None
@@ -82,7 +84,7 @@ def test_content_hash_ignores_the_agent_code(tmp_path):
 
 def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():
     """On a fresh droplet cloud-init may still be installing docker and the venv: wait for it first."""
-    assert commands.upload_script("/opt/devtools", "green", "r1") == (
+    assert commands.upload_script("/opt/devtools", "green", "r1", SHA) == (
         "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null || true; fi"
         " && " + UPLOAD_TAIL
     )
@@ -95,7 +97,8 @@ def test_upload_script_unpacks_the_payload_in_a_real_shell(tmp_path):
     (tmp_path / "host root/venv/bin").mkdir(parents=True)
     (tmp_path / "host root/venv/bin/python").symlink_to(sys.executable)  # the host venv cloud-init makes
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(["sh", "-c", commands.upload_script(root, "green", "r1")],
+    script = commands.upload_script(root, "green", "r1", commands.bundle_sha256(_manifest()))
+    proc = subprocess.run(["sh", "-c", script],
                           input=commands.bundle_payload(_manifest()), text=True, capture_output=True, env=env,
                           check=False)
     assert proc.returncode == 0, proc.stderr
@@ -118,7 +121,8 @@ def test_two_projects_uploading_one_release_id_keep_their_own_bundles(tmp_path):
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     for project, prefix in (("green", "81"), ("blue", "82")):
         release = commands.manifest("r1", {"cicd": DIGEST}, {"HOST_PORT_PREFIX": prefix}, "c0ffee")
-        proc = subprocess.run(["sh", "-c", commands.upload_script(root, project, "r1")],
+        script = commands.upload_script(root, project, "r1", commands.bundle_sha256(release))
+        proc = subprocess.run(["sh", "-c", script],
                               input=commands.bundle_payload(release), text=True, capture_output=True, env=env,
                               check=False)
         assert proc.returncode == 0, proc.stderr

@@ -58,7 +58,8 @@ def test_exact_create_strings_and_payload():
     world = _run(cfg)
     content = commands.content_hash(_release(cfg))
     upload = world.one(CMD, "green-1-upload")
-    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "green", "1a2b3c4")
+    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "green", "1a2b3c4",
+                                                             commands.bundle_sha256(_release(cfg)))
     assert upload.inputs["stdin"] == commands.bundle_payload(_release(cfg))
     assert upload.inputs["logging"] == "stderr"
     secrets = world.one(CMD, "green-1-secrets")

@@ -4,15 +4,17 @@
     python -m agent.hostagent --project green rollback [--to ID]
     python -m agent.hostagent --project green status | history | wait [JOB]
     python -m agent.hostagent --project green recover   # after a worker died: kill what it left, restore current
+    python -m agent.hostagent --project green gate --release ID      # the Pulumi gate: validate, or restore
+    python -m agent.hostagent --project green confirm --release ID   # a pool passed: a provisional release stays
     python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
     python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
     python -m agent.hostagent doctor [--json]           # python, the venv's pins, docker, compose v2 (no project)
 
-`apply`, `rollback` and `recover` run in a detached worker (own session, output to jobs/<job>.log); the command
-you started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
-whole release running: the new one validated, or the previous one restored. `wait` re-attaches. If the worker
-itself dies (SIGKILL, the OOM killer), the follower says so within seconds (exit 4), and the next job, or
-`recover`, kills the compose commands it left running and restores the recorded current release.
+`apply`, `rollback`, `recover`, `gate` and `confirm` run in a detached worker (own session, output to
+jobs/<job>.log); the command you started only follows that log. If your SSH connection drops, the worker carries
+on and the host ends with one whole release running: the new one validated, or the previous one restored. `wait`
+re-attaches. If the worker itself dies (SIGKILL, the OOM killer), the follower says so within seconds (exit 4), and
+the next job, or `recover`, kills the compose commands it left running and restores the recorded current release.
 Exit codes: 0 done, 1 release failed and the previous one was restored, 2 bad input (nothing changed),
 3 another rollout held the lock too long, 4 critical (restoring failed too, or the worker died).
 """
@@ -42,6 +44,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(
         wait_timeout=args.wait_timeout, validate=not args.no_validate, validate_deadline=args.validate_deadline,
         validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
+        confirm_within=args.confirm_within,
     )
 
 
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--keep", type=int, default=5, help="release directories to keep (at least 2)")
         sp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
         sp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
+        sp.add_argument("--confirm-within", type=int, default=0, metavar="SECONDS",
+                        help="a pool host's activation: provisional, the release before comes back unless `confirm` "
+                        "arrives within SECONDS (default 0: final at once)")
 
     ap = sub.add_parser("apply", help="roll out a release bundle (release.json + compose files)")
     ap.add_argument("--bundle", type=Path, required=True, help="directory holding release.json and compose files")
@@ -71,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("rollback", help="bring back the previous release (or --to ID)")
     rp.add_argument("--to", dest="target", help="release id to restore (default: previous)")
     rollout_opts(rp)
+    gp = sub.add_parser("gate", help="validate the running release (activating it again if the host went back) and "
+                        "print one JSON summary line last; on failure restore the previous release (exit 1)")
+    gp.add_argument("--release", required=True, help="the release the gate is about")
+    gp.add_argument("--report", type=Path, help="where the report goes (default <project>/reports/gate-<id>.json)")
+    rollout_opts(gp)
+    cp = sub.add_parser("confirm", help="a pool's verdict: the provisional release stays (activated again if the "
+                        "host already went back)")
+    cp.add_argument("--release", required=True)
+    cp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    cp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
     sp = sub.add_parser("status", help="JSON: current/previous release and what actually runs per service")
     sp.add_argument("--compact", action="store_true", help="one line of JSON")
     hp = sub.add_parser("history", help="releases kept here and the audit trail of rollouts")
@@ -107,6 +123,20 @@ def cmd_apply(store: Store, args: argparse.Namespace) -> int:
 def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
     spec = {"target": args.target, "release": args.target or "previous", "options": options_from(args).__dict__}
     return start_job(store, "rollback", spec, args.detach)
+
+
+def cmd_gate(store: Store, args: argparse.Namespace) -> int:
+    if not release.RELEASE_ID.match(args.release):
+        print(f"--release {args.release!r}: not a release id ({release.RELEASE_ID_RULE})", file=sys.stderr)
+        return 2
+    spec = {"release": args.release, "report": str(args.report) if args.report else None,
+            "options": options_from(args).__dict__}
+    return start_job(store, "gate", spec, args.detach)
+
+
+def cmd_confirm(store: Store, args: argparse.Namespace) -> int:
+    spec = {"release": args.release, "options": {**Options().__dict__, "lock_timeout": args.lock_timeout}}
+    return start_job(store, "confirm", spec, args.detach)
 
 
 def cmd_recover(store: Store, args: argparse.Namespace) -> int:
@@ -197,7 +227,8 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
-            "wait": cmd_wait, "recover": cmd_recover, "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
+            "wait": cmd_wait, "recover": cmd_recover, "gate": cmd_gate, "confirm": cmd_confirm,
+            "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

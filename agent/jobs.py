@@ -21,33 +21,44 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import process, retention
+from agent import pool, process, retention
 from agent.recovery import reconcile
 from agent.rollout import EXIT_CRITICAL, EXIT_INPUT, EXIT_LOCK, EXIT_OK, Outcome, Rollout
 from agent.steps import AGENT_DIR, Options
 from agent.store import LockTimeout, Store, describe_holder
+from agent.validate.gate import summary_line
 
-Action = Callable[[Rollout, dict[str, Any]], str]
+Action = Callable[[Rollout, dict[str, Any]], tuple[str, dict[str, Any] | None]]
 
 
 def log_line(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _apply(r: Rollout, spec: dict[str, Any]) -> str:
-    return r.apply(Path(spec["bundle"]))
+def _apply(r: Rollout, spec: dict[str, Any]) -> tuple[str, None]:
+    return r.apply(Path(spec["bundle"])), None
 
 
-def _rollback(r: Rollout, spec: dict[str, Any]) -> str:
-    return r.rollback(spec.get("target"))
+def _rollback(r: Rollout, spec: dict[str, Any]) -> tuple[str, None]:
+    return r.rollback(spec.get("target")), None
 
 
-def _recover(r: Rollout, spec: dict[str, Any]) -> str:
+def _recover(r: Rollout, spec: dict[str, Any]) -> tuple[str, None]:
     """Everything happened in reconcile, which every job runs first."""
-    return ""
+    return "", None
 
 
-ACTIONS: dict[str, Action] = {"apply": _apply, "rollback": _rollback, "recover": _recover}
+def _gate(r: Rollout, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    report = spec.get("report") or str(r.store.base / "reports" / f"gate-{spec['release']}.json")
+    return pool.gate(r, spec["release"], Path(report))
+
+
+def _confirm(r: Rollout, spec: dict[str, Any]) -> tuple[str, None]:
+    return pool.confirm(r, spec["release"]), None
+
+
+ACTIONS: dict[str, Action] = {"apply": _apply, "rollback": _rollback, "recover": _recover, "gate": _gate,
+                              "confirm": _confirm}
 
 
 def run_job(store: Store, job: str, **seams: Any) -> int:
@@ -68,12 +79,12 @@ def run_job(store: Store, job: str, **seams: Any) -> int:
     action = spec["action"]
     holder = {"job": job, "pid": os.getpid(), "action": action, "release": spec.get("release", "?"),
               "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    code, message, recovered = EXIT_OK, "", None
+    code, message, recovered, summary = EXIT_OK, "", None, None
     try:
         with store.lock(opts.lock_timeout, holder, lambda h: log(f"waiting for the lock ({describe_holder(h)})")):
             try:
-                recovered = reconcile(rollout)
-                message = ACTIONS[action](rollout, spec)
+                recovered = reconcile(rollout, spec.get("release") if action in ("gate", "confirm") else None)
+                message, summary = ACTIONS[action](rollout, spec)
                 if action == "recover" and not recovered:
                     message = f"project {store.project}: nothing to recover (no unfinished activation, no process " \
                               "left running)"
@@ -83,7 +94,7 @@ def run_job(store: Store, job: str, **seams: Any) -> int:
         code, message = EXIT_LOCK, f"{exc}; nothing changed"
         rollout.audit_into([], f"{action}.lock_timeout", job=job, release=spec.get("release"), reason=str(exc))
     except Outcome as exc:
-        code, message = exc.code, exc.message
+        code, message, summary = exc.code, exc.message, exc.summary
         if code == EXIT_INPUT:
             rollout.audit_into([], f"{action}.refused", job=job, release=spec.get("release"), reason=message)
     except Exception as exc:  # the job must always end with a result the follower can read
@@ -92,8 +103,34 @@ def run_job(store: Store, job: str, **seams: Any) -> int:
     message = "\n".join(m for m in (recovered, message) if m)
     message = store.masker()(masker(message))  # the file may have changed during the job: both sets of values
     log_line(("OK: " if code == 0 else "FAILED: ") + message)
-    write_result(store, job, {"exit": code, "message": message, "job": job, "finished": time.time()})
+    write_result(store, job, {"exit": code, "message": message, "job": job, "finished": time.time(),
+                              **({"summary": summary} if summary is not None else {})})
+    watch_provisional(rollout, opts.lock_timeout)
     return code
+
+
+def watch_provisional(r: Rollout, lock_timeout: float) -> None:
+    """After its result, the worker of a provisional activation (agent.pool) stays until the release is confirmed,
+    replaced or due: then it puts the release before back under the lock. A worker that does not live that long
+    (a reboot) leaves it to the next job's reconcile."""
+    while True:
+        provisional = r.store.read_provisional()
+        if not provisional or provisional.get("job") != r.job:
+            return
+        left = float(provisional.get("deadline", 0)) - r.now()
+        if left > 0:
+            r.sleep(min(left, 5.0))
+            continue
+        holder = {"job": r.job, "pid": os.getpid(), "action": "expire", "release": provisional.get("release"),
+                  "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            with r.store.lock(max(lock_timeout, 3600.0), holder):
+                provisional = r.store.read_provisional()
+                if provisional and provisional.get("job") == r.job:
+                    r.log(pool.expire(r, provisional))
+        except (LockTimeout, Outcome) as exc:
+            r.log(f"putting back the release before an unconfirmed one failed: {exc}")
+        return
 
 
 def write_result(store: Store, job: str, result: dict[str, Any]) -> None:
@@ -126,6 +163,8 @@ def follow(store: Store, job: str, worker: subprocess.Popen[bytes] | None = None
         offset = _relay(log_path, offset)
         if done:
             result = json.loads(result_path.read_text())
+            if "summary" in result:  # a gate's verdict: its last line, one JSON object (components.validation)
+                print(summary_line(result["summary"]), flush=True)
             return int(result["exit"])
         polls += 1
         exited = worker.poll() if worker is not None else None

@@ -5,7 +5,8 @@ A worker killed with SIGKILL (the OOM killer, a reboot) leaves its compose child
 place and possibly a `run` link and containers of a release that was never validated, while `current` still names
 the release that ran before. `reconcile` kills the process groups the worker's ledger still names, then activates
 the recorded `current` release again through the same steps as any restore, and says in the audit log what it
-found and did. `hostagent recover` runs it alone; every apply, rollback, gate and confirm runs it first.
+found and did. `hostagent recover` runs it alone; every apply, rollback, gate and confirm runs it first. It also
+puts back the release before a pool host's provisional one once its confirmation is overdue (agent.pool).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from agent import pool
 from agent.process import kill_leftovers
 from agent.rollout import EXIT_CRITICAL, Outcome
 from agent.steps import StepFailed
@@ -21,9 +23,10 @@ if TYPE_CHECKING:
     from agent.rollout import Rollout
 
 
-def reconcile(r: Rollout) -> str | None:
+def reconcile(r: Rollout, keep: str | None = None) -> str | None:
     """Clean up after a worker that died. Returns what was done (None: nothing to do); raises Outcome(EXIT_CRITICAL)
-    when the recorded release cannot be brought back."""
+    when the recorded release cannot be brought back. `keep`: a provisional release this job is about (a late
+    confirmation of it wins over its deadline)."""
     done: list[str] = []
     killed = kill_leftovers(r.store.children)
     if killed:
@@ -35,6 +38,9 @@ def reconcile(r: Rollout) -> str | None:
     stale = r.store.read_pending()
     if stale:
         done.append(restore_recorded(r, stale))
+    expired = pool.overdue(r, keep)
+    if expired:
+        done.append(expired)
     return "\n".join(done) or None
 
 

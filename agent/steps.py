@@ -42,6 +42,7 @@ class Options:
     engine_settle_s: float = 3.0  # after the engine came back mid-`up`, before `up` runs again
     log_lines: int = 30
     lock_timeout: float = 300.0
+    confirm_within: int = 0  # a pool host's apply: provisional until confirmed within this many seconds (agent.pool)
 
 
 class StepFailed(Exception):
@@ -61,8 +62,8 @@ def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None
 
 @dataclass
 class Steps:
-    """One project's activation steps. Every process goes through `runner`; `clock`, `sleep` and `diagnose` are
-    seams too, so tests drive each step without a process, a socket or a wait."""
+    """One project's activation steps. Every process goes through `runner`; `clock`, `sleep`, `now` and `diagnose`
+    are seams too, so tests drive each step without a process, a socket or a wait."""
 
     store: Store
     opts: Options
@@ -71,6 +72,7 @@ class Steps:
     runner: Runner = run_process
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], float] = time.time  # wall clock: deadlines that outlive the process (provisional.json)
     diagnose: Callable[[str, Path, list[str] | None, int, Mapping[str, str]], Path] = write_diagnostics_bundle
 
     # plumbing ---------------------------------------------------------------------------------------------

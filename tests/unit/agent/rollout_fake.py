@@ -118,7 +118,7 @@ class Rig:
 
     def rollout(self, opts: Options | None = None, job: str = "j1") -> Rollout:
         return Rollout(self.store, opts or Options(), self.logged.append, job=job, runner=self.host,
-                       clock=self.clock, sleep=self.clock.sleep, diagnose=self.diagnose)
+                       clock=self.clock, sleep=self.clock.sleep, now=self.clock, diagnose=self.diagnose)
 
     def diagnose(self, project: str, out: Path, services: list[str] | None, lines: int,
                  secrets: Mapping[str, str]) -> Path:

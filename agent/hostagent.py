@@ -186,7 +186,8 @@ def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_stop(store: Store, args: argparse.Namespace) -> int:
     """Take the project's containers down under the rollout lock. Volumes, images, releases and the current
-    pointer stay, so the next `apply` (or `rollback`) brings the same data back."""
+    pointer stay, so the next `apply` (or `rollback`) brings the same data back. A provisional release is ended
+    first: its worker must not bring containers back up at its deadline after the stack was destroyed."""
     release = store.run_target()
     if release is None:
         print(f"project {store.project}: nothing to stop (no release has run here)")
@@ -196,6 +197,10 @@ def cmd_stop(store: Store, args: argparse.Namespace) -> int:
         with store.lock(args.lock_timeout, holder):
             for group in kill_leftovers(store.children):  # a dead worker's `up` must not bring them back
                 print(f"killed a process group a dead worker left running: {' '.join(group.get('argv') or [])}")
+            provisional = store.read_provisional()
+            if provisional:
+                store.clear_provisional()
+                print(f"provisional release {provisional.get('release')} ended: nothing goes back after the stop")
             manifest = store.release_manifest(release)
             project = cc.ComposeProject(store.project, store.run_link,
                                         tuple(manifest.get("compose_files", ["docker-compose.yml"])))
@@ -206,7 +211,7 @@ def cmd_stop(store: Store, args: argparse.Namespace) -> int:
                 store.audit("stop.failed", release=release, error=error)
                 print(f"compose down exited {proc.returncode}: {error}", file=sys.stderr)
                 return EXIT_FAILED
-            store.audit("stopped", release=release)
+            store.audit("stopped", release=release, **({"provisional": provisional} if provisional else {}))
     except LockTimeout as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_LOCK

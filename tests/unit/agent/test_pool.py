@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent import jobs, pool
+from agent import hostagent, jobs, pool
 from agent.rollout import EXIT_FAILED, EXIT_INPUT, EXIT_OK, Options
 from agent.validate.report import CheckResult, Report, to_json
 from tests.unit.agent.rollout_fake import Rig, bundle, serving, state
@@ -184,3 +184,22 @@ def test_any_other_activation_ends_a_provisional_state(tmp_path):
 
 def _bundle(tmp: Path, release_id: str) -> Path:
     return bundle(tmp, release_id)
+
+
+def test_stopping_the_project_ends_a_provisional_release(tmp_path, monkeypatch, capsys):
+    """Destroying a pool's stack mid-rollout runs `hostagent stop`: the worker waiting for its deadline must not
+    start the previous release's containers afterwards."""
+    r = serving(tmp_path, "r1")
+    r.rollout(Options(confirm_within=600)).apply(bundle(tmp_path, "r2"))
+    downs: list[list[str]] = []
+
+    def compose_down(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
+        downs.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", compose_down)
+    assert hostagent.main(["--root", str(r.store.root), "--project", "green", "stop"]) == EXIT_OK
+    assert r.store.read_provisional() is None
+    assert "provisional release r2 ended" in capsys.readouterr().out
+    assert downs[0][-4:-2] == ["down", "--remove-orphans"]
+    assert r.store.audit_entries()[-1]["provisional"]["release"] == "r2"

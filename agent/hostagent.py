@@ -37,7 +37,7 @@ from agent.jobs import follow, latest_job, run_job, start_job
 from agent.process import kill_leftovers, run_process
 from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK
 from agent.steps import Options
-from agent.store import LockTimeout, Store
+from agent.store import LockTimeout, Store, describe_holder
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     run = sub.add_parser("_run", help=argparse.SUPPRESS)
     run.add_argument("job")
+    refused = sub.add_parser("_upload-refused", help=argparse.SUPPRESS)  # agent.remote.upload_command, lock held
+    refused.add_argument("--release", required=True)
+    refused.add_argument("--waited", type=int, required=True)
     return p
 
 
@@ -226,6 +229,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_upload_refused(store: Store, args: argparse.Namespace) -> int:
+    """An upload could not take the project's lock: say who holds it (as a job that waited would), audit it."""
+    reason = (f"another rollout holds the lock of project {store.project} ({describe_holder(store.lock_holder())}); "
+              f"waited {args.waited}s")
+    store.audit("upload.lock_timeout", release=args.release, reason=reason)
+    print(f"upload of {args.release} to project {store.project} refused: {reason}; nothing was replaced",
+          file=sys.stderr)
+    return EXIT_LOCK
+
+
 def cmd_run(store: Store, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return run_job(store, args.job)
@@ -233,7 +246,7 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
             "wait": cmd_wait, "recover": cmd_recover, "gate": cmd_gate, "confirm": cmd_confirm,
-            "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run}
+            "secrets": cmd_secrets, "stop": cmd_stop, "_run": cmd_run, "_upload-refused": cmd_upload_refused}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,8 @@ def upload_command(host_root: str, project: str, release_id: str, sha256: str, *
     only then, under the project's lock (the agent's own flock: never under a running job of the project), swap
     the code directory whole (a module removed here is gone there too) and move the bundle to
     <project>/incoming/<id>. Whatever fails, the staging directory goes and nothing was replaced: exit 1 for a bad
-    payload, 3 when the lock stays held for `lock_timeout` seconds.
+    payload, 3 when the lock stays held for `lock_timeout` seconds (the new agent code names the holder and audits
+    `upload.lock_timeout`).
     """
     q = shlex.quote
     incoming, parent = incoming_dir(host_root, project, release_id), f"{host_root}/{project}/incoming"
@@ -85,7 +86,8 @@ def upload_command(host_root: str, project: str, release_id: str, sha256: str, *
     refused = f"upload of {release_id} to project {project} refused"
     undecodable = f"{refused}: the payload does not decode (truncated or corrupted on the way); nothing was replaced"
     mismatch = f"{refused}: its sha256 is not {sha256} (truncated or corrupted on the way); nothing was replaced"
-    locked = f"{refused}: a job of the project held its lock for {lock_timeout}s; nothing was replaced"
+    refusal = _agent_argv(host_root, project, ["_upload-refused", "--release", release_id,
+                                               "--waited", str(lock_timeout)])
     script = "\n".join([
         "set -euo pipefail",
         "umask 077",
@@ -99,7 +101,8 @@ def upload_command(host_root: str, project: str, release_id: str, sha256: str, *
         f"tar -C {q(staging)} -xf {q(tar)}",
         f"{q(host_python(host_root))} -m compileall -q {q(staging + '/code/agent')}",
         f"exec 9>>{q(f'{host_root}/{project}/lock')}",
-        f"if ! flock -w {lock_timeout} 9; then echo {_dq(locked)} >&2; exit 3; fi",
+        # the lock's holder, said and audited by the agent code just unpacked (the live one may not exist yet)
+        f"if ! flock -w {lock_timeout} 9; then cd {q(staging + '/code')} && {shlex.join(refusal)}; exit 3; fi",
         f"rm -rf {q(code + '/.agent.old')}",
         f"if [ -d {q(code + '/agent')} ]; then mv {q(code + '/agent')} {q(code + '/.agent.old')}; fi",
         f"mv {q(staging + '/code/agent')} {q(code + '/agent')}",
@@ -117,10 +120,13 @@ def _dq(text: str) -> str:
     return f'"{text}"'
 
 
+def _agent_argv(host_root: str, project: str, args: Sequence[str]) -> list[str]:
+    return [host_python(host_root), "-m", "agent.hostagent", "--root", host_root, "--project", project, *args]
+
+
 def agent_command(host_root: str, project: str, args: Sequence[str]) -> str:
     """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
-    argv = [host_python(host_root), "-m", "agent.hostagent", "--root", host_root, "--project", project, *args]
-    return f"cd {shlex.quote(code_dir(host_root))} && {shlex.join(argv)}"
+    return f"cd {shlex.quote(code_dir(host_root))} && {shlex.join(_agent_argv(host_root, project, args))}"
 
 
 def apply_command(host_root: str, project: str, release_id: str, agent_args: Sequence[str]) -> str:

@@ -47,17 +47,22 @@ def ship(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.CompletedPr
     return s.host.ship(pins, PROJECT, *FAST, *args, env={"HOST_PORT_PREFIX": PREFIX})
 
 
+def upload(s: Serving, pins: dict[str, Any], lock_timeout: int = 300) -> subprocess.CompletedProcess[bytes]:
+    """Upload a release's bundle and the agent as ops.ship does (the upload waits for the project's lock)."""
+    manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
+    data = bundle_tar(manifest, COMPOSE_DIR)
+    command = upload_command(s.host.root, PROJECT, pins["release"], hashlib.sha256(data).hexdigest(),
+                             lock_timeout=lock_timeout)
+    return subprocess.run(s.host.target.argv(command), input=data, capture_output=True, timeout=lock_timeout + 120,
+                          check=False)
+
+
 def start_apply(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.Popen[str]:
     """Upload a release, then start `hostagent apply` over SSH without waiting for it."""
-    manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
-    target = s.host.target
-    data = bundle_tar(manifest, COMPOSE_DIR)
-    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"],
-                                                   hashlib.sha256(data).hexdigest())),
-                        input=data, capture_output=True, timeout=60, check=False)
+    up = upload(s, pins)
     assert up.returncode == 0, up.stderr
     command = apply_command(s.host.root, PROJECT, pins["release"], [*FAST, *args])
-    return subprocess.Popen(target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(s.host.target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> str:
@@ -146,7 +151,9 @@ def test_validation_timing_out_rolls_back(serving: Serving, local_env: localenv.
 
 
 def test_two_concurrent_applies(serving: Serving, local_env: localenv.LocalEnv, tmp_path: Path) -> None:
-    """The second rollout waits for the lock, then fails clearly; the first one completes."""
+    """The second rollout waits for the lock, then fails clearly; the first one completes. The second rollout's
+    upload waits for the lock first (the agent code is replaced only between jobs) and is refused naming the holder;
+    a second apply of a bundle already there is refused the same way."""
     first = variant(local_env, serving.pins, "faults-first", "infrastructure",
                     app_root=changed_app(tmp_path, "infrastructure", "first"))
     second = variant(local_env, serving.pins, "faults-second", "code-review",
@@ -154,14 +161,23 @@ def test_two_concurrent_applies(serving: Serving, local_env: localenv.LocalEnv, 
     n = len(serving.host.audit(PROJECT))
     a = start_apply(serving, first, "--lock-timeout", "2")
     read_until(a, "apply: ")
-    b = start_apply(serving, second, "--lock-timeout", "2")
+    b = subprocess.Popen(serving.host.target.argv(apply_command(serving.host.root, PROJECT, serving.pins["release"],
+                                                                [*FAST, "--lock-timeout", "2"])),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    refused = upload(serving, second, lock_timeout=2)  # both wait for the lock at once
     out_b, _ = b.communicate(timeout=120)
     out_a, _ = a.communicate(timeout=300)
+    holder = "another rollout holds the lock of project faults"
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.decode().startswith(f"upload of faults-second to project faults refused: {holder} (job ")
+    assert "apply of release faults-first" in refused.stderr.decode()
+    assert refused.stderr.decode().endswith("; nothing was replaced\n")
+    assert not (Path(serving.host.root) / PROJECT / "incoming" / "faults-second").exists()
     assert b.returncode == 3, out_b
-    assert "another rollout holds the lock of project faults" in out_b and "apply of release faults-first" in out_b
+    assert holder in out_b and "apply of release faults-first" in out_b
     assert a.returncode == 0, out_a
     events = serving.last_events(n)
-    assert "apply.lock_timeout" in events and "apply.succeeded" in events
+    assert "upload.lock_timeout" in events and "apply.lock_timeout" in events and "apply.succeeded" in events
     serving.pins = first
     serving.assert_serving()
 

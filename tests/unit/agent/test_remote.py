@@ -48,8 +48,9 @@ def test_upload_command():
         "/opt/devtools/green/incoming/.abc1234.upload/bundle.tar",
         "/opt/devtools/venv/bin/python -m compileall -q /opt/devtools/green/incoming/.abc1234.upload/code/agent",
         "exec 9>>/opt/devtools/green/lock",
-        'if ! flock -w 300 9; then echo "upload of abc1234 to project green refused: a job of the project held its '
-        'lock for 300s; nothing was replaced" >&2; exit 3; fi',
+        "if ! flock -w 300 9; then cd /opt/devtools/green/incoming/.abc1234.upload/code && "
+        "/opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools --project green _upload-refused "
+        "--release abc1234 --waited 300; exit 3; fi",
         "rm -rf /opt/devtools/code/.agent.old",
         "if [ -d /opt/devtools/code/agent ]; then mv /opt/devtools/code/agent /opt/devtools/code/.agent.old; fi",
         "mv /opt/devtools/green/incoming/.abc1234.upload/code/agent /opt/devtools/code/agent",
@@ -197,10 +198,14 @@ def test_the_code_swap_waits_for_the_projects_lock(tmp_path):
     root = _old_host(tmp_path)
     data = bundle_tar(release_manifest("r1", {}, {}, {}), COMPOSE)
     command = upload_command(str(root), "green", "r1", hashlib.sha256(data).hexdigest(), lock_timeout=1)
-    with Store(root, "green").lock(5, {"job": "running"}):
+    holder = {"job": "j1", "action": "apply", "release": "r0", "pid": 4242, "since": "2025-01-01T00:00:00Z"}
+    with Store(root, "green").lock(5, holder):
         proc = subprocess.run(["sh", "-c", command], input=data, capture_output=True, check=False,
                               env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 3, proc.stderr
-    assert proc.stderr == (b"upload of r1 to project green refused: a job of the project held its lock for 1s; "
-                           b"nothing was replaced\n")
+    assert proc.stderr == (b"upload of r1 to project green refused: another rollout holds the lock of project green "
+                           b"(job j1, apply of release r0, pid 4242, since 2025-01-01T00:00:00Z); waited 1s; nothing "
+                           b"was replaced\n")
     _unchanged(root)
+    audit = [json.loads(line) for line in (root / "green/audit.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["release"]) for e in audit] == [("upload.lock_timeout", "r1")]

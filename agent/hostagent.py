@@ -3,14 +3,19 @@
     python -m agent.hostagent [--root /opt/devtools] --project green apply --bundle DIR
     python -m agent.hostagent --project green rollback [--to ID]
     python -m agent.hostagent --project green status | history | wait [JOB]
+    python -m agent.hostagent --project green recover   # after a worker died: kill what it left, restore current
+    python -m agent.hostagent --project green gate --release ID      # the Pulumi gate: validate, or restore
+    python -m agent.hostagent --project green confirm --release ID   # a pool passed: a provisional release stays
     python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
     python -m agent.hostagent --project green registry-auth < config.json   # pull credentials → docker config 0600
     python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
     python -m agent.hostagent doctor [--json]           # python, the venv's pins, docker, compose v2 (no project)
 
-`apply` and `rollback` run in a detached worker (own session, output to jobs/<job>.log); the command you
-started only follows that log. If your SSH connection drops, the worker carries on and the host ends with one
-whole release running: the new one validated, or the previous one restored. `wait` re-attaches.
+`apply`, `rollback`, `recover`, `gate` and `confirm` run in a detached worker (own session, output to
+jobs/<job>.log); the command you started only follows that log. If your SSH connection drops, the worker carries
+on and the host ends with one whole release running: the new one validated, or the previous one restored. `wait`
+re-attaches. If the worker itself dies (SIGKILL, the OOM killer), the follower says so within seconds (exit 4), and
+the next job, or `recover`, kills the compose commands it left running and restores the recorded current release.
 Exit codes: 0 done, 1 release failed and the previous one was restored, 2 bad input (nothing changed),
 3 another rollout held the lock too long, 4 critical (restoring failed too, or the worker died).
 """
@@ -24,119 +29,24 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 from agent import compose as cc
-from agent import doctor, registry_auth, release
+from agent import doctor, registry_auth, release, secretfile
 from agent import status as hoststatus
-from agent.process import run_process
-from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK, Outcome, Rollout
-from agent.steps import AGENT_DIR, Options
+from agent.jobs import follow, latest_job, run_job, start_job
+from agent.process import kill_leftovers, run_process
+from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK
+from agent.steps import Options
 from agent.store import LockTimeout, Store, describe_holder
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def options_from(args: argparse.Namespace) -> Options:
     return Options(
         wait_timeout=args.wait_timeout, validate=not args.no_validate, validate_deadline=args.validate_deadline,
         validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
+        confirm_within=args.confirm_within,
     )
-
-
-# worker ---------------------------------------------------------------------------------------------------
-def run_job(store: Store, job: str) -> int:
-    """Body of the detached worker: do the action under the lock, write jobs/<job>.json with the outcome."""
-    (store.jobs / f"{job}.pid").write_text(str(os.getpid()))
-    spec = json.loads((store.jobs / f"{job}.spec.json").read_text())
-    raw: dict[str, Any] = dict(spec["options"])
-    raw["validate_args"] = tuple(raw.get("validate_args", ()))
-    opts = Options(**raw)
-    rollout = Rollout(store, opts, _log, job=job)
-    holder = {"job": job, "pid": os.getpid(), "action": spec["action"], "release": spec.get("release", "?"),
-              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    code, message = EXIT_OK, ""
-    try:
-        with store.lock(opts.lock_timeout, holder, lambda h: _log(f"waiting for the lock ({describe_holder(h)})")):
-            if spec["action"] == "apply":
-                message = rollout.apply(Path(spec["bundle"]))
-            else:
-                message = rollout.rollback(spec.get("target"))
-    except LockTimeout as exc:
-        code, message = EXIT_LOCK, f"{exc}; nothing changed"
-        store.audit(f"{spec['action']}.lock_timeout", job=job, release=spec.get("release"), reason=str(exc))
-    except Outcome as exc:
-        code, message = exc.code, exc.message
-        if code == 2:
-            store.audit(f"{spec['action']}.refused", job=job, release=spec.get("release"), reason=message)
-    except Exception as exc:  # the job must always end with a result the follower can read
-        code, message = EXIT_CRITICAL, f"host agent error: {type(exc).__name__}: {exc}"
-        store.audit(f"{spec['action']}.error", job=job, reason=message)
-    _log(("OK: " if code == 0 else "FAILED: ") + message)
-    result = {"exit": code, "message": message, "job": job, "finished": time.time()}
-    tmp = store.jobs / f".{job}.result.tmp"
-    tmp.write_text(json.dumps(result) + "\n")
-    os.replace(tmp, store.jobs / f"{job}.result.json")
-    return code
-
-
-def start_job(store: Store, action: str, spec: dict[str, Any], detach: bool) -> int:
-    store.ensure()
-    job = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    (store.jobs / f"{job}.spec.json").write_text(json.dumps({"action": action, **spec}, sort_keys=True))
-    with open(store.jobs / f"{job}.log", "ab") as out:
-        subprocess.Popen(  # detached: a new session, so an SSH hang-up never reaches it
-            [sys.executable, "-m", "agent.hostagent", "--root", str(store.root), "--project", store.project,
-             "_run", job],
-            cwd=AGENT_DIR, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    print(f"job {job}: {action} started (log {store.jobs / (job + '.log')})", flush=True)
-    return EXIT_OK if detach else follow(store, job)
-
-
-def follow(store: Store, job: str) -> int:
-    """Print the job's log as it grows until its result exists; return its exit code."""
-    log_path, result_path = store.jobs / f"{job}.log", store.jobs / f"{job}.result.json"
-    offset, polls = 0, 0
-    while True:
-        done = result_path.exists()
-        if log_path.exists():
-            with open(log_path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-            if chunk:
-                offset += len(chunk)
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
-        if done:
-            result = json.loads(result_path.read_text())
-            return int(result["exit"])
-        polls += 1
-        if polls % 10 == 0 and not _worker_alive(store, job) and not result_path.exists():
-            print(f"FAILED: the worker of job {job} is gone without a result", flush=True)
-            return EXIT_CRITICAL
-        time.sleep(0.2)
-
-
-def _worker_alive(store: Store, job: str) -> bool:
-    pid_file = store.jobs / f"{job}.pid"
-    if not pid_file.exists():  # not started yet: give it a moment
-        return time.time() - (store.jobs / f"{job}.spec.json").stat().st_mtime < 30
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def latest_job(store: Store) -> str | None:
-    specs = sorted(store.jobs.glob("*.spec.json")) if store.jobs.exists() else []
-    return specs[-1].name.removesuffix(".spec.json") if specs else None
 
 
 # CLI ------------------------------------------------------------------------------------------------------
@@ -158,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--keep", type=int, default=5, help="release directories to keep (at least 2)")
         sp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
         sp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
+        sp.add_argument("--confirm-within", type=int, default=0, metavar="SECONDS",
+                        help="a pool host's activation: provisional, the release before comes back unless `confirm` "
+                        "arrives within SECONDS (default 0: final at once)")
 
     ap = sub.add_parser("apply", help="roll out a release bundle (release.json + compose files)")
     ap.add_argument("--bundle", type=Path, required=True, help="directory holding release.json and compose files")
@@ -165,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("rollback", help="bring back the previous release (or --to ID)")
     rp.add_argument("--to", dest="target", help="release id to restore (default: previous)")
     rollout_opts(rp)
+    gp = sub.add_parser("gate", help="validate the running release (activating it again if the host went back) and "
+                        "print one JSON summary line last; on failure restore the previous release (exit 1)")
+    gp.add_argument("--release", required=True, help="the release the gate is about")
+    gp.add_argument("--report", type=Path, help="where the report goes (default <project>/reports/gate-<id>.json)")
+    rollout_opts(gp)
+    cp = sub.add_parser("confirm", help="a pool's verdict: the provisional release stays (activated again if the "
+                        "host already went back)")
+    cp.add_argument("--release", required=True)
+    cp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    cp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
     sp = sub.add_parser("status", help="JSON: current/previous release and what actually runs per service")
     sp.add_argument("--compact", action="store_true", help="one line of JSON")
     hp = sub.add_parser("history", help="releases kept here and the audit trail of rollouts")
@@ -172,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--limit", type=int, default=20)
     wp = sub.add_parser("wait", help="follow a running or finished job (default: the latest)")
     wp.add_argument("job", nargs="?")
+    rcp = sub.add_parser("recover", help="after a worker died: kill the processes it left running and restore the "
+                         "recorded current release (every apply and rollback does this first)")
+    rcp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    rcp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
     sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
     sub.add_parser("registry-auth", help="read registry credentials (docker config JSON) from stdin into the "
                    "docker config the pulls use (0600)")
@@ -183,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     run = sub.add_parser("_run", help=argparse.SUPPRESS)
     run.add_argument("job")
+    refused = sub.add_parser("_upload-refused", help=argparse.SUPPRESS)  # agent.remote.upload_command, lock held
+    refused.add_argument("--release", required=True)
+    refused.add_argument("--waited", type=int, required=True)
     return p
 
 
@@ -199,6 +129,25 @@ def cmd_apply(store: Store, args: argparse.Namespace) -> int:
 def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
     spec = {"target": args.target, "release": args.target or "previous", "options": options_from(args).__dict__}
     return start_job(store, "rollback", spec, args.detach)
+
+
+def cmd_gate(store: Store, args: argparse.Namespace) -> int:
+    if not release.RELEASE_ID.match(args.release):
+        print(f"--release {args.release!r}: not a release id ({release.RELEASE_ID_RULE})", file=sys.stderr)
+        return 2
+    spec = {"release": args.release, "report": str(args.report) if args.report else None,
+            "options": options_from(args).__dict__}
+    return start_job(store, "gate", spec, args.detach)
+
+
+def cmd_confirm(store: Store, args: argparse.Namespace) -> int:
+    spec = {"release": args.release, "options": {**Options().__dict__, "lock_timeout": args.lock_timeout}}
+    return start_job(store, "confirm", spec, args.detach)
+
+
+def cmd_recover(store: Store, args: argparse.Namespace) -> int:
+    spec = {"release": "current", "options": {**Options().__dict__, "lock_timeout": args.lock_timeout}}
+    return start_job(store, "recover", spec, args.detach)
 
 
 def cmd_status(store: Store, args: argparse.Namespace) -> int:
@@ -221,12 +170,18 @@ def cmd_wait(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
     """Secrets arrive on stdin (never argv) and land in a 0600 file; only key names are echoed or audited."""
+    data = sys.stdin.buffer.read()
     try:
-        secrets = release.parse_secrets(sys.stdin.read())
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise ValueError(f"secrets line {line}: not UTF-8 text") from None
+        secrets = secretfile.parse_secrets(text)
+        text = secretfile.render_secrets(secrets)
     except ValueError as exc:
         print(f"secrets refused, nothing changed: {exc}", file=sys.stderr)
         return 2
-    text = release.render_secrets(secrets)
     store.write_secrets(text)
     fingerprint = hashlib.sha256(text.encode()).hexdigest()[:12]
     store.audit("secrets.updated", keys=sorted(secrets), fingerprint=fingerprint)
@@ -250,7 +205,8 @@ def cmd_registry_auth(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_stop(store: Store, args: argparse.Namespace) -> int:
     """Take the project's containers down under the rollout lock. Volumes, images, releases and the current
-    pointer stay, so the next `apply` (or `rollback`) brings the same data back."""
+    pointer stay, so the next `apply` (or `rollback`) brings the same data back. A provisional release is ended
+    first: its worker must not bring containers back up at its deadline after the stack was destroyed."""
     release = store.run_target()
     if release is None:
         print(f"project {store.project}: nothing to stop (no release has run here)")
@@ -258,16 +214,23 @@ def cmd_stop(store: Store, args: argparse.Namespace) -> int:
     holder = {"command": "stop", "release": release, "pid": os.getpid()}
     try:
         with store.lock(args.lock_timeout, holder):
+            for group in kill_leftovers(store.children):  # a dead worker's `up` must not bring them back
+                print(f"killed a process group a dead worker left running: {' '.join(group.get('argv') or [])}")
+            provisional = store.read_provisional()
+            if provisional:
+                store.clear_provisional()
+                print(f"provisional release {provisional.get('release')} ended: nothing goes back after the stop")
             manifest = store.release_manifest(release)
             project = cc.ComposeProject(store.project, store.run_link,
                                         tuple(manifest.get("compose_files", ["docker-compose.yml"])))
             proc = subprocess.run(cc.down(project, args.stop_timeout), capture_output=True, text=True,
                                   timeout=args.stop_timeout * 4 + 60, check=False)
             if proc.returncode != 0:
-                store.audit("stop.failed", release=release, error=proc.stderr.strip()[-500:])
-                print(f"compose down exited {proc.returncode}: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+                error = store.masker()(proc.stderr.strip()[-500:])
+                store.audit("stop.failed", release=release, error=error)
+                print(f"compose down exited {proc.returncode}: {error}", file=sys.stderr)
                 return EXIT_FAILED
-            store.audit("stopped", release=release)
+            store.audit("stopped", release=release, **({"provisional": provisional} if provisional else {}))
     except LockTimeout as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_LOCK
@@ -282,14 +245,25 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_upload_refused(store: Store, args: argparse.Namespace) -> int:
+    """An upload could not take the project's lock: say who holds it (as a job that waited would), audit it."""
+    reason = (f"another rollout holds the lock of project {store.project} ({describe_holder(store.lock_holder())}); "
+              f"waited {args.waited}s")
+    store.audit("upload.lock_timeout", release=args.release, reason=reason)
+    print(f"upload of {args.release} to project {store.project} refused: {reason}; nothing was replaced",
+          file=sys.stderr)
+    return EXIT_LOCK
+
+
 def cmd_run(store: Store, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return run_job(store, args.job)
 
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
-            "wait": cmd_wait, "secrets": cmd_secrets, "registry-auth": cmd_registry_auth, "stop": cmd_stop,
-            "_run": cmd_run}
+            "wait": cmd_wait, "recover": cmd_recover, "gate": cmd_gate, "confirm": cmd_confirm,
+            "secrets": cmd_secrets, "registry-auth": cmd_registry_auth, "stop": cmd_stop, "_run": cmd_run,
+            "_upload-refused": cmd_upload_refused}
 
 
 def main(argv: list[str] | None = None) -> int:

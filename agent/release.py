@@ -1,5 +1,5 @@
 """The release format, shared by every side: what a release id may be, how a release pins its images, the
-release.json the laptop ships and the release.env compose reads on the host, and the secrets file's lines.
+release.json the laptop ships and the release.env compose reads on the host (the secrets file: agent.secretfile).
 
 Standard library only. The Pulumi program checks its release id against RELEASE_ID at config time, so an id the
 hosts would refuse is refused before any image is pushed.
@@ -20,6 +20,11 @@ RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 """A release id: a docker tag that is also a safe directory name (no leading dot, no `/`, no `..`), at most 64."""
 RELEASE_ID_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
 ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
+
+
+def is_reserved(key: str) -> bool:
+    """Names the release itself sets (its id, each service's image pin): never an extra setting's or a secret's."""
+    return key == "RELEASE_ID" or key.endswith("_IMAGE")
 
 
 def release_id_problem(release_id: str) -> str | None:
@@ -70,31 +75,8 @@ def check_release(release_id: str, images: Mapping[str, str], extra: Mapping[str
     for key, value in sorted(extra.items()):
         if not ENV_KEY.match(key):
             problems.append(f"env.{key}: not an environment variable name (expected {ENV_KEY.pattern})")
-        elif key == "RELEASE_ID" or key.endswith("_IMAGE"):
+        elif is_reserved(key):
             problems.append(f"env.{key}: reserved for the release itself (ids and pins come from images)")
         if "\n" in value:
             problems.append(f"env.{key}: value must be one line")
     return problems
-
-
-def parse_secrets(text: str) -> dict[str, str]:
-    """KEY=VALUE lines (blank lines and # comments allowed) for the host's 0600 secrets file.
-
-    Errors name the line and the key, never the value.
-    """
-    secrets: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not ENV_KEY.match(key):
-            raise ValueError(f"secrets line {number}: expected KEY=VALUE with KEY matching {ENV_KEY.pattern}")
-        if key == "RELEASE_ID" or key.endswith("_IMAGE"):
-            raise ValueError(f"secrets line {number}: {key} is reserved for the release itself")
-        secrets[key] = value
-    return secrets
-
-
-def render_secrets(secrets: Mapping[str, str]) -> str:
-    return "".join(f"{k}={secrets[k]}\n" for k in sorted(secrets))

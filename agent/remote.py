@@ -68,35 +68,65 @@ def agent_files(agent_dir: Path) -> list[Path]:
                   and p.suffix in (".py", ".txt"))
 
 
-def upload_command(host_root: str, project: str, release_id: str, decode: str = "") -> str:
-    """Remote shell: unpack the tar from stdin into a fresh <project>/incoming/<id> and replace the agent code.
-
-    The agent code is compiled to bytecode with the venv's python before it replaces the old package (a whole
-    directory swap: a module removed here is gone there too), so the validator's first run of a release starts as
-    fast as later ones. `decode` is a shell pipeline stdin goes through before tar (e.g. `base64 -d | gzip -dc`).
+def upload_command(host_root: str, project: str, release_id: str, sha256: str, *, decode: str = "",
+                   lock_timeout: int = 300) -> str:
+    """Remote shell (bash, `set -euo pipefail`, umask 077): store stdin (through `decode`, e.g. `base64 -d | gzip
+    -dc`) as the bundle tar in a fresh staging directory, refuse it unless its sha256 is `sha256` (a truncated or
+    corrupted stdin must never unpack a partial tar), unpack it, compile the agent code with the venv's python, and
+    only then, under the project's lock (the agent's own flock: never under a running job of the project), swap
+    the code directory whole (a module removed here is gone there too) and move the bundle to
+    <project>/incoming/<id>. Whatever fails, the staging directory goes and nothing was replaced: exit 1 for a bad
+    payload, 3 when the lock stays held for `lock_timeout` seconds (the new agent code names the holder and audits
+    `upload.lock_timeout`).
     """
     q = shlex.quote
-    incoming = incoming_dir(host_root, project, release_id)
+    incoming, parent = incoming_dir(host_root, project, release_id), f"{host_root}/{project}/incoming"
     staging = incoming_dir(host_root, project, f".{release_id}.upload")
-    code = code_dir(host_root)
-    return " && ".join([
+    code, tar = code_dir(host_root), f"{staging}/bundle.tar"
+    refused = f"upload of {release_id} to project {project} refused"
+    undecodable = f"{refused}: the payload does not decode (truncated or corrupted on the way); nothing was replaced"
+    mismatch = f"{refused}: its sha256 is not {sha256} (truncated or corrupted on the way); nothing was replaced"
+    refusal = _agent_argv(host_root, project, ["_upload-refused", "--release", release_id,
+                                               "--waited", str(lock_timeout)])
+    script = "\n".join([
+        "set -euo pipefail",
+        "umask 077",
+        f"trap {_dq(f'rm -rf {q(staging)}')} EXIT",
         f"rm -rf {q(staging)}",
-        f"mkdir -p {q(staging)} {q(code)}",
-        f"{decode + ' | ' if decode else ''}tar -C {q(staging)} -xf -",
+        f"mkdir -p {q(code)} {q(parent)}",
+        f"chmod 700 {q(parent)}",
+        f"mkdir {q(staging)}",
+        f"if ! {decode or 'cat'} > {q(tar)}; then echo {_dq(undecodable)} >&2; exit 1; fi",
+        f'if [ "$(sha256sum < {q(tar)} | cut -d " " -f 1)" != {q(sha256)} ]; then echo {_dq(mismatch)} >&2; exit 1; fi',
+        f"tar -C {q(staging)} -xf {q(tar)}",
         f"{q(host_python(host_root))} -m compileall -q {q(staging + '/code/agent')}",
+        f"exec 9>>{q(f'{host_root}/{project}/lock')}",
+        # the lock's holder, said and audited by the agent code just unpacked (the live one may not exist yet)
+        f"if ! flock -w {lock_timeout} 9; then cd {q(staging + '/code')} && {shlex.join(refusal)}; exit 3; fi",
         f"rm -rf {q(code + '/.agent.old')}",
         f"if [ -d {q(code + '/agent')} ]; then mv {q(code + '/agent')} {q(code + '/.agent.old')}; fi",
         f"mv {q(staging + '/code/agent')} {q(code + '/agent')}",
         f"rm -rf {q(code + '/.agent.old')} {q(incoming)}",
         f"mv {q(staging + '/bundle')} {q(incoming)}",
-        f"rm -rf {q(staging)}",
     ])
+    return f"bash -c {q(script)}"
+
+
+def _dq(text: str) -> str:
+    """`text` in double quotes (it holds no character special there), so a script stays readable inside the
+    single quotes of `bash -c '…'`."""
+    if any(c in text for c in '"$`\\!'):
+        raise ValueError(f"cannot double-quote {text!r}")
+    return f'"{text}"'
+
+
+def _agent_argv(host_root: str, project: str, args: Sequence[str]) -> list[str]:
+    return [host_python(host_root), "-m", "agent.hostagent", "--root", host_root, "--project", project, *args]
 
 
 def agent_command(host_root: str, project: str, args: Sequence[str]) -> str:
     """Remote shell: run the host agent from its own venv (which has the validator's dependencies)."""
-    argv = [host_python(host_root), "-m", "agent.hostagent", "--root", host_root, "--project", project, *args]
-    return f"cd {shlex.quote(code_dir(host_root))} && {shlex.join(argv)}"
+    return f"cd {shlex.quote(code_dir(host_root))} && {shlex.join(_agent_argv(host_root, project, args))}"
 
 
 def apply_command(host_root: str, project: str, release_id: str, agent_args: Sequence[str]) -> str:

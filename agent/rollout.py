@@ -30,11 +30,11 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCK, EXIT_CRITICAL = 0, 1, 2, 3, 4
 
 
 class Outcome(Exception):
-    """Ends a job with an exit code and a one-paragraph message for the operator."""
+    """Ends a job with an exit code and a one-paragraph message for the operator (and, from a gate, its summary)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, summary: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.summary = code, message, summary
 
 
 @dataclass
@@ -99,11 +99,6 @@ class Rollout(Steps):
 
     def switch_to(self, release_id: str, action: str) -> str:
         prior = self.store.pointer("current")
-        stale = self.store.read_pending()
-        if stale:
-            self.store.audit("recover.stale_pending", release=stale.get("release"), stale=stale, job=self.job)
-            self.log(f"an earlier {stale.get('action')} of {stale.get('release')} did not finish; "
-                     f"{prior or 'nothing'} is the recorded current release")
         self.store.write_pending({"release": release_id, "previous": prior, "action": action, "job": self.job,
                                   "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         self.store.audit(f"{action}.started", release=release_id, previous=prior, job=self.job)
@@ -122,18 +117,36 @@ class Rollout(Steps):
         if prior != release_id:
             self.store.set_pointer("previous", prior)
         self.store.set_pointer("current", release_id)
+        provisional = self.mark_provisional(release_id, prior, action)
         self.store.clear_pending()
         elapsed = self.clock() - self._started
         self.store.audit(f"{action}.succeeded", release=release_id, previous=prior, job=self.job,
-                         seconds=round(elapsed, 1))
+                         seconds=round(elapsed, 1), **({"confirm_within": provisional} if provisional else {}))
         self.prune()
         previous = self.store.pointer("previous")
-        return f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {previous or 'none'})"
+        message = f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {previous or 'none'})"
+        if provisional and previous:
+            message += f"; provisional: back to {previous} unless confirmed within {provisional}s"
+        return message
 
-    def restore(self, failed: str, prior: str | None, failure: StepFailed, action: str) -> str:
-        """Keep what explains the failure (log lines, debug bundle), bring `prior` back, then record the failure.
-        Returns the operator's message. Audit entries are written after the restore and never stop it: a disk
-        failing at that moment must not leave the failed release running."""
+    def mark_provisional(self, release_id: str, prior: str | None, action: str) -> int:
+        """A pool host's apply (--confirm-within S) stays provisional: agent.pool returns it to `prior` unless it
+        is confirmed within S seconds. Any other activation ends an earlier provisional state. Returns S or 0."""
+        seconds = self.opts.confirm_within if action == "apply" and prior not in (None, release_id) else 0
+        if not seconds:
+            self.store.clear_provisional()
+            return 0
+        self.store.write_provisional({"release": release_id, "previous": prior, "job": self.job, "seconds": seconds,
+                                      "deadline": self.now() + seconds,
+                                      "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return seconds
+
+    def restore(self, failed: str, prior: str | None, failure: StepFailed, action: str, event: str | None = None
+                ) -> str:
+        """Keep what explains the failure (log lines, debug bundle), bring `prior` back, then record the failure
+        (`event`, default `<action>.failed`). Returns the operator's message. Audit entries are written after the
+        restore and never stop it: a disk failing at that moment must not leave the failed release running."""
+        event = event or f"{action}.failed"
         self.log(f"{action} of {failed} failed at {failure.stage}: {failure.reason}")
         logs = self.service_logs(failed, failure.services) if self.store.run_target() == failed else ""
         bundle = self.write_diagnostics(failed, failure.services)
@@ -146,24 +159,24 @@ class Rollout(Steps):
         failed_event = {"release": failed, "previous": prior, "job": self.job, "stage": failure.stage,
                         "reason": failure.reason, "services": list(failure.services), "diagnostics": bundle}
         if prior is None:
-            self.audit_into(lines, f"{action}.failed", **failed_event)
+            self.audit_into(lines, event, **failed_event)
             lines.append("no previous release on this host: nothing to restore; the failed release stays for "
                          "inspection")
             return "\n".join(lines)
         if prior == failed:
-            self.audit_into(lines, f"{action}.failed", **failed_event)
+            self.audit_into(lines, event, **failed_event)
             lines.append(f"{failed} was already the current release; it stays current")
             return "\n".join(lines)
         self.log(f"restoring previous release {prior}")
         try:
             self.activate(prior, restoring=True)
         except StepFailed as second:
-            self.audit_into(lines, f"{action}.failed", **failed_event)
+            self.audit_into(lines, event, **failed_event)
             self.audit_into(lines, "rollback.failed", release=prior, failed=failed, job=self.job, stage=second.stage,
                             reason=second.reason, services=list(second.services))
             lines.append(f"CRITICAL: restoring {prior} failed too at {second.stage}: {second.reason}")
             raise Outcome(EXIT_CRITICAL, "\n".join(lines)) from second
-        self.audit_into(lines, f"{action}.failed", **failed_event)
+        self.audit_into(lines, event, **failed_event)
         self.audit_into(lines, "rollback.succeeded", release=prior, failed=failed, job=self.job)
         lines.append(f"previous release {prior} restored and serving")
         return "\n".join(lines)

@@ -43,6 +43,7 @@ def status(store: Store) -> dict[str, Any]:
         "previous": store.pointer("previous"),
         "active": store.run_target(),
         "pending": store.read_pending(),
+        "provisional": store.read_provisional(),
         "releases": store.kept_releases(),
         "intended": dict(sorted(intended.items())),
     }
@@ -56,7 +57,7 @@ def status(store: Store) -> dict[str, Any]:
     return report
 
 
-HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "prune")
+HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "gate.", "upload.", "prune")
 
 
 def render_history(entries: list[dict[str, Any]], releases: list[str], current: str | None,

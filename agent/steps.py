@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ class Options:
     engine_settle_s: float = 3.0  # after the engine came back mid-`up`, before `up` runs again
     log_lines: int = 30
     lock_timeout: float = 300.0
+    confirm_within: int = 0  # a pool host's apply: provisional until confirmed within this many seconds (agent.pool)
 
 
 class StepFailed(Exception):
@@ -50,17 +51,19 @@ class StepFailed(Exception):
         self.stage, self.reason, self.services = stage, reason, tuple(services)
 
 
-def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None, lines: int) -> Path:
-    """The debug bundle of a failed release (agent.diagnose, imported only when a release failed)."""
+def write_diagnostics_bundle(project: str, out: Path, services: list[str] | None, lines: int,
+                             secrets: Mapping[str, str]) -> Path:
+    """The debug bundle of a failed release (agent.diagnose, imported only when a release failed); `secrets`: the
+    project's secrets file, every key and value of which the bundle masks."""
     from agent.diagnose import collect as diagnose  # noqa: PLC0415 - optional at import time, needed only on failure
 
-    return diagnose.write_bundle(project, out, services, lines)
+    return diagnose.write_bundle(project, out, services, lines, secrets)
 
 
 @dataclass
 class Steps:
-    """One project's activation steps. Every process goes through `runner`; `clock`, `sleep` and `diagnose` are
-    seams too, so tests drive each step without a process, a socket or a wait."""
+    """One project's activation steps. Every process goes through `runner`; `clock`, `sleep`, `now` and `diagnose`
+    are seams too, so tests drive each step without a process, a socket or a wait."""
 
     store: Store
     opts: Options
@@ -69,7 +72,8 @@ class Steps:
     runner: Runner = run_process
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    diagnose: Callable[[str, Path, list[str] | None, int], Path] = write_diagnostics_bundle
+    now: Callable[[], float] = time.time  # wall clock: deadlines that outlive the process (provisional.json)
+    diagnose: Callable[[str, Path, list[str] | None, int, Mapping[str, str]], Path] = write_diagnostics_bundle
 
     # plumbing ---------------------------------------------------------------------------------------------
     def attempt(self, argv: list[str], timeout: float, stage: str, what: str, *, env: dict[str, str] | None = None,
@@ -179,6 +183,8 @@ class Steps:
             return []
 
     def service_logs(self, release_id: str, services: Sequence[str]) -> str:
+        """The failing services' last log lines, the project's secret values masked (a service that fails may print
+        its environment)."""
         if not services:
             return ""
         argv = cc.logs_tail(self.project_for(release_id, self.store.run_link), services, self.opts.log_lines)
@@ -188,11 +194,12 @@ class Steps:
             return "(logs timed out)"
         except OSError as exc:
             return f"(logs unavailable: {exc})"
-        return (proc.stdout + proc.stderr).strip()
+        return self.store.masker()((proc.stdout + proc.stderr).strip())
 
     def write_diagnostics(self, release_id: str, services: Sequence[str]) -> str:
         out = self.store.base / "diagnostics" / f"{release_id}-{self.job}"
         try:
-            return str(self.diagnose(self.store.project, out, list(services) or None, self.opts.log_lines))
+            return str(self.diagnose(self.store.project, out, list(services) or None, self.opts.log_lines,
+                                     self.store.secrets()))
         except Exception as exc:  # a broken debug bundle must never block the rollback
             return f"(no debug bundle: {exc})"

@@ -1,4 +1,5 @@
-"""On-host release state (standard library only): release directories, pointers, lock, audit log.
+"""On-host release state (standard library only): pointers, markers, secrets file, lock, audit log; release
+directories through its base agent.installs.ReleaseDirs.
 
 Layout under <root>/<project>/:
     incoming/<id>/        what this project's last upload of <id> unpacked (ops.ship.upload_command); apply reads it
@@ -8,20 +9,20 @@ Layout under <root>/<project>/:
     run -> releases/<id>  the active release; compose's --project-directory, switched atomically
     current, previous     one line each: a release id
     pending.json          written before containers change, removed when the apply ends either way
+    provisional.json      a pool host's release not yet confirmed: it returns to the one before at its deadline
     lock, lock.json       one apply/rollback at a time (flock) and who holds it
     audit.jsonl           append-only, one JSON object per event
-    jobs/<job>.log|.json  output and result of each detached apply/rollback
-    reports/, diagnostics/  validation reports and debug bundles
+    jobs/<job>.log|.json  output and result of each detached job (0600 files in 0700 directories, as are
+    reports/, diagnostics/  validation reports and debug bundles, and incoming/)
+    children/<pgid>.json  process groups the worker runs right now (killed by the next job if it died)
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -29,65 +30,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SEQ_FILE = "seq"
-"""In each release directory: the release's install sequence number."""
-LAST_SEQ_FILE = "last-seq"
-"""In the project directory: the last install sequence number handed out."""
+from agent.installs import LAST_SEQ_FILE, SEQ_FILE, ReleaseDirs, tree_digest, write_atomic
+from agent.secretfile import Masker, read_secrets_file
+
+__all__ = ["LAST_SEQ_FILE", "SEQ_FILE", "LockTimeout", "Store", "describe_holder", "tree_digest"]
 
 
 class LockTimeout(RuntimeError):
     pass
 
 
-def _read_int(path: Path) -> int | None:
-    """A file holding one non-negative integer; None when it is missing or holds anything else."""
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def tree_digest(directory: Path) -> str:
-    """sha256 over every file's relative path and bytes: two bundles with the same digest are the same release.
-
-    release.json's `source` (commit, build time, CI run) describes where a release came from, not what it is:
-    it is left out, so shipping the same release again is a no-op rather than a conflict.
-    """
-    h = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        if path.relative_to(directory) == Path("release.json"):
-            manifest = json.loads(data)
-            manifest.pop("source", None)
-            data = json.dumps(manifest, sort_keys=True).encode()
-        h.update(str(path.relative_to(directory)).encode() + b"\0")
-        h.update(data + b"\0")
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
-class Store:
+class Store(ReleaseDirs):
     root: Path
     project: str
 
     @property
     def base(self) -> Path:
         return self.root / self.project
-
-    @property
-    def releases(self) -> Path:
-        return self.base / "releases"
 
     @property
     def run_link(self) -> Path:
@@ -112,12 +72,36 @@ class Store:
             os.fsync(fh.fileno())
         os.replace(tmp, self.secrets_file)
 
-    def release_dir(self, release_id: str) -> Path:
-        return self.releases / release_id
+    def secrets(self) -> dict[str, str]:
+        """The project's secrets file as it is now (KEY → value; empty when there is none or it is unreadable)."""
+        try:
+            return read_secrets_file(self.secrets_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return {}
+
+    def masker(self) -> Masker:
+        """Hides the exact values of the project's secrets file in a text (what the agent prints and records)."""
+        return Masker(self.secrets().values())
+
+    def write_job_file(self, name: str, text: str) -> None:
+        """A file of jobs/ (spec, pid, result): replaced in one rename, readable by root only."""
+        write_atomic(self.jobs / name, text, 0o600)
+
+    @property
+    def children(self) -> Path:
+        """The ledger of the worker's running process groups (agent.process.GroupRunner)."""
+        return self.base / "children"
+
+    PRIVATE_DIRS = ("jobs", "reports", "diagnostics", "incoming", "children")
+    """Directories whose files may quote what containers printed: 0700, whatever the umask."""
 
     def ensure(self) -> None:
-        for d in (self.releases, self.jobs, self.base / "reports", self.base / "diagnostics"):
-            d.mkdir(parents=True, exist_ok=True)
+        self.releases.mkdir(parents=True, exist_ok=True)
+        for name in self.PRIVATE_DIRS:
+            d = self.base / name
+            d.mkdir(mode=0o700, exist_ok=True)
+            if d.stat().st_mode & 0o077:
+                os.chmod(d, 0o700)  # made by an older agent (or an upload) with the umask's mode
 
     # pointers ---------------------------------------------------------------------------------------------
     def pointer(self, name: str) -> str | None:
@@ -132,7 +116,7 @@ class Store:
         if release_id is None:
             path.unlink(missing_ok=True)
         else:
-            _write_atomic(path, release_id + "\n")
+            write_atomic(path, release_id + "\n")
 
     def point_run_at(self, release_id: str) -> None:
         """Swap the `run` symlink in one rename, so compose never sees a half-switched directory."""
@@ -155,86 +139,42 @@ class Store:
         return data
 
     def write_pending(self, data: dict[str, Any]) -> None:
-        _write_atomic(self.base / "pending.json", json.dumps(data, sort_keys=True) + "\n")
+        write_atomic(self.base / "pending.json", json.dumps(data, sort_keys=True) + "\n")
 
     def clear_pending(self) -> None:
         (self.base / "pending.json").unlink(missing_ok=True)
 
-    # releases ---------------------------------------------------------------------------------------------
-    def install_release(self, bundle: Path, release_id: str, extra_files: dict[str, str]) -> Path:
-        """Copy a bundle into releases/<id> in one rename, numbered with the next install sequence number (`seq`).
-        Releases are immutable: the same id with other content is refused (ValueError) rather than silently
-        changing what a rollback would restore; the same id with the same content keeps its directory and number.
-        Called under the project's lock (one rollout at a time), so two installs never take the same number."""
-        target = self.release_dir(release_id)
-        digest = tree_digest(bundle)
-        if target.exists():
-            stored = target / "content.sha256"
-            if not stored.exists() or stored.read_text().strip() != digest:
-                raise ValueError(
-                    f"release {release_id} already exists on this host with different content; "
-                    "releases are immutable: give the new content a new release id"
-                )
-            return target
-        staging = self.releases / f".{release_id}.{os.getpid()}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(bundle, staging, symlinks=False)
-        seq = self.next_seq()
-        for name, text in {**extra_files, "content.sha256": digest + "\n", SEQ_FILE: f"{seq}\n"}.items():
-            _write_atomic(staging / name, text)
-        _write_atomic(self.base / LAST_SEQ_FILE, f"{seq}\n")  # handed out before use: a number is never reused
-        os.replace(staging, target)
-        return target
-
-    def release_seq(self, release_id: str) -> int | None:
-        """The install sequence number of a release; None for one installed by an older agent (no `seq` file)."""
-        return _read_int(self.release_dir(release_id) / SEQ_FILE)
-
-    def next_seq(self) -> int:
-        """One more than the last number handed out, or than the highest on disk if the counter file is lost."""
-        on_disk = (self.release_seq(d.name) for d in self._release_dirs())
-        return max([_read_int(self.base / LAST_SEQ_FILE) or 0, *(n for n in on_disk if n is not None)]) + 1
-
-    def kept_releases(self) -> list[str]:
-        """Release ids on disk, oldest first: by install sequence number, never by directory times (a copy, a
-        restore from backup or a `touch` changes those). Releases of an older agent have no number: they come
-        first, in mtime order, so a host upgraded in place prunes them before any numbered release."""
-
-        def order(d: Path) -> tuple[int, float, str]:
-            seq = self.release_seq(d.name)
-            return (0, d.stat().st_mtime, d.name) if seq is None else (1, seq, d.name)
-
-        return [d.name for d in sorted(self._release_dirs(), key=order)]
-
-    def _release_dirs(self) -> list[Path]:
-        if not self.releases.exists():
-            return []
-        return [d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")]
-
-    def release_manifest(self, release_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.release_dir(release_id) / "release.json").read_text())
+    # provisional marker: a pool host's release that returns to the one before unless confirmed (agent.pool) -----
+    def read_provisional(self) -> dict[str, Any] | None:
+        path = self.base / "provisional.json"
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
         return data
+
+    def write_provisional(self, data: dict[str, Any]) -> None:
+        write_atomic(self.base / "provisional.json", json.dumps(data, sort_keys=True) + "\n")
+
+    def clear_provisional(self) -> None:
+        (self.base / "provisional.json").unlink(missing_ok=True)
 
     def prune(self, keep: int) -> list[str]:
         """Delete the oldest release directories beyond `keep`, never current, previous or the active one."""
-        protected = {self.pointer("current"), self.pointer("previous"), self.run_target()}
-        ids = self.kept_releases()
-        removable = [i for i in ids if i not in protected]
-        excess = max(0, len(ids) - max(keep, 2))
-        dropped = removable[:excess]
-        for release_id in dropped:
-            shutil.rmtree(self.release_dir(release_id))
-        return dropped
+        return self.prune_releases(keep, {self.pointer("current"), self.pointer("previous"), self.run_target()})
 
     # audit ------------------------------------------------------------------------------------------------
     def audit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one event; every string in it has the project's secret values masked (reasons quote compose's
+        and the containers' output)."""
+        masked: dict[str, Any] = self.masker().deep(fields)
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "event": event,
             "project": self.project,
             "host": socket.gethostname(),
             "actor": actor(),
-            **fields,
+            **masked,
         }
         line = json.dumps(entry, sort_keys=True) + "\n"
         fd = os.open(self.base / "audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -275,7 +215,7 @@ class Store:
                         on_wait(other)
                         announced = True
                     time.sleep(0.5)
-            _write_atomic(self.base / "lock.json", json.dumps(holder, sort_keys=True) + "\n")
+            write_atomic(self.base / "lock.json", json.dumps(holder, sort_keys=True) + "\n")
             yield
         finally:
             os.close(fd)

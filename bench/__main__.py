@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"rate": args.rate, "seconds": args.seconds, "repeat": args.repeat, "delay_ms": args.delay_ms,
                 "quiet_wait": args.quiet_wait}
     c.STATE.mkdir(parents=True, exist_ok=True)
+    c.STATE.chmod(0o700)  # under world-writable /var/tmp: the bench's host root and pins are ours alone
     t0 = time.monotonic()
     base: dict[str, Any] | None = None
     try:

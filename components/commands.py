@@ -84,10 +84,15 @@ def content_hash(release: Mapping[str, Any]) -> str:
     return hashlib.sha256(host.bundle_tar(content, COMPOSE_DIR, agent_dir=None)).hexdigest()
 
 
-def upload_script(host_root: str, project: str, release_id: str) -> str:
-    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin and unpack it as `ops.ship` does, into
-    this project's own incoming directory."""
-    return f"{CLOUD_INIT_WAIT} && {host.upload_command(host_root, project, release_id, decode=DECODE)}"
+def bundle_sha256(release: Mapping[str, Any]) -> str:
+    """sha256 of the bundle tar bundle_payload carries: the upload refuses any other bytes (a truncated stdin)."""
+    return hashlib.sha256(host.bundle_tar(release, COMPOSE_DIR)).hexdigest()
+
+
+def upload_script(host_root: str, project: str, release_id: str, sha256: str) -> str:
+    """Remote shell: wait for cloud-init (fresh droplet), then decode stdin, check it against `sha256` and unpack
+    it as `ops.ship` does, into this project's own incoming directory."""
+    return f"{CLOUD_INIT_WAIT} && {host.upload_command(host_root, project, release_id, sha256, decode=DECODE)}"
 
 
 def secrets_script(host_root: str, project: str) -> str:
@@ -119,14 +124,27 @@ def _prometheus_args(validator: ValidatorSettings) -> list[str]:
     return [*args, f"--prom-selector={validator.prometheus_selector}"] if validator.prometheus_selector else args
 
 
+POOL_STEP_SECONDS = 900
+"""How long a pool host waits for its confirmation per host still to roll (upload, apply, gate), its own gate
+included. Too short costs a revert and a re-activation at confirm, never a failed update (agent.pool)."""
+
+
+def confirm_window(index: int, count: int) -> int:
+    """Seconds host `index` (from 0) of a pool of `count` hosts stays provisional; 0 for a single host, whose gate
+    is the last thing that can fail."""
+    return 0 if count < 2 else (count - index) * POOL_STEP_SECONDS
+
+
 def apply_script(place: AgentPlace, release_id: str, content: str, *, keep: int,
-                 validator: ValidatorSettings) -> str:
+                 validator: ValidatorSettings, confirm_within: int = 0) -> str:
     """Remote shell: `hostagent apply` of the uploaded release, led by a no-op `:` carrying the content hash.
 
-    The marker makes a changed release content (same id) a changed command, so the apply re-runs.
+    The marker makes a changed release content (same id) a changed command, so the apply re-runs. In a pool
+    (`confirm_within` > 0) the release stays provisional until the pool's confirm step.
     """
     args = ["--keep", str(keep), "--validate-deadline", str(validator.deadline)]
     args += [f"--validate-arg={a}" for a in _prometheus_args(validator)]
+    args += ["--confirm-within", str(confirm_within)] if confirm_within else []
     command = host.apply_command(place.root, place.project, release_id, args)
     return f": {shlex.quote(f'{CONTENT_MARKER}={content}')} && {command}"
 
@@ -135,24 +153,21 @@ def gate_report_path(place: AgentPlace, release_id: str) -> str:
     return f"{place.root}/{place.project}/reports/gate-{release_id}.json"
 
 
-def validate_script(place: AgentPlace, validator: ValidatorSettings, release_id: str) -> str:
-    """Remote shell: validate the running release, then print ONE JSON summary line; non-zero unless passed.
+def validate_script(place: AgentPlace, validator: ValidatorSettings, release_id: str, confirm_within: int = 0) -> str:
+    """Remote shell: `hostagent gate`: validate the running release (activated again first if an earlier gate put
+    the previous one back) and print ONE JSON summary line last; on failure it restores the previous release and
+    writes a debug bundle, then exits non-zero (agent.pool). A stale report of the same id never counts."""
+    args = ["gate", "--release", release_id, "--report", gate_report_path(place, release_id),
+            "--validate-deadline", str(validator.deadline)]
+    args += [f"--validate-arg={a}" for a in _prometheus_args(validator)]
+    args += ["--confirm-within", str(confirm_within)] if confirm_within else []
+    return host.agent_command(place.root, place.project, args)
 
-    A stale report of the same id is removed first, so a validator that could not start never reads as passed.
-    """
-    root, project = place.root, place.project
-    python = host.host_python(root)
-    report = gate_report_path(place, release_id)
-    validate = host.validate_argv(python, f"{root}/{project}/releases/{release_id}/resolved.json", report,
-                                  deadline=validator.deadline,
-                                  labels={"release": release_id, "project": project, "gate": "pulumi"},
-                                  extra=_prometheus_args(validator))
-    summary = host.gate_summary_argv(python, release_id)
-    return (
-        f"cd {shlex.quote(host.code_dir(root))} && mkdir -p {shlex.quote(f'{root}/{project}/reports')} && "
-        f"rm -f {shlex.quote(report)} && {{ {shlex.join(validate)}; "
-        f'{shlex.join(summary)} "$?" {shlex.quote(report)}; }}'
-    )
+
+def confirm_script(place: AgentPlace, release_id: str) -> str:
+    """Remote shell: `hostagent confirm`: every host of the pool passed its gate, the provisional release stays
+    (activated again where the host already went back)."""
+    return host.agent_command(place.root, place.project, ["confirm", "--release", release_id])
 
 
 def parse_gate_summary(stdout: str) -> dict[str, Any]:

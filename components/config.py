@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.release import RELEASE_ID_RULE, release_id_problem
+from agent.release import RELEASE_ID_RULE, is_reserved, release_id_problem
+from agent.secretfile import value_problem
 from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks, with_host_key
@@ -180,6 +181,20 @@ def load_config(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str], 
     return cfg
 
 
+def _app_secrets(r: Reader) -> dict[str, Secret]:
+    """appSecrets, each checked by the hosts' own rule (agent.secretfile): a value no container can receive as it
+    is, or a name the release itself sets, stops the update before anything is built. Named by key, never value."""
+    out: dict[str, Secret] = {}
+    for key, value in r.string_map("appSecrets").items():
+        problem = ("the name is reserved for the release itself (its id and image pins)" if is_reserved(key)
+                   else value_problem(key, value))
+        if problem:
+            r.problem(f"{r.key('appSecrets')}.{problem if problem.startswith(key + ':') else f'{key}: {problem}'}")
+        else:
+            out[key] = Secret(value)
+    return out
+
+
 def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path, commit_source: str
           ) -> StackConfig:
     provider = r.string("provider")
@@ -232,7 +247,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         prometheus_selector=r.string("prometheusSelector"),
         compose_profiles=r.string("composeProfiles"),
         host_port_prefix=r.integer("hostPortPrefix"),
-        secrets={k: Secret(v) for k, v in r.string_map("appSecrets").items()},
+        secrets=_app_secrets(r),
     )
     mode = r.string("traffic")
     traffic = TrafficConfig(

@@ -126,7 +126,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     if cfg.traffic.mode != "none":
         if cfg.traffic.live_color == cfg.color:
             target = ColorTarget(cfg.color, cfg.stack, hosts.droplet_ids, record, rollout.validation,
-                                 wait_for=rollout.gates)
+                                 wait_for=[*rollout.gates, *rollout.confirms])
         else:
             standby = ref(cfg.standby_stack)
             target = ColorTarget(cfg.traffic.live_color, cfg.standby_stack,

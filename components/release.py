@@ -3,9 +3,14 @@
 Per host, in order: upload the bundle (compose files + release.json + agent code, on stdin), hand over the app
 secrets (stdin, to the host's 0600 file) and, for a DigitalOcean registry, this release's read-only pull
 credential (stdin, `hostagent registry-auth`: the docker config, 0600), `hostagent apply` (lock, pull, up --wait,
-validate, roll back on failure), then a ValidationGate. The next host starts only after the previous host's gate
-passed, so a bad release stops `pulumi up` on the first host with the previous release still running everywhere
-else.
+validate, roll back on failure), then a ValidationGate (which restores the previous release when it fails). The
+next host starts only after the previous host's gate passed, so a bad release stops `pulumi up` with the previous
+release on every host after the failing one.
+
+A pool (two hosts or more) never stays mixed: each host's apply is provisional (`--confirm-within`, longer for
+earlier hosts), and once every gate passed a `-confirm` step per host makes it final. When a host fails, no confirm
+runs and the hosts before it put the previous release back at their deadline (agent.pool); re-running the update
+retries the release on every host (a gate or confirm activates it again where the host went back).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 from pulumi_command import remote
 
-from agent.release import render_secrets
+from agent.secretfile import render_secrets
 from components import commands
 from components.config import ReleaseConfig
 from components.config_slices import AgentPlace, SshLogin
@@ -63,6 +68,8 @@ class ReleaseRollout(pulumi.ComponentResource):
     """One gate per host, in rollout order; traffic depends on these."""
     applies: list[remote.Command]
     """One `hostagent apply` per host, in rollout order."""
+    confirms: list[remote.Command]
+    """A pool's (two hosts or more) `hostagent confirm` per host, after every gate; empty for one host."""
 
     def __init__(self, name: str, args: ReleaseRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:ReleaseRollout", name, None, opts)
@@ -72,20 +79,25 @@ class ReleaseRollout(pulumi.ComponentResource):
             lambda v: commands.manifest(v["rid"], v["images"], env, v["commit"]))
         self.content = self.manifest.apply(commands.content_hash)
         payload = self.manifest.apply(commands.bundle_payload)
-        upload_create = release_id.apply(lambda rid: commands.upload_script(place.root, place.project, rid))
-        apply_create = pulumi.Output.all(rid=release_id, content=self.content).apply(
-            lambda v: commands.apply_script(place, v["rid"], v["content"], keep=release.keep,
-                                            validator=release.validator))
+        upload_create = pulumi.Output.all(rid=release_id, release=self.manifest).apply(
+            lambda v: commands.upload_script(place.root, place.project, v["rid"], commands.bundle_sha256(v["release"])))
+
+        def apply_create(confirm_within: int) -> pulumi.Output[str]:
+            return pulumi.Output.all(rid=release_id, content=self.content).apply(
+                lambda v: commands.apply_script(place, v["rid"], v["content"], keep=release.keep,
+                                                validator=release.validator, confirm_within=confirm_within))
 
         rendered = render_secrets({k: s.value for k, s in release.secrets.items()})
         secrets_stdin = pulumi.Output.secret(rendered)
         secrets_fingerprint = pulumi.Output.secret(hashlib.sha256(rendered.encode()).hexdigest())
 
         pull_auth = self._pull_credential(name, args)
-        self.gates, self.applies = [], []
+        self.gates, self.applies, self.confirms = [], [], []
         previous: list[pulumi.Resource] = []
-        for host in args.hosts:
+        connections: list[remote.ConnectionArgs] = []
+        for index, host in enumerate(args.hosts):
             prefix = f"{name}-{host.name}"
+            window = commands.confirm_window(index, len(args.hosts))
             conn = commands.connection_args(host.address, host.port, args.login, args.private_key)
             # No command reads PULUMI_COMMAND_STDOUT/STDERR: not sending them spares sshd's AcceptEnv refusals.
             upload = remote.Command(
@@ -129,19 +141,31 @@ class ReleaseRollout(pulumi.ComponentResource):
             # secrets REPLACE this resource, which runs the same release again (compose recreates only the
             # services whose environment changed). Identical inputs on two runs are a no-op.
             apply = remote.Command(
-                f"{prefix}-apply", connection=conn, add_previous_output_in_env=False, create=apply_create,
+                f"{prefix}-apply", connection=conn, add_previous_output_in_env=False, create=apply_create(window),
                 triggers=triggers, logging=remote.Logging.STDOUT_AND_STDERR,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=before_apply),
             )
             gate = ValidationGate(
                 f"{prefix}-validate",
                 ValidationGateArgs(place=place, validator=release.validator, connection=conn, release_id=release_id,
-                                   content=self.content, host_name=host.name, rerun_on=[apply.id]),
+                                   content=self.content, host_name=host.name, rerun_on=[apply.id],
+                                   confirm_within=window),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[apply]),
             )
             self.applies.append(apply)
             self.gates.append(gate)
+            connections.append(conn)
             previous = [gate]
+        # A pool's verdict: once every host's gate passed, each host's provisional release becomes final. A failure
+        # anywhere means no confirm, and the hosts already moved put the previous release back by themselves.
+        if len(args.hosts) > 1:
+            confirm_create = release_id.apply(lambda rid: commands.confirm_script(place, rid))
+            for host, conn, apply in zip(args.hosts, connections, self.applies, strict=True):
+                self.confirms.append(remote.Command(
+                    f"{name}-{host.name}-confirm", connection=conn, add_previous_output_in_env=False,
+                    create=confirm_create, triggers=[self.content, apply.id], logging=remote.Logging.STDOUT_AND_STDERR,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.gates)),
+                ))
 
         summaries: pulumi.Output[dict[str, Any]] = (
             pulumi.Output.all(**{g.host_name: g.summary for g in self.gates}) if self.gates

@@ -33,7 +33,7 @@ class ColorTarget:
     droplet_ids: pulumi.Input[Sequence[int]]
     release: pulumi.Input[Mapping[str, Any]]  # {"id", "content", ...} the color runs now
     validation: pulumi.Input[Mapping[str, Any]]  # {"release", "content", "passed", ...} its last validation
-    wait_for: Sequence[pulumi.Resource] = ()  # this stack's validation gates, when the color is ours
+    wait_for: Sequence[pulumi.Resource] = ()  # this stack's validation gates (and a pool's confirms), when ours
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """ValidationGate: validate the release running on one host and record the verdict; traffic waits for it.
 
-The gate runs `agent.validate` on the host against the release's resolved config, then `agent.validate.gate` prints
-one JSON line that becomes `summary`. The command exits non-zero when a check failed, so `pulumi up` stops
-here, before any traffic resource that depends on the gate.
+The gate runs `hostagent gate` on the host: `agent.validate` against the release's resolved config, then one JSON
+line that becomes `summary`. When a check failed it restores the previous release and writes a debug bundle (the
+same path as a failed apply), then exits non-zero, so `pulumi up` stops here, before any traffic resource that
+depends on the gate, with the host back on the release it ran before.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ValidationGateArgs:
     content: pulumi.Input[str]  # the release's content hash: a new content re-runs the gate
     host_name: str
     rerun_on: Sequence[pulumi.Input[str]] = ()  # more triggers, e.g. the apply's id (a replaced apply re-validates)
+    confirm_within: int = 0  # in a pool: a release the gate activates again stays provisional this long
 
 
 class ValidationGate(pulumi.ComponentResource):
@@ -35,7 +37,8 @@ class ValidationGate(pulumi.ComponentResource):
     summary: pulumi.Output[dict[str, Any]]
     """{"passed", "release", "checks", "failed", "duration_s"} as the host printed it."""
     passed: pulumi.Output[bool]
-    """Whether every check passed (false never happens after a successful up: the command fails instead)."""
+    """Whether every check passed (false never happens after a successful up: the command fails instead, after
+    restoring the previous release on its host)."""
     host_name: str
     """The host this gate validates (RolloutHost.name)."""
 
@@ -43,8 +46,9 @@ class ValidationGate(pulumi.ComponentResource):
         super().__init__("devtools:index:ValidationGate", name, None, opts)
         self.host_name = args.host_name
         script = pulumi.Output.from_input(args.release_id).apply(
-            lambda rid: commands.validate_script(args.place, args.validator, rid))
-        # The validator prints check names, timings and URLs on 127.0.0.1, never a secret: its output may be logged.
+            lambda rid: commands.validate_script(args.place, args.validator, rid, args.confirm_within))
+        # The validator prints check names, timings and URLs on 127.0.0.1, and the host agent masks the values of
+        # the project's secrets file in everything it prints: the output may be logged.
         self.command = remote.Command(
             f"{name}-run",
             connection=args.connection,

@@ -10,6 +10,7 @@ copies files and runs `agent.hostagent apply`; the host decides everything else.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -62,8 +63,9 @@ def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, An
     """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log."""
     t0 = time.monotonic()
     data = bundle_tar(manifest, COMPOSE_DIR)
-    up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"])), input=data,
-                        capture_output=True, check=False, timeout=120)
+    checksum, waits = hashlib.sha256(data).hexdigest(), lock_timeout(agent_args)
+    up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"], checksum, lock_timeout=waits)),
+                        input=data, capture_output=True, check=False, timeout=waits + 180)
     if up.returncode != 0:
         print(f"upload to {target.host}:{target.port} failed: {up.stderr.decode(errors='replace').strip()}",
               file=sys.stderr)
@@ -76,6 +78,17 @@ def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, An
             return code
     return subprocess.run(target.argv(apply_command(host_root, project, manifest["id"], agent_args)),
                           check=False).returncode
+
+
+def lock_timeout(agent_args: list[str], default: int = 300) -> int:
+    """The apply's `--lock-timeout` (the upload waits as long for the project's lock: it swaps the agent code only
+    between jobs), or the agent's default."""
+    for i, arg in enumerate(agent_args):
+        value = arg.removeprefix("--lock-timeout=") if arg.startswith("--lock-timeout=") else (
+            agent_args[i + 1] if arg == "--lock-timeout" and i + 1 < len(agent_args) else None)
+        if value is not None:
+            return max(1, round(float(value)))
+    return default
 
 
 def parse_env(items: list[str]) -> dict[str, str]:

@@ -44,7 +44,14 @@ say() { printf '==> %s\n' "$*"; }
 # took LABEL START_US: a progress line with the elapsed seconds
 took() { local d=$(($(now_us) - $2)); printf '==> %s (%d.%01ds)\n' "$1" $((d / 1000000)) $((d / 100000 % 10)); }
 die() { printf 'local-env: error: %s\n' "$*" >&2; exit 1; }
-lock() { mkdir -p "$S" "$RUN" "$LOGS" && exec 9>"$S/.lock" && flock 9; } # fd 9 is closed for daemons
+# private_dir DIR: DIR ours and 0700. The state lives under world-writable /var/tmp: another user must neither read
+# the keys, logs and registry there nor have created DIR (or a symlink by that name) before us.
+private_dir() {
+  mkdir -p "$1"
+  [[ -O $1 && ! -L $1 ]] || die "$1 exists but is not a directory owned by $(id -un): not using it"
+  chmod 700 "$1"
+}
+lock() { private_dir "$S" && mkdir -p "$RUN" "$LOGS" && exec 9>"$S/.lock" && flock 9; } # fd 9 is closed for daemons
 # The python for standin.lbctl, standin.promconf (standard library only) and the tools venv; resolved after apt-get.
 py() { "${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}" "$@"; }
 lbctl() { (cd "$ROOT" && py -m standin.lbctl "$@"); }
@@ -163,7 +170,7 @@ ensure_sshd() {
   [[ $SSH_PORT == 22 ]] || host="[$SSH_HOST]:$SSH_PORT"
   echo "$host $(cut -d' ' -f1,2 "$d/ssh_host_ed25519_key.pub")" >"$d/known_hosts.tmp"
   install_file "$d/known_hosts.tmp" "$d/known_hosts" || true
-  # StrictModes no: the key files are root's, but their parent /var/tmp is world-writable (sticky).
+  # StrictModes no: sshd checks every directory up to / and /var/tmp is world-writable (sticky); $S is 0700 and ours.
   cat >"$d/sshd_config.tmp" <<EOF
 # Written by scripts/local-env.sh: the SSH stand-in host (a droplet's root login, key only, loopback only).
 ListenAddress $SSH_HOST

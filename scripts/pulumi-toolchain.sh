@@ -232,9 +232,13 @@ cmd_install() {
     [[ -n ${UNAVAILABLE[$name]:-} ]] && continue
     printf '%s\n' "${COMPONENTS[@]}" | grep -q "^$name|" || die "unknown component: $name (see --help)"
   done
+  # $T is under world-writable /var/tmp: ours, and readable by us only (no other user plants a binary we run)
+  mkdir -p "$T"
+  [[ -O $T && ! -L $T ]] || die "$T exists but is not a directory owned by $(id -un): not using it"
+  chmod 700 "$T"
   check_go
   go_env
-  mkdir -p "$T" "$DEVTOOLS_STATE/pulumi-state"
+  mkdir -p "$DEVTOOLS_STATE/pulumi-state"
   exec 9>"$T/.lock"
   flock 9
   # The language host and the plugin registration need the CLI.

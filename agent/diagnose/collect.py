@@ -3,8 +3,9 @@
 Per container of project P (listed and inspected by agent.containers): state and health-check log, image and
 RepoDigests, `docker stats` resource use, the last N log lines (stdout and stderr), the /health response (port
 and path from the health label, read by the validator's own rule, host port from the published binding),
-environment and command line with secrets masked (agent.diagnose.masking). Read-only: docker ps / inspect /
-stats / logs and one HTTP GET. Standard library only: the host agent calls write_bundle() after a rollback.
+environment and command line with secrets masked (agent.diagnose.masking): secret-looking names, and every key
+and value of the project's secrets file. Read-only: docker ps / inspect / stats / logs and one HTTP GET. Standard
+library only: the host agent calls write_bundle() after a rollback.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent import compose
+from agent import compose, secretfile
 from agent.containers import ContainersError, inspect_project, run_docker, service_of
 from agent.diagnose import masking
 from agent.diagnose.report import ContainerReport, Probe, Report, State, render_container, render_report
@@ -87,11 +89,12 @@ def command_of(inspect: dict[str, Any]) -> list[str]:
     return [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
 
 
-def secrets_of(inspects: list[dict[str, Any]]) -> set[str]:
-    """Every secret value in the environment and command lines of these containers."""
+def secrets_of(inspects: list[dict[str, Any]], names: Collection[str] = ()) -> set[str]:
+    """Every secret value in the environment and command lines of these containers (`names`: the keys of the
+    project's secrets file, secret whatever they are called)."""
     found: set[str] = set()
     for inspect in inspects:
-        found |= masking.env_secret_values((inspect.get("Config") or {}).get("Env") or [])
+        found |= masking.env_secret_values((inspect.get("Config") or {}).get("Env") or [], names)
         found |= masking.scan_args(command_of(inspect))[1]
     return found
 
@@ -130,7 +133,7 @@ def _health(inspect: dict[str, Any], running: bool, secrets: set[str]) -> Probe:
     return probe
 
 
-def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> ContainerReport:
+def _container(inspect: dict[str, Any], lines: int, secrets: set[str], names: Collection[str]) -> ContainerReport:
     config, cid = inspect.get("Config") or {}, str(inspect.get("Id", ""))
     running = bool((inspect.get("State") or {}).get("Running"))
     c = ContainerReport(
@@ -141,7 +144,7 @@ def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> Contai
         image=str(config.get("Image", "")),
         image_id=str(inspect.get("Image", "")),
         repo_digests=[],
-        env=[masking.mask_text(e, secrets) for e in masking.mask_env(config.get("Env") or [])],
+        env=[masking.mask_text(e, secrets) for e in masking.mask_env(config.get("Env") or [], names)],
         command=[masking.mask_text(a, secrets) for a in masking.mask_args(command_of(inspect))],
         health=_health(inspect, running, secrets),
     )
@@ -167,19 +170,30 @@ def _container(inspect: dict[str, Any], lines: int, secrets: set[str]) -> Contai
     return c
 
 
-def collect(project: str, services: list[str] | None = None, lines: int = 100) -> Report:
+def collect(project: str, services: list[str] | None = None, lines: int = 100,
+            secrets: Mapping[str, str] | None = None) -> Report:
     """The project's containers (all, or those of `services`). Raises ContainersError only when docker cannot
-    list containers; a requested service without a container is recorded in Report.errors."""
+    list containers; a requested service without a container is recorded in Report.errors. `secrets`: the
+    project's secrets file (every key is a secret name, every value is hidden wherever it appears)."""
     inspects, errors = inspect_project(project)
     known = sorted({service_of(i) for i in inspects})
     chosen = [i for i in inspects if services is None or service_of(i) in services]
     errors += [f"no container of service {s!r} in project {project!r}" for s in services or [] if s not in known]
-    secrets = secrets_of(inspects)
+    names = frozenset(secrets or {})
+    hidden = set(secretfile.mask_values(secrets_of(inspects, names) | set((secrets or {}).values())))
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
         containers = sorted(
-            pool.map(lambda i: _container(i, lines, secrets), chosen), key=lambda c: (c.service, c.name)
+            pool.map(lambda i: _container(i, lines, hidden, names), chosen), key=lambda c: (c.service, c.name)
         )
     return Report(project, services, _now(), known, containers, errors)
+
+
+def read_secrets(path: Path) -> dict[str, str]:
+    """A secrets file's keys and values ({} when there is none or it cannot be read)."""
+    try:
+        return secretfile.read_secrets_file(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def _now() -> str:
@@ -206,11 +220,12 @@ def save_bundle(report: Report, out_dir: str | os.PathLike[str]) -> Path:
 
 
 def write_bundle(
-    project: str, out_dir: str | os.PathLike[str], services: list[str] | None = None, lines: int = 100
+    project: str, out_dir: str | os.PathLike[str], services: list[str] | None = None, lines: int = 100,
+    secrets: Mapping[str, str] | None = None,
 ) -> Path:
     """Collect and write a bundle into out_dir (created); returns it. Docker failures land in summary.json."""
     try:
-        report = collect(project, services, lines)
+        report = collect(project, services, lines, secrets)
     except ContainersError as exc:
         report = Report(project, services, _now(), [], [], [f"docker ps failed: {exc}"])
     return save_bundle(report, out_dir)
@@ -229,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         help="compose project name (default: $COMPOSE_PROJECT_NAME)",
     )
     parser.add_argument("--lines", type=int, default=100, help="log lines per container (default: 100)")
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("DEVTOOLS_HOST_ROOT", "/opt/devtools")),
+                        help="the host agent's root (default /opt/devtools or $DEVTOOLS_HOST_ROOT): the project's "
+                        "secrets file there is masked (every key and value)")
+    parser.add_argument("--secrets-file", type=Path, help="mask the keys and values of this secrets file instead "
+                        "(default: <root>/<project>/secrets.env)")
     parser.add_argument("--out", metavar="DIR", help="write the bundle into DIR and print its path")
     parser.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     args = parser.parse_args(argv)
@@ -237,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.lines < 0:
         parser.error("--lines must be 0 or more")
     services = None if args.service == "all" else [args.service]
+    secrets = read_secrets(args.secrets_file or args.root / args.project / "secrets.env")
     try:
-        report = collect(args.project, services, args.lines)
+        report = collect(args.project, services, args.lines, secrets)
     except ContainersError as exc:
         print(f"diagnose: docker ps failed: {exc}", file=sys.stderr)
         return 1

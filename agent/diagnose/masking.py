@@ -3,8 +3,9 @@
 Standard library only (copied to hosts with agent.diagnose). All functions are pure.
 
 Rules:
-* an environment variable is secret when its NAME contains one of SECRET_NAME_PARTS (case-insensitive):
-  its value becomes `***` (the name stays; an empty value stays empty);
+* an environment variable is secret when its NAME contains one of SECRET_NAME_PARTS (case-insensitive) or is a
+  key of the project's secrets file (`names`: `QDRANT_URL`, a webhook, a DSN look harmless by name): its value
+  becomes `***` (the name stays; an empty value stays empty);
 * in any value, URL credentials `scheme://user:pass@host` become `scheme://user:***@host`;
 * in a command line, the value of a secret-named flag (`--password=x`, `--token x`) and of a secret-named
   assignment inside an argument (`sh -c "API_KEY=x exec app"`) becomes `***`;
@@ -15,7 +16,7 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 SECRET_NAME_PARTS = (
     "TOKEN",
@@ -55,32 +56,33 @@ def mask_url_credentials(text: str) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m['head']}{MASK}@", text)
 
 
-def mask_env_value(name: str, value: str) -> str:
+def mask_env_value(name: str, value: str, names: Collection[str] = ()) -> str:
     if value == "":
         return ""
-    if is_secret_name(name):
+    if is_secret_name(name) or name in names:
         return MASK
     return mask_url_credentials(value)
 
 
-def mask_env_entry(entry: str) -> str:
+def mask_env_entry(entry: str, names: Collection[str] = ()) -> str:
     """One `NAME=value` entry as docker inspect lists it in Config.Env."""
     name, sep, value = entry.partition("=")
     if not sep:
         return mask_url_credentials(entry)
-    return f"{name}={mask_env_value(name, value)}"
+    return f"{name}={mask_env_value(name, value, names)}"
 
 
-def mask_env(entries: Iterable[str]) -> list[str]:
-    return [mask_env_entry(entry) for entry in entries]
+def mask_env(entries: Iterable[str], names: Collection[str] = ()) -> list[str]:
+    return [mask_env_entry(entry, names) for entry in entries]
 
 
-def env_secret_values(entries: Iterable[str]) -> set[str]:
-    """Values to hide in free text: those of secret-named variables and URL passwords in any variable."""
+def env_secret_values(entries: Iterable[str], names: Collection[str] = ()) -> set[str]:
+    """Values to hide in free text: those of secret variables (by name, or listed in `names`) and URL passwords
+    in any variable."""
     found: set[str] = set()
     for entry in entries:
         name, _, value = entry.partition("=")
-        if value and is_secret_name(name):
+        if value and (is_secret_name(name) or name in names):
             found.add(value)
         found.update(url_passwords(value))
     return found

@@ -1,4 +1,5 @@
-"""One JSON line summing up a validation report, for a caller that reads stdout (the Pulumi ValidationGate).
+"""One JSON line summing up a validation report, for a caller that reads stdout (the Pulumi ValidationGate, through
+`hostagent gate`: agent.pool builds the summary, the job's follower prints it last).
 
     python -m agent.validate.gate --release 1a2b3c4 --exit-code "$?" <project>/reports/gate-1a2b3c4.json
 

@@ -6,6 +6,11 @@ The tests share one compose project and run in file order; `serving` tracks what
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from agent import process
 from agent.containers import PROJECT_LABEL
 from agent.release import release_manifest
 from agent.remote import apply_command, bundle_tar, upload_command
@@ -41,15 +47,22 @@ def ship(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.CompletedPr
     return s.host.ship(pins, PROJECT, *FAST, *args, env={"HOST_PORT_PREFIX": PREFIX})
 
 
+def upload(s: Serving, pins: dict[str, Any], lock_timeout: int = 300) -> subprocess.CompletedProcess[bytes]:
+    """Upload a release's bundle and the agent as ops.ship does (the upload waits for the project's lock)."""
+    manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
+    data = bundle_tar(manifest, COMPOSE_DIR)
+    command = upload_command(s.host.root, PROJECT, pins["release"], hashlib.sha256(data).hexdigest(),
+                             lock_timeout=lock_timeout)
+    return subprocess.run(s.host.target.argv(command), input=data, capture_output=True, timeout=lock_timeout + 120,
+                          check=False)
+
+
 def start_apply(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.Popen[str]:
     """Upload a release, then start `hostagent apply` over SSH without waiting for it."""
-    manifest = release_manifest(pins["release"], pins["images"], {"HOST_PORT_PREFIX": PREFIX}, {})
-    target = s.host.target
-    up = subprocess.run(target.argv(upload_command(s.host.root, PROJECT, pins["release"])),
-                        input=bundle_tar(manifest, COMPOSE_DIR), capture_output=True, timeout=60, check=False)
+    up = upload(s, pins)
     assert up.returncode == 0, up.stderr
     command = apply_command(s.host.root, PROJECT, pins["release"], [*FAST, *args])
-    return subprocess.Popen(target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(s.host.target.argv(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> str:
@@ -138,7 +151,9 @@ def test_validation_timing_out_rolls_back(serving: Serving, local_env: localenv.
 
 
 def test_two_concurrent_applies(serving: Serving, local_env: localenv.LocalEnv, tmp_path: Path) -> None:
-    """The second rollout waits for the lock, then fails clearly; the first one completes."""
+    """The second rollout waits for the lock, then fails clearly; the first one completes. The second rollout's
+    upload waits for the lock first (the agent code is replaced only between jobs) and is refused naming the holder;
+    a second apply of a bundle already there is refused the same way."""
     first = variant(local_env, serving.pins, "faults-first", "infrastructure",
                     app_root=changed_app(tmp_path, "infrastructure", "first"))
     second = variant(local_env, serving.pins, "faults-second", "code-review",
@@ -146,14 +161,23 @@ def test_two_concurrent_applies(serving: Serving, local_env: localenv.LocalEnv, 
     n = len(serving.host.audit(PROJECT))
     a = start_apply(serving, first, "--lock-timeout", "2")
     read_until(a, "apply: ")
-    b = start_apply(serving, second, "--lock-timeout", "2")
+    b = subprocess.Popen(serving.host.target.argv(apply_command(serving.host.root, PROJECT, serving.pins["release"],
+                                                                [*FAST, "--lock-timeout", "2"])),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    refused = upload(serving, second, lock_timeout=2)  # both wait for the lock at once
     out_b, _ = b.communicate(timeout=120)
     out_a, _ = a.communicate(timeout=300)
+    holder = "another rollout holds the lock of project faults"
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.decode().startswith(f"upload of faults-second to project faults refused: {holder} (job ")
+    assert "apply of release faults-first" in refused.stderr.decode()
+    assert refused.stderr.decode().endswith("; nothing was replaced\n")
+    assert not (Path(serving.host.root) / PROJECT / "incoming" / "faults-second").exists()
     assert b.returncode == 3, out_b
-    assert "another rollout holds the lock of project faults" in out_b and "apply of release faults-first" in out_b
+    assert holder in out_b and "apply of release faults-first" in out_b
     assert a.returncode == 0, out_a
     events = serving.last_events(n)
-    assert "apply.lock_timeout" in events and "apply.succeeded" in events
+    assert "upload.lock_timeout" in events and "apply.lock_timeout" in events and "apply.succeeded" in events
     serving.pins = first
     serving.assert_serving()
 
@@ -189,6 +213,44 @@ def test_dockerd_restarted_during_apply(serving: Serving, local_env: localenv.Lo
     assert "apply of faults-dockerd failed" in out
     assert f"previous release {serving.pins['release']} restored and serving" in out
     assert serving.last_events(n)[-1] == "rollback.succeeded"
+    serving.assert_serving()
+
+
+def test_worker_killed_mid_apply_is_reported_and_the_host_recovered(serving: Serving,
+                                                                   local_env: localenv.LocalEnv) -> None:
+    """SIGKILL (what the OOM killer sends) of the worker while it validates a release whose containers are up: the
+    follower must say so within seconds instead of polling a zombie forever, and `hostagent recover` must kill the
+    validator the worker left running (its own process group) and restore the recorded release over the new,
+    unvalidated containers, the audit log saying what happened."""
+    pins = variant(local_env, serving.pins, "faults-oom", "cicd", "--broken", "cicd=slow")
+    n = len(serving.host.audit(PROJECT))
+    proc = start_apply(serving, pins)
+    seen = read_until(proc, "compose up --wait: all services healthy")
+    job = re.search(r"job (\S+): apply started", seen)
+    assert job is not None, seen
+    base = Path(serving.host.root) / PROJECT
+    deadline = time.monotonic() + 30
+    while not (left := [json.loads(p.read_text()) for p in (base / "children").glob("*.json")
+                        if "agent.validate" in p.read_text()]):
+        assert time.monotonic() < deadline, "the worker never started the validator"
+        time.sleep(0.1)
+    os.kill(int((base / "jobs" / f"{job[1]}.pid").read_text()), signal.SIGKILL)
+    killed = time.monotonic()
+    out, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - killed < 10, out
+    assert proc.returncode == 4, out
+    assert f"the worker of job {job[1]}" in out and "killed by SIGKILL (as the OOM killer does)" in out
+    assert "its apply of faults-oom did not finish: the host may run part of it" in out
+    assert process.group_alive(left[0]["pgid"])  # the validator outlived its worker
+    recovered = serving.host.agent(PROJECT, "recover", timeout=300)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "killed 1 process group(s) left running by a dead worker (" in recovered.stdout
+    assert "-m agent.validate --config)" in recovered.stdout
+    assert f"recorded current release {serving.pins['release']} restored and serving" in recovered.stdout
+    assert not process.group_alive(left[0]["pgid"])
+    assert serving.last_events(n) == ["apply.started", "apply.worker_lost", "recover.children_killed",
+                                      "recover.stale_pending", "recover.succeeded"]
+    assert list((base / "children").glob("*.json")) == []
     serving.assert_serving()
 
 

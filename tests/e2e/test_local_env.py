@@ -51,6 +51,21 @@ def env_up() -> Iterator[float]:
         assert run("down")[0].returncode == 0
 
 
+def test_the_state_directory_is_ours_and_private(env_up: float, tmp_path: Path) -> None:
+    """The state (SSH keys, authorized_keys, registry data, logs) lives under world-writable /var/tmp: it must be
+    0700, and a directory another user created there first (or a symlink) must be refused, before anything runs."""
+    st = ENV.state.stat()
+    assert (st.st_mode & 0o777, st.st_uid) == (0o700, os.geteuid())
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, -1)  # nobody
+    proc = subprocess.run([str(SCRIPT), "stop", "registry"], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "DEVTOOLS_STATE": str(theirs)})
+    assert proc.returncode == 1
+    assert f"local-env: error: {theirs} exists but is not a directory owned by " in proc.stderr
+    assert list(theirs.iterdir()) == []
+
+
 def test_second_up_is_fast_and_changes_nothing(env_up: float) -> None:
     before = pids()
     configs = [ENV.state / "haproxy" / "haproxy.cfg", ENV.state / "registry" / "config.yml"]

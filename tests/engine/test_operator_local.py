@@ -125,7 +125,7 @@ def test_app_secrets_reach_the_containers_and_leave_with_the_config(deployed: De
     added = deployed.up("local")
     assert token not in added.stdout + added.stderr
     assert f"DEMO_TOKEN={token}" in container_env().splitlines()
-    assert secrets_file.read_text() == f"DEMO_TOKEN={token}\n"
+    assert secrets_file.read_text() == f'DEMO_TOKEN="{token}"\n'  # the form compose reads back exactly
 
     assert deployed.ws.pulumi("config", "rm", "--path", key, stack="local").returncode == 0
     removed = deployed.up("local")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -53,3 +54,16 @@ def test_status_fails_while_a_buildable_part_is_missing(tmp_path):
                               "PULUMI_HOME": str(tmp_path / "home")})
     assert proc.returncode == 1
     assert "pulumi                         3.260.0  missing" in proc.stdout
+
+
+def test_a_toolchain_directory_someone_else_made_is_refused_and_ours_is_private(tmp_path):
+    """The toolchain lives under world-writable /var/tmp and holds binaries every `pulumi` run executes: a directory
+    another user created first (so could fill) must be refused, and ours must be 0700."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, -1)  # nobody
+    proc = run("install", "pulumi", env={**os.environ, "DEVTOOLS_TOOLCHAIN": str(theirs),
+                                         "DEVTOOLS_STATE": str(tmp_path / "state")})
+    assert proc.returncode == 1
+    assert f"pulumi-toolchain: error: {theirs} exists but is not a directory owned by " in proc.stderr
+    assert sorted(p.name for p in theirs.iterdir()) == []

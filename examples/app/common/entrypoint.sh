@@ -16,6 +16,11 @@ if [ "$BROKEN" = crash ]; then
 	echo "$SERVICE_NAME: deliberately broken image (BROKEN=crash): exiting" >&2
 	exit 1
 fi
+if [ "$BROKEN" = leak ]; then
+	echo "$SERVICE_NAME: deliberately broken image (BROKEN=leak): printing its environment, then exiting" >&2
+	env >&2
+	exit 1
+fi
 
 export METRICS_DIR="${METRICS_DIR:-/tmp/metrics}"
 mkdir -p "$METRICS_DIR"

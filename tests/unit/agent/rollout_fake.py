@@ -113,14 +113,17 @@ class Rig:
     clock: Clock = field(default_factory=Clock)
     logged: list[str] = field(default_factory=list)
     bundles: list[tuple[str, list[str] | None]] = field(default_factory=list)
+    bundle_secrets: list[dict[str, str]] = field(default_factory=list)
     seen: int = 0
 
     def rollout(self, opts: Options | None = None, job: str = "j1") -> Rollout:
         return Rollout(self.store, opts or Options(), self.logged.append, job=job, runner=self.host,
-                       clock=self.clock, sleep=self.clock.sleep, diagnose=self.diagnose)
+                       clock=self.clock, sleep=self.clock.sleep, now=self.clock, diagnose=self.diagnose)
 
-    def diagnose(self, project: str, out: Path, services: list[str] | None, lines: int) -> Path:
+    def diagnose(self, project: str, out: Path, services: list[str] | None, lines: int,
+                 secrets: Mapping[str, str]) -> Path:
         self.bundles.append((out.name, services))
+        self.bundle_secrets.append(dict(secrets))
         return out
 
     def apply(self, release_id: str, opts: Options | None = None) -> str:

@@ -1,5 +1,7 @@
 """Pure parts of the rollout: reading compose ps, finding unhealthy services, status and history rendering."""
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -7,10 +9,12 @@ import pytest
 import yaml
 
 from agent import compose_output
+from agent import status as hoststatus
 from agent.compose_output import compose_error, parse_ps, tail, unhealthy_services
 from agent.containers import SERVICE_LABEL
 from agent.release import image_env_key
 from agent.status import render_history, running_services
+from agent.store import Store
 from tests.compose_services import SERVICES
 
 DIGEST = "sha256:" + "b" * 64
@@ -102,3 +106,17 @@ def test_compose_error_drops_progress_lines():
 ])
 def test_engine_settling_names_only_a_down_or_restarting_engine(reason, settling):
     assert compose_output.engine_settling(reason) is settling
+
+
+def test_history_shows_what_the_gate_the_pool_a_recovery_and_an_upload_did(tmp_path, monkeypatch):
+    """An operator reads `hostagent history` to learn why a host runs what it runs: a failed gate, an unconfirmed
+    pool release, a reconciled dead worker or a refused upload belong there (a secrets update does not)."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    store = Store(tmp_path, "green")
+    store.ensure()
+    for event in ("gate.failed", "apply.unconfirmed", "apply.worker_lost", "recover.succeeded", "upload.lock_timeout",
+                  "secrets.updated", "rollback.succeeded"):
+        store.audit(event, release="r2")
+    shown = [e["event"] for e in json.loads(hoststatus.history(store, 20, True))["events"]]
+    assert shown == ["gate.failed", "apply.unconfirmed", "apply.worker_lost", "recover.succeeded",
+                     "upload.lock_timeout", "rollback.succeeded"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agent.containers import SERVICE_LABEL
 from agent.diagnose import collect as diagnose
 from agent.diagnose import masking
 from agent.diagnose import report as rendering
@@ -353,3 +354,26 @@ def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str], monkeypat
         diagnose.main(["all", "--project", "p", "--lines", "-1"])
     assert negative.value.code == 2
     assert "--lines must be 0 or more" in capsys.readouterr().err
+
+
+def test_every_key_of_the_secrets_file_is_a_secret_name_in_the_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QDRANT_URL, a webhook or a DSN look harmless by name: masking by name alone left their values in clear in
+    the bundle's environment and logs. The project's secrets file says which ones are secret."""
+    pem = "-----BEGIN KEY-----\nAAAAc2VjcmV0LWxpbmU=\n-----END KEY-----"
+    env = ["QDRANT_URL=http://qdrant:6333/?api_key=k-7f3a9c", f"SIGNING_PEM={pem}", "LOG_LEVEL=info"]
+    inspect = {"Id": "c" * 64, "Name": "/p-api-1", "Image": "sha256:1",
+               "Config": {"Env": env, "Labels": {SERVICE_LABEL: "api"}, "Image": "x", "Entrypoint": [], "Cmd": []},
+               "State": {"Status": "exited", "Running": False}}
+    monkeypatch.setattr(diagnose, "inspect_project", lambda project: ([inspect], []))
+
+    def docker(argv: list[str], merge_stderr: bool = False) -> tuple[int, str, str]:
+        if argv[1] == "logs":
+            return 0, "QDRANT_URL=http://qdrant:6333/?api_key=k-7f3a9c\nAAAAc2VjcmV0LWxpbmU=\n", ""
+        return 0, "[]", ""
+
+    monkeypatch.setattr(diagnose, "run_docker", docker)
+    secrets = {"QDRANT_URL": "http://qdrant:6333/?api_key=k-7f3a9c", "SIGNING_PEM": pem}
+    container = diagnose.collect("p", None, 10, secrets).containers[0]
+    assert container.env == ["QDRANT_URL=***", "SIGNING_PEM=***", "LOG_LEVEL=info"]
+    assert container.logs == ["QDRANT_URL=***", "***"]
+    assert diagnose.collect("p", None, 10).containers[0].env[0] == "QDRANT_URL=http://qdrant:6333/?api_key=k-7f3a9c"

@@ -1,4 +1,4 @@
-"""The release format every side shares: release ids, pins, release.env and the secrets file's lines."""
+"""The release format every side shares: release ids, pins and release.env (the secrets file: test_secretfile.py)."""
 
 import json
 
@@ -57,27 +57,6 @@ def test_bad_release_is_refused_with_the_key(release_id, images, extra, expected
 def test_image_env_key():
     assert rel.image_env_key("gateway-mcp") == "GATEWAY_MCP_IMAGE"
     assert rel.image_env_key("cicd") == "CICD_IMAGE"
-
-
-def test_parse_and_render_secrets():
-    text = "# comment\n\nAPI_TOKEN=abc=def\nDB_PASSWORD=\n"
-    secrets = rel.parse_secrets(text)
-    assert secrets == {"API_TOKEN": "abc=def", "DB_PASSWORD": ""}
-    assert rel.render_secrets(secrets) == "API_TOKEN=abc=def\nDB_PASSWORD=\n"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("lower=hunter2", "secrets line 1: expected KEY=VALUE"),
-        ("A=1\nno-equals-hunter2", "secrets line 2: expected KEY=VALUE"),
-        ("CICD_IMAGE=hunter2", "secrets line 1: CICD_IMAGE is reserved"),
-    ],
-)
-def test_bad_secrets_name_the_line_never_the_value(text, expected):
-    with pytest.raises(ValueError, match=expected) as info:
-        rel.parse_secrets(text)
-    assert "hunter2" not in str(info.value)
 
 
 @pytest.mark.parametrize(("digest", "ok"), [

@@ -177,7 +177,7 @@ def fake_outputs(  # noqa: PLR0911, PLR0912 - one branch per resource type
     if t == "command:remote:Command":
         create = str(inputs.get("create", ""))
         stdout = ""
-        if "agent.validate" in create:
+        if " gate --release " in create:  # `hostagent gate` (components.commands.validate_script)
             stdout = json.dumps({"passed": True, "checks": 16, "failed": [], "duration_s": 1.2})
         return f"cmd-{n}", {**inputs, "stdout": stdout, "stderr": ""}
     if t == "command:local:Command":

@@ -19,13 +19,15 @@ from pulumi_command import remote
 from agent import remote as host
 from agent.remote import upload_command
 from components import commands
+from components.config_slices import AgentPlace, ValidatorSettings
 from tests.ssh_test_keys import HOST_PUBLIC_KEY
 from tests.unit.agent.validate_peers import PeerServer, Route, resolved, service
 from tests.unit.components import stack_configs as sc
 from tests.unit.components.program_harness import is_secret, run_components
 
 DIGEST = "registry.example/devtools/cicd@sha256:" + "d" * 64
-UPLOAD_TAIL = upload_command("/opt/devtools", "green", "r1", decode="base64 -d | gzip -dc")
+SHA = "5" * 64
+UPLOAD_TAIL = upload_command("/opt/devtools", "green", "r1", SHA, decode="base64 -d | gzip -dc")
 
 
 def _manifest(**images: str) -> dict[str, Any]:
@@ -53,6 +55,7 @@ def test_bundle_payload_is_the_gzipped_bundle_and_reproducible():
     assert payload == commands.bundle_payload(_manifest())
     raw = gzip.decompress(base64.b64decode(payload, validate=True))
     assert raw == host.bundle_tar(_manifest(), commands.COMPOSE_DIR)
+    assert commands.bundle_sha256(_manifest()) == hashlib.sha256(raw).hexdigest()  # what the upload verifies
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         member = tar.extractfile("bundle/release.json")
         assert member is not None
@@ -97,7 +100,7 @@ def test_upload_script_waits_for_cloud_init_then_unpacks_decoded_stdin():
     later for a reason that hid the real one. Now a failed or stuck cloud-init fails the upload with cloud-init's
     own account (`status --long`) and the end of its output log; exit 2 (done with recoverable errors, such as a
     deprecated key, since cloud-init 23.4) goes on."""
-    assert commands.upload_script("/opt/devtools", "green", "r1") == CLOUD_INIT_WAIT + " && " + UPLOAD_TAIL
+    assert commands.upload_script("/opt/devtools", "green", "r1", SHA) == CLOUD_INIT_WAIT + " && " + UPLOAD_TAIL
     assert commands.CLOUD_INIT_WAIT == CLOUD_INIT_WAIT
 
 
@@ -146,7 +149,8 @@ def test_upload_script_unpacks_the_payload_in_a_real_shell(tmp_path):
     (tmp_path / "host root/venv/bin").mkdir(parents=True)
     (tmp_path / "host root/venv/bin/python").symlink_to(sys.executable)  # the host venv cloud-init makes
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(["sh", "-c", commands.upload_script(root, "green", "r1")],
+    script = commands.upload_script(root, "green", "r1", commands.bundle_sha256(_manifest()))
+    proc = subprocess.run(["sh", "-c", script],
                           input=commands.bundle_payload(_manifest()), text=True, capture_output=True, env=env,
                           check=False)
     assert proc.returncode == 0, proc.stderr
@@ -169,7 +173,8 @@ def test_two_projects_uploading_one_release_id_keep_their_own_bundles(tmp_path):
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     for project, prefix in (("green", "81"), ("blue", "82")):
         release = commands.manifest("r1", {"cicd": DIGEST}, {"HOST_PORT_PREFIX": prefix}, "c0ffee")
-        proc = subprocess.run(["sh", "-c", commands.upload_script(root, project, "r1")],
+        script = commands.upload_script(root, project, "r1", commands.bundle_sha256(release))
+        proc = subprocess.run(["sh", "-c", script],
                               input=commands.bundle_payload(release), text=True, capture_output=True, env=env,
                               check=False)
         assert proc.returncode == 0, proc.stderr
@@ -210,28 +215,38 @@ def test_apply_script_passes_the_prometheus_phase_to_the_validator():
 
 
 def test_validate_script_on_a_droplet():
-    """A fresh report per run (a stale pass must never count), one JSON line last, non-zero unless passed."""
+    """`hostagent gate` on the host: a fresh report per run (a stale pass must never count), one JSON line last,
+    non-zero unless passed, and the previous release restored (with a debug bundle) when it fails."""
     cfg = sc.make_blue_config()
     assert commands.validate_script(cfg.agent_place, cfg.release.validator, "r1") == (
-        "cd /opt/devtools/code && mkdir -p /opt/devtools/blue/reports && "
-        "rm -f /opt/devtools/blue/reports/gate-r1.json && { /opt/devtools/venv/bin/python -m agent.validate "
-        "--config /opt/devtools/blue/releases/r1/resolved.json --json /opt/devtools/blue/reports/gate-r1.json "
-        "--deadline 120 --no-color --label release=r1 --label project=blue --label gate=pulumi; "
-        '/opt/devtools/venv/bin/python -m agent.validate.gate --release r1 --exit-code "$?" '
-        "/opt/devtools/blue/reports/gate-r1.json; }"
+        "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools --project blue "
+        "gate --release r1 --report /opt/devtools/blue/reports/gate-r1.json --validate-deadline 120"
     )
 
 
 def test_validate_script_with_prometheus_and_another_root():
     cfg = sc.make_local_config(hostRoot="/srv/dt", validateDeadline="45")
     assert commands.validate_script(cfg.agent_place, cfg.release.validator, "r1") == (
-        "cd /srv/dt/code && mkdir -p /srv/dt/green/reports && rm -f /srv/dt/green/reports/gate-r1.json && "
-        "{ /srv/dt/venv/bin/python -m agent.validate --config /srv/dt/green/releases/r1/resolved.json "
-        "--json /srv/dt/green/reports/gate-r1.json --deadline 45 --no-color --prometheus=http://127.0.0.1:9390 "
-        "'--prom-selector=color=\"green\"' --label release=r1 --label project=green --label gate=pulumi; "
-        '/srv/dt/venv/bin/python -m agent.validate.gate --release r1 --exit-code "$?" '
-        "/srv/dt/green/reports/gate-r1.json; }"
+        "cd /srv/dt/code && /srv/dt/venv/bin/python -m agent.hostagent --root /srv/dt --project green gate "
+        "--release r1 --report /srv/dt/green/reports/gate-r1.json --validate-deadline 45 "
+        "--validate-arg=--prometheus=http://127.0.0.1:9390 '--validate-arg=--prom-selector=color=\"green\"'"
     )
+
+
+def test_a_pool_hosts_apply_and_gate_are_provisional_and_confirm_ends_it():
+    """Two hosts or more: each host's release stays provisional (longer for earlier hosts: the rest of the pool
+    still has to roll) until the pool's confirm; a single host is final at once."""
+    cfg = sc.make_blue_config()
+    assert [commands.confirm_window(i, 3) for i in range(3)] == [2700, 1800, 900]
+    assert commands.confirm_window(0, 1) == 0
+    assert commands.apply_script(cfg.agent_place, "r1", "0" * 64, keep=5, validator=cfg.release.validator,
+                                 confirm_within=1800).endswith(
+        "apply --bundle /opt/devtools/blue/incoming/r1 --keep 5 --validate-deadline 120 --confirm-within 1800")
+    assert commands.validate_script(cfg.agent_place, cfg.release.validator, "r1", 900).endswith(
+        "--validate-deadline 120 --confirm-within 900")
+    assert commands.confirm_script(cfg.agent_place, "r1") == (
+        "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools --project blue "
+        "confirm --release r1")
 
 
 def _fake_host(tmp_path: Path) -> Path:
@@ -246,34 +261,51 @@ def _fake_host(tmp_path: Path) -> Path:
     return root
 
 
+GATE_PROJECT = "gatelive"  # a project of its own: the failure path reads containers (none) and writes a bundle
+
+
+def _running(root: Path, release_id: str) -> Path:
+    """The host agent's record of `release_id` as the running release (what an apply leaves)."""
+    base = root / GATE_PROJECT
+    release = base / "releases" / release_id
+    release.mkdir(parents=True)
+    release.joinpath("release.json").write_text(json.dumps({"id": release_id, "images": {},
+                                                             "compose_files": ["docker-compose.yml"]}))
+    (base / "current").write_text(f"{release_id}\n")
+    (base / "run").symlink_to(Path("releases") / release_id)
+    return release
+
+
 def _gate(root: Path, release_id: str) -> subprocess.CompletedProcess[str]:
-    cfg = sc.make_local_config(hostRoot=str(root), prometheusUrl=None, prometheusSelector=None, validateDeadline="10")
+    validator = ValidatorSettings(deadline=10, prometheus_url=None, prometheus_selector="")
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "HOST_PORT_PREFIX")}
-    script = commands.validate_script(cfg.agent_place, cfg.release.validator, release_id)
+    script = commands.validate_script(AgentPlace(str(root), GATE_PROJECT), validator, release_id)
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
-                          env=env, check=False, timeout=60)
+                          env=env, check=False, timeout=120)
 
 
 @pytest.mark.live
 def test_validate_script_fails_in_a_real_shell_when_the_validator_cannot_run(tmp_path):
     """A release without resolved.json must stop Pulumi (exit non-zero) and still print one summary line."""
     root = _fake_host(tmp_path)
-    (root / "green/reports").mkdir(parents=True)
-    (root / "green/reports/gate-r1.json").write_text(json.dumps({"passed": True, "phases": {}}))  # stale
+    _running(root, "r1")
+    (root / GATE_PROJECT / "reports").mkdir(parents=True)
+    (root / GATE_PROJECT / "reports/gate-r1.json").write_text(json.dumps({"passed": True, "phases": {}}))  # stale
     proc = _gate(root, "r1")
     assert proc.returncode == 1
     assert commands.parse_gate_summary(proc.stdout) == {
         "passed": False, "release": "r1", "checks": 0, "failed": [], "duration_s": 0.0,
         "error": "no report (agent.validate exited 2)"}
+    assert "no previous release on this host: nothing to restore" in proc.stdout
 
 
 @pytest.mark.live
 @pytest.mark.parametrize("healthy", [True, False])
 def test_validate_script_in_a_real_shell_against_live_peers(tmp_path, healthy):
-    """The gate's exit status and its last line follow the real validator: a failed check stops `pulumi up`."""
+    """The gate's exit status and its last line follow the real validator: a failed check stops `pulumi up`, after
+    the host agent wrote a debug bundle and recorded the failure."""
     root = _fake_host(tmp_path)
-    release = root / "green/releases/r2"
-    release.mkdir(parents=True)
+    release = _running(root, "r2")
     routes = {"/health": Route(statuses=[200 if healthy else 503])}
     with PeerServer(routes) as peer:
         release.joinpath("resolved.json").write_text(json.dumps(resolved({"cicd": service(peer.port)})))
@@ -282,8 +314,13 @@ def test_validate_script_in_a_real_shell_against_live_peers(tmp_path, healthy):
     assert proc.returncode == (0 if healthy else 1), proc.stdout + proc.stderr
     assert (summary["passed"], summary["release"], summary["checks"]) == (healthy, "r2", 1)
     assert summary["failed"] == ([] if healthy else ["health/cicd"])
-    report = json.loads((root / "green/reports/gate-r2.json").read_text())
-    assert report["labels"] == {"release": "r2", "project": "green", "gate": "pulumi"}
+    report = json.loads((root / GATE_PROJECT / "reports/gate-r2.json").read_text())
+    assert report["labels"] == {"release": "r2", "project": GATE_PROJECT, "gate": "pulumi"}
+    events = [json.loads(line)["event"] for line in (root / GATE_PROJECT / "audit.jsonl").read_text().splitlines()]
+    assert events == (["gate.passed"] if healthy else ["gate.failed"])
+    bundles = list((root / GATE_PROJECT / "diagnostics").iterdir())
+    assert len(bundles) == (0 if healthy else 1)
+    assert all((b / "summary.json").is_file() and b.name.startswith("r2-") for b in bundles)
 
 
 def test_parse_gate_summary_takes_the_last_line():

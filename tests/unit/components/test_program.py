@@ -122,7 +122,9 @@ def test_validation_gates_traffic(prod):
     lb = prod.one(LB)
     gate = _commands(prod, "-validate-run")[0]
     apply = _commands(prod, "-apply")[0]
-    assert "-m agent.validate" in gate.inputs["create"]
+    release_id = prod.exports_plain["release"]["id"]
+    assert f" -m agent.hostagent --root /opt/devtools --project green gate --release {release_id} " in (
+        gate.inputs["create"])
     assert prod.depends_on(lb, gate)
     assert prod.depends_on(gate, apply)
     assert lb.inputs["dropletIds"] == prod.exports_plain["hosts"]["dropletIds"]
@@ -292,3 +294,7 @@ def test_several_hosts_roll_one_after_another():
     assert not world.depends_on(uploads[0], gates[1])
     assert world.depends_on(world.one(LB), gates[2])
     assert sorted(world.one(LB).inputs["dropletIds"]) == sorted(world.exports_plain["hosts"]["dropletIds"])
+    confirms = sorted(_commands(world, "-confirm"), key=lambda r: r.name)
+    assert len(confirms) == 3  # the pool's verdict: each host's provisional release is final only after every gate
+    assert all(world.depends_on(world.one(LB), c) for c in confirms)
+    assert all(world.depends_on(c, gates[2]) for c in confirms)

@@ -5,7 +5,7 @@ import hashlib
 import pulumi
 import pytest
 
-from agent.release import render_secrets
+from agent.secretfile import render_secrets
 from components import commands
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from tests.compose_services import SERVICES
@@ -59,7 +59,8 @@ def test_exact_create_strings_and_payload():
     world = _run(cfg)
     content = commands.content_hash(_release(cfg))
     upload = world.one(CMD, "green-1-upload")
-    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "green", "1a2b3c4")
+    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "green", "1a2b3c4",
+                                                             commands.bundle_sha256(_release(cfg)))
     assert upload.inputs["stdin"] == commands.bundle_payload(_release(cfg))
     assert upload.inputs["logging"] == "stderr"
     secrets = world.one(CMD, "green-1-secrets")
@@ -224,3 +225,43 @@ def test_destroy_stops_the_project_and_nothing_else_replaces_it():
     assert "1a2b3c4" not in project.inputs["create"] + project.inputs["delete"]
     apply = world.one(CMD, "green-1-apply")
     assert project.urn in apply.dependencies  # destroy order: the apply goes first, then the stop
+
+
+def test_a_pool_never_stays_mixed_each_host_is_provisional_until_every_gate_passed():
+    """Two hosts behind one load balancer: a failure on host 2 must not leave host 1 on the new release. Each
+    host's apply (and gate) is provisional, earlier hosts for longer; one confirm per host waits for every gate.
+    When host 2 fails no confirm runs and host 1 puts the previous release back by itself (agent.pool)."""
+    cfg = sc.make_config(hostCount="2")
+    world = _run(cfg, hosts=HOSTS)
+    content = commands.content_hash(_release(cfg))
+    for host, window in (("green-1", 1800), ("green-2", 900)):
+        apply = world.one(CMD, f"{host}-apply")
+        assert apply.inputs["create"] == commands.apply_script(cfg.agent_place, "1a2b3c4", content, keep=5,
+                                                               validator=cfg.release.validator,
+                                                               confirm_within=window)
+        assert apply.inputs["create"].endswith(f" --confirm-within {window}")
+        gate = world.one(CMD, f"{host}-validate-run")
+        assert gate.inputs["create"] == commands.validate_script(cfg.agent_place, cfg.release.validator, "1a2b3c4",
+                                                                 window)
+        confirm = world.one(CMD, f"{host}-confirm")
+        assert confirm.inputs["create"] == (
+            "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools "
+            "--project green confirm --release 1a2b3c4")
+        assert confirm.inputs["connection"]["host"] == apply.inputs["connection"]["host"]
+        assert confirm.inputs["triggers"][0] == content
+        assert confirm.inputs["triggers"][1].startswith("cmd-")  # the apply's id: a replaced apply confirms again
+        assert len(confirm.inputs["triggers"]) == 2
+        for other in ("green-1", "green-2"):
+            assert world.depends_on(confirm, world.one(CMD, f"{other}-validate-run"))
+    assert not world.depends_on(world.one(CMD, "green-2-upload"), world.one(CMD, "green-1-confirm"))
+    rollout = world.one("devtools:index:ReleaseRollout")
+    assert [r.name for r in world.registrations if r.parent == rollout.urn][-2:] == ["rel-green-1-confirm",
+                                                                                     "rel-green-2-confirm"]
+
+
+def test_a_single_host_is_final_at_once():
+    """One host: its gate is the last thing that can fail, so nothing is provisional and nothing confirms."""
+    world = _run()
+    assert not [r for r in world.of_type(CMD) if r.name.endswith("-confirm")]
+    assert "--confirm-within" not in world.one(CMD, "green-1-apply").inputs["create"]
+    assert "--confirm-within" not in world.one(CMD, "green-1-validate-run").inputs["create"]

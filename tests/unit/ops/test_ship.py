@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from agent.remote import agent_command
+from ops import ship
 from ops.ship import SshTarget
 
 TARGET = SshTarget("127.0.0.1", 2222, "root", Path("/s/id_ed25519"), Path("/s/known_hosts"))
@@ -23,3 +24,10 @@ def test_secrets_travel_on_stdin_not_argv():
         "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools "
         "--project green secrets"
     )
+
+
+def test_the_upload_waits_for_the_project_lock_as_long_as_the_apply_would():
+    """The upload swaps the agent code under the project's lock: `--lock-timeout` bounds both waits."""
+    assert ship.lock_timeout([]) == 300
+    assert ship.lock_timeout(["--validate-deadline", "20", "--lock-timeout", "2"]) == 2
+    assert ship.lock_timeout(["--lock-timeout=7.5"]) == 8

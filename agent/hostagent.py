@@ -43,7 +43,8 @@ from agent.store import LockTimeout, Store, describe_holder
 
 def options_from(args: argparse.Namespace) -> Options:
     return Options(
-        wait_timeout=args.wait_timeout, validate=not args.no_validate, validate_deadline=args.validate_deadline,
+        wait_timeout=args.wait_timeout, pull_timeout=args.pull_timeout, validate=not args.no_validate,
+        validate_deadline=args.validate_deadline,
         validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
         confirm_within=args.confirm_within,
     )
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def rollout_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--wait-timeout", type=int, default=180, help="seconds for compose up --wait")
+        sp.add_argument("--pull-timeout", type=int, default=600, help="seconds compose pull may take")
         sp.add_argument("--validate-deadline", type=int, default=120, help="overall validation deadline (s)")
         sp.add_argument("--validate-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for agent.validate (repeatable), e.g. --validate-arg=--prometheus=URL")

@@ -34,6 +34,7 @@ AGENT_DIR = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class Options:
     wait_timeout: int = 180
+    pull_timeout: int = 600  # seconds `compose pull` may take before the step fails
     validate: bool = True
     validate_deadline: int = 120
     validate_args: tuple[str, ...] = ()
@@ -142,7 +143,7 @@ class Steps:
         `restoring`: bringing back the previous release, which rides out an engine still settling."""
         self.wait_for_docker()
         t0 = self.clock()
-        self.step(cc.pull(self.project_for(release_id)), 600, "pull")
+        self.step(cc.pull(self.project_for(release_id)), self.opts.pull_timeout, "pull")
         self.log(f"pulled images of {release_id} ({self.clock() - t0:.1f}s)")
         try:
             self.store.point_run_at(release_id)

@@ -68,6 +68,7 @@ class Host:
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     argvs: list[list[str]] = field(default_factory=list)
     envs: list[Mapping[str, str] | None] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)
 
     def on(self, step: str, release: str | None, *replies: Reply) -> Host:
         self.script.setdefault((step, release), []).extend(replies)
@@ -80,6 +81,7 @@ class Host:
         self.calls.append((step, release))
         self.argvs.append(argv)
         self.envs.append(env)
+        self.timeouts.append(timeout)
         queue = self.script.get((step, release)) or self.script.get((step, None)) or []
         reply: Reply = queue.pop(0) if queue else self.always.get(step, 0)
         if isinstance(reply, BaseException):

@@ -35,6 +35,15 @@ def test_a_first_apply_runs_every_step_in_order_and_records_it(tmp_path: Path) -
     assert (r.store.release_dir("r1") / "resolved.json").read_text() == '{"services": {}}\n'
 
 
+def test_each_step_runs_under_its_own_bound(tmp_path: Path) -> None:
+    """`--pull-timeout`, `--wait-timeout` and `--validate-deadline` bound their steps (up and the validator get
+    their own wait plus a margin). Risk: a step without a bound hangs a job, and the lock, forever."""
+    r = rig(tmp_path)
+    r.apply("r1", Options(pull_timeout=7, wait_timeout=40, validate_deadline=20))
+    bounds = dict(zip(r.host.calls, r.host.timeouts, strict=True))
+    assert (bounds[("pull", "r1")], bounds[("up", "r1")], bounds[("validate", "r1")]) == (7, 160, 80)
+
+
 def test_compose_config_resolves_with_an_empty_secrets_file(tmp_path: Path) -> None:
     """resolved.json is read by the validator: rendered with the real secrets file it would hold every secret."""
     r = rig(tmp_path)

@@ -161,7 +161,9 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
 def intended_on_hosts(pulumi: Pulumi, stack: str, outputs: dict[str, Any]) -> dict[str, Any]:
     """The stack's release plus the third-party services (digest-pinned in the compose file) of the profiles the
     stack enables: devtools:composeProfiles, which the program writes into every release as COMPOSE_PROFILES."""
-    profiles = pulumi.config(stack, "composeProfiles") or str(BY_NAME["composeProfiles"].default)
+    profiles = pulumi.config_value(stack, "composeProfiles")
+    if profiles is None:  # unset: the default; "" (the local stacks) enables no profile
+        profiles = str(BY_NAME["composeProfiles"].default)
     try:
         third_party = enabled_third_party(load_third_party(pulumi.cwd / "compose"), profiles)
     except CatalogError as exc:

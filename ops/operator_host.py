@@ -84,11 +84,16 @@ class Pulumi:
 
     def config(self, stack: str, key: str) -> str:
         """One config value ("" when the key is not set). The value may be a secret: never log it."""
+        return self.config_value(stack, key) or ""
+
+    def config_value(self, stack: str, key: str) -> str | None:
+        """One config value, None when the key is not set (an empty value set on purpose stays ""). The value may
+        be a secret: never log it."""
         proc = self.capture(plan.config_get(stack, key), timeout=60)
         if proc.returncode == 0:
             return proc.stdout.rstrip("\n")
         if "not found" in proc.stderr:
-            return ""
+            return None
         # Not "unset" but unreadable (no passphrase, no backend login, ...): say so rather than guess.
         raise CliError(f"cannot read {NAMESPACE}:{key} of stack {stack}: {proc.stderr.strip()}", 2)
 

@@ -49,9 +49,9 @@ class StackPulumi(Pulumi):
         copied: dict[str, Any] = json.loads(json.dumps(OUTPUTS))
         return copied
 
-    def config(self, stack: str, key: str) -> str:
+    def config_value(self, stack: str, key: str) -> str | None:
         assert stack == "prod"
-        return self.config_values.get(key, "")
+        return self.config_values.get(key)
 
 
 def container(image: str) -> dict[str, Any]:
@@ -117,4 +117,13 @@ def test_only_the_stacks_profiles_are_intended(tmp_path: Path, monkeypatch: pyte
     code, findings = run_drift(tmp_path, monkeypatch, running, {"composeProfiles": "metrics"})
     assert [(f["service"], f["kind"]) for f in findings] == [
         ("gateway-mcp", "ok"), ("orchestrator", "ok"), ("prometheus", "ok")]
+    assert code == cli.EXIT_OK
+
+
+def test_profiles_set_empty_enable_no_third_party_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: `composeProfiles: ""` (the local stacks: the stand-in runs Debian's haproxy and prometheus instead) is
+    no profile, not the default. Risk: every local drift run reported Caddy and Prometheus NOT RUNNING."""
+    running = {"gateway-mcp": container(f"reg/gw@{D1}"), "orchestrator": container(f"reg/orch@{D2}")}
+    code, findings = run_drift(tmp_path, monkeypatch, running, {"composeProfiles": ""})
+    assert findings == [finding("gateway-mcp", "ok", D1, D1), finding("orchestrator", "ok", D2, D2)]
     assert code == cli.EXIT_OK

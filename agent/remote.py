@@ -40,9 +40,11 @@ def incoming_dir(host_root: str, project: str, release_id: str) -> str:
     return f"{host_root}/{project}/incoming/{release_id}"
 
 
-def bundle_tar(manifest: Mapping[str, Any], compose_dir: Path, agent_dir: Path | None = AGENT_PACKAGE) -> bytes:
+def bundle_tar(manifest: Mapping[str, Any], compose_dir: Path, agent_dir: Path | None = AGENT_PACKAGE, *,
+               compose: bytes | None = None) -> bytes:
     """One tar holding `bundle/` (compose files + release.json) and `code/agent/` (this package's modules; left
-    out with agent_dir=None).
+    out with agent_dir=None). `compose`: the docker-compose.yml to ship instead of compose_dir's (one tier's file,
+    written by the program from it).
 
     File times are fixed so the same release always produces the same bytes (the host compares content).
     """
@@ -54,7 +56,8 @@ def bundle_tar(manifest: Mapping[str, Any], compose_dir: Path, agent_dir: Path |
             tar.addfile(info, io.BytesIO(data))
 
         for rel in BUNDLE_FILES:
-            add(f"bundle/{rel}", (compose_dir / rel).read_bytes())
+            given = compose if rel == BUNDLE_FILES[0] else None
+            add(f"bundle/{rel}", given if given is not None else (compose_dir / rel).read_bytes())
         add("bundle/release.json", (json.dumps(dict(manifest), indent=2, sort_keys=True) + "\n").encode())
         if agent_dir is not None:
             for path in agent_files(agent_dir):

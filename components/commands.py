@@ -71,22 +71,23 @@ def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str],
     return release_manifest(release_id, images, env, {"commit": commit})
 
 
-def bundle_payload(release: Mapping[str, Any]) -> str:
-    """The upload's stdin: base64 of the gzipped bundle tar (gzip mtime 0, so the same release is the same text)."""
-    return base64.b64encode(gzip.compress(host.bundle_tar(release, COMPOSE_DIR), mtime=0)).decode()
+def bundle_payload(release: Mapping[str, Any], compose: bytes | None = None) -> str:
+    """The upload's stdin: base64 of the gzipped bundle tar (gzip mtime 0, so the same release is the same text).
+    `compose`: the tier's compose file (components.tiers), None: compose/docker-compose.yml as it is."""
+    return base64.b64encode(gzip.compress(host.bundle_tar(release, COMPOSE_DIR, compose=compose), mtime=0)).decode()
 
 
-def content_hash(release: Mapping[str, Any]) -> str:
+def content_hash(release: Mapping[str, Any], compose: bytes | None = None) -> str:
     """sha256 of the release alone (bundle files and manifest without `source` and without the agent code): the
     digests, env and compose files decide a re-run. New agent code reaches hosts with the next upload, which
     re-runs on its own when its payload changes, without re-applying an unchanged release."""
     content = {k: v for k, v in release.items() if k != "source"}
-    return hashlib.sha256(host.bundle_tar(content, COMPOSE_DIR, agent_dir=None)).hexdigest()
+    return hashlib.sha256(host.bundle_tar(content, COMPOSE_DIR, agent_dir=None, compose=compose)).hexdigest()
 
 
-def bundle_sha256(release: Mapping[str, Any]) -> str:
+def bundle_sha256(release: Mapping[str, Any], compose: bytes | None = None) -> str:
     """sha256 of the bundle tar bundle_payload carries: the upload refuses any other bytes (a truncated stdin)."""
-    return hashlib.sha256(host.bundle_tar(release, COMPOSE_DIR)).hexdigest()
+    return hashlib.sha256(host.bundle_tar(release, COMPOSE_DIR, compose=compose)).hexdigest()
 
 
 def upload_script(host_root: str, project: str, release_id: str, sha256: str) -> str:

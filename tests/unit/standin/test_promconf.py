@@ -51,6 +51,9 @@ def test_prometheus_config_is_yaml_with_a_target_per_color_and_service() -> None
     assert len(seen) == 2 * len(SERVICES)
 
 
+BIND = r"(?:127\.0\.0\.1|\$\{DATA_BIND:-127\.0\.0\.1\}):"  # loopback; the data services' DATA_BIND defaults to it
+
+
 def test_prometheus_services_match_the_compose_ports() -> None:
     """promconf scrapes service <i> at <prefix><i:02d>: true only while the compose file publishes them so."""
     compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
@@ -59,7 +62,7 @@ def test_prometheus_services_match_the_compose_ports() -> None:
         if "profiles" in svc:
             continue
         (port,) = svc["ports"]
-        match = re.fullmatch(r"127\.0\.0\.1:\$\{HOST_PORT_PREFIX:-80\}(\d\d):\d+", port)
+        match = re.fullmatch(BIND + r"\$\{HOST_PORT_PREFIX:-80\}(\d\d):\d+", port)
         assert match, port
         published[name] = match.group(1)
     services = promconf.compose_services(promconf.COMPOSE_FILE.read_text())

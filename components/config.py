@@ -8,7 +8,6 @@ collected and raised together as one ConfigError, each line naming the key, the 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,6 +106,18 @@ class ReleaseConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """The data tier (compose project `data`), used by the stack that owns it; the network by every stack on
+    existing hosts."""
+
+    droplet_size: str
+    volume_size: int  # GiB; grows, never shrinks
+    port_prefix: str  # two digits
+    network: str  # the docker network both tiers join on an existing host
+    backup_keep: int  # volume snapshots the scheduled backup keeps
+
+
+@dataclass(frozen=True)
 class TrafficConfig:
     mode: Literal["loadBalancer", "reservedIp", "localProxy", "none"]
     live_color: str
@@ -127,6 +138,7 @@ class StackConfig:
     build: BuildConfig
     release: ReleaseConfig
     traffic: TrafficConfig
+    data: DataConfig
     snapshot: bool
     snapshot_generation: int
 
@@ -142,6 +154,12 @@ class StackConfig:
     @property
     def builds(self) -> bool:
         return self.release.source == "build"
+
+    @property
+    def owns_data(self) -> bool:
+        """Declares the data tier: the stack that is its own prodStack (prod, local), which builds and owns traffic.
+        Every other stack (blue, local-blue) declares none and reads prod's `data` output."""
+        return self.prod_stack.rsplit("/", 1)[-1] == self.stack
 
     @property
     def follows_prod(self) -> bool:
@@ -210,13 +228,13 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         image=r.string("dropletImage"),
         monitoring=r.boolean("monitoring"),
         protect=r.boolean("protect"),
-        vpc_ip_range=_vpc_range(r),
+        vpc_ip_range=r.private_cidr("vpcIpRange", r.string("vpcIpRange")),
         existing=_existing_hosts(r),
         root=r.string("hostRoot"),
     )
     ssh = SshConfig(
         user=r.string("sshUser"),
-        private_key=Secret(r.string("sshPrivateKey") or _read_key(r, key_path)),
+        private_key=Secret(r.string("sshPrivateKey") or r.private_key_file("sshPrivateKeyPath", key_path)),
         private_key_path=key_path or None,
         public_key=r.string("sshPublicKey"),
         host_key=r.string("sshHostKey") or None,
@@ -261,6 +279,9 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         prod_stack=r.string("prodStack"),
         standby_stack=r.string("standbyStack"),
         hosts=hosts, ssh=ssh, registry=registry, build=build, release=rel, traffic=traffic,
+        data=DataConfig(droplet_size=r.string("dataDropletSize"), volume_size=r.integer("dataVolumeSize"),
+                        port_prefix=r.string("dataPortPrefix"), network=r.string("dataNetwork"),
+                        backup_keep=r.integer("dataBackupKeep")),
         snapshot=r.boolean("snapshot"), snapshot_generation=r.integer("snapshotGeneration"),
     )
 
@@ -276,35 +297,6 @@ def _release_id(r: Reader, release: str, commit: str | None, commit_source: str)
         r.problem(f"{commit_source}: the release id {shown} taken from it while {r.key('releaseId')} is empty is "
                   f"refused by the hosts ({RELEASE_ID_RULE}): set {r.key('releaseId')}, or correct {commit_source}")
     return commit
-
-
-def _read_key(r: Reader, path: str) -> str:
-    """The private key from `sshPrivateKeyPath` (read once, here); a problem when it cannot be read."""
-    if not path:
-        return ""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        r.fail("sshPrivateKeyPath", path, f"a readable private key file ({exc.strerror})")
-        return ""
-    if "PRIVATE KEY" not in text:
-        r.fail("sshPrivateKeyPath", path, "a file holding an OpenSSH or PEM private key")
-        return ""
-    return text
-
-
-def _vpc_range(r: Reader) -> str:
-    value = r.string("vpcIpRange")
-    if not value:
-        return ""
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        r.fail("vpcIpRange", value, f"a private IPv4 CIDR ({exc})")
-        return str(BY_NAME["vpcIpRange"].default)
-    if not net.is_private or not 16 <= net.prefixlen <= 28:
-        r.fail("vpcIpRange", value, "a private IPv4 CIDR between /16 and /28")
-    return value
 
 
 def _existing_hosts(r: Reader) -> tuple[ExistingHost, ...]:

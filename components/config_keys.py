@@ -117,9 +117,10 @@ KEYS: tuple[Key, ...] = (
         "it and is set up by cloud-init",
         pattern=SLUG, allowed="an image slug such as ubuntu-24-04-x64"),
     Key("snapshot", "boolean", False, "take a backup image of the primary host once its release is validated, and "
-        "export its id (never used to build standbys)"),
-    Key("snapshotGeneration", "integer", 1, "bump to take a fresh snapshot (the old one is kept until deleted)",
-        range=(1, 9999)),
+        "export its id (never used to build standbys); the stack that owns the data tier also snapshots the data "
+        "volume before the data release"),
+    Key("snapshotGeneration", "integer", 1, "bump to take fresh snapshots (the primary's and the data volume's; the "
+        "old ones are kept until deleted)", range=(1, 9999)),
     Key("vpcIpRange", "string", "", "IP range of the VPC the stack creates (standbys join prod's); empty: "
         "DigitalOcean picks a free range (a fixed one may collide with the account's default VPCs)",
         pattern=r"[0-9.]+/[0-9]{1,2}", allowed="a private IPv4 CIDR such as 10.110.0.0/20"),
@@ -147,6 +148,20 @@ KEYS: tuple[Key, ...] = (
         pattern=HOSTPORT, allowed="address[:port] such as 127.0.0.1:2222"),
     Key("hostRoot", "string", "/opt/devtools", "the host agent's directory on every host",
         pattern=r"/[A-Za-z0-9._/-]*[A-Za-z0-9._-]", allowed="an absolute path of letters, digits, . _ - /"),
+    # the data tier (compose project `data`: once per environment, never flips; owned by the stack that is its
+    # own prodStack, read by the others from its `data` output)
+    Key("dataDropletSize", "string", "s-1vcpu-2gb", "size slug of the data droplet (digitalocean)",
+        pattern=SLUG, allowed="a droplet size slug such as s-1vcpu-2gb"),
+    Key("dataVolumeSize", "integer", 10, "GiB of the data droplet's block volume, which holds every named volume of "
+        "the data tier (digitalocean): it can grow, never shrink", range=(1, 16384)),
+    Key("dataPortPrefix", "string", "80", "the data services publish <prefix>0N (two digits; on existing hosts "
+        "another prefix than the colors', the local stand-in's is 83)",
+        pattern=r"[1-9][0-9]", allowed="two digits such as 80 or 83"),
+    Key("dataNetwork", "string", "devtools-data", "docker network the tiers share on an existing host (the colors "
+        "reach the data services by name over it)",
+        pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", allowed="a docker network name"),
+    Key("dataBackupKeep", "integer", 7, "data volume snapshots the scheduled backup keeps (`ops.cli data backup`)",
+        range=(1, 365)),
     # registry and builds
     Key("registryName", "string", "devtools", "DigitalOcean Container Registry name",
         pattern=r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", allowed="3-63 lowercase letters, digits and -"),

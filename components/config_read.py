@@ -6,6 +6,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from components.config_keys import BY_NAME, NAMESPACE, Key
@@ -189,3 +190,31 @@ class Reader:
             else:
                 out[str(k)] = v
         return out
+
+    def private_cidr(self, name: str, value: str) -> str:
+        """`value` (key `name`, read as a string) checked as a private IPv4 CIDR between /16 and /28; "" is not set."""
+        if not value:
+            return ""
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            self.fail(name, value, f"a private IPv4 CIDR ({exc})")
+            return str(BY_NAME[name].default)
+        if not net.is_private or not 16 <= net.prefixlen <= 28:
+            self.fail(name, value, "a private IPv4 CIDR between /16 and /28")
+        return value
+
+    def private_key_file(self, name: str, path: str) -> str:
+        """The private key in the file `path` that key `name` gives (read once, here), or "" with a problem when it
+        cannot be read."""
+        if not path:
+            return ""
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            self.fail(name, path, f"a readable private key file ({exc.strerror})")
+            return ""
+        if "PRIVATE KEY" not in text:
+            self.fail(name, path, "a file holding an OpenSSH or PEM private key")
+            return ""
+        return text

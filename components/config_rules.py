@@ -26,6 +26,7 @@ def cross_checks(r: Reader, c: StackConfig) -> None:
         r.problem(f"{k('sshPrivateKeyPath')}: set together with {k('sshPrivateKey')}: keep one")
     _provider_checks(r, c)
     _stack_checks(r, c)
+    _data_checks(r, c)
 
 
 def _provider_checks(r: Reader, c: StackConfig) -> None:
@@ -96,6 +97,23 @@ def _stack_checks(r: Reader, c: StackConfig) -> None:
     if c.registry.adopt and c.registry.tier != BY_NAME["registryTier"].default:
         r.problem(f"{k('registryTier')}: {c.registry.tier} with {k('registryAdopt')}: an adopted registry keeps its "
                   f"own tier (checked against the release at preview); leave it {BY_NAME['registryTier'].default}")
+
+
+DATA_OWNER_KEYS = ("dataDropletSize", "dataVolumeSize", "dataPortPrefix")
+"""What only the stack that owns the data tier uses: set on another stack, it would change nothing."""
+
+
+def _data_checks(r: Reader, c: StackConfig) -> None:
+    k = r.key
+    if not c.owns_data:
+        for name in DATA_OWNER_KEYS:
+            if r.is_given(name):
+                r.problem(f"{k(name)}: set on stack {c.stack}, which does not own the data tier (it reads the data "
+                          f"tier of {k('prodStack')} {c.prod_stack}): set it on stack {c.prod_stack}, remove it here")
+    elif c.hosts.provider == "existing" and c.data.port_prefix == str(c.release.host_port_prefix):
+        r.problem(f"{k('dataPortPrefix')}: {c.data.port_prefix} is this stack's {k('hostPortPrefix')} too: on an "
+                  "existing host the data tier shares the docker engine with the colors, so its ports would collide; "
+                  "pick another prefix (the local stand-in: colors 81 and 82, the data tier 83)")
 
 
 def with_host_key(r: Reader, cfg: StackConfig) -> StackConfig:

@@ -58,6 +58,8 @@ LOCAL: dict[str, Any] = {
     "devtools:sshPrivateKey": SSH_PRIVATE_KEY,
     "devtools:composeProfiles": "",
     "devtools:hostPortPrefix": "81",
+    "devtools:prodStack": "local",
+    "devtools:dataPortPrefix": "83",
     "devtools:prometheusUrl": "http://127.0.0.1:9390",
     "devtools:prometheusSelector": 'color="green"',
 }

@@ -108,6 +108,19 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("key file missing", "local", {"sshPrivateKey": None, "sshPrivateKeyPath": "/nonexistent/id"},
      "devtools:sshPrivateKeyPath", "a readable private key file"),
     ("token in plain text", "prod:token", {}, "digitalocean:token", "DIGITALOCEAN_TOKEN"),
+    ("data droplet size", "prod", {"dataDropletSize": "Small"}, "devtools:dataDropletSize",
+     "a droplet size slug such as s-1vcpu-2gb"),
+    ("data volume size", "prod", {"dataVolumeSize": "0"}, "devtools:dataVolumeSize", "an integer 1-16384"),
+    ("data port prefix", "prod", {"dataPortPrefix": "8"}, "devtools:dataPortPrefix", "two digits such as 80 or 83"),
+    ("data network", "local", {"dataNetwork": "devtools data"}, "devtools:dataNetwork", "a docker network name"),
+    ("data backups kept", "prod", {"dataBackupKeep": "0"}, "devtools:dataBackupKeep", "an integer 1-365"),
+    ("data ports of the colors", "local", {"dataPortPrefix": "81"}, "devtools:dataPortPrefix",
+     "81 is this stack's devtools:hostPortPrefix too: on an existing host the data tier shares the docker engine "
+     "with the colors, so its ports would collide; pick another prefix (the local stand-in: colors 81 and 82, the "
+     "data tier 83)"),
+    ("data tier on a follower", "blue", {"dataVolumeSize": "50"}, "devtools:dataVolumeSize",
+     "set on stack blue, which does not own the data tier (it reads the data tier of devtools:prodStack prod): set "
+     "it on stack prod, remove it here"),
 ]
 
 
@@ -197,6 +210,17 @@ def test_stack_roles():
     assert (local.hosts.provider, local.registry.address, local.traffic.mode) == ("existing", "127.0.0.1:5000",
                                                                                    "localProxy")
     assert [(h.address, h.port) for h in local.hosts.existing] == [("127.0.0.1", 2222)]
+    assert (prod.owns_data, blue.owns_data, local.owns_data) == (True, False, True)
+    assert make_config("local-blue", LOCAL, LOCAL_SECRETS, color="blue", traffic="none", release="prod",
+                       liveColor=None, dataPortPrefix=None).owns_data is False
+
+
+def test_data_tier_defaults():
+    """A data droplet of 2 GB with a 10 GiB volume, published on 80xx (its own droplet), the shared network of an
+    existing host, a week of scheduled backups."""
+    data = make_config().data
+    assert (data.droplet_size, data.volume_size, data.port_prefix, data.network, data.backup_keep) == (
+        "s-1vcpu-2gb", 10, "80", "devtools-data", 7)
 
 
 @pytest.mark.parametrize("line", [DEPLOY_PUBLIC_KEY, ECDSA_PUBLIC_KEY, RSA_PUBLIC_KEY], ids=["ed25519", "ecdsa", "rsa"])

@@ -20,6 +20,12 @@ arrives with the first upload, so cloud-init writes agent/doctor.py (standard li
 <host_root>/doctor.py and runs it with the venv's python against the requirements it just installed: the same code
 `hostagent doctor` runs later, not a second implementation.
 
+The data droplet (`data_volume`: the name of its block volume) keeps docker's named volumes on that volume: an
+/etc/fstab entry mounts it at /var/lib/docker/volumes (by the stable name DigitalOcean gives its device, waiting for
+the attachment, which comes after the droplet exists) and a docker.service drop-in requires that mount, so docker
+never starts with its volumes on the droplet's own disk, at first boot (the package's own start of docker waits for
+it) or after a reboot. Every named volume of the data project survives the droplet's replacement with the volume.
+
 Order on the droplet: write_files (init stage) → packages (final stage) → runcmd (final stage, after packages).
 """
 
@@ -45,6 +51,27 @@ DOCKER_DROP_IN_TEXT = f"""# After a reboot docker makes DOCKER-USER anew: every 
 [Service]
 ExecStartPost={BLOCK_METADATA}
 """
+
+DOCKER_VOLUMES = "/var/lib/docker/volumes"
+DATA_DROP_IN = "/etc/systemd/system/docker.service.d/devtools-data-volume.conf"
+DATA_DROP_IN_TEXT = f"""# The data tier's named volumes live on the block volume: docker starts only once it is mounted.
+[Unit]
+RequiresMountsFor={DOCKER_VOLUMES}
+"""
+DEVICE_TIMEOUT = "10min"
+"""How long systemd waits for the volume's device: the attachment follows the droplet's creation."""
+
+
+def volume_device(volume_name: str) -> str:
+    """The device DigitalOcean gives an attached volume, by its name (stable across droplets and reboots)."""
+    return f"/dev/disk/by-id/scsi-0DO_Volume_{volume_name}"
+
+
+def fstab_line(volume_name: str) -> str:
+    """The data volume's /etc/fstab entry: ext4 (DigitalOcean formats it), `nofail` (boot goes on without it; docker
+    does not), TRIM, and a device wait longer than the attachment takes."""
+    options = f"defaults,nofail,discard,x-systemd.device-timeout={DEVICE_TIMEOUT}"
+    return f"{volume_device(volume_name)} {DOCKER_VOLUMES} ext4 {options} 0 2\n"
 
 
 class _Argv(list[str]):
@@ -77,9 +104,11 @@ def host_doctor_text(root: Path) -> str:
     return (root / "agent" / "doctor.py").read_text()
 
 
-def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, host_key: str | None) -> str:
+def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: str, host_key: str | None,
+                      data_volume: str | None = None) -> str:
     """The `#cloud-config` user data of a droplet; `host_key` (an unencrypted OpenSSH private key) replaces the
-    image's SSH host keys when given."""
+    image's SSH host keys when given; `data_volume` (the data droplet's block volume) is mounted at
+    /var/lib/docker/volumes before docker starts."""
     requirements = f"{host_root}/requirements-host.txt"
     doctor = f"{host_root}/doctor.py"
     venv = f"{host_root}/venv"
@@ -89,9 +118,15 @@ def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: st
         {"path": BLOCK_METADATA, "content": BLOCK_METADATA_SCRIPT, "owner": "root:root", "permissions": "0755"},
         {"path": DOCKER_DROP_IN, "content": DOCKER_DROP_IN_TEXT, "owner": "root:root", "permissions": "0644"},
     ]
+    if data_volume is not None:
+        write_files += [
+            {"path": "/etc/fstab", "content": fstab_line(data_volume), "append": True},
+            {"path": DATA_DROP_IN, "content": DATA_DROP_IN_TEXT, "owner": "root:root", "permissions": "0644"},
+        ]
     runcmd = [
         _Argv(["systemctl", "daemon-reload"]),
         _Argv(["systemctl", "enable", "--now", "docker"]),
+        *([_Argv(["findmnt", DOCKER_VOLUMES])] if data_volume is not None else []),
         _Argv([BLOCK_METADATA]),
         _Argv(["install", "-d", "-m", "0755", "-o", "root", "-g", "root", host_root]),
         _Argv(["python3", "-m", "venv", venv]),

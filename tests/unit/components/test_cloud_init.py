@@ -69,9 +69,9 @@ runcmd:
 
 
 def render(host_root: str = "/opt/devtools", requirements: str = REQUIREMENTS, doctor: str = DOCTOR,
-           host_key: str | None = None) -> str:
+           host_key: str | None = None, data_volume: str | None = None) -> str:
     return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                             host_key=host_key)
+                             host_key=host_key, data_volume=data_volume)
 
 
 HOST_KEY_TAIL = """\
@@ -127,7 +127,7 @@ def test_containers_cannot_reach_the_metadata_service():
 def test_no_credential_and_no_docker_config_in_user_data():
     """The renderer takes no registry credential at all, and writes no docker config."""
     assert list(inspect.signature(render_cloud_init).parameters) == ["host_root", "host_requirements",
-                                                                     "host_doctor", "host_key"]
+                                                                     "host_doctor", "host_key", "data_volume"]
     assert "/root/.docker" not in render(host_key=HOST_PRIVATE_KEY) and "auths" not in render()
 
 
@@ -171,3 +171,38 @@ def test_host_doctor_text_is_the_agents_own_doctor():
     assert "- path: /opt/devtools/doctor.py\n  content: |\n    \"\"\"Does this host have what" in rendered
     assert yaml.safe_load(rendered)["write_files"][1] == {"path": "/opt/devtools/doctor.py", "content": text,
                                                           "owner": "root:root", "permissions": "0644"}
+
+
+FSTAB = ("/dev/disk/by-id/scsi-0DO_Volume_devtools-prod-data /var/lib/docker/volumes ext4 "
+         "defaults,nofail,discard,x-systemd.device-timeout=10min 0 2")
+DATA_FILES = f"""\
+- path: /etc/fstab
+  content: |
+    {FSTAB}
+  append: true
+- path: /etc/systemd/system/docker.service.d/devtools-data-volume.conf
+  content: |
+    # The data tier's named volumes live on the block volume: docker starts only once it is mounted.
+    [Unit]
+    RequiresMountsFor=/var/lib/docker/volumes
+  owner: root:root
+  permissions: '0644'
+"""
+
+
+def test_the_data_droplet_mounts_its_volume_under_dockers_volumes_exact_text():
+    """Every named volume of the data project lives on the block volume, so it survives the droplet's replacement.
+    The volume is mounted at /var/lib/docker/volumes by the stable name of its device (an fstab entry appended,
+    waiting for the attachment, which DigitalOcean makes after the droplet exists; `nofail` lets the droplet boot
+    without it), and docker requires that mount: the package's own start of docker (before runcmd) waits for it,
+    and a docker that cannot have it does not start, so nothing is ever written to the droplet's own disk instead
+    (the doctor, last, then finds docker not answering)."""
+    runcmd = "runcmd:\n- [systemctl, daemon-reload]\n- [systemctl, enable, --now, docker]\n"
+    expected = CLOUD_CONFIG.replace(runcmd, DATA_FILES + runcmd + "- [findmnt, /var/lib/docker/volumes]\n")
+    assert expected != CLOUD_CONFIG
+    assert render(data_volume="devtools-prod-data") == expected
+    assert render(host_key=HOST_PRIVATE_KEY, data_volume="devtools-prod-data") == expected + HOST_KEY_TAIL
+    fstab = yaml.safe_load(expected)["write_files"][4]
+    assert fstab["content"].split() == ["/dev/disk/by-id/scsi-0DO_Volume_devtools-prod-data",
+                                        "/var/lib/docker/volumes", "ext4",
+                                        "defaults,nofail,discard,x-systemd.device-timeout=10min", "0", "2"]

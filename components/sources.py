@@ -187,3 +187,66 @@ def resize_warning(stack: str, previous: Any, size: str) -> str | None:
     return (f"{_change('dropletSize', before, size)}: DigitalOcean powers off every droplet of stack {stack} to "
             "resize it (all at once: this color serves nothing until they are back), and the disk grows with the "
             "size and never shrinks: a size with a smaller disk is refused from then on")
+
+
+def followed_data_env(prod_stack: str, exported: Any) -> dict[str, str]:
+    """The colors' addresses of the data tier (STATE_URL, RAG_URL…), from the `data` output of the stack that owns
+    it: a follower declares no data tier of its own."""
+    env = exported.get("env") if isinstance(exported, Mapping) else None
+    if not isinstance(env, Mapping) or not env:
+        raise FollowError(f"stack {prod_stack} exports no data tier (its `data` output): run `pulumi up --stack "
+                          f"{prod_stack}` first (it owns the data tier this stack's colors reach)")
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _exported_id(record: Any) -> str | None:
+    """The id of a release record another update exported (None when it exported none)."""
+    rid = record.get("id") if isinstance(record, Mapping) else None
+    return str(rid) if rid else None
+
+
+def data_release_refusal(stack: str, standby_stack: str, previous: Any, release_id: str, *, own_release: Any,
+                         standby_release: Any) -> str | None:
+    """Why this update may NOT release the data tier `release_id`, or None when it may.
+
+    `previous` is the `data` output of this stack's last update, `own_release` its `release` output, and
+    `standby_release` the `release` output of the standby stack. One data tier serves both colors: a change of its
+    content while the colors run two different releases would leave one of them on a data tier it was not
+    released with.
+    """
+    before = _exported_id(previous.get("release")) if isinstance(previous, Mapping) else None
+    if before is None or before == release_id:
+        return None
+    own, other = _exported_id(own_release), _exported_id(standby_release)
+    if own is None or other is None or own == other:
+        return None
+    return (f"refusing data release {release_id} on stack {stack}: it changes the data tier (now {before}) while "
+            f"the colors run two releases, {own} on stack {stack} and {other} on stack {standby_stack}, and one "
+            f"data tier serves both. Bring stack {standby_stack} to release {own} first (`pulumi up --stack "
+            f"{standby_stack}`), or flip so both colors run one release; then run this update again")
+
+
+def _size(value: Any) -> int | None:
+    number = _number(value)
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def volume_shrink_refusal(stack: str, previous: Any, size: int) -> str | None:
+    """Why the data volume may NOT take `size` GiB (it was larger at the last update), or None when it may."""
+    shape = previous.get("shape") if isinstance(previous, Mapping) else None
+    before = _size(shape.get("dataVolumeSize")) if isinstance(shape, Mapping) else None
+    if before is None or size >= before:
+        return None
+    return (f"refusing {_change('dataVolumeSize', before, size)} on stack {stack}: a block volume only grows "
+            "(DigitalOcean cannot shrink one) and it holds every named volume of the data tier. Put back "
+            f"{before} or more")
+
+
+def data_resize_warning(stack: str, previous: Any, size: str) -> str | None:
+    """What a data droplet size change does (None when the size stays)."""
+    shape = previous.get("shape") if isinstance(previous, Mapping) else None
+    before = shape.get("dataDropletSize") if isinstance(shape, Mapping) else None
+    if before is None or before == size:
+        return None
+    return (f"{_change('dataDropletSize', before, size)}: DigitalOcean powers off the data droplet of stack {stack} "
+            "to resize it: both colors lose the data tier until it is back, and its disk never shrinks")

@@ -4,6 +4,7 @@
     tiers = read_tiers(text)
     tiers.data                      # ("rag-context", "state-persistence"): `devtools.tier: data`
     tier_compose(text, DATA, network="devtools-data")   # the data tier's compose file, as bytes
+    data_release_id(tier_images(tiers, images, DATA), env, compose)   # "data-<12 hex>": from its content alone
 
 The colors (green, blue) run the `app` tier: every service without a `devtools.tier` label. The `data` tier runs
 once per environment and never flips: the services that keep data (`devtools.tier: data`). Each tier is released
@@ -15,6 +16,8 @@ the data host's private address, and no network is shared.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -175,3 +178,23 @@ def tier_compose(text: str, tier: str, *, network: str | None) -> bytes:
         out["networks"] = {SHARED_NETWORK: {"name": network, "external": True}}
     body = yaml.dump(out, Dumper=_Plain, sort_keys=False, default_flow_style=False, width=120)
     return (HEADER.format(tier=tier) + body).encode()
+
+
+def tier_images(tiers: Tiers, images: Mapping[str, str], tier: str) -> dict[str, str]:
+    """The pins of one tier's services out of a release's images: each tier's release pins what its file runs."""
+    keep = tiers.data if tier == DATA else tiers.app
+    return {service: ref for service, ref in sorted(images.items()) if service in keep}
+
+
+DATA_RELEASE_PREFIX = "data-"
+
+
+def data_release_id(images: Mapping[str, str], env: Mapping[str, str], compose: bytes) -> str:
+    """The data tier's release id, `data-<12 hex>` of its content: its pins, its release env and its compose file.
+    An app-only release or a flip leaves it as it is; a host refuses one id with two contents, so everything that
+    goes into the data release is in its id (agent.release.RELEASE_ID accepts it)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"images": dict(sorted(images.items())), "env": dict(sorted(env.items()))},
+                             sort_keys=True).encode())
+    digest.update(b"\0" + compose)
+    return DATA_RELEASE_PREFIX + digest.hexdigest()[:12]

@@ -55,6 +55,9 @@ class ReleaseRolloutArgs:
     private_key: pulumi.Input[str]  # secret
     wait_for: Sequence[pulumi.Resource] = ()  # e.g. the droplets
     registry_name: pulumi.Input[str] | None = None  # the DOCR to mint pull credentials for; None: no login needed
+    compose: bytes | None = None  # the tier's compose file (components.tiers.tier_compose); None: compose/'s own
+    extra_env: pulumi.Input[Mapping[str, str]] | None = None
+    """Merged over the release env (commands.release_env): the data tier's addresses, its port prefix."""
 
 
 class ReleaseRollout(pulumi.ComponentResource):
@@ -73,14 +76,16 @@ class ReleaseRollout(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ReleaseRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:ReleaseRollout", name, None, opts)
-        place, release, env = args.place, args.release, commands.release_env(args.release)
+        place, release, env, compose = args.place, args.release, commands.release_env(args.release), args.compose
         release_id = pulumi.Output.from_input(args.release_id)
-        self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=args.commit).apply(
-            lambda v: commands.manifest(v["rid"], v["images"], env, v["commit"]))
-        self.content = self.manifest.apply(commands.content_hash)
-        payload = self.manifest.apply(commands.bundle_payload)
+        self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=args.commit,
+                                          extra=args.extra_env or {}).apply(
+            lambda v: commands.manifest(v["rid"], v["images"], {**env, **v["extra"]}, v["commit"]))
+        self.content = self.manifest.apply(lambda m: commands.content_hash(m, compose))
+        payload = self.manifest.apply(lambda m: commands.bundle_payload(m, compose))
         upload_create = pulumi.Output.all(rid=release_id, release=self.manifest).apply(
-            lambda v: commands.upload_script(place.root, place.project, v["rid"], commands.bundle_sha256(v["release"])))
+            lambda v: commands.upload_script(place.root, place.project, v["rid"],
+                                             commands.bundle_sha256(v["release"], compose)))
 
         def apply_create(confirm_within: int) -> pulumi.Output[str]:
             return pulumi.Output.all(rid=release_id, content=self.content).apply(

@@ -1,5 +1,6 @@
 """ReleaseRollout under mocks: per host upload → secrets → apply → gate, hosts in turn, no-op when unchanged."""
 
+import dataclasses
 import hashlib
 
 import pulumi
@@ -265,3 +266,38 @@ def test_a_single_host_is_final_at_once():
     assert not [r for r in world.of_type(CMD) if r.name.endswith("-confirm")]
     assert "--confirm-within" not in world.one(CMD, "green-1-apply").inputs["create"]
     assert "--confirm-within" not in world.one(CMD, "green-1-validate-run").inputs["create"]
+
+
+def test_a_tier_ships_its_own_compose_file_with_its_env_merged_over_the_release_env():
+    """The data tier (project `data`) reuses the rollout: its compose file travels in the bundle instead of
+    compose/'s, its env (port prefix, bind address) is merged over the release env, and both decide the content,
+    so the upload checks exactly these bytes and a changed address re-runs the apply."""
+    compose = b"# the data tier\nservices: {}\n"
+    cfg = sc.make_config()
+    place = dataclasses.replace(cfg.agent_place, project="data")
+
+    def program(bind: str) -> World:
+        def declare() -> None:
+            ReleaseRollout("data-release", dataclasses.replace(
+                rollout_args(cfg, (RolloutHost("data-1", "203.0.113.21", 22, "400021"),), "data-0123456789ab",
+                             IMAGES, "c1"),
+                place=place, compose=compose,
+                extra_env=pulumi.Output.from_input({"HOST_PORT_PREFIX": "83", "DATA_BIND": bind})))
+        return run_components(declare)
+
+    world = program("10.110.0.5")
+    manifest = commands.manifest("data-0123456789ab", IMAGES, {"COMPOSE_PROFILES": "edge", "HOST_PORT_PREFIX": "83",
+                                                               "DATA_BIND": "10.110.0.5"}, "c1")
+    upload = world.one(CMD, "data-1-upload")
+    assert upload.inputs["stdin"] == commands.bundle_payload(manifest, compose)
+    assert upload.inputs["create"] == commands.upload_script("/opt/devtools", "data", "data-0123456789ab",
+                                                             commands.bundle_sha256(manifest, compose))
+    content = commands.content_hash(manifest, compose)
+    assert content != commands.content_hash(manifest)  # the compose file is part of the content
+    apply = world.one(CMD, "data-1-apply")
+    assert apply.inputs["create"] == (
+        f": release-content={content} && cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent "
+        "--root /opt/devtools --project data apply --bundle /opt/devtools/data/incoming/data-0123456789ab --keep 5 "
+        "--validate-deadline 120")
+    moved = program("10.110.0.6").one(CMD, "data-1-apply")
+    assert moved.inputs["create"] != apply.inputs["create"]

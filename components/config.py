@@ -162,6 +162,12 @@ class StackConfig:
         return self.prod_stack.rsplit("/", 1)[-1] == self.stack
 
     @property
+    def shared_network(self) -> str | None:
+        """The docker network both tiers join on an existing host (the colors reach the data services by name);
+        None on droplets (the colors reach the data droplet's address)."""
+        return self.data.network if self.hosts.provider == "existing" else None
+
+    @property
     def follows_prod(self) -> bool:
         """Reads the prod stack (release, VPC, deploy key, registry) through a StackReference.
 

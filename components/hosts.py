@@ -35,10 +35,15 @@ def web_tag(project: str) -> str:
     return f"{project}-web"
 
 
+def color_tag(project: str, color: str) -> str:
+    """The tag of every droplet of one color (what the data tier's firewall admits to the data services)."""
+    return f"{project}-{color}"
+
+
 def droplet_tags(identity: StackIdentity) -> list[str]:
     """Tags of every droplet of this stack: the project, the stack, the color and the web tag."""
     p = identity.project
-    return [p, stack_tag(p, identity.stack), f"{p}-{identity.color}", web_tag(p)]
+    return [p, stack_tag(p, identity.stack), color_tag(p, identity.color), web_tag(p)]
 
 
 def ssh_firewall_rules(allowlist: Sequence[str]) -> tuple[list[digitalocean.FirewallInboundRuleArgsDict],
@@ -148,7 +153,7 @@ class Hosts(pulumi.ComponentResource):
         else:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
         image = checked.apply(lambda _: config.image)
-        user_data = _user_data(config.root, args.host_key)
+        user_data = cloud_config(config.root, args.host_key)
         # A replaced primary loses its volumes: protect it, and never let a new user_data (a credential rotation;
         # cloud-init only runs at first boot anyway) or image slug force a replacement. A standby is rebuilt from the
         # base image and cloud-init, so a new image slug may replace it, but a credential rotation must not: a
@@ -207,16 +212,17 @@ def _guarded(who: StackIdentity, size: str, shape: pulumi.Output[dict[str, Any]]
     return pulumi.Output.all(shape=shape, previous=guard.previous, live=guard.live_color).apply(check)
 
 
-def _user_data(host_root: str, host_key: pulumi.Input[str] | None) -> pulumi.Input[str]:
-    """The cloud-init text; a Pulumi secret when it holds the host key. Never a registry credential: the rollout
-    hands those over SSH."""
+def cloud_config(host_root: str, host_key: pulumi.Input[str] | None, data_volume: str | None = None
+                 ) -> pulumi.Input[str]:
+    """A droplet's cloud-init text (the data droplet's mounts `data_volume`); a Pulumi secret when it holds the host
+    key. Never a registry credential: the rollout hands those over SSH."""
     requirements, doctor = host_requirements_text(ROOT), host_doctor_text(ROOT)
     if host_key is None:
         return render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                 host_key=None)
+                                 host_key=None, data_volume=data_volume)
     text = pulumi.Output.from_input(host_key).apply(
         lambda key: render_cloud_init(host_root=host_root, host_requirements=requirements, host_doctor=doctor,
-                                      host_key=key))
+                                      host_key=key, data_volume=data_volume))
     return pulumi.Output.secret(text)
 
 

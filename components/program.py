@@ -1,24 +1,29 @@
-"""The stack as one flow: registry → images → release → hosts → rollout + validation → snapshot → traffic.
+"""The stack as one flow: registry → images → release → hosts → data tier → rollout + validation → snapshot →
+traffic.
 
 `declare(cfg, env)` is everything `__main__.py` does after reading the config; it returns the stack outputs.
 Which parts exist follows from the config alone (see docs/architecture.md, "Stacks"):
-  prod  builds (Registry, ServiceImages), owns green hosts, the backup snapshot and the traffic (liveColor)
-  blue  never builds: release, VPC and deploy key come from prod through a StackReference; its droplets boot the
-        base image with cloud-init, like prod's
-  local existing host (the SSH stand-in), existing registry, the local proxy as the traffic resource
+  prod  builds (Registry, ServiceImages), owns green hosts, the data tier (its host, volume and release), the backup
+        snapshot and the traffic (liveColor)
+  blue  never builds: release, VPC, deploy key and the data tier's addresses come from prod through a
+        StackReference; its droplets boot the base image with cloud-init, like prod's
+  local existing host (the SSH stand-in, which also runs the data tier), existing registry, the local proxy as the
+        traffic resource
+The colors run the app tier's compose file (components.tiers), with the data tier's addresses in their env.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
-from components.catalog import ServiceCatalog
+from components.catalog import PROD_FILE, ServiceCatalog
 from components.config import StackConfig
+from components.data_release import DataRelease, declare_data
 from components.hosts import Hosts, HostsArgs, ReplacementGuard
 from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
@@ -26,6 +31,7 @@ from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
 from components.sources import (
     ChosenRelease,
+    followed_data_env,
     followed_key,
     followed_registry,
     followed_release,
@@ -33,6 +39,7 @@ from components.sources import (
     pinned_release,
     release_record,
 )
+from components.tiers import APP, Tiers, read_tiers, tier_compose, tier_images
 from components.traffic import ColorTarget, TrafficRouter, TrafficRouterArgs
 
 
@@ -57,10 +64,22 @@ def stack_ref_name(name: str, org: str, project: str) -> str:
     return f"{org}/{name}" if len(parts) == 2 else name
 
 
+def _references(organization: str, project: str) -> Callable[[str], pulumi.StackReference]:
+    """`ref(stack)`: one StackReference per stack, made at its first use (a reference to a stack that does not exist
+    fails the update, so each is made only where it is read)."""
+    refs: dict[str, pulumi.StackReference] = {}
+
+    def ref(name: str) -> pulumi.StackReference:
+        if name not in refs:
+            refs[name] = pulumi.StackReference(stack_ref_name(name, organization, project))
+        return refs[name]
+
+    return ref
+
+
 def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[str, Any]:
     services = catalog.services
-    def ref(name: str) -> pulumi.StackReference:
-        return pulumi.StackReference(stack_ref_name(name, env.organization, cfg.project))
+    ref = _references(env.organization, cfg.project)
 
     prod = ref(cfg.prod_stack) if cfg.follows_prod else None
     own = ref(cfg.stack)
@@ -96,13 +115,20 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     hosts = Hosts("hosts", _hosts_args(cfg, prod, own))
     if hosts.uploaded_key is not None:
         outputs["sshKeyFingerprint"] = hosts.uploaded_key
+    compose = (env.root / "compose" / PROD_FILE).read_text()
+    tiers = read_tiers(compose)
+    data, colors_env = _data_tier(cfg, tiers, compose, hosts, ref, images=image_map, commit=commit,
+                                  registry_name=registry_name)
+    if data is not None:
+        outputs["data"] = data.output
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
         place=cfg.agent_place, release=cfg.release, login=cfg.ssh.login,
         hosts=[RolloutHost(n, _nth(hosts.addresses, i), hosts.ports[i], hosts.triggers[i])
                for i, n in enumerate(hosts.names)],
-        release_id=release_id, images=image_map, commit=commit,
-        private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=hosts.resources,
-        registry_name=registry_name))
+        release_id=release_id, images=pulumi.Output.from_input(image_map).apply(lambda m: tier_images(tiers, m, APP)),
+        commit=commit, private_key=pulumi.Output.secret(cfg.ssh.private_key.value),
+        wait_for=[*hosts.resources, *(data.rollout.gates if data else ())], registry_name=registry_name,
+        compose=tier_compose(compose, APP, network=cfg.shared_network), extra_env=colors_env))
     record = pulumi.Output.all(rid=release_id, images=image_map, content=rollout.content, commit=commit).apply(
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {
@@ -159,6 +185,20 @@ def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulum
     return HostsArgs(identity=cfg.identity, hosts=cfg.hosts, public_key=cfg.ssh.public_key,
                      allowlist=cfg.ssh.allowlist, vpc_id=vpc_id, key_fingerprint=key_fingerprint,
                      guard=guard, host_key=pulumi.Output.secret(host_key) if host_key else None)
+
+
+def _data_tier(cfg: StackConfig, tiers: Tiers, compose: str, hosts: Hosts,
+               ref: Callable[[str], pulumi.StackReference], *, images: pulumi.Input[Mapping[str, str]],
+               commit: pulumi.Input[str | None], registry_name: pulumi.Input[str] | None
+               ) -> tuple[DataRelease | None, pulumi.Output[dict[str, str]]]:
+    """The stack that owns the data tier declares it (its host, volume and release); a follower reaches the data
+    tier of the stack it follows, through its `data` output. Either way: what the colors' env says about it."""
+    if cfg.owns_data:
+        data = declare_data(cfg, tiers, compose, hosts=hosts, own=ref(cfg.stack),
+                            standby=lambda: ref(cfg.standby_stack), images=images, commit=commit,
+                            registry_name=registry_name)
+        return data, data.colors_env
+    return None, ref(cfg.prod_stack).get_output("data").apply(lambda d: followed_data_env(cfg.prod_stack, d))
 
 
 def _nth(values: pulumi.Output[list[str]], index: int) -> pulumi.Output[str]:

@@ -205,6 +205,12 @@ def _exported_id(record: Any) -> str | None:
     return str(rid) if rid else None
 
 
+def data_release_changes(previous: Any, release_id: str) -> bool:
+    """Whether `release_id` changes the data tier this stack's last update exported (`previous`: its `data`)."""
+    before = _exported_id(previous.get("release")) if isinstance(previous, Mapping) else None
+    return before is not None and before != release_id
+
+
 def data_release_refusal(stack: str, standby_stack: str, previous: Any, release_id: str, *, own_release: Any,
                          standby_release: Any) -> str | None:
     """Why this update may NOT release the data tier `release_id`, or None when it may.
@@ -214,9 +220,9 @@ def data_release_refusal(stack: str, standby_stack: str, previous: Any, release_
     content while the colors run two different releases would leave one of them on a data tier it was not
     released with.
     """
-    before = _exported_id(previous.get("release")) if isinstance(previous, Mapping) else None
-    if before is None or before == release_id:
+    if not data_release_changes(previous, release_id):
         return None
+    before = previous["release"]["id"]
     own, other = _exported_id(own_release), _exported_id(standby_release)
     if own is None or other is None or own == other:
         return None

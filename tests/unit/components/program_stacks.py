@@ -21,6 +21,9 @@ from tests.unit.components.stack_configs import (
 )
 
 DROPLET = "digitalocean:index/droplet:Droplet"
+COLOR_DROPLET = "hosts-"
+"""What the colors' droplets' resource names contain (`world.one(DROPLET, COLOR_DROPLET)`); the data droplet is
+`data-host`."""
 IMAGE = "docker-build:index:Image"
 COMMAND = "command:remote:Command"
 LB = "digitalocean:index/loadBalancer:LoadBalancer"
@@ -36,13 +39,17 @@ def images(release: str = "r1", changed: str | None = None) -> dict[str, str]:
             for s in SERVICES}
 
 
+DATA_ENV = {"RAG_URL": "http://10.110.0.9:8007", "STATE_URL": "http://10.110.0.9:8008"}
+"""The colors' addresses of prod's data tier, as prod exports them in `data.env`."""
+
+
 def prod_outputs(release: str = "r1", changed: str | None = None) -> dict[str, Any]:
     """What prod exports for blue to follow."""
     record = {"id": release, "images": images(release, changed), "content": "c-prod", "commit": None}
     return {"release": record, "releases": {release: record}, "snapshotId": "snap-77", "vpcId": "vpc-prod",
             "registry": {"address": "registry.digitalocean.com/devtools", "name": "devtools"},
             "registryPullAuth": '{"auths": {"registry.digitalocean.com": {"auth": "cHVsbDpwdWxs"}}}',
-            "sshKeyFingerprint": DEPLOY_FINGERPRINT}
+            "sshKeyFingerprint": DEPLOY_FINGERPRINT, "data": {"address": "10.110.0.9", "env": dict(DATA_ENV)}}
 
 
 def blue_outputs(validated: bool = True, content: str = "c-blue") -> dict[str, Any]:

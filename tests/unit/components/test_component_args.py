@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from components.config import ReleaseConfig, Secret, SshConfig, StackConfig
+from components.data_tier import DataTierArgs
 from components.hosts import HostsArgs
 from components.images import ServiceImagesArgs
 from components.registry import RegistryArgs
@@ -21,7 +22,7 @@ from components.validation import ValidationGateArgs
 from tests.unit.components.stack_configs import ROOT
 
 ARGS = (RegistryArgs, ServiceImagesArgs, HostsArgs, SnapshotArgs, ReleaseRolloutArgs, ValidationGateArgs,
-        TrafficRouterArgs)
+        TrafficRouterArgs, DataTierArgs)
 
 
 def reaches(args_class: type) -> set[Any]:

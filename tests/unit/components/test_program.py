@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.compose_services import SERVICES
+from tests.compose_services import DATA_SERVICES, SERVICES
 from tests.unit.components.program_harness import Registration, World, secret_leaks
 from tests.unit.components.program_stacks import (
+    COLOR_DROPLET,
     COMMAND,
     CREDS,
     DROPLET,
@@ -36,19 +37,22 @@ def prod() -> World:
     return run_stack("prod")
 
 
-def _commands(world: World, suffix: str) -> list[Registration]:
-    return [r for r in world.of_type(COMMAND) if r.name.endswith(suffix)]
+def _commands(world: World, suffix: str, rollout: str = "release") -> list[Registration]:
+    """The remote commands of one rollout ending in `suffix`: the colors' (`release`) or the data tier's
+    (`data-release`)."""
+    return [r for r in world.of_type(COMMAND) if r.name.startswith(f"{rollout}-") and r.name.endswith(suffix)]
 
 
 def test_prod_registry_and_credentials(prod):
-    """prod owns DOCR (protected: deleting it deletes every image a rollback needs) with read-only pull (the
-    release's, expiring, handed to hosts over SSH) and push credentials; no credential is a stack output."""
+    """prod owns DOCR (protected: deleting it deletes every image a rollback needs) with read-only pull (each
+    rollout's, the colors' and the data tier's, expiring, handed to hosts over SSH) and push credentials; no
+    credential is a stack output."""
     docr = prod.one(REGISTRY)
     assert docr.protect
     assert docr.inputs["subscriptionTierSlug"] == "professional"  # 9 repositories
     creds = prod.of_type(CREDS)
-    assert sorted(c.inputs["write"] for c in creds) == [False, True]
-    assert [c.inputs.get("expirySeconds") for c in creds if not c.inputs["write"]] == [604800]
+    assert sorted(c.inputs["write"] for c in creds) == [False, False, True]
+    assert [c.inputs.get("expirySeconds") for c in creds if not c.inputs["write"]] == [604800, 604800]
     assert "registryPullAuth" not in prod.exports
     assert prod.exports_plain["registry"] == {"address": "registry.digitalocean.com/devtools", "name": "devtools"}
 
@@ -72,7 +76,7 @@ def test_prod_builds_and_pushes_one_image_per_service(prod):
 def test_prod_hosts_cloud_init_and_firewall(prod):
     """Droplets get cloud-init (docker, compose, the agent venv) and SSH only from the allowlist; HTTP only from
     the load balancer."""
-    droplet = prod.one(DROPLET)
+    droplet = prod.one(DROPLET, COLOR_DROPLET)
     assert droplet.protect and droplet.ignore_changes == ["userData", "image", "sshKeys"]
     assert droplet.inputs["userData"].startswith("#cloud-config")
     assert droplet.secret_input("userData")  # it carries the host key
@@ -90,7 +94,7 @@ def test_prod_hosts_cloud_init_and_firewall(prod):
 
 def test_prod_snapshot_of_the_primary(prod):
     snap = prod.one(SNAPSHOT)
-    assert snap.inputs["dropletId"] == prod.one(DROPLET).outputs["id"]
+    assert snap.inputs["dropletId"] == prod.one(DROPLET, COLOR_DROPLET).outputs["id"]
     assert snap.inputs["name"] == "devtools-prod-primary-g1"
     assert snap.retain_on_delete
     assert prod.exports_plain["snapshotId"].startswith("snap-")
@@ -113,7 +117,9 @@ def test_prod_rollout_runs_the_host_agent_with_the_digests(prod):
     release = prod.exports_plain["release"]
     assert release["content"] in apply.inputs["create"]
     shipped = _shipped(upload)
-    assert shipped["images"] == release["images"]  # the host gets exactly the pushed digests
+    # the host gets exactly the pushed digests of the services its (app tier) compose file runs
+    assert shipped["images"] == {s: ref for s, ref in release["images"].items() if s not in DATA_SERVICES}
+    assert set(shipped["images"]) == set(SERVICES) - set(DATA_SERVICES)
 
 
 def test_validation_gates_traffic(prod):
@@ -263,9 +269,11 @@ def test_no_secret_in_plain_text_anywhere(stack, tmp_path):
     world = run_stack(stack, others=others, key_file=tmp_path / "id")
     creds = [o.get("dockerCredentials", "") for r in world.of_type(CREDS) for o in [r.outputs]]
     assert secret_leaks(world, [*SECRET_VALUES, *creds]) == []
-    for name in ("-secrets",):
-        for cmd in _commands(world, name):
-            assert cmd.secret_input("stdin")
+    rollouts = ("release", "data-release") if stack in ("prod", "local") else ("release",)
+    for rollout in rollouts:
+        secrets = _commands(world, "-secrets", rollout)
+        assert len(secrets) == 1
+        assert all(cmd.secret_input("stdin") for cmd in secrets)
 
 
 def test_reserved_ip_mode_admits_http_from_anywhere_to_one_droplet():
@@ -285,7 +293,7 @@ def test_several_hosts_roll_one_after_another():
     """With N hosts a bad release must stop at the first: host 2 starts only after host 1's gate passed, and the
     load balancer waits for the last gate."""
     world = run_stack("prod", overrides={"hostCount": "3"})
-    droplets = world.of_type(DROPLET)
+    droplets = [d for d in world.of_type(DROPLET) if d.name.startswith(COLOR_DROPLET)]
     assert len(droplets) == 3
     gates = sorted(_commands(world, "-validate-run"), key=lambda r: r.name)
     uploads = sorted(_commands(world, "-upload"), key=lambda r: r.name)

@@ -12,7 +12,16 @@ import pytest
 from components.ssh_keys import md5_fingerprint
 from tests.ssh_test_keys import DEPLOY_FINGERPRINT, HOST_PUBLIC_KEY, OTHER_DEPLOY_PUBLIC_KEY
 from tests.unit.components.program_harness import Registration, World
-from tests.unit.components.program_stacks import COMMAND, DROPLET, IMAGE, REGISTRY, SNAPSHOT, prod_outputs, run_stack
+from tests.unit.components.program_stacks import (
+    COLOR_DROPLET,
+    COMMAND,
+    DROPLET,
+    IMAGE,
+    REGISTRY,
+    SNAPSHOT,
+    prod_outputs,
+    run_stack,
+)
 
 SSH_KEY = "digitalocean:index/sshKey:SshKey"
 
@@ -29,7 +38,8 @@ def test_prod_uploads_the_deploy_key_once_and_exports_its_fingerprint():
     world = _plain("prod")
     key = world.one(SSH_KEY)
     assert world.exports_plain["sshKeyFingerprint"] == key.outputs["fingerprint"]
-    assert world.one(DROPLET).inputs["sshKeys"] == [key.outputs["fingerprint"]]
+    assert world.one(DROPLET, COLOR_DROPLET).inputs["sshKeys"] == [key.outputs["fingerprint"]]
+    assert world.one(DROPLET, "data-host").inputs["sshKeys"] == [key.outputs["fingerprint"]]
 
 
 def test_blue_declares_no_ssh_key_and_uses_prods():
@@ -37,7 +47,7 @@ def test_blue_declares_no_ssh_key_and_uses_prods():
     `pulumi up` failed there. Blue declares no key and its droplets take the one prod uploaded."""
     world = _plain("blue")
     assert world.of_type(SSH_KEY) == []
-    assert world.one(DROPLET).inputs["sshKeys"] == [DEPLOY_FINGERPRINT]
+    assert world.one(DROPLET, COLOR_DROPLET).inputs["sshKeys"] == [DEPLOY_FINGERPRINT]
     assert "sshKeyFingerprint" not in world.exports_plain
 
 
@@ -59,7 +69,8 @@ def test_blue_before_prod_uploaded_a_key_fails_clearly():
 
 
 def _gate(world: World) -> Registration:
-    return next(r for r in world.of_type(COMMAND) if r.name.endswith("-validate-run"))
+    """The primary's gate (the colors' rollout is `release`; the data tier's is `data-release`)."""
+    return next(r for r in world.of_type(COMMAND) if r.name.startswith("release-") and r.name.endswith("-validate-run"))
 
 
 def test_the_backup_snapshot_is_taken_after_the_primarys_validation():
@@ -68,15 +79,15 @@ def test_the_backup_snapshot_is_taken_after_the_primarys_validation():
     world = _plain("prod")
     snap = world.one(SNAPSHOT)
     assert world.depends_on(snap, _gate(world))
-    assert snap.inputs["dropletId"] == world.one(DROPLET).outputs["id"]
+    assert snap.inputs["dropletId"] == world.one(DROPLET, COLOR_DROPLET).outputs["id"]
 
 
 def test_blue_is_built_from_the_base_image_and_cloud_init_never_from_a_snapshot():
     """A snapshot of the primary carried green's running containers, its secrets file and its data into blue.
     Standbys boot the base image with the same cloud-init as the primary, whatever prod exports."""
-    droplet = _plain("blue").one(DROPLET)
+    droplet = _plain("blue").one(DROPLET, COLOR_DROPLET)
     assert droplet.inputs["image"] == "ubuntu-24-04-x64"
-    assert droplet.inputs["userData"] == _plain("prod").one(DROPLET).inputs["userData"]
+    assert droplet.inputs["userData"] == _plain("prod").one(DROPLET, COLOR_DROPLET).inputs["userData"]
 
 
 FORCE_NEW = {"image", "region", "sshKeys", "userData", "monitoring", "vpcUuid", "publicNetworking", "dropletAgent",
@@ -103,14 +114,16 @@ def _blue(overrides: dict[str, str] | None = None, live: str = "green", previous
 def test_a_deploy_key_rotation_replaces_no_droplet():
     """Keys reach a droplet when it is created; a new deploy key reaches existing droplets over SSH (docs/runbook).
     A changed ssh_keys input would replace every droplet: protect fails prod's update, and blue would be rebuilt
-    while it may serve traffic. Both colors ignore it."""
+    while it may serve traffic. Both colors ignore it, and so does the data droplet."""
     before, after = _plain("prod"), run_stack("prod", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY})
-    assert before.one(DROPLET).inputs["sshKeys"] != after.one(DROPLET).inputs["sshKeys"]  # the key did rotate
-    assert _replacing_changes(before.one(DROPLET), after.one(DROPLET)) == set()
+    for droplet in (COLOR_DROPLET, "data-host"):
+        old, new = before.one(DROPLET, droplet), after.one(DROPLET, droplet)
+        assert old.inputs["sshKeys"] != new.inputs["sshKeys"]  # the key did rotate
+        assert _replacing_changes(old, new) == set()
     rotated = {**prod_outputs(), "sshKeyFingerprint": md5_fingerprint(OTHER_DEPLOY_PUBLIC_KEY)}
-    blue_before = _plain("blue").one(DROPLET)
+    blue_before = _plain("blue").one(DROPLET, COLOR_DROPLET)
     blue_after = run_stack("blue", overrides={"sshPublicKey": OTHER_DEPLOY_PUBLIC_KEY}, others={"prod": rotated})
-    assert _replacing_changes(blue_before, blue_after.one(DROPLET)) == set()
+    assert _replacing_changes(blue_before, blue_after.one(DROPLET, COLOR_DROPLET)) == set()
 
 
 @pytest.mark.parametrize("stack", ["prod", "blue"])
@@ -118,7 +131,7 @@ def test_every_replacing_input_is_ignored_or_guarded(stack):
     """Each ForceNew input the droplets set is either ignored (fixed at creation) or in the exported shape the next
     update compares against (where a change is refused while the droplets must not be replaced)."""
     world = _plain(stack)
-    droplet = world.one(DROPLET)
+    droplet = world.one(DROPLET, COLOR_DROPLET)
     shape = world.exports_plain["hosts"]["shape"]
     guarded = {"region": "region", "monitoring": "monitoring",
                "vpcUuid": "vpcIpRange" if stack == "prod" else "vpc", "image": "dropletImage"}
@@ -162,7 +175,7 @@ def test_a_change_that_would_replace_protected_droplets_is_refused_naming_the_ke
 def test_an_idle_standby_is_rebuilt_from_a_new_image():
     """blue holds no traffic: a new base image replaces its droplets (not protected, image not ignored)."""
     world = _blue({"dropletImage": "ubuntu-25-04-x64"}, live="green")
-    droplet = world.one(DROPLET)
+    droplet = world.one(DROPLET, COLOR_DROPLET)
     assert droplet.inputs["image"] == "ubuntu-25-04-x64"
     assert not droplet.protect and "image" not in droplet.ignore_changes
 
@@ -203,4 +216,4 @@ def test_every_connection_pins_the_stacks_host_key_and_ops_reads_it(stack):
     commands = world.of_type(COMMAND)
     assert commands and {c.inputs["connection"]["hostKey"] for c in commands} == {HOST_PUBLIC_KEY}
     assert world.exports_plain["hosts"]["sshHostKey"] == HOST_PUBLIC_KEY
-    assert world.one(DROPLET).secret_input("userData")
+    assert world.one(DROPLET, COLOR_DROPLET).secret_input("userData")

@@ -67,13 +67,19 @@ def test_without_a_registry_to_log_in_to_nothing_is_minted():
 
 @pytest.mark.parametrize("stack", ["prod", "blue"])
 def test_no_credential_in_user_data_and_each_stack_mints_its_own(stack):
-    """Neither color's user data holds a credential; blue mints its own against the registry prod exports (by
-    name), rather than reading prod's long-lived one."""
+    """No droplet's user data (either color's, the data droplet's) holds a credential; blue mints its own against
+    the registry prod exports (by name), rather than reading prod's long-lived one, and in prod the data tier's
+    rollout mints its own as the colors' does."""
     world = run_stack(stack, others={"prod": prod_outputs()})
-    user_data = world.one(DROPLET).inputs["userData"]
-    assert "auths" not in user_data and "/root/.docker" not in user_data
+    droplets = world.of_type(DROPLET)
+    assert len(droplets) == {"prod": 2, "blue": 1}[stack]
+    for droplet in droplets:
+        user_data = droplet.inputs["userData"]
+        assert "auths" not in user_data and "/root/.docker" not in user_data
     pull = [c for c in world.of_type(CREDS) if c.inputs["write"] is False]
-    assert [(c.inputs["registryName"], c.inputs["expirySeconds"]) for c in pull] == [("devtools", 604800)]
+    assert sorted((c.name, c.inputs["registryName"], c.inputs["expirySeconds"]) for c in pull) == {
+        "prod": [("data-release-pull", "devtools", 604800), ("release-pull", "devtools", 604800)],
+        "blue": [("release-pull", "devtools", 604800)]}[stack]
     assert "registryPullAuth" not in world.exports
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agent.release import RELEASE_ID, release_id_problem
+from components.config_slices import StackIdentity
+from components.data_tier import data_tags, volume_name, volume_snapshot_name
 from components.sources import (
     FollowError,
     data_release_refusal,
@@ -104,3 +106,17 @@ def test_a_data_droplet_resize_is_announced():
     assert data_resize_warning("prod", previous, "s-2vcpu-4gb") == (
         'devtools:dataDropletSize "s-1vcpu-2gb" -> "s-2vcpu-4gb": DigitalOcean powers off the data droplet of stack '
         "prod to resize it: both colors lose the data tier until it is back, and its disk never shrinks")
+
+
+def test_the_volume_is_named_as_digitalocean_allows_and_the_data_droplet_is_tagged_apart_from_the_colors():
+    """A volume name is lowercase letters, digits and -, a letter first, 64 at most; its device is named after it.
+    The data droplet carries the stack tag (an SSH lease reaches it), never a color's or the web tag."""
+    assert volume_name(StackIdentity("devtools", "prod", "green")) == "devtools-prod-data"
+    assert volume_name(StackIdentity("devtools", "Staging_2.eu", "green")) == "devtools-staging-2-eu-data"
+    assert volume_name(StackIdentity("9tools", "prod", "green")) == "v-9tools-prod-data"
+    long = volume_name(StackIdentity("devtools", "s" * 80, "green"))
+    assert len(long) == 64 and long.startswith("devtools-sss")
+    assert volume_snapshot_name(StackIdentity("devtools", "prod", "green"), 3) == "devtools-prod-data-g3"
+    tags = data_tags(StackIdentity("devtools", "prod", "green"))
+    assert tags == ["devtools", "devtools-prod", "devtools-data"]
+    assert not set(tags) & {"devtools-web", "devtools-green", "devtools-blue"}

@@ -160,8 +160,8 @@ KEYS: tuple[Key, ...] = (
     Key("dataNetwork", "string", "devtools-data", "docker network the tiers share on an existing host (the colors "
         "reach the data services by name over it)",
         pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", allowed="a docker network name"),
-    Key("dataBackupKeep", "integer", 7, "data volume snapshots the scheduled backup keeps (`ops.cli data backup`)",
-        range=(1, 365)),
+    Key("dataBackupKeep", "integer", 7, "backups (and data volume snapshots) the scheduled backup keeps (`ops.cli "
+        "data backup`)", range=(1, 100)),
     # registry and builds
     Key("registryName", "string", "devtools", "DigitalOcean Container Registry name",
         pattern=r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", allowed="3-63 lowercase letters, digits and -"),

@@ -95,6 +95,8 @@ def declare_data(cfg: StackConfig, tiers: Tiers, compose: str, *, hosts: Hosts, 
                   "root": cfg.hosts.root, "project": DATA_PROJECT},
         "volumeId": tier.volume_id, "shape": tier.shape,
     }
+    if droplets:  # what `ops.cli data backup` snapshots
+        output["volume"] = {"id": tier.volume_id, "name": tier.volume_name}
     return DataRelease(rollout=rollout, colors_env=colors_env, output=output)
 
 

@@ -93,6 +93,8 @@ class DataTier(pulumi.ComponentResource):
     """DATA_BIND: where the data services publish their ports (the private address, or 127.0.0.1)."""
     volume_id: pulumi.Output[str]
     """The block volume's id; "" on an existing host."""
+    volume_name: str
+    """The block volume's name; "" on an existing host."""
     shape: pulumi.Output[dict[str, Any]]
     """The droplet size and volume size (exported: the next update refuses a smaller volume); {} when existing."""
     triggers: list[pulumi.Output[str]]
@@ -118,6 +120,7 @@ class DataTier(pulumi.ComponentResource):
         self.private_address = pulumi.Output.from_input("")
         self.bind = pulumi.Output.from_input(LOOPBACK)
         self.volume_id = pulumi.Output.from_input("")
+        self.volume_name = ""
         self.shape = pulumi.Output.from_input({})
         self.triggers = [pulumi.Output.from_input(self.names[0])]
         self.resources = []
@@ -168,7 +171,7 @@ class DataTier(pulumi.ComponentResource):
         self.droplet_ids = droplet_id.apply(lambda i: [i])
         self.private_address = droplet.ipv4_address_private
         self.bind = droplet.ipv4_address_private
-        self.volume_id = volume.id
+        self.volume_id, self.volume_name = volume.id, volume_label
         self.triggers = [droplet.id]
 
 

@@ -113,7 +113,7 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("data volume size", "prod", {"dataVolumeSize": "0"}, "devtools:dataVolumeSize", "an integer 1-16384"),
     ("data port prefix", "prod", {"dataPortPrefix": "8"}, "devtools:dataPortPrefix", "two digits such as 80 or 83"),
     ("data network", "local", {"dataNetwork": "devtools data"}, "devtools:dataNetwork", "a docker network name"),
-    ("data backups kept", "prod", {"dataBackupKeep": "0"}, "devtools:dataBackupKeep", "an integer 1-365"),
+    ("data backups kept", "prod", {"dataBackupKeep": "0"}, "devtools:dataBackupKeep", "an integer 1-100"),
     ("data ports of the colors", "local", {"dataPortPrefix": "81"}, "devtools:dataPortPrefix",
      "81 is this stack's devtools:hostPortPrefix too: on an existing host the data tier shares the docker engine "
      "with the colors, so its ports would collide; pick another prefix (the local stand-in: colors 81 and 82, the "

@@ -83,6 +83,7 @@ def test_prod_declares_the_data_host_its_volume_attachment_and_snapshot():
     assert (snapshot.inputs["volumeId"], snapshot.inputs["name"]) == (volume.outputs["id"], "devtools-prod-data-g1")
     assert snapshot.retain_on_delete
     assert world.exports_plain["data"]["volumeId"] == volume.outputs["id"]
+    assert world.exports_plain["data"]["volume"] == {"id": volume.outputs["id"], "name": "devtools-prod-data"}
 
 
 def test_the_data_droplet_mounts_its_volume_under_dockers_volumes():
@@ -225,6 +226,7 @@ def test_local_runs_the_data_tier_on_the_first_existing_host_joined_by_name(tmp_
     assert not [r for r in world.registrations if r.type.startswith("digitalocean:")]
     data = world.exports_plain["data"]
     assert (data["address"], data["volumeId"]) == ("", "")
+    assert "volume" not in data  # no block volume to snapshot
     assert data["hosts"]["names"] == ["127.0.0.1:2222"] and data["hosts"]["project"] == "data"
     manifest, compose = _shipped(world, "data-release")
     assert manifest["env"] == {"DATA_BIND": "127.0.0.1", "HOST_PORT_PREFIX": "83"}

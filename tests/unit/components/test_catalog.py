@@ -23,6 +23,7 @@ COMPOSE = ROOT / "compose"
 # the compose file (tests/compose_services.py).
 SERVICES = ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd", "documentation",
             "rag-context", "state-persistence")
+DATA_SERVICES = ("rag-context", "state-persistence")  # `devtools.tier: data` (tests/unit/components/test_tiers.py)
 
 PROD_OK = """\
 services:
@@ -78,16 +79,18 @@ def test_real_compose_files_name_the_gateway_and_its_health_check() -> None:
     assert catalog.builds["cicd"].context == ROOT / "examples" / "app"
 
 
-def test_edge_prometheus_scrapes_every_pinned_service() -> None:
+def test_edge_prometheus_scrapes_every_pinned_service_of_the_app_tier() -> None:
     """compose/prometheus/prometheus.yml names its targets itself (Prometheus reads no compose file): every
-    service the release pins, at the container port it publishes. A service added to the compose file and not
-    there would go unscraped on droplets."""
+    service the release pins in the colors' app tier, where the edge profile runs, at the container port it
+    publishes. A service added to the compose file and not there would go unscraped on droplets; the data tier's
+    services are in another project (on droplets, another droplet), where no name of theirs resolves."""
     prod = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())["services"]
-    ports = {s: str(prod[s]["ports"][0]).rsplit(":", 1)[1] for s in SERVICES}
+    app = [s for s in SERVICES if s not in DATA_SERVICES]
+    ports = {s: str(prod[s]["ports"][0]).rsplit(":", 1)[1] for s in app}
     config = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
     (group,) = job["static_configs"]
-    assert group["targets"] == [f"{s}:{ports[s]}" for s in SERVICES]
+    assert group["targets"] == [f"{s}:{ports[s]}" for s in app]
 
 
 def test_small_files_merges_list_labels_relative_contexts_and_sorted_args(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from standin import localenv
-from tests.compose_services import SERVICES
+from tests.compose_services import DATA_SERVICES, SERVICES
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
 from tests.engine.conftest import ROOT, Workspace, new_workspace
 
@@ -140,15 +140,16 @@ def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
     assert blue.returncode == 0, blue.stdout[-3000:] + blue.stderr
     assert blue.stdout.startswith("flip stack local: traffic green -> blue\n  1. set devtools:liveColor = blue")
     assert deployed.served_by() == "blue"
-    # One update (the traffic resource), 21 resources the same; `read` is the StackReference to local-blue.
-    assert deployed.last_changes() == {"update": 1, "same": 21, "read": 1}
+    # One update (the traffic resource), 29 resources the same (8 of them the data tier's: its host component, its
+    # rollout and that rollout's commands and gate); `read` is the StackReference to local-blue.
+    assert deployed.last_changes() == {"update": 1, "same": 29, "read": 1}
     assert deployed.outputs()["liveColor"] == "blue"
 
     green = deployed.cli("flip", "green", "--yes")
     assert green.returncode == 0, green.stdout[-3000:] + green.stderr
     assert deployed.served_by() == "green"
     changes = deployed.last_changes()
-    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 21}, changes
+    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 29}, changes
 
     again = deployed.cli("flip", "green", "--yes")
     assert (again.returncode, again.stdout) == (0, "traffic on stack local is already on green: nothing to do\n")
@@ -195,7 +196,7 @@ def test_rollback_pins_the_previous_release(deployed: Deployed, tmp_path: Path) 
     after = deployed.outputs()
     assert after["release"]["id"] == deployed.first and after["validation"]["passed"] is True
     status = deployed.cli("status")
-    n = len(SERVICES)
+    n = len(SERVICES) - len(DATA_SERVICES)  # the colors run the app tier; the data tier is project data
     assert f"host 127.0.0.1:2222: current {deployed.first}, previous {second}, {n}/{n} services running healthy" \
         in status.stdout, status.stdout
     running = json.loads(deployed.cli("status", "--json").stdout)["hosts"]["127.0.0.1:2222"]["services"]

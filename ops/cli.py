@@ -10,6 +10,7 @@
     python -m ops.cli ssh-lease open|close|list [--stack prod] admit this runner to port 22 for a while (ops/lease.py)
     python -m ops.cli hostkey  [--stack prod] [--yes]      make the droplets' SSH host key, set it as a secret
     python -m ops.cli data backup|backups|restore [--stack prod]   the data tier's backups (ops/data.py)
+    python -m ops.cli standby up|destroy --stack blue [--yes]      a standby stack, never while it serves traffic
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
 `--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
@@ -31,7 +32,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, drift, lease
+from ops import data, drift, lease, standby
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -51,7 +52,7 @@ from ops.operator_host import (
 from standin import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
-# confirm, run_plan and the exit codes live in ops.operator_host (ops.data uses them too)
+# confirm, run_plan and the exit codes live in ops.operator_host (ops.data and ops.standby use them too)
 __all__ = ["EXIT_DECLINED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "confirm", "main", "run_plan"]
 
 
@@ -237,11 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--yes", action="store_true", help="do not ask")
     lease.add_parser(sub, common)
     data.add_parser(sub, common)
+    standby.add_parser(sub, ROOT)
     return p
 
 
 COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
-            "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey, "data": data.run}
+            "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey, "data": data.run,
+            "standby": standby.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

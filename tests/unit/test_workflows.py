@@ -240,20 +240,28 @@ def test_deploy_uploads_reports_and_diagnostics_when_rolled_back() -> None:
     assert load("deploy.yml")["jobs"]["deploy"]["needs"] == "tests"
 
 
-def test_operate_refuses_to_destroy_the_standby_that_serves_traffic() -> None:
+def test_operate_changes_the_standby_only_through_the_guarded_commands() -> None:
+    """Rule: standby-up and standby-destroy run `ops.cli standby up|destroy --stack blue`, which refuse while blue
+    serves traffic (tests/unit/ops/test_standby.py); no step runs pulumi up or destroy on its own. Risk: a shell
+    check beside the command that drifts from it, or a step that skips it."""
     data = load("operate.yml")
     inputs = data["on"]["workflow_dispatch"]["inputs"]
     assert inputs["action"]["options"] == ["flip", "rollback", "rollback-flip", "standby-up", "standby-destroy"]
-    names = [s.get("name", "") for s in steps(data["jobs"]["operate"])]
-    guard = names.index("Refuse to destroy the standby while it serves traffic")
-    assert guard < names.index("Destroy the standby stack (blue)")
+    job = data["jobs"]["operate"]
+    standby = [(s["if"], s["run"]) for s in steps(job) if "standby" in str(s.get("run", ""))]
+    assert standby == [("inputs.action == 'standby-up'", ".venv/bin/python -m ops.cli standby up --stack blue --yes"),
+                       ("inputs.action == 'standby-destroy'",
+                        ".venv/bin/python -m ops.cli standby destroy --stack blue --yes")]
+    assert not [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert not [r for r in runs(data) if re.search(r"(^|\s)pulumi (up|destroy|stack output)", r)]
+    names = [s.get("name", "") for s in steps(job)]
     assert names.index("Flip or roll back prod (ops.cli)") < names.index("Commit the changed stack file")
 
 
 # Jobs that reach the droplets over SSH (pulumi up/destroy's rollout commands, ops.cli's host commands), and the
 # stack whose droplets each reaches.
 LEASED = {("deploy.yml", "deploy"): "prod", ("operate.yml", "operate"): '"$TARGET"', ("drift.yml", "drift"): '"$STACK"'}
-REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status)\b")
+REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data)\b")
 
 
 def reaches_hosts(step: dict[str, Any]) -> bool:

@@ -70,7 +70,8 @@ def entries_argv(volume: str, image: str) -> list[str]:
 def clear_argv(volume: str, image: str) -> list[str]:
     """Everything under the volume's root removed (the volume stays): `restore-backup --replace` only, after a
     backup of what was there."""
-    return [*ONE_SHOT, "-v", f"{volume}:/v", "--entrypoint", "find", image, "/v", "-mindepth", "1", "-delete"]
+    return [*ONE_SHOT, "-v", f"{volume}:/v", "--entrypoint", "find", image, "/v", "-mindepth", "1", "-maxdepth", "1",
+            "-exec", "rm", "-rf", "{}", "+"]  # busybox find has no -delete
 
 
 def volume_inspect_argv(volume: str) -> list[str]:

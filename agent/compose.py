@@ -52,6 +52,25 @@ def down(project: ComposeProject, timeout: int) -> list[str]:
     return [*project.base(), "down", "--remove-orphans", "--timeout", str(timeout)]
 
 
+def pause(project: ComposeProject, services: Sequence[str]) -> list[str]:
+    """Freeze the services' containers (a backup reads their volumes meanwhile); `unpause` thaws them."""
+    return [*project.base(), "pause", *services]
+
+
+def unpause(project: ComposeProject, services: Sequence[str]) -> list[str]:
+    return [*project.base(), "unpause", *services]
+
+
+def stop(project: ComposeProject, services: Sequence[str], timeout: int) -> list[str]:
+    """Stop (never remove) the services' containers: a restore writes their volumes meanwhile; `start` brings the
+    same containers back."""
+    return [*project.base(), "stop", "--timeout", str(timeout), *services]
+
+
+def start(project: ComposeProject, services: Sequence[str]) -> list[str]:
+    return [*project.base(), "start", *services]
+
+
 def ps_json(project: ComposeProject) -> list[str]:
     return [*project.base(), "ps", "--all", "--format", "json"]
 

@@ -9,6 +9,7 @@
     python -m agent.hostagent --project green secrets < secrets.env     # KEY=VALUE lines, stored 0600
     python -m agent.hostagent --project green registry-auth < config.json   # pull credentials → docker config 0600
     python -m agent.hostagent --project green stop      # compose down; volumes, images and releases kept
+    python -m agent.hostagent --project data backup | backups | restore-backup ID | import-backup   # agent.backup_cli
     python -m agent.hostagent doctor [--json]           # python, the venv's pins, docker, compose v2 (no project)
 
 `apply`, `rollback`, `recover`, `gate` and `confirm` run in a detached worker (own session, output to
@@ -31,8 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent import backup_cli, doctor, registry_auth, release, secretfile
 from agent import compose as cc
-from agent import doctor, registry_auth, release, secretfile
 from agent import status as hoststatus
 from agent.jobs import follow, latest_job, run_job, start_job
 from agent.process import kill_leftovers, run_process
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     refused = sub.add_parser("_upload-refused", help=argparse.SUPPRESS)  # agent.remote.upload_command, lock held
     refused.add_argument("--release", required=True)
     refused.add_argument("--waited", type=int, required=True)
-    return p
+    return backup_cli.add_parsers(sub, p)
 
 
 def cmd_apply(store: Store, args: argparse.Namespace) -> int:
@@ -265,7 +266,7 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
             "wait": cmd_wait, "recover": cmd_recover, "gate": cmd_gate, "confirm": cmd_confirm,
             "secrets": cmd_secrets, "registry-auth": cmd_registry_auth, "stop": cmd_stop, "_run": cmd_run,
-            "_upload-refused": cmd_upload_refused}
+            "_upload-refused": cmd_upload_refused, **backup_cli.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

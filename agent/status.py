@@ -57,7 +57,7 @@ def status(store: Store) -> dict[str, Any]:
     return report
 
 
-HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "gate.", "upload.", "prune")
+HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "gate.", "upload.", "prune", "backup.", "restore.")
 
 
 def render_history(entries: list[dict[str, Any]], releases: list[str], current: str | None,

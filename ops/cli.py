@@ -9,6 +9,8 @@
     python -m ops.cli collect  --out DIR [--summary]       validation reports + diagnostics bundles from every host
     python -m ops.cli ssh-lease open|close|list [--stack prod] admit this runner to port 22 for a while (ops/lease.py)
     python -m ops.cli hostkey  [--stack prod] [--yes]      make the droplets' SSH host key, set it as a secret
+    python -m ops.cli data backup|backups|restore [--stack prod]   the data tier's backups (ops/data.py)
+    python -m ops.cli standby up|destroy --stack blue [--yes]      a standby stack, never while it serves traffic
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
 `--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
@@ -24,29 +26,34 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import drift, lease
+from ops import data, drift, lease, standby
 from ops import operator_plan as plan
-from ops.operator_host import CliError, Pulumi, collect_from, generate_host_key, host_status, ssh_targets
-from standin import lbctl, localenv
+from ops.operator_host import (
+    EXIT_DECLINED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Pulumi,
+    collect_from,
+    confirm,
+    generate_host_key,
+    host_status,
+    local_serving,
+    run_plan,
+    ssh_targets,
+)
+from standin import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3
-
-
-def confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> bool:
-    if assume_yes:
-        return True
-    if not stdin.isatty():
-        raise CliError("not a terminal, so nobody can answer the question: pass --yes to go ahead", EXIT_USAGE)
-    out.write(f"{question} [y/N] ")
-    out.flush()
-    return stdin.readline().strip().lower() in ("y", "yes")
+# confirm, run_plan and the exit codes live in ops.operator_host (ops.data and ops.standby use them too)
+__all__ = ["EXIT_DECLINED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "confirm", "main", "run_plan"]
 
 
 def append_step_summary(markdown: str) -> None:
@@ -55,37 +62,6 @@ def append_step_summary(markdown: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(markdown)
-
-
-def run_plan(pulumi: Pulumi, title: str, steps: Sequence[plan.Step], args: argparse.Namespace) -> int:
-    print(plan.render_plan(title, steps), flush=True)
-    if not confirm("Go ahead?", args.yes, sys.stdin, sys.stdout):
-        print("declined: nothing changed")
-        return EXIT_DECLINED
-    for i, step in enumerate(steps, start=1):
-        print(f"==> {i}/{len(steps)} {step.what}", flush=True)
-        code = pulumi.stream(step.argv)
-        if code != 0:
-            done = "; ".join(s.what for s in steps[:i - 1]) or "nothing"
-            print(f"step {i} failed (exit {code}); already done: {done}. The engine's message above says why; "
-                  f"fix it and run the same command again, or undo the config change with "
-                  f"`git checkout Pulumi.{args.stack}.yaml`.", file=sys.stderr)
-            return EXIT_FAILED
-    stack_file = pulumi.cwd / f"Pulumi.{args.stack}.yaml"
-    if pulumi.changed_in_git(stack_file):
-        print(f"note: {stack_file.name} changed. Commit it, or the next deploy from main puts the old value back.")
-    return EXIT_OK
-
-
-def local_serving(pulumi: Pulumi, stack: str) -> list[str] | None:
-    """What the stand-in's haproxy serves, for a stack whose traffic resource is the local proxy; else None."""
-    if pulumi.config(stack, "traffic") != "localProxy":
-        return None
-    try:
-        return lbctl.serving(localenv.load().lb_socket)
-    except lbctl.LbError as exc:
-        raise CliError(f"stack {stack} routes through the stand-in's haproxy, which does not answer ({exc}): "
-                       "start it with `make env`", EXIT_FAILED) from exc
 
 
 def cmd_flip(pulumi: Pulumi, args: argparse.Namespace) -> int:
@@ -261,11 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "it as the secret devtools:sshHostPrivateKey")
     s.add_argument("--yes", action="store_true", help="do not ask")
     lease.add_parser(sub, common)
+    data.add_parser(sub, common)
+    standby.add_parser(sub, ROOT)
     return p
 
 
 COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
-            "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey}
+            "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey, "data": data.run,
+            "standby": standby.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

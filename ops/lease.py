@@ -51,7 +51,7 @@ class Firewalls:
         found: list[dict[str, Any]] = []
         for page in range(1, 100):
             answer = self._do.firewalls.list(per_page=200, page=page)
-            batch = _answer(answer, "firewalls", "list the firewalls")
+            batch = api_answer(answer, "firewalls", "list the firewalls")
             found += batch
             if not batch or len(found) >= int((answer.get("meta") or {}).get("total", len(found))):
                 break
@@ -61,16 +61,16 @@ class Firewalls:
         from azure.core.exceptions import HttpResponseError  # noqa: PLC0415
 
         try:
-            _answer(self._do.tags.create(body={"name": name}), "tag", f"create the tag {name}")
+            api_answer(self._do.tags.create(body={"name": name}), "tag", f"create the tag {name}")
         except HttpResponseError as exc:
             if exc.status_code not in (409, 422):  # the tag exists already
                 raise
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(_answer(self._do.firewalls.create(body=dict(body)), "firewall", f"create {body['name']}"))
+        return dict(api_answer(self._do.firewalls.create(body=dict(body)), "firewall", f"create {body['name']}"))
 
     def status(self, firewall_id: str) -> str:
-        return str(_answer(self._do.firewalls.get(firewall_id=firewall_id), "firewall", "read the lease")["status"])
+        return str(api_answer(self._do.firewalls.get(firewall_id=firewall_id), "firewall", "read the lease")["status"])
 
     def delete(self, firewall_id: str) -> bool:
         """True when deleted, False when it was gone already."""
@@ -79,11 +79,11 @@ class Firewalls:
             return True
         if isinstance(answer, Mapping) and answer.get("id") == "not_found":
             return False
-        _answer(answer, "-", f"delete firewall {firewall_id}")
+        api_answer(answer, "-", f"delete firewall {firewall_id}")
         return False
 
 
-def _answer(answer: Any, key: str, what: str) -> Any:
+def api_answer(answer: Any, key: str, what: str) -> Any:
     if isinstance(answer, Mapping) and key in answer:
         return answer[key]
     detail = f"{answer.get('id')}: {answer.get('message')}" if isinstance(answer, Mapping) else repr(answer)
@@ -220,11 +220,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], now: datetime | None =
         print(f"error: ssh-lease {args.action}: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, NoToken) else EXIT_FAILED
     except AzureError as exc:
-        print(f"error: ssh-lease {args.action}: DigitalOcean's API {_api_error(exc)}", file=sys.stderr)
+        print(f"error: ssh-lease {args.action}: DigitalOcean's API {api_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
 
 
-def _api_error(exc: Any) -> str:
+def api_error(exc: Any) -> str:
     """`answered HTTP 401 (unauthorized: Unable to authenticate you)`, from DigitalOcean's error body; else the
     client's own words (a connection that failed, a timeout)."""
     response = getattr(exc, "response", None)

@@ -6,26 +6,32 @@ Secrets: the SSH private key read from the stack (`pulumi config get`, stdout ca
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from components.config_keys import NAMESPACE
 from ops import operator_plan as plan
 from ops.ship import SshTarget
+from standin import lbctl, localenv
 
 PULUMI_MISSING = ("the Pulumi CLI (`pulumi`) is not on PATH. Install it (https://www.pulumi.com/docs/install/, "
                   "the version in requirements.txt), or on this machine build it with `make pulumi-toolchain` and "
                   "run `eval \"$(scripts/pulumi-toolchain.sh env)\"`")
+
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3
 
 
 class CliError(Exception):
@@ -103,6 +109,47 @@ class Pulumi:
         proc = subprocess.run(["git", "-C", str(self.cwd), "diff", "--quiet", "--", path.name],
                               capture_output=True, check=False)
         return proc.returncode == 1
+
+
+def confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> bool:
+    if assume_yes:
+        return True
+    if not stdin.isatty():
+        raise CliError("not a terminal, so nobody can answer the question: pass --yes to go ahead", EXIT_USAGE)
+    out.write(f"{question} [y/N] ")
+    out.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def run_plan(pulumi: Pulumi, title: str, steps: Sequence[plan.Step], args: argparse.Namespace) -> int:
+    print(plan.render_plan(title, steps), flush=True)
+    if not confirm("Go ahead?", args.yes, sys.stdin, sys.stdout):
+        print("declined: nothing changed")
+        return EXIT_DECLINED
+    for i, step in enumerate(steps, start=1):
+        print(f"==> {i}/{len(steps)} {step.what}", flush=True)
+        code = pulumi.stream(step.argv)
+        if code != 0:
+            done = "; ".join(s.what for s in steps[:i - 1]) or "nothing"
+            print(f"step {i} failed (exit {code}); already done: {done}. The engine's message above says why; "
+                  f"fix it and run the same command again, or undo the config change with "
+                  f"`git checkout Pulumi.{args.stack}.yaml`.", file=sys.stderr)
+            return EXIT_FAILED
+    stack_file = pulumi.cwd / f"Pulumi.{args.stack}.yaml"
+    if pulumi.changed_in_git(stack_file):
+        print(f"note: {stack_file.name} changed. Commit it, or the next deploy from main puts the old value back.")
+    return EXIT_OK
+
+
+def local_serving(pulumi: Pulumi, stack: str) -> list[str] | None:
+    """What the stand-in's haproxy serves, for a stack whose traffic resource is the local proxy; else None."""
+    if pulumi.config(stack, "traffic") != "localProxy":
+        return None
+    try:
+        return lbctl.serving(localenv.load().lb_socket)
+    except lbctl.LbError as exc:
+        raise CliError(f"stack {stack} routes through the stand-in's haproxy, which does not answer ({exc}): "
+                       "start it with `make env`", EXIT_FAILED) from exc
 
 
 @contextmanager

@@ -59,10 +59,11 @@ def put_secrets(target: SshTarget, host_root: str, project: str, text: str) -> i
 
 
 def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, Any], agent_args: list[str], *,
-         secrets: str | None = None) -> int:
-    """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log."""
+         secrets: str | None = None, compose: bytes | None = None) -> int:
+    """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log.
+    `compose`: the docker-compose.yml to ship instead of compose/'s (one tier's, components.tiers.tier_compose)."""
     t0 = time.monotonic()
-    data = bundle_tar(manifest, COMPOSE_DIR)
+    data = bundle_tar(manifest, COMPOSE_DIR, compose=compose)
     checksum, waits = hashlib.sha256(data).hexdigest(), lock_timeout(agent_args)
     up = subprocess.run(target.argv(upload_command(host_root, project, manifest["id"], checksum, lock_timeout=waits)),
                         input=data, capture_output=True, check=False, timeout=waits + 180)

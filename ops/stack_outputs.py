@@ -30,9 +30,9 @@ def _refuse(stack: str, output: str, value: Any, what: str) -> OutputError:
     return OutputError(f"stack {stack}'s output {output} {json.dumps(value)} is not {what}: refusing to use it")
 
 
-def user(stack: str, value: Any) -> str:
+def user(stack: str, value: Any, output: str = "hosts.sshUser") -> str:
     if not isinstance(value, str) or not USER.fullmatch(value):
-        raise _refuse(stack, "hosts.sshUser", value, BY_NAME["sshUser"].allowed)
+        raise _refuse(stack, output, value, BY_NAME["sshUser"].allowed)
     return value
 
 
@@ -63,26 +63,26 @@ def name(stack: str, output: str, value: Any) -> str:
     return value
 
 
-def root(stack: str, value: Any) -> str:
+def root(stack: str, value: Any, output: str = "hosts.root") -> str:
     if not isinstance(value, str) or not ROOT.fullmatch(value) or ".." in value.split("/"):
-        raise _refuse(stack, "hosts.root", value, f"{BY_NAME['hostRoot'].allowed} (without '..')")
+        raise _refuse(stack, output, value, f"{BY_NAME['hostRoot'].allowed} (without '..')")
     return value
 
 
-def project(stack: str, value: Any) -> str:
-    """The stack's color, which is the compose project on its hosts: the host agent's own rule for a project."""
+def project(stack: str, value: Any, output: str = "color") -> str:
+    """A compose project on the hosts (the stack's color, the data tier's project): the host agent's own rule."""
     if not isinstance(value, str) or not SERVICE_NAME.match(value):
-        raise _refuse(stack, "color", value, "a project name (lowercase letters, digits, '_' or '-', starting with a "
+        raise _refuse(stack, output, value, "a project name (lowercase letters, digits, '_' or '-', starting with a "
                                              "letter or digit)")
     return value
 
 
-def host_key(stack: str, value: Any) -> str:
+def host_key(stack: str, value: Any, output: str = "hosts.sshHostKey") -> str:
     """A pinned host key (it becomes a known_hosts line), or "" when the stack pins none."""
     if value in (None, ""):
         return ""
     problem = public_key_problem(value) if isinstance(value, str) else "not a string"
     if problem:
-        raise OutputError(f"stack {stack}'s output hosts.sshHostKey is not an OpenSSH public key ({problem}): "
+        raise OutputError(f"stack {stack}'s output {output} is not an OpenSSH public key ({problem}): "
                           "refusing to use it")
     return str(value)

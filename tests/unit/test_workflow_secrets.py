@@ -13,7 +13,8 @@ from tests.unit.test_workflows import ALL, ROOT, load, steps
 
 # Every secret a workflow may name, with what it can do if it leaks: `decrypt` (every stack secret: the SSH key,
 # the app secrets, the registry's push credentials), `write-state`, `read-state`, `write-cloud`, `read-cloud`,
-# `firewall` (create and delete firewalls: open or close ports on the droplets).
+# `firewall` (create and delete firewalls: open or close ports on the droplets), `snapshot` (create, list and
+# delete volume snapshots: any in the account, not only the data tier's).
 SECRETS: dict[str, set[str]] = {
     "PULUMI_CONFIG_PASSPHRASE": {"decrypt"},
     "PULUMI_ACCESS_TOKEN": {"decrypt", "read-state", "write-state"},  # Pulumi Cloud, Stack Write
@@ -25,11 +26,13 @@ SECRETS: dict[str, set[str]] = {
     "DIGITALOCEAN_ACCESS_TOKEN": {"read-cloud", "write-cloud", "firewall"},
     "DIGITALOCEAN_READ_TOKEN": {"read-cloud"},
     "DIGITALOCEAN_LEASE_TOKEN": {"firewall"},
+    "DIGITALOCEAN_SNAPSHOT_TOKEN": {"snapshot"},
 }
 # The environments the jobs use and their protection rules (set in the repository's settings; docs/ci.md).
 ENVIRONMENTS = {"prod": "required reviewers, deployment branches: main",
                 "preview": "required reviewers",
-                "drift": "deployment branches: main"}
+                "drift": "deployment branches: main",
+                "backup": "deployment branches: main"}
 REVIEWED = {"prod", "preview"}
 SECRET_NAME = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 
@@ -101,6 +104,18 @@ def test_only_the_reviewed_prod_environment_holds_credentials_that_write() -> No
                                   "DIGITALOCEAN_LEASE_TOKEN"}
     lease_steps = [s for s in steps(drift) if "DIGITALOCEAN_LEASE_TOKEN" in str(s.get("env"))]
     assert all("ops.cli ssh-lease" in s["run"] for s in lease_steps) and len(lease_steps) == 2
+
+
+def test_the_unattended_backup_reads_state_and_may_only_snapshot_and_lease() -> None:
+    """Rule: the daily backup runs unattended (no reviewer), so its environment holds read-only state credentials,
+    the lease token and a token limited to volume snapshots; never a credential that writes state or the cloud.
+    Risk: a scheduled job on main holding the account-wide token every day."""
+    job = load("backup.yml")["jobs"]["backup"]
+    assert environment(job) == "backup"
+    assert job_secrets(job) == {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_READ_TOKEN", "SPACES_READ_ACCESS_KEY_ID",
+                                "SPACES_READ_SECRET_ACCESS_KEY", "DIGITALOCEAN_LEASE_TOKEN",
+                                "DIGITALOCEAN_SNAPSHOT_TOKEN"}
+    assert job_secrets(load("backup.yml")["jobs"]["queued"]) == set()
 
 
 def test_the_ci_doc_lists_every_secret_and_environment() -> None:

@@ -53,7 +53,7 @@ def shellcheck() -> str:
 
 
 def test_the_workflows_exist() -> None:
-    assert ALL == ["deploy.yml", "drift.yml", "operate.yml", "preview.yml", "tests.yml"]
+    assert ALL == ["backup.yml", "deploy.yml", "drift.yml", "operate.yml", "preview.yml", "tests.yml"]
 
 
 @pytest.mark.live
@@ -128,11 +128,11 @@ def concurrency_groups(data: dict[str, Any]) -> list[str]:
 
 
 def test_drift_cannot_displace_a_pending_deploy_or_rollback() -> None:
-    """Rule: only deploy and operate join the deploy group; drift queues in its own group. Risk: GitHub keeps one
-    pending run per group and cancels the older pending one, so a drift run queued behind a deploy would cancel
-    a rollback (operate) waiting there."""
+    """Rule: only deploy, operate and backup (its backup job, once nothing waits there) join the deploy group;
+    drift queues in its own group. Risk: GitHub keeps one pending run per group and cancels the older pending one,
+    so a drift run queued behind a deploy would cancel a rollback (operate) waiting there."""
     users = {name for name in ALL if DEPLOY_GROUP in concurrency_groups(load(name))}
-    assert users == {"deploy.yml", "operate.yml"}
+    assert users == {"deploy.yml", "operate.yml", "backup.yml"}
     assert load("drift.yml")["concurrency"] == {"group": "drift", "cancel-in-progress": False}
 
 
@@ -228,6 +228,30 @@ def test_drift_job_fails_on_a_mismatch() -> None:
     assert not re.search(r"\|\|\s*(true|:)|set \+e|; *exit 0", check[0]["run"])
 
 
+def test_backup_runs_daily_in_the_deploy_group_and_never_displaces_a_waiting_run() -> None:
+    """Rule: the daily backup job joins the deploy group (never beside a deploy or operate run), only after a job
+    outside the group found no deploy or operate run waiting to start, and runs `ops.cli data backup --stack prod`
+    unconditionally otherwise. Risk: GitHub cancels the older pending run of a group, so a scheduled backup
+    queued behind a deploy would cancel a rollback waiting there; a backup that silently does nothing."""
+    data = load("backup.yml")
+    assert set(data["on"]) == {"schedule", "workflow_dispatch"}
+    assert "concurrency" not in data
+    queued, backup = data["jobs"]["queued"], data["jobs"]["backup"]
+    assert "concurrency" not in queued and queued["permissions"] == {"contents": "read", "actions": "read"}
+    check = [s for s in steps(queued) if "run" in s]
+    assert [(s["id"], s["run"], s["env"]) for s in check] == [
+        ("queued", "bash .github/scripts/deploy-queued.sh deploy.yml operate.yml", {"GH_TOKEN": "${{ github.token }}"})]
+    assert queued["outputs"] == {"waiting": "${{ steps.queued.outputs.waiting }}"}
+    assert (backup["needs"], backup["if"]) == ("queued", "needs.queued.outputs.waiting == 'false'")
+    assert backup["concurrency"] == {"group": DEPLOY_GROUP, "cancel-in-progress": False}
+    assert backup["environment"] == "backup"
+    run = [s for s in steps(backup) if "ops.cli data" in str(s.get("run", ""))]
+    assert [s["run"] for s in run] == [
+        '.venv/bin/python -m ops.cli data backup --stack prod --label "daily-$GITHUB_RUN_ID"']
+    assert "if" not in run[0] and "continue-on-error" not in run[0] and "continue-on-error" not in backup
+    assert run[0]["env"] == {"DIGITALOCEAN_TOKEN": "${{ secrets.DIGITALOCEAN_SNAPSHOT_TOKEN }}"}
+
+
 def test_deploy_uploads_reports_and_diagnostics_when_rolled_back() -> None:
     job = load("deploy.yml")["jobs"]["deploy"]
     up = [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
@@ -240,20 +264,29 @@ def test_deploy_uploads_reports_and_diagnostics_when_rolled_back() -> None:
     assert load("deploy.yml")["jobs"]["deploy"]["needs"] == "tests"
 
 
-def test_operate_refuses_to_destroy_the_standby_that_serves_traffic() -> None:
+def test_operate_changes_the_standby_only_through_the_guarded_commands() -> None:
+    """Rule: standby-up and standby-destroy run `ops.cli standby up|destroy --stack blue`, which refuse while blue
+    serves traffic (tests/unit/ops/test_standby.py); no step runs pulumi up or destroy on its own. Risk: a shell
+    check beside the command that drifts from it, or a step that skips it."""
     data = load("operate.yml")
     inputs = data["on"]["workflow_dispatch"]["inputs"]
     assert inputs["action"]["options"] == ["flip", "rollback", "rollback-flip", "standby-up", "standby-destroy"]
-    names = [s.get("name", "") for s in steps(data["jobs"]["operate"])]
-    guard = names.index("Refuse to destroy the standby while it serves traffic")
-    assert guard < names.index("Destroy the standby stack (blue)")
+    job = data["jobs"]["operate"]
+    standby = [(s["if"], s["run"]) for s in steps(job) if "standby" in str(s.get("run", ""))]
+    assert standby == [("inputs.action == 'standby-up'", ".venv/bin/python -m ops.cli standby up --stack blue --yes"),
+                       ("inputs.action == 'standby-destroy'",
+                        ".venv/bin/python -m ops.cli standby destroy --stack blue --yes")]
+    assert not [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert not [r for r in runs(data) if re.search(r"(^|\s)pulumi (up|destroy|stack output)", r)]
+    names = [s.get("name", "") for s in steps(job)]
     assert names.index("Flip or roll back prod (ops.cli)") < names.index("Commit the changed stack file")
 
 
 # Jobs that reach the droplets over SSH (pulumi up/destroy's rollout commands, ops.cli's host commands), and the
 # stack whose droplets each reaches.
-LEASED = {("deploy.yml", "deploy"): "prod", ("operate.yml", "operate"): '"$TARGET"', ("drift.yml", "drift"): '"$STACK"'}
-REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status)\b")
+LEASED = {("deploy.yml", "deploy"): "prod", ("operate.yml", "operate"): '"$TARGET"', ("drift.yml", "drift"): '"$STACK"',
+          ("backup.yml", "backup"): "prod"}
+REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data)\b")
 
 
 def reaches_hosts(step: dict[str, Any]) -> bool:

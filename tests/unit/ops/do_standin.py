@@ -2,8 +2,11 @@
 shapes (and godo's, the Go client the Terraform provider uses): bearer-token authentication, paginated
 `GET /v2/firewalls` (`firewalls`, `links`, `meta.total`), `POST /v2/firewalls` (202, `firewall` with status
 `waiting`), `GET /v2/firewalls/{id}` (status `succeeded` once applied), `DELETE /v2/firewalls/{id}` (204; 404
-`not_found`), `POST /v2/tags` (201, `tag`). It refuses what the API refuses: a bad name, a firewall without rules,
-a rule without protocol, ports or sources, a tag that does not exist. Every request is recorded.
+`not_found`), `POST /v2/tags` (201, `tag`); and a volume's snapshots: `POST /v2/volumes/{id}/snapshots` (201,
+`snapshot`), paginated `GET /v2/volumes/{id}/snapshots` (`snapshots`, `meta.total`), `DELETE
+/v2/volumes/snapshots/{id}` (204; 404 `not_found`). It refuses what the API refuses: a bad name, a firewall without
+rules, a rule without protocol, ports or sources, a tag that does not exist, a snapshot without a name, a volume it
+does not know. Every request is recorded.
 
     with DoStandin(tmp_path, token="dop_v1_test") as do:
         do.url, do.ca_file, do.requests, do.firewalls
@@ -56,6 +59,8 @@ class DoStandin:
         self.public_ip = public_ip
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.tags: set[str] = set()
+        self.volumes: set[str] = set()
+        self.snapshots: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, Any] | None]] = []
         self.ca_file, key_file = self_signed(tmp)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -96,6 +101,13 @@ class DoStandin:
                                "outbound_rules": [], "pending_changes": [], "created_at": "2026-12-01T10:00:00Z"}
         return fid
 
+    def add_snapshot(self, volume_id: str, name: str, created_at: str = "2026-12-01T10:00:00Z") -> str:
+        sid = str(uuid.uuid4())
+        self.snapshots[sid] = {"id": sid, "name": name, "resource_id": volume_id, "resource_type": "volume",
+                               "regions": ["nyc3"], "min_disk_size": 100, "size_gigabytes": 1.5, "tags": [],
+                               "created_at": created_at}
+        return sid
+
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
@@ -116,7 +128,14 @@ class DoStandin:
         found = match.group(1) if match and match.group(1) in self.firewalls else None
         answer: tuple[int, dict[str, Any] | None] = (
             404, {"id": "not_found", "message": "The resource you requested could not be found."})
-        if (method, path) == ("GET", "/v2/firewalls"):
+        volume = re.fullmatch(r"/v2/volumes/([0-9a-f-]+)/snapshots", path)
+        snapshot = re.fullmatch(r"/v2/volumes/snapshots/([0-9a-f-]+)", path)
+        if volume and volume.group(1) in self.volumes:
+            answer = self.volume_snapshots(method, volume.group(1), query, body)
+        elif snapshot and method == "DELETE" and snapshot.group(1) in self.snapshots:
+            del self.snapshots[snapshot.group(1)]
+            answer = (204, None)
+        elif (method, path) == ("GET", "/v2/firewalls"):
             page, per_page = int(query.get("page", ["1"])[0]), int(query.get("per_page", ["20"])[0])
             items = list(self.firewalls.values())
             answer = (200, {"firewalls": items[(page - 1) * per_page:page * per_page], "links": {},
@@ -131,6 +150,18 @@ class DoStandin:
             del self.firewalls[found]
             answer = (204, None)
         return answer
+
+    def volume_snapshots(self, method: str, volume_id: str, query: dict[str, list[str]], body: dict[str, Any]
+                         ) -> tuple[int, dict[str, Any]]:
+        if method == "POST":
+            if not str(body.get("name") or ""):
+                return 422, {"id": "unprocessable_entity", "message": "name is required"}
+            sid = self.add_snapshot(volume_id, str(body["name"]), "2026-12-02T12:00:05Z")
+            return 201, {"snapshot": self.snapshots[sid]}
+        page, per_page = int(query.get("page", ["1"])[0]), int(query.get("per_page", ["20"])[0])
+        items = [s for s in self.snapshots.values() if s["resource_id"] == volume_id]
+        return 200, {"snapshots": items[(page - 1) * per_page:page * per_page], "links": {},
+                     "meta": {"total": len(items)}}
 
     def create_tag(self, name: str) -> tuple[int, dict[str, Any]]:
         if not re.fullmatch(r"[A-Za-z0-9:_-]{1,255}", name):

@@ -24,7 +24,8 @@ def run_cli(*args: str, path: str, stdin: str = "") -> subprocess.CompletedProce
 
 @pytest.mark.live
 @pytest.mark.parametrize("args", [["flip", "blue", "--yes"], ["rollback"], ["drift"], ["status"],
-                                  ["reapply", "--yes"], ["collect", "--out", "x"], ["hostkey", "--yes"]])
+                                  ["reapply", "--yes"], ["collect", "--out", "x"], ["hostkey", "--yes"],
+                                  ["data", "backup"], ["standby", "destroy", "--stack", "blue", "--yes"]])
 def test_every_command_refuses_clearly_without_pulumi(tmp_path: Path, args: list[str]) -> None:
     proc = run_cli(*args, path=str(tmp_path))  # an empty PATH directory: no pulumi, no ssh
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -44,9 +45,9 @@ def test_a_directory_without_pulumi_yaml_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.live
 @pytest.mark.parametrize("command", ["status", "drift", "flip", "rollback", "reapply", "collect", "ssh-lease",
-                                     "hostkey"])
+                                     "hostkey", "standby", "data backup", "data backups", "data restore"])
 def test_help_for_every_command(command: str) -> None:
-    proc = run_cli(command, "--help", path="/usr/bin:/bin")
+    proc = run_cli(*command.split(), "--help", path="/usr/bin:/bin")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: python -m ops.cli {command}")
     assert "--stack" in proc.stdout

@@ -215,12 +215,12 @@ def test_the_gateway_forwards_state_to_the_state_service(app: Path, labels: dict
     before = http.get(direct).json()["records"]
     read = http.get(through)
     assert (read.status_code, read.json()) == (200, {"service": "state-persistence", "records": before})
-    written = http.post(through, content=b'{"task":"through the gateway"}',
+    written = http.post(through, content=b'{"note":"through the gateway"}',
                         headers={"Content-Type": "application/json"})
     assert (written.status_code, written.json()) == (201, {"service": "state-persistence", "records": before + 1})
     assert http.get(direct).json()["records"] == before + 1
     last = compose_exec_out(app, "state-persistence", "tail -n 1 /data/records.jsonl")
-    assert last == '{"task":"through the gateway"}'
+    assert last == '{"note":"through the gateway"}'
     empty = http.post(through, content=b"")
     assert (empty.status_code, empty.json()["error"]) == (400, "empty record")
     assert http.get(direct).json()["records"] == before + 1

@@ -47,6 +47,13 @@ def up(project: ComposeProject, wait_timeout: int) -> list[str]:
     ]
 
 
+def run_once(project: ComposeProject, service: str, args: Sequence[str], *, name: str) -> list[str]:
+    """A one-shot container of `service` with `args` (a data service's migration): removed when it ends, no
+    dependency started, no TTY. Named, so that a run outliving its deadline can be stopped (killing the CLI does not
+    stop the container)."""
+    return [*project.base(), "run", "--rm", "--no-deps", "-T", "--name", name, service, *args]
+
+
 def down(project: ComposeProject, timeout: int) -> list[str]:
     """Stop and remove the project's containers and networks. Never `--volumes`: the data stays for the next apply."""
     return [*project.base(), "down", "--remove-orphans", "--timeout", str(timeout)]
@@ -91,6 +98,20 @@ def repo_digests(ref: str) -> list[str]:
 def image_remove(ref: str) -> list[str]:
     """Remove one image reference. Never forced: an image a container still uses stays."""
     return ["docker", "image", "rm", ref]
+
+
+def container_stop(name: str, timeout: int) -> list[str]:
+    """Stop one container (a one-shot run past its deadline; `--rm` then removes it). Never its volumes."""
+    return ["docker", "container", "stop", "--time", str(timeout), name]
+
+
+def network_inspect(name: str) -> list[str]:
+    return ["docker", "network", "inspect", "--format", "{{.Name}}", name]
+
+
+def network_create(name: str) -> list[str]:
+    """A network the release's compose config declares `external: true` (shared between compose projects)."""
+    return ["docker", "network", "create", name]
 
 
 def docker_info() -> list[str]:

@@ -44,7 +44,8 @@ from agent.store import LockTimeout, Store, describe_holder
 
 def options_from(args: argparse.Namespace) -> Options:
     return Options(
-        wait_timeout=args.wait_timeout, pull_timeout=args.pull_timeout, validate=not args.no_validate,
+        wait_timeout=args.wait_timeout, pull_timeout=args.pull_timeout, migrate_timeout=args.migrate_timeout,
+        validate=not args.no_validate,
         validate_deadline=args.validate_deadline,
         validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
         confirm_within=args.confirm_within,
@@ -52,6 +53,24 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 # CLI ------------------------------------------------------------------------------------------------------
+def rollout_opts(sp: argparse.ArgumentParser) -> None:
+    """The options of every command that activates a release (apply, rollback, gate)."""
+    sp.add_argument("--wait-timeout", type=int, default=180, help="seconds for compose up --wait")
+    sp.add_argument("--pull-timeout", type=int, default=600, help="seconds compose pull may take")
+    sp.add_argument("--migrate-timeout", type=int, default=300,
+                    help="seconds each one-shot migration (a service's devtools.migrate label) may take")
+    sp.add_argument("--validate-deadline", type=int, default=120, help="overall validation deadline (s)")
+    sp.add_argument("--validate-arg", action="append", default=[], metavar="ARG",
+                    help="extra argument for agent.validate (repeatable), e.g. --validate-arg=--prometheus=URL")
+    sp.add_argument("--no-validate", action="store_true", help="skip validation (recorded in the audit log)")
+    sp.add_argument("--keep", type=int, default=5, help="release directories to keep (at least 2)")
+    sp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
+    sp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
+    sp.add_argument("--confirm-within", type=int, default=0, metavar="SECONDS",
+                    help="a pool host's activation: provisional, the release before comes back unless `confirm` "
+                    "arrives within SECONDS (default 0: final at once)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m agent.hostagent", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,20 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="compose project (one per color), e.g. green; required by every command "
                    "but doctor")
     sub = p.add_subparsers(dest="command", required=True)
-
-    def rollout_opts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--wait-timeout", type=int, default=180, help="seconds for compose up --wait")
-        sp.add_argument("--pull-timeout", type=int, default=600, help="seconds compose pull may take")
-        sp.add_argument("--validate-deadline", type=int, default=120, help="overall validation deadline (s)")
-        sp.add_argument("--validate-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for agent.validate (repeatable), e.g. --validate-arg=--prometheus=URL")
-        sp.add_argument("--no-validate", action="store_true", help="skip validation (recorded in the audit log)")
-        sp.add_argument("--keep", type=int, default=5, help="release directories to keep (at least 2)")
-        sp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
-        sp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
-        sp.add_argument("--confirm-within", type=int, default=0, metavar="SECONDS",
-                        help="a pool host's activation: provisional, the release before comes back unless `confirm` "
-                        "arrives within SECONDS (default 0: final at once)")
 
     ap = sub.add_parser("apply", help="roll out a release bundle (release.json + compose files)")
     ap.add_argument("--bundle", type=Path, required=True, help="directory holding release.json and compose files")

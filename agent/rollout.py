@@ -104,7 +104,7 @@ class Rollout(Steps):
         self.store.audit(f"{action}.started", release=release_id, previous=prior, job=self.job)
         self.log(f"{action}: {prior or '(none)'} → {release_id}")
         try:
-            self.activate(release_id)
+            self.activate(release_id, migrate=action == "apply")
         except StepFailed as failure:
             try:
                 message = self.restore(release_id, prior, failure, action)
@@ -180,15 +180,6 @@ class Rollout(Steps):
         self.audit_into(lines, "rollback.succeeded", release=prior, failed=failed, job=self.job)
         lines.append(f"previous release {prior} restored and serving")
         return "\n".join(lines)
-
-    def audit_into(self, lines: list[str], event: str, **fields: Any) -> None:
-        """Append an audit entry; when the disk refuses it, say so in the log and in the message `lines`."""
-        try:
-            self.store.audit(event, **fields)
-        except OSError as exc:
-            note = f"audit log: {event} not recorded: {exc}"
-            self.log(note)
-            lines.append(note)
 
     def prune(self) -> None:
         """Drop releases beyond `keep` and the images only they pinned (never forced, never volumes)."""

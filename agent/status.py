@@ -1,7 +1,8 @@
 """`status` and `history` of a host's project (standard library only).
 
-status reports what the host says should run (the current release's pins) next to what actually runs
-(each container's image reference and digest), which is what a drift check compares.
+status reports what the host says should run (the current release's pins, and the services its compose file
+declares: a tier's file holds only that tier's) next to what actually runs (each container's image reference and
+digest), which is what a drift check compares.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ def running_services(inspected: list[dict[str, Any]]) -> dict[str, dict[str, Any
     return dict(sorted(out.items()))
 
 
+def declared_services(store: Store, release_id: str | None) -> list[str] | None:
+    """The services a release's resolved compose config declares (its profiles applied), None when unknown."""
+    if release_id is None:
+        return None
+    try:
+        services = json.loads((store.release_dir(release_id) / "resolved.json").read_text()).get("services")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sorted(str(s) for s in services) if isinstance(services, dict) else None
+
+
 def status(store: Store) -> dict[str, Any]:
     current = store.pointer("current")
     intended = store.release_manifest(current).get("images", {}) if current else {}
@@ -46,6 +58,7 @@ def status(store: Store) -> dict[str, Any]:
         "provisional": store.read_provisional(),
         "releases": store.kept_releases(),
         "intended": dict(sorted(intended.items())),
+        "declared": declared_services(store, current),
     }
     try:
         inspected, errors = containers.inspect_project(store.project)
@@ -57,7 +70,8 @@ def status(store: Store) -> dict[str, Any]:
     return report
 
 
-HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "gate.", "upload.", "prune", "backup.", "restore.")
+HISTORY_EVENTS = ("apply.", "rollback.", "recover.", "gate.", "upload.", "migrate.", "network.", "prune", "backup.",
+                  "restore.")
 
 
 def render_history(entries: list[dict[str, Any]], releases: list[str], current: str | None,

@@ -1,5 +1,5 @@
-"""The steps of an activation on one host (standard library only): wait for the engine, pull, switch `run`,
-`up --wait`, validate, each failing only with StepFailed.
+"""The steps of an activation on one host (standard library only): wait for the engine, pull, the release's external
+networks, its migrations (agent.migration), switch `run`, `up --wait`, validate, each failing only with StepFailed.
 
 Every process goes through the `runner` (agent.process.Runner); a command that exits non-zero, hangs past its
 timeout or cannot be started fails its step the same way, so agent.rollout has one restore path for all of them.
@@ -8,14 +8,17 @@ Explaining a failure (which services, their last log lines, a debug bundle) is b
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent import compose as cc
+from agent import migration
 from agent.compose_output import (
     compose_error,
     engine_settling,
@@ -35,6 +38,7 @@ AGENT_DIR = Path(__file__).resolve().parent.parent
 class Options:
     wait_timeout: int = 180
     pull_timeout: int = 600  # seconds `compose pull` may take before the step fails
+    migrate_timeout: int = 300  # seconds each one-shot migration may take before the step fails
     validate: bool = True
     validate_deadline: int = 120
     validate_args: tuple[str, ...] = ()
@@ -88,6 +92,15 @@ class Steps:
         except OSError as exc:
             raise StepFailed(stage, f"cannot run {what}: {exc}") from exc
 
+    def audit_into(self, lines: list[str], event: str, **fields: Any) -> None:
+        """Append an audit entry; when the disk refuses it, say so in the log and in the message `lines`."""
+        try:
+            self.store.audit(event, **fields)
+        except OSError as exc:
+            note = f"audit log: {event} not recorded: {exc}"
+            self.log(note)
+            lines.append(note)
+
     def step(self, argv: list[str], timeout: float, stage: str) -> subprocess.CompletedProcess[str]:
         """A compose command that must exit 0."""
         proc = self.attempt(argv, timeout, stage, f"compose {stage}")
@@ -138,13 +151,17 @@ class Steps:
             reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
             raise StepFailed("validate", reason, services)
 
-    def activate(self, release_id: str, *, restoring: bool = False) -> None:
-        """Make `release_id` the running release: pull, switch, up --wait, validate. Raises StepFailed.
-        `restoring`: bringing back the previous release, which rides out an engine still settling."""
+    def activate(self, release_id: str, *, restoring: bool = False, migrate: bool = False) -> None:
+        """Make `release_id` the running release: pull, networks, (migrate,) switch, up --wait, validate. Raises
+        StepFailed. `restoring`: bringing back the previous release, which rides out an engine still settling.
+        `migrate`: moving forward to the release (an apply), so its migrations run; a restore or rollback runs none."""
         self.wait_for_docker()
         t0 = self.clock()
         self.step(cc.pull(self.project_for(release_id)), self.opts.pull_timeout, "pull")
         self.log(f"pulled images of {release_id} ({self.clock() - t0:.1f}s)")
+        self.ensure_networks(release_id)
+        if migrate:
+            self.migrate(release_id)
         try:
             self.store.point_run_at(release_id)
         except OSError as exc:
@@ -160,6 +177,78 @@ class Steps:
             t0 = self.clock()
             self.validate(release_id)
             self.log(f"validation passed ({self.clock() - t0:.1f}s)")
+
+    def resolved(self, release_id: str, stage: str) -> dict[str, Any]:
+        """A release's resolved compose config (resolved.json, written when it was installed)."""
+        path = self.store.release_dir(release_id) / "resolved.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StepFailed(stage, f"cannot read {path}: {exc}") from exc
+        return data if isinstance(data, dict) else {}
+
+    def ensure_networks(self, release_id: str) -> None:
+        """Create each network the release declares external that the engine does not have yet (compose refuses to
+        start without it). Another project creating it at the same moment is no failure."""
+        for name in migration.external_networks(self.resolved(release_id, "network")):
+            if self.attempt(cc.network_inspect(name), 30, "network", "docker network inspect").returncode == 0:
+                continue
+            proc = self.attempt(cc.network_create(name), 60, "network", "docker network create")
+            if proc.returncode != 0:
+                if self.attempt(cc.network_inspect(name), 30, "network", "docker network inspect").returncode != 0:
+                    raise StepFailed("network", f"cannot create docker network {name} (external in the release's "
+                                     f"compose config): {tail(proc.stderr, 3)}")
+                continue
+            self.log(f"created docker network {name} (external in the release's compose config)")
+            self.audit_into([], "network.created", network=name, release=release_id, job=self.job)
+
+    def migrate(self, release_id: str) -> None:
+        """Run the release's one-shot migrations (agent.migration) with its own compose settings, before any of its
+        containers start. A migration that exits non-zero, outlives --migrate-timeout or cannot start fails the
+        `migrate` step, naming its service; each one is audited (`migrate.succeeded` / `migrate.failed`)."""
+        current = self.store.pointer("current")
+        if current == release_id:
+            return
+        before: dict[str, Any] | None = None
+        if current is not None:
+            try:
+                before = self.resolved(current, "migrate")
+            except StepFailed as exc:  # unknown images before: every migration runs (each is safe to repeat)
+                self.log(f"the current release's config is unreadable ({exc.reason}); running every migration")
+                before = {}
+        try:
+            planned = migration.migrations(self.resolved(release_id, "migrate"), before)
+        except ValueError as exc:
+            raise StepFailed("migrate", str(exc)) from exc
+        for m in planned:
+            self.run_migration(release_id, m)
+
+    def run_migration(self, release_id: str, m: migration.Migration) -> None:
+        name = migration.container_name(self.store.project, m.service, self.job)
+        argv = cc.run_once(self.project_for(release_id), m.service, m.args, name=name)
+        fields = {"release": release_id, "service": m.service, "command": m.command, "image": m.image,
+                  "previous_image": m.previous, "job": self.job}
+        self.log(f"migration of {m.service}: `{m.command}` with {m.image} (before: {m.previous or 'none'})")
+        t0 = self.clock()
+        try:
+            proc = self.attempt(argv, self.opts.migrate_timeout, "migrate", f"the migration of {m.service}")
+        except StepFailed as exc:
+            try:  # its CLI was killed, the container would run on: stopped, `--rm` removes it
+                self.attempt(cc.container_stop(name, 10), 60, "migrate", "docker container stop")
+            except StepFailed as stop:
+                self.log(f"container {name} not stopped: {stop.reason}")
+            self.audit_into([], "migrate.failed", **fields, reason=exc.reason)
+            raise StepFailed("migrate", exc.reason, [m.service]) from exc
+        for line in (proc.stdout + proc.stderr).strip().splitlines()[-200:]:
+            self.log(f"  {m.service}: {line}")
+        seconds = round(self.clock() - t0, 1)
+        if proc.returncode != 0:
+            reason = f"the migration of {m.service} (`{m.command}`) exited {proc.returncode}: " \
+                     f"{compose_error(proc.stderr, 3)}"
+            self.audit_into([], "migrate.failed", **fields, reason=reason, seconds=seconds)
+            raise StepFailed("migrate", reason, [m.service])
+        self.audit_into([], "migrate.succeeded", **fields, seconds=seconds)
+        self.log(f"migration of {m.service} done ({seconds:.1f}s)")
 
     def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
         """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is

@@ -105,9 +105,12 @@ def write_pins(pins: Mapping[str, Any]) -> Path:
 
 
 def ship(pins: Mapping[str, Any], project: str, *, host_root: Path | None, env: Mapping[str, str],
-         local_checks: bool = False, timeout: float = 600) -> tuple[float, str]:
-    """`python -m ops.ship` (the release engine over SSH); returns its wall time and output. Must succeed."""
+         local_checks: bool = False, timeout: float = 600, tier: str | None = None) -> tuple[float, str]:
+    """`python -m ops.ship` (the release engine over SSH, one tier with `tier`); returns its wall time and output.
+    Must succeed."""
     argv = [PY, "-m", "ops.ship", "--pins", str(write_pins(pins)), "--project", project]
+    if tier is not None:
+        argv += ["--tier", tier]
     if host_root is not None:
         argv += ["--host-root", str(host_root)]
     if not local_checks:

@@ -1,7 +1,8 @@
 """(c) requests failed while the load balancer flips green → blue and back, under the same load.
 
-Both colors first get a validated release with `python -m ops.ship` and its default local checks (port prefix
-of the color and the Prometheus phase), on the stand-in's own host root. The load goes through haproxy on
+The data tier (project `data`) and then both colors (their app tier, reaching it over the stand-in's data network)
+first get a validated release with `python -m ops.ship --tier` and its default local checks (port prefix and the
+Prometheus phase), on the stand-in's own host root. The load goes through haproxy on
 127.0.0.1:LB_PORT; each flip is `bash scripts/local-env.sh flip <color>`. Which color answered is counted from
 haproxy's own per-server counters (`stot` of `show stat`), and from an X-Served-By header when there is one.
 Afterwards each color is put back on the release it ran before (`hostagent rollback --to`), so the local stacks'
@@ -66,13 +67,13 @@ def run(base: dict[str, Any], run_id: str, rate: float, max_seconds: float, quie
 def _measure(env: localenv.LocalEnv, base: dict[str, Any], run_id: str, *, rate: float, max_seconds: float,
              quiet_s: float) -> dict[str, Any]:
     ships = {}
-    for color in COLORS:
-        c.say(f"(c) validated release on {color} (ops.ship with the local checks)")
-        wall, out = c.ship(c.renamed(base, f"bench-{run_id}-flip"), color, host_root=None, env={},
-                           local_checks=True)
+    for project, tier in (("data", "data"), *((color, "app") for color in COLORS)):
+        c.say(f"(c) validated release on {project} ({tier} tier; ops.ship with the local checks)")
+        wall, out = c.ship(c.renamed(base, f"bench-{run_id}-flip"), project, host_root=None, env={},
+                           local_checks=True, tier=tier)
         if "validation passed" not in out:
-            raise c.BenchError(f"(c) ops.ship to {color} printed no 'validation passed':\n{c.tail(out)}")
-        ships[color] = wall
+            raise c.BenchError(f"(c) ops.ship to {project} printed no 'validation passed':\n{c.tail(out)}")
+        ships[project] = wall
     live = _live(env)
     if len(live) != 1:
         raise c.BenchError(f"(c) expected one live color behind the load balancer, found {live or 'none'}")

@@ -1,7 +1,9 @@
 """Drift: what a stack says should run on each host, next to what `hostagent status` says runs there.
 
 `compare` is pure: the stack's release record ({"id", "images": service → repo@sha256:…}) and one host's
-status JSON in, one finding per service (and one for the release pointer) out. `render_table` prints them;
+status JSON in, one finding per service (and one for the release pointer) out. A project is compared with the
+services its release's compose file declares (status "declared"): a color runs the app tier and the `data` project
+the data tier, each from its own file, so the other tier's services are not missing from it. `render_table` prints them;
 `python -m ops.cli drift` fetches both sides and fails when any finding is not `ok`.
 """
 
@@ -60,11 +62,19 @@ def with_third_party(release: Mapping[str, Any], third_party: Mapping[str, str])
     return {**release, "images": {**dict(third_party), **dict(release.get("images") or {})}}
 
 
+def scope(images: Mapping[str, str], declared: object) -> dict[str, str]:
+    """The intended images of the services the host's release declares (its tier's); all of them when the host does
+    not say (no release yet, an agent older than the tiers)."""
+    if not isinstance(declared, list):
+        return dict(images)
+    return {service: ref for service, ref in images.items() if service in declared}
+
+
 def compare(host: str, intended: Mapping[str, Any], status: Mapping[str, Any]) -> list[Finding]:
     """Every service of the intended release and every service running on the host, each judged once.
 
     intended: the stack's release record, {"id": ..., "images": {service: "repo@sha256:…"}}.
-    status: `hostagent status` JSON of that host's project ("current", "services": {service: {...}}).
+    status: `hostagent status` JSON of that host's project ("current", "declared", "services": {service: {...}}).
     A service matches when the running container's image is pinned to the intended digest and it runs healthy.
     """
     if status.get("error") and not status.get("services"):
@@ -74,7 +84,7 @@ def compare(host: str, intended: Mapping[str, Any], status: Mapping[str, Any]) -
     if release_id and status.get("current") != release_id:
         findings.append(Finding(host, "(release)", "release", str(release_id), status.get("current") or "none",
                                 "the host's current release is not the stack's"))
-    images: Mapping[str, str] = intended.get("images") or {}
+    images = scope(intended.get("images") or {}, status.get("declared"))
     services: Mapping[str, Mapping[str, Any]] = status.get("services") or {}
     for service in sorted(set(images) | set(services)):
         want = images.get(service)

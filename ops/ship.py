@@ -2,6 +2,14 @@
 
     python -m ops.ship --pins pins.json --project green           # the local stand-in (scripts/local.env)
     python -m ops.ship --pins pins.json --project blue --ssh-host 10.0.0.5 --ssh-key ~/.ssh/id --no-local-env
+    python -m ops.ship --pins pins.json --tier data               # the data tier, as compose project `data`
+    python -m ops.ship --pins pins.json --tier app --project green   # a color's app tier, reaching `data`
+
+Without --tier the whole compose file runs as one project. With a tier, the bundle carries that tier's compose file
+(components.tiers: its services and volumes, joined to the shared docker network) and the release pins that tier's
+services; a color's release sets each data service's address variable (STATE_URL, …) to its name on that network.
+On the stand-in the data tier publishes at DATA_PORT_PREFIX and is validated with the Prometheus selector
+color="data".
 
 This is the laptop side of a rollout (the Pulumi program does the same through command resources). It only
 copies files and runs `agent.hostagent apply`; the host decides everything else.
@@ -19,8 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agent.release import release_manifest
 from agent.remote import agent_command, apply_command, bundle_tar, upload_command
+from components.catalog import CatalogError
+from components.tiers import APP, DATA, TIERS, data_env, read_tiers, tier_compose
 from ops import build
 from standin import localenv
 
@@ -58,10 +70,47 @@ def put_secrets(target: SshTarget, host_root: str, project: str, text: str) -> i
     return proc.returncode
 
 
+@dataclass(frozen=True)
+class Tiered:
+    """What one tier's release ships: its compose file, its services' pins, its release settings."""
+
+    compose: bytes
+    images: dict[str, str]
+    env: dict[str, str]
+
+
+def tier_release(compose_text: str, tier: str, images: dict[str, str], env: dict[str, str], *, network: str
+                 ) -> Tiered:
+    """The release of one tier (pure): the tier's compose file joined to `network`, the pins of its services and,
+    for the app tier, each data service's address on that network (a setting given in `env` wins)."""
+    tiers = read_tiers(compose_text)
+    declared = yaml.safe_load(compose_text)["services"]
+    keep = [s for s in (tiers.data if tier == DATA else tiers.app)  # those pinned by the release, not third-party
+            if str(declared[s].get("image", "")).startswith("${")]
+    missing = sorted(set(keep) - set(images))
+    if missing:
+        raise ValueError(f"--pins: no image for {', '.join(missing)} of the {tier} tier (build them with ops.build)")
+    settings = dict(env)
+    if tier == APP:
+        for key, value in data_env(tiers, address=None, host_port_prefix="80").items():
+            settings.setdefault(key, value)
+    return Tiered(tier_compose(compose_text, tier, network=network),
+                  {s: ref for s, ref in images.items() if s in keep}, settings)
+
+
+def local_checks(local: localenv.LocalEnv, project: str, tier: str | None) -> tuple[str, str] | None:
+    """(HOST_PORT_PREFIX, Prometheus selector) of a stand-in project: a color's, or the data tier's; None else."""
+    if tier == DATA:
+        return local.data_port_prefix, 'color="data"'
+    if project in local.port_prefix:
+        return local.port_prefix[project], f'color="{project}"'
+    return None
+
+
 def ship(target: SshTarget, host_root: str, project: str, manifest: dict[str, Any], agent_args: list[str], *,
          secrets: str | None = None, compose: bytes | None = None) -> int:
     """Upload the release and the agent, hand over secrets (stdin), then run the apply and stream its log.
-    `compose`: the docker-compose.yml to ship instead of compose/'s (one tier's, components.tiers.tier_compose)."""
+    `compose`: the docker-compose.yml to ship instead of the checkout's (one tier's)."""
     t0 = time.monotonic()
     data = bundle_tar(manifest, COMPOSE_DIR, compose=compose)
     checksum, waits = hashlib.sha256(data).hexdigest(), lock_timeout(agent_args)
@@ -107,8 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ops.ship", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pins", type=Path, required=True, help="pins JSON written by `python -m ops.build`")
-    p.add_argument("--project", default="green",
-                   help="compose project on the host: a color (green, blue) or any other name")
+    p.add_argument("--project",
+                   help="compose project on the host: a color (green, blue) or any other name (default: green, or "
+                   "data with --tier data)")
+    p.add_argument("--tier", choices=TIERS,
+                   help="ship one tier (components.tiers): app to a color, data to the data project; default: the "
+                   "whole compose file as one project")
+    p.add_argument("--network", default=local.data_network,
+                   help=f"with --tier: the docker network both tiers join (default {local.data_network}, "
+                   "scripts/local.env's DATA_NETWORK)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra release setting")
     p.add_argument("--secrets-file", type=Path,
                    help="KEY=VALUE file sent over SSH stdin to the host's 0600 secrets file before the rollout")
@@ -128,16 +184,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--pins {args.pins}: {exc} (write it with `python -m ops.build --out {args.pins}`)", file=sys.stderr)
         return 2
     env = parse_env(args.env)
+    project = args.project or (DATA if args.tier == DATA else "green")
     agent_args = [a for a in args.agent_args if a != "--"]
-    if not args.no_local_env and args.project in local.port_prefix:
-        env.setdefault("HOST_PORT_PREFIX", local.port_prefix[args.project])
+    checks = None if args.no_local_env else local_checks(local, project, args.tier)
+    if checks is not None:
+        env.setdefault("HOST_PORT_PREFIX", checks[0])
         agent_args += [f"--validate-arg=--prometheus={local.prometheus_url}",
-                       f"--validate-arg=--prom-selector=color=\"{args.project}\""]
+                       f"--validate-arg=--prom-selector={checks[1]}"]
+    images, compose = dict(pins["images"]), None
+    if args.tier is not None:
+        try:
+            tiered = tier_release((COMPOSE_DIR / "docker-compose.yml").read_text(), args.tier, images, env,
+                                  network=args.network)
+        except (ValueError, CatalogError) as exc:  # missing pins; the compose file's tier labels
+            print(f"--tier {args.tier}: {exc}", file=sys.stderr)
+            return 2
+        compose, images, env = tiered.compose, tiered.images, tiered.env
     source = {"commit": pins.get("commit") or build.git_revision(), "built_at": pins.get("built_at")}
-    manifest = release_manifest(pins["release"], pins["images"], env, source)
+    manifest = release_manifest(pins["release"], images, env, source)
     target = SshTarget(args.ssh_host, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
     secrets = args.secrets_file.read_text() if args.secrets_file is not None else None
-    return ship(target, args.host_root, args.project, manifest, agent_args, secrets=secrets)
+    return ship(target, args.host_root, project, manifest, agent_args, secrets=secrets, compose=compose)
 
 
 if __name__ == "__main__":

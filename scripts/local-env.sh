@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stand-in for a droplet and what surrounds it, on loopback only (addresses: scripts/local.env):
-# dockerd, a registry, an SSH host (root, key only), haproxy in front of the two colors, and prometheus.
+# dockerd, the docker network the colors reach the data tier over, a registry, an SSH host (root, key only),
+# haproxy in front of the two colors, and prometheus.
 # Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
 set -euo pipefail
 
@@ -25,8 +26,9 @@ usage() {
   cat <<EOF
 usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart-docker|--help
 
-  up      install what is missing and start dockerd, the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT),
-          haproxy (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
+  up      install what is missing and start dockerd, create the docker network $DATA_NETWORK (the colors reach
+          the data tier over it), start the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT), haproxy
+          (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
   flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip). The
@@ -138,6 +140,15 @@ ensure_dockerd() {
   took "dockerd up" "$t"
 }
 
+# The network the colors (app tier) and the data tier (compose project `data`) share on this one engine; their
+# compose files declare it external. The host agent creates it too when missing; it is never removed.
+network_ok() { docker network inspect --format '{{.Name}}' "$DATA_NETWORK" >/dev/null; }
+ensure_network() {
+  network_ok 2>/dev/null && return 0
+  docker network create "$DATA_NETWORK" >/dev/null || network_ok || die "cannot create docker network $DATA_NETWORK"
+  say "created docker network $DATA_NETWORK (the colors reach the data tier over it)"
+}
+
 ensure_registry() {
   local t cfg=$S/registry/config.yml
   mkdir -p "$S/registry/data" && cat >"$cfg.tmp" <<EOF
@@ -245,7 +256,8 @@ haproxy_ok() {
 ensure_prometheus() {
   local t cfg=$S/prometheus/prometheus.yml
   mkdir -p "$S/prometheus/data"
-  (cd "$ROOT" && py -m standin.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX") >"$cfg.tmp"
+  (cd "$ROOT" && py -m standin.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX" \
+    --data-prefix "$DATA_PORT_PREFIX") >"$cfg.tmp"
   promtool check config "$cfg.tmp" >/dev/null || die "promtool rejects the rendered config $cfg.tmp"
   if install_file "$cfg.tmp" "$cfg" && alive prometheus; then
     signal prometheus HUP && say "prometheus reloaded its config"
@@ -261,7 +273,7 @@ prometheus_ready() { alive prometheus && [[ $(http_code "http://127.0.0.1:$PROME
 up() {
   local t0 part
   t0=$(now_us) && lock
-  for part in packages compose dockerd registry sshd host haproxy prometheus; do "ensure_$part"; done
+  for part in packages compose dockerd network registry sshd host haproxy prometheus; do "ensure_$part"; done
   took "local environment up (state: $S)" "$t0"
 }
 
@@ -276,6 +288,7 @@ status() {
   }
   line dockerd unix:///var/run/docker.sock dockerd_ok
   line compose "docker compose v$COMPOSE_VERSION" compose_ok
+  line network "docker network $DATA_NETWORK" network_ok
   line registry "http://$REGISTRY_ADDR" registry_ready
   line sshd "$SSH_TARGET:$SSH_PORT" sshd_ok
   line haproxy "http://127.0.0.1:$LB_PORT" haproxy_ok

@@ -41,6 +41,10 @@ class LocalEnv:
     prometheus_port: int
     port_prefix: dict[str, str]
     host_root: Path
+    data_port_prefix: str
+    """The data tier's HOST_PORT_PREFIX (compose project `data`, beside the colors on the one engine)."""
+    data_network: str
+    """The docker network the colors and the data tier share (scripts/local-env.sh up creates it)."""
 
     @property
     def ssh_dir(self) -> Path:
@@ -84,6 +88,8 @@ def load(environ: dict[str, str] | None = None) -> LocalEnv:
         prometheus_port=int(v["PROMETHEUS_PORT"]),
         port_prefix={"green": v["GREEN_PORT_PREFIX"], "blue": v["BLUE_PORT_PREFIX"]},
         host_root=Path(v["HOST_ROOT"]),
+        data_port_prefix=v["DATA_PORT_PREFIX"],
+        data_network=v["DATA_NETWORK"],
     )
 
 

@@ -75,11 +75,15 @@ class Host:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def ship(self, pins: dict[str, Any], project: str, *agent_args: str, env: dict[str, str] | None = None,
-             local_checks: bool = False, secrets_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+             local_checks: bool = False, secrets_file: Path | None = None, tier: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
+        """`python -m ops.ship` of `pins` to `project` (one tier's compose file with `tier`)."""
         pins_file = PINS_DIR / f"ship-{pins['release']}.json"
         pins_file.write_text(json.dumps(pins))
         argv = [sys.executable, "-m", "ops.ship", "--pins", str(pins_file), "--project", project,
                 "--host-root", self.root]
+        if tier is not None:
+            argv += ["--tier", tier]
         argv += [f"--env={k}={v}" for k, v in (env or {}).items()]
         if not local_checks:
             argv.append("--no-local-env")

@@ -1,6 +1,8 @@
 """The example application for real: ops.build builds and pushes it into the registry, docker compose runs the
-pinned images from compose/docker-compose.yml on 127.0.0.1:83xx, and every service answers as the file's
-labels promise. Then deliberately broken images break the way their variant says. (MCP: test_example_mcp.py.)
+pinned images from compose/docker-compose.yml on 127.0.0.1:92xx (83xx is the stand-in's data tier), and every
+service answers as the file's labels promise: the gateway forwards /state to the state service, agents are
+degraded without it, the state service migrates its data directory. Then deliberately broken images break the
+way their variant says. (MCP: test_example_mcp.py.)
 
 Needs dockerd and the registry at REGISTRY_ADDR (see tests/e2e/conftest.py).
 """
@@ -32,14 +34,15 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "exapp-test"
-PORT_PREFIX = "83"
+PORT_PREFIX = "92"
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 SERVICES = sorted(compose_services.SERVICES)
-BROKEN = {"orchestrator": "unhealthy", "feature-dev": "slow", "code-review": "crash"}
+BROKEN = {"orchestrator": "unhealthy", "feature-dev": "slow", "code-review": "crash",
+          "state-persistence": "migrate"}
 
 
-def env_file(pins: dict[str, Any], path: Path) -> Path:
-    path.write_text(render_release_env(pins["release"], pins["images"], {}))
+def env_file(pins: dict[str, Any], path: Path, extra: dict[str, str] | None = None) -> Path:
+    path.write_text(render_release_env(pins["release"], pins["images"], extra or {}))
     return path
 
 
@@ -204,6 +207,68 @@ def test_stores_keep_records_on_their_volume(app: Path, labels: dict[str, dict[s
     assert after == {"service": "state-persistence", "records": expected["state-persistence"]}
 
 
+def test_the_gateway_forwards_state_to_the_state_service(app: Path, labels: dict[str, dict[str, str]],
+                                                          http: httpx.Client) -> None:
+    """Users' reads and writes of /state go through the gateway to STATE_URL (here the project's own service)."""
+    direct = url(labels, "state-persistence", "/state")
+    through = url(labels, "gateway-mcp", "/state")
+    before = http.get(direct).json()["records"]
+    read = http.get(through)
+    assert (read.status_code, read.json()) == (200, {"service": "state-persistence", "records": before})
+    written = http.post(through, content=b'{"note":"through the gateway"}',
+                        headers={"Content-Type": "application/json"})
+    assert (written.status_code, written.json()) == (201, {"service": "state-persistence", "records": before + 1})
+    assert http.get(direct).json()["records"] == before + 1
+    last = compose_exec_out(app, "state-persistence", "tail -n 1 /data/records.jsonl")
+    assert last == '{"note":"through the gateway"}'
+    empty = http.post(through, content=b"")
+    assert (empty.status_code, empty.json()["error"]) == (400, "empty record")
+    assert http.get(direct).json()["records"] == before + 1
+
+
+def test_without_its_state_service_the_gateway_answers_502_and_agents_are_degraded(
+        app: Path, release: dict[str, Any], labels: dict[str, dict[str, str]], http: httpx.Client) -> None:
+    """STATE_URL pointing nowhere: /state through the gateway is a 502 naming STATE_URL, and each agent's e2e probe
+    answers 503 "degraded" (the validator's E2E phase expects "status":"ok", so such a color fails it)."""
+    nowhere = "http://127.0.0.1:9"
+    cut = env_file(release, app.with_name("no-state.env"), {"STATE_URL": nowhere})
+    try:
+        up = compose(cut, "up", "-d", "--wait", "--wait-timeout", "30", "gateway-mcp", "orchestrator")
+        assert up.returncode == 0, up.stderr
+        answer = http.get(url(labels, "gateway-mcp", "/state"))
+        assert answer.status_code == 502
+        assert answer.json() == {"error": f"state unreachable at STATE_URL={nowhere}: wget: can't connect to remote "
+                                          "host (127.0.0.1): Connection refused",
+                                 "service": "gateway-mcp", "state_url": nowhere}
+        assert http.post(url(labels, "gateway-mcp", "/state"), content=b'{"lost":1}').status_code == 502
+        probe = http.post(url(labels, "orchestrator", "/e2e"), content=b"{}")
+        assert probe.status_code == 503
+        assert probe.json()["status"] == "degraded" and probe.json()["error"] == f"state unreachable at {nowhere}"
+        assert labels["orchestrator"]["devtools.check.e2e.expect"] not in probe.text
+    finally:
+        back = compose(app, "up", "-d", "--wait", "--wait-timeout", "30", "gateway-mcp", "orchestrator")
+        assert back.returncode == 0, back.stderr
+    assert http.post(url(labels, "orchestrator", "/e2e"), content=b"{}").json()["status"] == "ok"
+
+
+def test_the_state_service_migrates_its_data_directory(app: Path) -> None:
+    """`migrate` (the service's devtools.migrate label) is a one-shot run: the schema version lands in DATA_DIR
+    on the service's volume, the running service is not touched, and running it again is harmless."""
+    assert dev_config()["services"]["state-persistence"]["labels"]["devtools.migrate"] == "migrate"
+    server = state("state-persistence")["Id"]
+    for was in ("none", "1.0.0"):
+        if was == "none":
+            compose_exec_out(app, "state-persistence", "rm -f /data/schema-version")
+        run = compose(app, "run", "--rm", "--no-deps", "-T", "state-persistence", "migrate")
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip().splitlines()[-1] == f"state-persistence: migrated /data to schema 1.0.0 (was {was})"
+        assert compose_exec_out(app, "state-persistence", "cat /data/schema-version") == "1.0.0"
+    assert state("state-persistence")["Id"] == server
+    refused = compose(app, "run", "--rm", "--no-deps", "-T", "state-persistence", "migrat")
+    assert refused.returncode == 2
+    assert "state-persistence: unknown argument 'migrat' (the only one is: migrate)" in refused.stderr
+
+
 def test_each_request_is_logged(app: Path, labels: dict[str, dict[str, str]], http: httpx.Client) -> None:
     http.get(url(labels, "cicd", "/?logged=yes"))
     logs = compose(app, "logs", "--no-log-prefix", "cicd").stdout
@@ -234,9 +299,26 @@ def test_broken_variants_break_as_named(app: Path, release: dict[str, Any], loca
     logs = compose(mixed, "logs", "--no-log-prefix", "code-review").stdout
     assert "code-review: deliberately broken image (BROKEN=crash): exiting" in logs
 
+    # BROKEN=migrate: the service runs and answers; only its migration fails, writing nothing
+    assert compose_exec_out(mixed, "state-persistence", "cat /data/schema-version") == "1.0.0"
+    migration = compose(mixed, "run", "--rm", "--no-deps", "-T", "state-persistence", "migrate")
+    assert migration.returncode == 1
+    assert "state-persistence: deliberately broken image (BROKEN=migrate): the migration fails, nothing " \
+           "written" in migration.stderr
+    assert compose_exec_out(mixed, "state-persistence", "cat /data/schema-version") == "1.0.0"
+    assert http.get(url(labels, "state-persistence", "/state")).status_code == 200
+
     wait_for("orchestrator marked unhealthy",
              lambda: state("orchestrator")["State"]["Health"]["Status"] == "unhealthy", 45)
     assert state("feature-dev")["State"]["Health"]["Status"] in ("starting", "healthy")
+    assert state("state-persistence")["State"]["Health"]["Status"] in ("starting", "healthy")
+
+
+def compose_exec_out(release_env: Path, service: str, command: str) -> str:
+    """A shell command's output in the project's running container of `service` (must succeed)."""
+    proc = compose(release_env, "exec", "-T", service, "sh", "-c", command)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
 
 
 def _status(http: httpx.Client, target: str) -> int | None:

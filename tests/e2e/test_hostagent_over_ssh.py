@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from agent.containers import PROJECT_LABEL, SERVICE_LABEL
+from components.tiers import read_tiers
 from standin import localenv
 from tests.compose_services import SERVICES
 from tests.e2e.conftest import ROOT, Host, build_release
@@ -74,15 +75,18 @@ def flip(color: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_flip_between_green_and_blue_through_the_proxy(local_env: localenv.LocalEnv) -> None:
-    """Both colors get a validated release (with the Prometheus phase); traffic follows each flip."""
+    """The data tier and both colors (their app tier) get a validated release (with the Prometheus phase); traffic
+    follows each flip."""
     lb_host = Host(local_env, str(local_env.host_root))
     # the colors' host root persists across runs, and release ids are immutable there: a fresh id each run
     pins = build_release(local_env, f"flip-{uuid.uuid4().hex[:8]}")
-    for color in ("green", "blue"):
-        proc = lb_host.ship(pins, color, local_checks=True)
+    data = read_tiers((ROOT / "compose" / "docker-compose.yml").read_text()).data
+    for project, tier, targets in (("data", "data", len(data)), ("green", "app", len(SERVICES) - len(data)),
+                                   ("blue", "app", len(SERVICES) - len(data))):
+        proc = lb_host.ship(pins, project, local_checks=True, tier=tier)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        # the Prometheus phase ran against the real prometheus scraping this color's nine services
-        assert re.search(r"prometheus/up\s+pass\s+\d+\s+\S+\s+9 targets up", proc.stdout), proc.stdout
+        # the Prometheus phase ran against the real prometheus scraping this project's services (its tier's)
+        assert re.search(rf"prometheus/up\s+pass\s+\d+\s+\S+\s+{targets} targets up", proc.stdout), proc.stdout
         assert re.search(r"prometheus/error-rate\s+pass", proc.stdout), proc.stdout
     start = served_by(local_env)
     other = "blue" if start == "green" else "green"

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from components.tiers import read_tiers
 from standin import localenv
 from tests.compose_services import SERVICES
 
@@ -85,7 +86,7 @@ def test_status_reports_every_part_up(env_up: float) -> None:
     proc, _ = run("status")
     assert proc.returncode == 0, proc.stdout
     parts = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()}
-    assert set(parts) == {"dockerd", "compose", "registry", "sshd", "haproxy", "prometheus"}
+    assert set(parts) == {"dockerd", "compose", "network", "registry", "sshd", "haproxy", "prometheus"}
     assert "down" not in proc.stdout
 
 
@@ -114,13 +115,24 @@ def test_registry_answers_v2(env_up: float) -> None:
     assert r.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
 
 
-def test_prometheus_is_ready_and_scrapes_both_colors(env_up: float) -> None:
+def test_prometheus_is_ready_and_scrapes_both_colors_and_the_data_tier(env_up: float) -> None:
+    """The colors' app-tier services, and the data tier's services once (color "data", its own port prefix)."""
     assert httpx.get(ENV.prometheus_url + "/-/ready", timeout=5).status_code == 200
     targets = httpx.get(ENV.prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     labels = {(t["labels"]["color"], t["labels"]["service"]): t["scrapeUrl"] for t in targets}
-    assert len(labels) == 2 * len(SERVICES)
-    assert labels[("blue", "state-persistence")] == f"http://127.0.0.1:{ENV.port_prefix['blue']}08/metrics"
+    data = read_tiers((ROOT / "compose" / "docker-compose.yml").read_text()).data
+    assert sorted(labels) == sorted([(c, s) for c in ("green", "blue") for s in SERVICES if s not in data]
+                                    + [("data", s) for s in data])
+    assert labels[("data", "state-persistence")] == f"http://127.0.0.1:{ENV.data_port_prefix}08/metrics"
+    assert labels[("blue", "gateway-mcp")] == f"http://127.0.0.1:{ENV.port_prefix['blue']}00/metrics"
     assert {t["scrapeInterval"] for t in targets} == {"2s"}
+
+
+def test_the_data_network_exists_and_up_keeps_it(env_up: float) -> None:
+    """The colors reach the data tier over it; a second `up` (test_second_up_is_fast_and_changes_nothing) leaves it."""
+    inspect = subprocess.run(["docker", "network", "inspect", "--format", "{{.Name}} {{.Driver}}", ENV.data_network],
+                             capture_output=True, text=True, timeout=30, check=False)
+    assert (inspect.returncode, inspect.stdout.strip()) == (0, f"{ENV.data_network} bridge"), inspect.stderr
 
 
 def test_haproxy_answers_on_the_lb_port(env_up: float) -> None:

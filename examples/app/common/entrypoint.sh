@@ -2,6 +2,9 @@
 # Starts one service of the example application: busybox nc listens on PORT and runs handler.sh for every
 # connection (one process per connection, so requests are served concurrently). This shell stays PID 1 so
 # that `docker stop` (SIGTERM) ends the service at once.
+# With the argument `migrate` it is the service's one-shot migration instead (the host agent runs it with
+# `docker compose run` before the service's new image replaces the old one): it creates DATA_DIR, writes the
+# image's schema version (SVC_VERSION) to DATA_DIR/schema-version, says what it did and exits.
 set -eu
 
 APP_HOME=${APP_HOME:-/app}
@@ -11,6 +14,27 @@ SERVICE_NAME=${SERVICE_NAME:-$SVC_NAME}
 PORT=${PORT:-$SVC_PORT}
 BROKEN=${DEVTOOLS_BROKEN:-none}
 export APP_HOME SERVICE_NAME PORT
+
+if [ "${1:-}" = migrate ]; then
+	if [ "$BROKEN" = migrate ]; then
+		echo "$SERVICE_NAME: deliberately broken image (BROKEN=migrate): the migration fails, nothing written" >&2
+		exit 1
+	fi
+	if [ -z "${DATA_DIR:-}" ]; then
+		echo "$SERVICE_NAME: migrate: DATA_DIR is not set (the directory the service keeps its data in)" >&2
+		exit 2
+	fi
+	mkdir -p "$DATA_DIR"
+	was=none
+	[ -f "$DATA_DIR/schema-version" ] && was=$(cat "$DATA_DIR/schema-version")
+	printf '%s\n' "$SVC_VERSION" >"$DATA_DIR/schema-version.tmp"
+	mv -f "$DATA_DIR/schema-version.tmp" "$DATA_DIR/schema-version"
+	echo "$SERVICE_NAME: migrated $DATA_DIR to schema $SVC_VERSION (was $was)"
+	exit 0
+elif [ $# -gt 0 ]; then
+	echo "$SERVICE_NAME: unknown argument '$1' (the only one is: migrate)" >&2
+	exit 2
+fi
 
 if [ "$BROKEN" = crash ]; then
 	echo "$SERVICE_NAME: deliberately broken image (BROKEN=crash): exiting" >&2

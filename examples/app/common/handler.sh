@@ -1,8 +1,9 @@
 #!/bin/sh
 # Answers one HTTP/1.1 request on stdin/stdout (the connection); nc starts one of these per connection.
 # Every answer carries `Connection: close`, so a client never waits on a kept-alive socket.
-# Routes: GET /health, GET /metrics, GET / (service info); POST /e2e (agents); POST /mcp (gateway);
-# GET and POST on SVC_STORE (services that keep data under DATA_DIR).
+# Routes: GET /health, GET /metrics, GET / (service info); POST /e2e (agents, which first ask STATE_URL);
+# POST /mcp and GET/POST /state (gateway: /state is forwarded to STATE_URL); GET and POST on SVC_STORE (services
+# that keep data under DATA_DIR).
 # busybox ash has read -t/-n/-d, ${var//old/new} and $'\r', which POSIX sh lacks:
 # shellcheck disable=SC3003,SC3045,SC3060
 set -u
@@ -17,6 +18,8 @@ RELEASE_ID=${RELEASE_ID:-unknown}
 BROKEN=${DEVTOOLS_BROKEN:-none}
 METRICS_DIR=${METRICS_DIR:-/tmp/metrics}
 MAX_BODY=65536
+UPSTREAM_TIMEOUT=5 # seconds the gateway waits for the state service
+E2E_STATE_TIMEOUT=2 # seconds an agent's end-to-end probe waits for it
 CR=$'\r'
 method=-
 path=-
@@ -127,11 +130,48 @@ info() {
 \"description\":\"$JSON\",\"release\":\"$RELEASE_JSON\"}"
 }
 
+# An agent is only ok when it can reach its data: it asks the state service (STATE_URL) first.
 e2e() {
 	[ "$SVC_ROLE" = agent ] || fail 404 "Not Found" "no route $method $path"
 	[ "$BROKEN" = slow ] && sleep 30
+	if [ -z "${STATE_URL:-}" ] ||
+		! timeout "$E2E_STATE_TIMEOUT" wget -q -Y off -O /dev/null "$STATE_URL/state" 2>/dev/null; then
+		json_esc "${STATE_URL:-(STATE_URL is not set)}"
+		respond_json 503 "Service Unavailable" "{\"status\":\"degraded\",\"agent\":\"$SERVICE_NAME\",\
+\"version\":\"$SVC_VERSION\",\"release\":\"$RELEASE_JSON\",\"error\":\"state unreachable at $JSON\"}"
+	fi
 	respond_json 200 OK "{\"status\":\"ok\",\"agent\":\"$SERVICE_NAME\",\"version\":\"$SVC_VERSION\",\
 \"release\":\"$RELEASE_JSON\"}"
+}
+
+# The gateway's /state: users' reads and writes, forwarded to the state service at STATE_URL (the data tier);
+# its JSON comes back as it is. A state service that cannot be reached (or answers an error) is a 502 naming it.
+state_proxy() {
+	[ "$SVC_ROLE" = gateway ] || fail 404 "Not Found" "no route $method $path"
+	upstream=${STATE_URL:-}
+	[ -n "$upstream" ] || fail 502 "Bad Gateway" "STATE_URL is not set: the gateway does not know the state service"
+	errors=/tmp/state-proxy.$$
+	code=200 reason=OK
+	if [ "$method" = POST ]; then
+		[ -n "$body" ] || fail 400 "Bad Request" "empty record"
+		code=201 reason=Created
+		answer=$(timeout "$UPSTREAM_TIMEOUT" wget -q -Y off -O - --header "Content-Type: application/json" \
+			--post-data "$body" "$upstream/state" 2>"$errors")
+	else
+		answer=$(timeout "$UPSTREAM_TIMEOUT" wget -q -Y off -O - "$upstream/state" 2>"$errors")
+	fi
+	status=$?
+	why=$(tr '\n' ' ' <"$errors" 2>/dev/null)
+	rm -f "$errors"
+	if [ "$status" -ne 0 ] || [ -z "$answer" ]; then
+		json_esc "$upstream"
+		url_json=$JSON
+		json_esc "${why% }"
+		[ -n "$JSON" ] || JSON="no answer within ${UPSTREAM_TIMEOUT}s"
+		respond_json 502 "Bad Gateway" "{\"error\":\"state unreachable at STATE_URL=$url_json: $JSON\",\
+\"service\":\"$SERVICE_NAME\",\"state_url\":\"$url_json\"}"
+	fi
+	respond_json "$code" "$reason" "$answer"
 }
 
 store() {
@@ -161,6 +201,12 @@ case "$method $path" in
 	# shellcheck source=/dev/null
 	. "$APP_HOME/common/mcp.sh"
 	mcp
+	;;
+"GET /state" | "POST /state")
+	# the gateway forwards (respond exits); the service that keeps records under /state answers itself
+	[ "$SVC_ROLE" = gateway ] && state_proxy
+	[ "${SVC_STORE:-}" = /state ] && store
+	fail 404 "Not Found" "no route $method $path"
 	;;
 "GET /mcp" | "DELETE /mcp")
 	[ "$SVC_ROLE" = gateway ] || fail 404 "Not Found" "no route $method $path"

@@ -1,7 +1,8 @@
 """A scripted host for the rollout's state machine: a fake `Runner` that answers docker, compose and validator
 commands from a script (no process, no socket), a fake clock whose sleep only moves time, and a fake debug bundle.
 
-Every command is recorded as (step, release): `info`, `config`, `pull`, `up`, `ps`, `logs`, `validate`, `rm`.
+Every command is recorded as (step, release): `info`, `config`, `pull`, `run` (a migration), `up`, `ps`, `logs`,
+`validate`, `rm`, `net-inspect`, `net-create`, `stop` (a container).
 The release is the one the command addresses: the directory compose is pointed at (the `run` link resolves to
 the release it points at when the command runs), the validator's `release=` label, or None.
 """
@@ -95,6 +96,10 @@ class Host:
             return "info", None
         if argv[:3] == ["docker", "image", "rm"]:
             return "rm", None
+        if argv[:3] in (["docker", "network", "inspect"], ["docker", "network", "create"]):
+            return f"net-{argv[2]}", None
+        if argv[:3] == ["docker", "container", "stop"]:
+            return "stop", None
         if argv[1:3] == ["-m", "agent.validate"]:
             labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
             return "validate", next(v.split("=", 1)[1] for v in labels if v.startswith("release="))

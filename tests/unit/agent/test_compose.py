@@ -29,7 +29,8 @@ def test_no_command_deletes_volumes():
     argvs = [
         cc.up(PROJECT, 1), cc.pull(PROJECT), cc.ps_json(PROJECT), cc.config_json(PROJECT),
         cc.logs_tail(PROJECT, ["a"], 5), cc.image_remove("r@" + DIGEST), containers.ps_argv("green"),
-        containers.inspect_argv(["a"]),
+        containers.inspect_argv(["a"]), cc.run_once(PROJECT, "state", ["migrate"], name="m"),
+        cc.container_stop("m", 10), cc.network_inspect("n"), cc.network_create("n"),
     ]
     for argv in argvs:
         assert "down" not in argv and "prune" not in argv and "-v" not in argv and "--volumes" not in argv
@@ -53,3 +54,23 @@ def test_small_builders():
     assert cc.repo_digests("sha256:ab") == [
         "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "sha256:ab",
     ]  # fmt: skip
+
+
+def test_a_migration_runs_once_with_the_release_settings_and_goes():
+    """`run --rm`: the one-shot container is removed when it ends; `--no-deps`: nothing else starts; `-T`: no TTY
+    on a host without one; `--name`: what the agent stops when the run outlives its deadline."""
+    project = cc.ComposeProject("data", Path("/opt/devtools/data/releases/r2"), ("docker-compose.yml",))
+    assert cc.run_once(project, "state-persistence", ["migrate", "--to", "v2"], name="data-migrate-x") == [
+        "docker", "compose", "--project-name", "data", "--project-directory", "/opt/devtools/data/releases/r2",
+        "--file", "/opt/devtools/data/releases/r2/docker-compose.yml",
+        "--env-file", "/opt/devtools/data/releases/r2/release.env",
+        "run", "--rm", "--no-deps", "-T", "--name", "data-migrate-x", "state-persistence", "migrate", "--to", "v2",
+    ]  # fmt: skip
+    assert cc.container_stop("data-migrate-x", 10) == ["docker", "container", "stop", "--time", "10",
+                                                       "data-migrate-x"]
+
+
+def test_an_external_network_is_looked_up_then_created_by_name():
+    assert cc.network_inspect("devtools-data") == ["docker", "network", "inspect", "--format", "{{.Name}}",
+                                                   "devtools-data"]
+    assert cc.network_create("devtools-data") == ["docker", "network", "create", "devtools-data"]

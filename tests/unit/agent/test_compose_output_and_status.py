@@ -110,13 +110,14 @@ def test_engine_settling_names_only_a_down_or_restarting_engine(reason, settling
 
 def test_history_shows_what_the_gate_the_pool_a_recovery_and_an_upload_did(tmp_path, monkeypatch):
     """An operator reads `hostagent history` to learn why a host runs what it runs: a failed gate, an unconfirmed
-    pool release, a reconciled dead worker or a refused upload belong there (a secrets update does not)."""
+    pool release, a reconciled dead worker, a refused upload, a created network or a migration belong there (a
+    secrets update does not)."""
     monkeypatch.setattr(os, "fsync", lambda fd: None)
     store = Store(tmp_path, "green")
     store.ensure()
     for event in ("gate.failed", "apply.unconfirmed", "apply.worker_lost", "recover.succeeded", "upload.lock_timeout",
-                  "secrets.updated", "rollback.succeeded"):
+                  "secrets.updated", "network.created", "migrate.failed", "rollback.succeeded"):
         store.audit(event, release="r2")
     shown = [e["event"] for e in json.loads(hoststatus.history(store, 20, True))["events"]]
     assert shown == ["gate.failed", "apply.unconfirmed", "apply.worker_lost", "recover.succeeded",
-                     "upload.lock_timeout", "rollback.succeeded"]
+                     "upload.lock_timeout", "network.created", "migrate.failed", "rollback.succeeded"]

@@ -113,3 +113,19 @@ def test_status_names_what_it_could_not_read(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(subprocess, "run", run)
     report = status.status(Store(tmp_path, "green"))
     assert (report["services"], report["error"]) == ({}, "cannot read containers: Cannot connect to the Docker daemon")
+
+
+def test_status_says_which_services_the_current_release_declares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A tier's release declares only its tier's services (what ops.drift compares the project with); unknown
+    (None) without a current release or its resolved config."""
+    _docker_binary(monkeypatch)
+    store = Store(tmp_path, "data")
+    store.ensure()
+    assert status.status(store)["declared"] is None
+    store.release_dir("r1").mkdir(parents=True)
+    (store.release_dir("r1") / "release.json").write_text('{"id": "r1", "images": {}}')
+    store.set_pointer("current", "r1")
+    assert status.status(store)["declared"] is None
+    (store.release_dir("r1") / "resolved.json").write_text(json.dumps({"services": {"state-persistence": {},
+                                                                                    "rag-context": {}}}))
+    assert status.status(store)["declared"] == ["rag-context", "state-persistence"]

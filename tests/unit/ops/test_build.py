@@ -85,8 +85,8 @@ def test_parse_broken_reads_service_and_variant() -> None:
     (["cicd"], "--broken 'cicd': expected SERVICE=VARIANT"),
     (["=slow"], "--broken '=slow': expected SERVICE=VARIANT"),
     (["cicd="], "--broken 'cicd=': expected SERVICE=VARIANT"),
-    (["cicd=flaky"], "--broken 'cicd=flaky': unknown variant 'flaky' (one of crash, leak, slow, unhealthy)"),
-    (["cicd=none"], "--broken 'cicd=none': unknown variant 'none' (one of crash, leak, slow, unhealthy)"),
+    (["cicd=flaky"], "--broken 'cicd=flaky': unknown variant 'flaky' (one of crash, leak, migrate, slow, unhealthy)"),
+    (["cicd=none"], "--broken 'cicd=none': unknown variant 'none' (one of crash, leak, migrate, slow, unhealthy)"),
     (["gateway=slow"], "--broken 'gateway=slow': 'gateway' is not a service being built (cicd, orchestrator)"),
     (["cicd=slow", "cicd=crash"], "--broken 'cicd=crash': cicd is already broken as 'slow'"),
 ])
@@ -95,6 +95,13 @@ def test_parse_broken_errors_name_the_bad_value(values: list[str], message: str)
         build.parse_broken(values, SERVICES)
     assert str(caught.value) == message
 
+
+
+def test_the_dockerfile_accepts_exactly_the_broken_variants() -> None:
+    """ops.build refuses a variant the Dockerfile would refuse, and offers every one it accepts (its RUN check)."""
+    dockerfile = (Path(__file__).resolve().parents[3] / "examples" / "app" / "Dockerfile").read_text()
+    accepted = dockerfile.split('case \\"$BROKEN\\" in ', 1)[1].split(")", 1)[0].split("|")
+    assert sorted(accepted) == sorted(["none", *build.BROKEN_VARIANTS])
 
 def test_parse_services() -> None:
     assert build.parse_services(None, SERVICES) == SERVICES

@@ -110,3 +110,38 @@ def test_digest_of() -> None:
     assert drift.digest_of(f"r/x@{D1}") == D1
     assert drift.digest_of("r/x:tag") is None
     assert drift.digest_of(None) is None
+
+
+APP_TIER, DATA_TIER = ["gateway", "orchestrator"], ["state-persistence"]
+
+
+def tiered(declared: list[str] | None, **services: dict[str, Any]) -> dict[str, Any]:
+    return {"current": "rel-7", "services": {k.replace("_", "-"): v for k, v in services.items()},
+            "declared": declared}
+
+
+def test_a_color_is_compared_with_the_app_tier_and_the_data_project_with_the_data_tier() -> None:
+    """The stack's release pins every service; a color's release declares the app tier only and `data` the data
+    tier only (each tier's own compose file): neither is missing the other tier's services."""
+    release = intended(gateway=D1, orchestrator=D2, state_persistence=D3)
+    color = drift.compare("green", release, tiered(APP_TIER, gateway=running(D1, "gateway"),
+                                                   orchestrator=running(D2, "orchestrator")))
+    assert color == [Finding("green", "gateway", "ok", D1, D1), Finding("green", "orchestrator", "ok", D2, D2)]
+    data = drift.compare("data", release, tiered(DATA_TIER, state_persistence=running(D3, "state-persistence")))
+    assert data == [Finding("data", "state-persistence", "ok", D3, D3)]
+
+
+def test_within_its_tier_a_project_still_reports_missing_and_extra() -> None:
+    release = intended(gateway=D1, orchestrator=D2, state_persistence=D3)
+    got = drift.compare("green", release, tiered(APP_TIER, gateway=running(D1, "gateway"),
+                                                 state_persistence=running(D3, "state-persistence")))
+    assert got == [Finding("green", "gateway", "ok", D1, D1), Finding("green", "orchestrator", "missing", D2, None),
+                   Finding("green", "state-persistence", "extra", None, D3)]
+
+
+def test_a_host_that_does_not_say_what_its_release_declares_is_compared_with_everything() -> None:
+    release = intended(gateway=D1, state_persistence=D3)
+    got = drift.compare("web-0", release, tiered(None, gateway=running(D1, "gateway")))
+    assert got == [Finding("web-0", "gateway", "ok", D1, D1),
+                   Finding("web-0", "state-persistence", "missing", D3, None)]
+    assert drift.scope({"a": "x", "b": "y"}, ["b", "c"]) == {"b": "y"}

@@ -27,7 +27,7 @@ from agent.release import DIGEST, image_env_key
 from agent.validate.catalog import HEALTH, ROLE, parse_health_label
 
 __all__ = ["DEV_FILE", "PROD_FILE", "BuildSpec", "CatalogError", "ServiceCatalog", "ThirdPartyService",
-           "enabled_third_party", "image_repo", "load_service_catalog", "load_third_party"]
+           "enabled_third_party", "image_repo", "labels_of", "load_service_catalog", "load_third_party"]
 
 PROD_FILE = "docker-compose.yml"
 DEV_FILE = "docker-compose.override.yml"
@@ -147,7 +147,7 @@ def _pins(path: Path, services: Mapping[str, Mapping[str, Any]]) -> dict[str, st
     return pins
 
 
-def _labels(spec: Mapping[str, Any]) -> dict[str, str]:
+def labels_of(spec: Mapping[str, Any]) -> dict[str, str]:
     """Compose labels, written as a mapping or as a list of KEY=VALUE."""
     labels = spec.get("labels") or {}
     if isinstance(labels, list):
@@ -157,12 +157,12 @@ def _labels(spec: Mapping[str, Any]) -> dict[str, str]:
 
 def _gateway(path: Path, services: Mapping[str, Mapping[str, Any]]) -> tuple[str, int, str]:
     """The one service labelled `devtools.role: gateway`, its container port and health path."""
-    found = [name for name, spec in services.items() if _labels(spec).get(ROLE) == GATEWAY]
+    found = [name for name, spec in services.items() if labels_of(spec).get(ROLE) == GATEWAY]
     if len(found) != 1:
         raise CatalogError(f"{path}: exactly one service must be labelled {ROLE}: {GATEWAY}, found "
                            f"{len(found)}{' (' + ', '.join(found) + ')' if found else ''}")
     name = found[0]
-    label = _labels(services[name]).get(HEALTH)
+    label = labels_of(services[name]).get(HEALTH)
     parsed = parse_health_label(label or "")
     if parsed is None:
         raise CatalogError(f"{path}: gateway {name!r} label {HEALTH}: {label!r} is not "

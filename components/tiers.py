@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from agent.validate.catalog import DATA_URL_ENV, HEALTH, MIGRATE, TIER, parse_health_label
-from components.catalog import CatalogError
+from components.catalog import CatalogError, labels_of
 
 APP, DATA = "app", "data"
 TIERS = (APP, DATA)
@@ -72,20 +72,13 @@ def _document(text: str) -> dict[str, Any]:
     return document
 
 
-def _labels(spec: Mapping[str, Any]) -> dict[str, str]:
-    labels = spec.get("labels") or {}
-    if isinstance(labels, list):
-        return dict(str(item).partition("=")[::2] for item in labels)
-    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
-
-
 def read_tiers(text: str) -> Tiers:
     """Each service's tier; a data service must name the variable of its address and publish its health port."""
     services: dict[str, Any] = _document(text)["services"]
     app: list[str] = []
     data: list[DataService] = []
     for name, spec in services.items():
-        labels = _labels(spec)
+        labels = labels_of(spec)
         tier = labels.get(TIER, APP)
         if tier not in TIERS:
             raise CatalogError(f"docker-compose.yml: service {name!r} label {TIER}: {tier!r} is not one of "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "compose" / "docker-compose.yml"
@@ -30,6 +30,11 @@ def compose_services(text: str) -> tuple[str, ...]:
     system python only, so this reads the compose file's own layout: service keys indented by two spaces
     under `services:`, their `image:` by four.
     """
+    return _services_with(text, lambda line: bool(_PINNED_IMAGE.match(line)))
+
+
+def _services_with(text: str, marks: Callable[[str], bool]) -> tuple[str, ...]:
+    """The services (keys indented by two under `services:`) one of whose lines `marks`, in file order."""
     services: list[str] = []
     inside, current = False, None
     for line in text.splitlines():
@@ -40,7 +45,7 @@ def compose_services(text: str) -> tuple[str, ...]:
         service = _SERVICE.match(line) if inside else None
         if service:
             current = service["name"]
-        elif current and _PINNED_IMAGE.match(line):
+        elif current and marks(line):
             services.append(current)
             current = None
     return tuple(services)
@@ -49,20 +54,8 @@ def compose_services(text: str) -> tuple[str, ...]:
 def data_tier(text: str) -> tuple[str, ...]:
     """The services of a compose file labelled `devtools.tier: data`, in file order (the layout compose_services
     reads: the label's line indented under its service; the program reads the same with components.tiers)."""
-    services: list[str] = []
-    inside, current = False, None
-    for line in text.splitlines():
-        top = _TOP_KEY.match(line)
-        if top:
-            inside, current = top["key"] == "services", None
-            continue
-        service = _SERVICE.match(line) if inside else None
-        if service:
-            current = service["name"]
-        elif current and _DATA_TIER.match(line.split("#", 1)[0].rstrip()):  # a comment is no label
-            services.append(current)
-            current = None
-    return tuple(services)
+    # a comment is no label
+    return _services_with(text, lambda line: bool(_DATA_TIER.match(line.split("#", 1)[0].rstrip())))
 
 
 def render(prefixes: dict[str, str], services: Sequence[str], *, data: Sequence[str] = (),

@@ -252,6 +252,11 @@ def test_the_data_tier_does_not_flip_and_its_backup_restores(deployed: Deployed)
     assert deployed.cli("flip", "green", "--yes").returncode == 0 and deployed.served_by() == "green"
     assert records() == before + 5
     assert deployed.outputs()["data"]["release"] == data["release"]  # two flips released nothing on the data tier
+    status = deployed.cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"data tier (never flips): release {data['release']}, validation passed\n" \
+        f"data host 127.0.0.1:2222: current {data['release']}, previous " in status.stdout, status.stdout
+    assert ", 2/2 services running healthy\n" in status.stdout, status.stdout
 
     backup = deployed.cli("data", "backup")
     assert backup.returncode == 0, backup.stdout + backup.stderr

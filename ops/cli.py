@@ -147,17 +147,18 @@ def _data_status(pulumi: Pulumi, args: argparse.Namespace, outputs: dict[str, An
     except ValueError as exc:  # plan.PlanError, stack_outputs.OutputError: the message names the output
         return [], [f"DATA TIER UNREADABLE: {exc}"], {"error": str(exc)}
     validation = exported.get("validation") or {}
+    record = exported.get("release")
+    release = record.get("id") if isinstance(record, dict) else record
     with ssh_targets(pulumi, args.stack, [tier.host], args.ssh_key) as targets:
         status = host_status(targets[0], tier.host)
     services = status.get("services") or {}
     healthy = sum(1 for s in services.values() if drift.running_problem(s) is None)
-    lines = [f"data tier (never flips): release {exported.get('release')}, validation "
+    lines = [f"data tier (never flips): release {release}, validation "
              f"{'passed' if validation.get('passed') else 'NOT passed'}",
              f"data host {tier.host.name}: current {status.get('current')}, previous {status.get('previous')}, "
              f"{healthy}/{len(services)} services running healthy"
              + (f", ERROR {status['error']}" if status.get("error") else "")]
-    other = plan.other_release(args.stack, f"{tier.host.name} (data tier)", status.get("current"),
-                               exported.get("release"))
+    other = plan.other_release(args.stack, f"{tier.host.name} (data tier)", status.get("current"), release)
     return lines, [other] if other else [], status
 
 

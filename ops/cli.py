@@ -32,7 +32,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, data_plan, drift, lease, standby
+from ops import data, data_view, drift, lease, standby
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -122,7 +122,7 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
         if other:
             problems.append(other)
     if "data" in outputs:
-        data_lines, data_problems, report["data"] = _data_status(pulumi, args, outputs)
+        data_lines, data_problems, report["data"] = data_view.tier_status(pulumi, args, outputs)
         lines += data_lines
         problems += data_problems
     serving = local_serving(pulumi, args.stack) if "liveColor" in outputs else None
@@ -136,30 +136,6 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
     report["problems"] = problems
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else "\n".join(lines + problems))
     return EXIT_FAILED if problems else EXIT_OK
-
-
-def _data_status(pulumi: Pulumi, args: argparse.Namespace, outputs: dict[str, Any]
-                 ) -> tuple[list[str], list[str], dict[str, Any]]:
-    """The data tier of the stack that owns it: its release and validation, what its host runs."""
-    exported = outputs["data"]
-    try:
-        tier = data_plan.data_tier_of(args.stack, outputs)
-    except ValueError as exc:  # plan.PlanError, stack_outputs.OutputError: the message names the output
-        return [], [f"DATA TIER UNREADABLE: {exc}"], {"error": str(exc)}
-    validation = exported.get("validation") or {}
-    record = exported.get("release")
-    release = record.get("id") if isinstance(record, dict) else record
-    with ssh_targets(pulumi, args.stack, [tier.host], args.ssh_key) as targets:
-        status = host_status(targets[0], tier.host)
-    services = status.get("services") or {}
-    healthy = sum(1 for s in services.values() if drift.running_problem(s) is None)
-    lines = [f"data tier (never flips): release {release}, validation "
-             f"{'passed' if validation.get('passed') else 'NOT passed'}",
-             f"data host {tier.host.name}: current {status.get('current')}, previous {status.get('previous')}, "
-             f"{healthy}/{len(services)} services running healthy"
-             + (f", ERROR {status['error']}" if status.get("error") else "")]
-    other = plan.other_release(args.stack, f"{tier.host.name} (data tier)", status.get("current"), release)
-    return lines, [other] if other else [], status
 
 
 def intended_on_hosts(pulumi: Pulumi, stack: str, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +157,8 @@ def cmd_drift(pulumi: Pulumi, args: argparse.Namespace) -> int:
     findings: list[drift.Finding] = []
     for host, status in _statuses(pulumi, args, outputs):
         findings += drift.compare(host.name, intended, status)
+    if "data" in outputs:
+        findings += data_view.tier_drift(pulumi, args, outputs)
     clean, summary = drift.verdict(findings)
     print(drift.render_table(findings))
     print(summary)

@@ -97,6 +97,9 @@ main() {
   bash "$ROOT/scripts/buildkit-local.sh" up
   "$PY" -m ops.build --vendor-only
   cd "$ROOT"
+  # A release that changes the data tier reads the standby stack (one data tier serves both colors, and the
+  # colors must run one release then): both local stacks exist, the standby empty until `make up COLOR=blue`.
+  pulumi stack select --create local-blue --non-interactive >/dev/null
   pulumi stack select --create "$STACK" --non-interactive >/dev/null
   say "pulumi up --stack $STACK"
   pulumi up --stack "$STACK" --yes --non-interactive --skip-preview --suppress-progress --suppress-outputs

@@ -213,7 +213,10 @@ def test_drift_after_a_container_is_changed_by_hand(deployed: Deployed) -> None:
     try:
         found = deployed.cli("drift")
         assert found.returncode == 1, found.stdout + found.stderr
+        # the color's 7 services and the data tier's 2 (its own project, its own release)
         assert "DRIFT: 1 of 9 checks on 1 host(s) differ from the stack" in found.stdout
+        assert any(line.split()[:3] == ["127.0.0.1:2222", "state-persistence", "ok"]
+                   for line in found.stdout.splitlines()), found.stdout
         assert any(line.split()[1:3] == ["cicd", "STOPPED"] for line in found.stdout.splitlines()[1:]), found.stdout
     finally:
         subprocess.run(["docker", "start", container], capture_output=True, check=False)

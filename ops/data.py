@@ -25,8 +25,7 @@ from typing import Any
 import yaml
 
 from ops import data_plan as dp
-from ops.lease import DO_API, NoToken, api_answer, api_error
-from ops.lease_plan import LeaseError
+from ops.lease import DO_API, NoToken, api_answer, reported
 from ops.operator_host import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, Pulumi, confirm, ssh_targets
 from ops.ship import SshTarget
 
@@ -171,13 +170,5 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(pulumi: Pulumi, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    from azure.core.exceptions import AzureError  # noqa: PLC0415
-
-    try:
-        return ACTIONS[args.action](pulumi, args, dict(os.environ) if env is None else env)
-    except LeaseError as exc:
-        print(f"error: data {args.action}: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, NoToken) else EXIT_FAILED
-    except AzureError as exc:
-        print(f"error: data {args.action}: DigitalOcean's API {api_error(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+    return reported(f"data {args.action}",
+                    lambda: ACTIONS[args.action](pulumi, args, dict(os.environ) if env is None else env))

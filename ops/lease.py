@@ -211,17 +211,23 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--ca-file", help=argparse.SUPPRESS)  # that server's certificate
 
 
-def run(args: argparse.Namespace, env: Mapping[str, str], now: datetime | None = None) -> int:
+def reported(what: str, action: Callable[[], int]) -> int:
+    """`action()`, with a refusal (exit 2 for a missing token, else 1) or an API error (1) printed as
+    `error: <what>: …` instead of raised."""
     from azure.core.exceptions import AzureError  # noqa: PLC0415
 
     try:
-        return ACTIONS[args.action](args, env, now or datetime.now(UTC))
+        return action()
     except LeaseError as exc:
-        print(f"error: ssh-lease {args.action}: {exc}", file=sys.stderr)
+        print(f"error: {what}: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, NoToken) else EXIT_FAILED
     except AzureError as exc:
-        print(f"error: ssh-lease {args.action}: DigitalOcean's API {api_error(exc)}", file=sys.stderr)
+        print(f"error: {what}: DigitalOcean's API {api_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str], now: datetime | None = None) -> int:
+    return reported(f"ssh-lease {args.action}", lambda: ACTIONS[args.action](args, env, now or datetime.now(UTC)))
 
 
 def api_error(exc: Any) -> str:

@@ -74,7 +74,12 @@ def _document(text: str) -> dict[str, Any]:
 
 def read_tiers(text: str) -> Tiers:
     """Each service's tier; a data service must name the variable of its address and publish its health port."""
-    services: dict[str, Any] = _document(text)["services"]
+    return _tiers(_document(text))
+
+
+def _tiers(document: Mapping[str, Any]) -> Tiers:
+    """read_tiers of a parsed compose file (tier_compose parses once for both)."""
+    services: dict[str, Any] = document["services"]
     app: list[str] = []
     data: list[DataService] = []
     for name, spec in services.items():
@@ -149,7 +154,7 @@ def tier_compose(text: str, tier: str, *, network: str | None) -> bytes:
     if tier not in TIERS:
         raise ValueError(f"tier {tier!r} is not one of {', '.join(TIERS)}")
     document = _document(text)
-    tiers = read_tiers(text)
+    tiers = _tiers(document)
     keep = tiers.data if tier == DATA else tiers.app
     services = {name: dict(spec) for name, spec in document["services"].items() if name in keep}
     used: set[str] = set()

@@ -14,6 +14,9 @@ import httpx
 from standin import localenv
 from tests.e2e.conftest import ROOT, Host, build_release, compose_exec
 
+FAST = ("--validate-deadline", "20", "--wait-timeout", "40")
+"""The short deadlines the e2e applies run with."""
+
 
 def changed_app(tmp: Path, service: str, note: str) -> Path:
     """A copy of the example application with one service's source changed."""
@@ -52,6 +55,22 @@ class Serving:
     prefix: str
     pins: dict[str, Any]
     marker: str = field(default_factory=lambda: f"marker-{uuid.uuid4().hex[:8]}")
+
+    @classmethod
+    def started(cls, env: localenv.LocalEnv, host: Host, project: str, prefix: str, base: str) -> Serving:
+        """A baseline release `base` built, applied to `project` on ports `prefix`xx, a marker written into its
+        data, serving."""
+        pins = build_release(env, base)
+        s = cls(host, project, prefix, pins)
+        proc = s.ship(pins)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        s.write_marker()
+        s.assert_serving()
+        return s
+
+    def ship(self, pins: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+        """Apply `pins` to this project (its port prefix, the short deadlines, then `args`)."""
+        return self.host.ship(pins, self.project, *FAST, *args, env={"HOST_PORT_PREFIX": self.prefix})
 
     def url(self, port_suffix: str = "00") -> str:
         return f"http://127.0.0.1:{self.prefix}{port_suffix}"

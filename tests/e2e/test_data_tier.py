@@ -31,11 +31,10 @@ from agent.containers import PROJECT_LABEL
 from agent.validate.report import read_json
 from standin import localenv
 from tests.e2e.conftest import ROOT, Host, build_release, compose_exec
-from tests.e2e.releases import variant
+from tests.e2e.releases import FAST, variant
 from tests.e2e.writeload import LOAD_CAP, WriteLoad
 
 COLORS = ("green", "blue")
-FAST = ("--validate-deadline", "20", "--wait-timeout", "40")
 
 
 @dataclass

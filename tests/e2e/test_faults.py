@@ -24,27 +24,16 @@ from agent.release import release_manifest
 from agent.remote import apply_command, bundle_tar, upload_command
 from ops.ship import COMPOSE_DIR
 from standin import localenv
-from tests.e2e.conftest import ROOT, Host, build_release
-from tests.e2e.releases import Serving, changed_app, drop_local_images, variant
+from tests.e2e.conftest import ROOT, Host
+from tests.e2e.releases import FAST, Serving, changed_app, drop_local_images, variant
 
 PROJECT = "faults"
 PREFIX = "85"
-FAST = ("--validate-deadline", "20", "--wait-timeout", "40")
 
 
 @pytest.fixture(scope="module")
 def serving(local_env: localenv.LocalEnv, host: Host) -> Serving:
-    pins = build_release(local_env, "faults-base")
-    s = Serving(host, PROJECT, PREFIX, pins)
-    proc = host.ship(pins, PROJECT, *FAST, env={"HOST_PORT_PREFIX": PREFIX})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    s.write_marker()
-    s.assert_serving()
-    return s
-
-
-def ship(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    return s.host.ship(pins, PROJECT, *FAST, *args, env={"HOST_PORT_PREFIX": PREFIX})
+    return Serving.started(local_env, host, PROJECT, PREFIX, "faults-base")
 
 
 def upload(s: Serving, pins: dict[str, Any], lock_timeout: int = 300) -> subprocess.CompletedProcess[bytes]:
@@ -83,7 +72,7 @@ def test_unhealthy_image_rolls_back(serving: Serving, local_env: localenv.LocalE
     """A new image that never turns healthy must not stay: compose --wait fails and the previous one returns."""
     pins = variant(local_env, serving.pins, "faults-unhealthy", "feature-dev", "--broken", "feature-dev=unhealthy")
     n = len(serving.host.audit(PROJECT))
-    proc = ship(serving, pins)
+    proc = serving.ship(pins)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "apply of faults-unhealthy failed at up" in proc.stdout
     assert "failing services: feature-dev" in proc.stdout
@@ -95,7 +84,7 @@ def test_unhealthy_image_rolls_back(serving: Serving, local_env: localenv.LocalE
 def test_crash_looping_image_rolls_back(serving: Serving, local_env: localenv.LocalEnv) -> None:
     pins = variant(local_env, serving.pins, "faults-crash", "orchestrator", "--broken", "orchestrator=crash")
     n = len(serving.host.audit(PROJECT))
-    proc = ship(serving, pins)
+    proc = serving.ship(pins)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "apply of faults-crash failed at up" in proc.stdout
     assert "orchestrator" in proc.stdout.split("failing services:", 1)[1].splitlines()[0]
@@ -111,7 +100,7 @@ def test_digest_missing_from_registry_changes_nothing(serving: Serving) -> None:
     pins = {**serving.pins, "release": "faults-missing",
             "images": {**serving.pins["images"], "cicd": f"{repo}@sha256:{'0' * 63}1"}}
     n = len(serving.host.audit(PROJECT))
-    proc = ship(serving, pins)
+    proc = serving.ship(pins)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "apply of faults-missing failed at pull" in proc.stdout
     failed = serving.host.audit(PROJECT)[n + 1]
@@ -126,7 +115,7 @@ def test_registry_stopped_fails_at_pull(serving: Serving, local_env: localenv.Lo
     subprocess.run(["bash", str(ROOT / "scripts/local-env.sh"), "stop", "registry"], check=True, timeout=60)
     try:
         n = len(serving.host.audit(PROJECT))
-        proc = ship(serving, pins)
+        proc = serving.ship(pins)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "apply of faults-noregistry failed at pull" in proc.stdout
         assert serving.last_events(n)[1] == "apply.failed"
@@ -141,7 +130,7 @@ def test_validation_timing_out_rolls_back(serving: Serving, local_env: localenv.
     pins = variant(local_env, serving.pins, "faults-slow", "cicd", "--broken", "cicd=slow")
     n = len(serving.host.audit(PROJECT))
     started = time.monotonic()
-    proc = ship(serving, pins)
+    proc = serving.ship(pins)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "apply of faults-slow failed at validate" in proc.stdout
     assert "failing services: cicd" in proc.stdout
@@ -268,6 +257,6 @@ def test_stop_keeps_the_data_and_the_next_apply_brings_it_back(serving: Serving)
     volumes = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter", f"label={PROJECT_LABEL}={PROJECT}"],
                              capture_output=True, text=True, check=True).stdout.split()
     assert f"{PROJECT}_state-data" in volumes
-    again = ship(serving, serving.pins)
+    again = serving.ship(serving.pins)
     assert again.returncode == 0, again.stdout + again.stderr
     serving.assert_serving()  # same release, same marker in the state volume

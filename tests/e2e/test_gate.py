@@ -8,36 +8,23 @@ The tests share one compose project and run in file order; `serving` tracks what
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from components import commands
 from components.config_slices import AgentPlace, ValidatorSettings
 from standin import localenv
-from tests.e2e.conftest import Host, build_release
+from tests.e2e.conftest import Host
 from tests.e2e.releases import Serving, changed_app, variant
 
 PROJECT, PREFIX = "gate", "88"
-FAST = ("--validate-deadline", "20", "--wait-timeout", "40")
 
 
 @pytest.fixture(scope="module")
 def serving(local_env: localenv.LocalEnv, host: Host) -> Serving:
-    pins = build_release(local_env, "gate-base")
-    s = Serving(host, PROJECT, PREFIX, pins)
-    proc = host.ship(pins, PROJECT, *FAST, env={"HOST_PORT_PREFIX": PREFIX})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    s.write_marker()
-    s.assert_serving()
-    return s
-
-
-def ship(s: Serving, pins: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    return s.host.ship(pins, PROJECT, *FAST, *args, env={"HOST_PORT_PREFIX": PREFIX})
+    return Serving.started(local_env, host, PROJECT, PREFIX, "gate-base")
 
 
 def test_a_gate_that_fails_after_a_good_apply_puts_the_previous_release_back(serving: Serving,
@@ -47,7 +34,7 @@ def test_a_gate_that_fails_after_a_good_apply_puts_the_previous_release_back(ser
     release, writes a debug bundle, prints its summary last and still fails the update."""
     pins = variant(local_env, serving.pins, "gate-slow", "cicd", "--broken", "cicd=slow")
     n = len(serving.host.audit(PROJECT))
-    applied = ship(serving, pins, "--no-validate")
+    applied = serving.ship(pins, "--no-validate")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert serving.host.status(PROJECT)["current"] == "gate-slow"
     script = commands.validate_script(AgentPlace(serving.host.root, PROJECT),
@@ -77,7 +64,7 @@ def test_a_release_the_pool_never_confirms_goes_back_and_a_late_confirm_brings_i
     pins = variant(local_env, serving.pins, "gate-pool", "documentation",
                    app_root=changed_app(tmp_path, "documentation", "pool"))
     n = len(serving.host.audit(PROJECT))
-    applied = ship(serving, pins, "--confirm-within", "5")
+    applied = serving.ship(pins, "--confirm-within", "5")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert f"provisional: back to {serving.pins['release']} unless confirmed within 5s" in applied.stdout
     deadline = time.monotonic() + 180
@@ -100,7 +87,7 @@ def test_a_release_confirmed_in_time_stays(serving: Serving, local_env: localenv
     pins = variant(local_env, serving.pins, "gate-kept", "documentation",
                    app_root=changed_app(tmp_path, "documentation", "kept"))
     n = len(serving.host.audit(PROJECT))
-    applied = ship(serving, pins, "--confirm-within", "600")
+    applied = serving.ship(pins, "--confirm-within", "600")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert serving.host.status(PROJECT)["provisional"]["release"] == "gate-kept"
     confirmed = serving.host.agent(PROJECT, "confirm", "--release", "gate-kept")

@@ -17,11 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from standin import localenv
-from tests.e2e.conftest import Host, build_release
+from tests.e2e.conftest import Host
 from tests.e2e.releases import Serving
 
 PROJECT, PREFIX = "timeouts", "90"
-FAST = ("--validate-deadline", "20", "--wait-timeout", "40")
 
 
 @pytest.fixture
@@ -52,13 +51,7 @@ def silent_registry() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def serving(local_env: localenv.LocalEnv, host: Host) -> Serving:
-    pins = build_release(local_env, "timeouts-base")
-    s = Serving(host, PROJECT, PREFIX, pins)
-    proc = host.ship(pins, PROJECT, *FAST, env={"HOST_PORT_PREFIX": PREFIX})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    s.write_marker()
-    s.assert_serving()
-    return s
+    return Serving.started(local_env, host, PROJECT, PREFIX, "timeouts-base")
 
 
 def test_a_pull_that_hangs_past_its_timeout_restores_the_previous_release(serving: Serving,
@@ -68,7 +61,7 @@ def test_a_pull_that_hangs_past_its_timeout_restores_the_previous_release(servin
             "images": {**serving.pins["images"], "cicd": f"{silent_registry}/devtools/cicd@{digest}"}}
     n = len(serving.host.audit(PROJECT))
     started = time.monotonic()
-    proc = serving.host.ship(pins, PROJECT, *FAST, "--pull-timeout", "5", env={"HOST_PORT_PREFIX": PREFIX})
+    proc = serving.ship(pins, "--pull-timeout", "5")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "apply of timeouts-hang failed at pull: compose pull did not return within 5s" in proc.stdout
     assert "previous release timeouts-base restored and serving" in proc.stdout

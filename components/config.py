@@ -93,6 +93,7 @@ class ReleaseConfig:
     release_id: str  # the tag of this update's build
     pinned: str | None  # with source "pinned"
     keep: int
+    build_always: bool  # build this commit's images while the color runs a pinned release (exported as `build`)
     validate_deadline: int
     prometheus_url: str | None
     prometheus_selector: str
@@ -123,6 +124,7 @@ class TrafficConfig:
     live_color: str
     lb_size_unit: int
     tls_certificate: str | None
+    promotion: Mapping[str, str]  # {} or the promotion `ops.cli release` is analysing (color, release, from, ...)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,14 @@ class StackConfig:
 
     @property
     def builds(self) -> bool:
+        """This stack's color runs this update's build."""
         return self.release.source == "build"
+
+    @property
+    def builds_images(self) -> bool:
+        """This update builds and pushes the commit's images: its color runs them, or (buildAlways) the idle
+        color will, while this stack's color keeps a pinned release."""
+        return self.builds or self.release.build_always
 
     @property
     def owns_data(self) -> bool:
@@ -266,6 +275,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         release_id=release_id,
         pinned=release if release not in ("build", "prod") else None,
         keep=r.integer("keepReleases"),
+        build_always=r.boolean("buildAlways"),
         validate_deadline=r.integer("validateDeadline"),
         prometheus_url=r.string("prometheusUrl") or None,
         prometheus_selector=r.string("prometheusSelector"),
@@ -279,6 +289,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         live_color=r.string("liveColor"),
         lb_size_unit=r.integer("lbSizeUnit"),
         tls_certificate=r.string("tlsCertificateName") or None,
+        promotion=r.string_map("promotion"),
     )
     return StackConfig(
         project=project, stack=stack, color=r.string("color"),

@@ -95,6 +95,12 @@ KEYS: tuple[Key, ...] = (
         "plus -dirty-<hash> when compose/ or the app differ from it",
         accepts=release_id_or_empty,
         allowed=f"a release id the hosts accept ({RELEASE_ID_RULE}), or empty for the commit's short sha"),
+    Key("buildAlways", "boolean", False, "also build and push this commit's images while this stack's color runs "
+        "a pinned release (`release: <id>`): exported as `build`, kept in `builds`, for the idle color to take "
+        "(`ops.cli release` sets it on the traffic owner while its own color serves users)"),
+    Key("promotion", "object", {}, "a promotion under post-promotion analysis, written by `ops.cli release` and "
+        "exported as `promotion` (never by hand): color, release, from, run, started; empty when none",
+        pattern=r"color|release|from|run|started", allowed="the names color, release, from, run and started"),
     Key("keepReleases", "integer", 5, "releases the host agent keeps (rollback targets)", range=(2, 50)),
     Key("validateDeadline", "integer", 120, "seconds the validation may take on a host", range=(10, 1800)),
     Key("prometheusUrl", "string", "", "Prometheus the validator queries on the host (empty: phase skipped)",

@@ -6,7 +6,8 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from components.config_keys import BY_NAME
+from agent.release import release_id_problem
+from components.config_keys import BY_NAME, COLORS
 from components.config_read import Reader
 from components.ssh_keys import public_half, same_key
 
@@ -86,6 +87,13 @@ def _stack_checks(r: Reader, c: StackConfig) -> None:
     if c.release.source == "prod" and c.prod_stack.rsplit("/", 1)[-1] == c.stack:
         r.problem(f"{k('prodStack')}: {c.prod_stack!r} is this stack: a stack cannot follow itself "
                   f"(use {k('release')}: build here)")
+    if c.release.build_always and c.release.source == "pinned" and c.follows_prod:
+        r.problem(f"{k('buildAlways')}: set on a stack that follows {c.prod_stack}: only the stack that is its own "
+                  f"{k('prodStack')} builds images; remove it")
+    if c.release.build_always and c.release.source == "prod":
+        r.problem(f"{k('buildAlways')}: set with {k('release')}: prod: a stack that follows prod never builds; "
+                  "remove it")
+    _promotion_checks(r, c)
     if c.traffic.mode != "none" and c.traffic.live_color != c.color and c.standby_stack.rsplit("/", 1)[-1] == c.stack:
         r.problem(f"{k('standbyStack')}: {c.standby_stack!r} is this stack")
     if c.registry.address and re.match(r"registry\.digitalocean\.com", c.registry.address):
@@ -127,3 +135,29 @@ def with_host_key(r: Reader, cfg: StackConfig) -> StackConfig:
         r.problem(f"{r.key('sshHostKey')}: not the public half of {r.key('sshHostPrivateKey')}: remove it (droplets "
                   "pin the public half of the host key cloud-init installs)")
     return replace(cfg, ssh=replace(cfg.ssh, host_key=public))
+
+
+PROMOTION_FIELDS = ("color", "release", "from", "run", "started")
+
+
+def _promotion_checks(r: Reader, c: StackConfig) -> None:
+    """devtools:promotion is written by `ops.cli release` between a promotion and the end of its bake window:
+    the color traffic was moved to (liveColor), the release it runs, the color it came from."""
+    p = c.traffic.promotion
+    if not p:
+        return
+    k = r.key
+    missing = [f for f in PROMOTION_FIELDS if not p.get(f)]
+    if missing:
+        r.problem(f"{k('promotion')}: lacks {', '.join(missing)}: it is written by `python -m ops.cli release`; "
+                  f"remove the key (`pulumi config rm {k('promotion')}`) and run `ops.cli release` again")
+        return
+    if c.traffic.mode == "none":
+        r.problem(f"{k('promotion')}: set on a stack without traffic ({k('traffic')}: none): only the traffic owner "
+                  "records a promotion")
+    if p["color"] != c.traffic.live_color or p["from"] not in COLORS or p["from"] == p["color"]:
+        r.problem(f"{k('promotion')}: color {p['color']!r} from {p['from']!r} does not match {k('liveColor')} "
+                  f"{c.traffic.live_color!r}: a promotion records the move to the live color from the other one")
+    problem = release_id_problem(p["release"])
+    if problem:
+        r.problem(f"{k('promotion')}.release: {problem}")

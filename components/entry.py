@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Sequence
@@ -125,7 +126,7 @@ def with_dirty_release_id(cfg: StackConfig, raw: dict[str, object], root: Path) 
     """The default release id (the short sha read from .git) gets -dirty-<hash> when the release's inputs differ
     from that commit: the same id with other content would be refused by the hosts. Left as it is when the id
     was set (releaseId, DEVTOOLS_COMMIT, GITHUB_SHA) or nothing is built."""
-    if not cfg.builds or raw.get(f"{NAMESPACE}:releaseId"):
+    if not cfg.builds_images or raw.get(f"{NAMESPACE}:releaseId"):
         return cfg
     inputs = release_inputs(root, cfg.build.app_root)
     changed = changed_files(root, inputs)
@@ -170,4 +171,24 @@ def program_env(cfg: StackConfig, sha: str | None, environ: dict[str, str]) -> P
 
         endpoint = f"http://127.0.0.1:{localenv.load(environ).lb_port}/"
     return ProgramEnv(root=ROOT, organization=pulumi.get_organization() or "organization", commit=sha,
-                      built_at=environ.get("BUILT_AT"), ci_run_url=ci_run_url(environ), local_endpoint=endpoint)
+                      built_at=environ.get("BUILT_AT"), ci_run_url=ci_run_url(environ), local_endpoint=endpoint,
+                      release_run=release_run(environ))
+
+
+RELEASE_RUN_ENV = "DEVTOOLS_RELEASE_RUN"
+"""A JSON file holding the record of a finished `ops.cli release` run, which this update adds to `releaseRuns`."""
+
+
+def release_run(environ: dict[str, str]) -> dict[str, object] | None:
+    """The run record `ops.cli release` hands the traffic owner's last update (None when not set)."""
+    path = environ.get(RELEASE_RUN_ENV)
+    if not path:
+        return None
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise pulumi.RunError(f"{RELEASE_RUN_ENV}={path}: cannot read the release run record ({exc}); unset it, "
+                              "it is written by `python -m ops.cli release`") from None
+    if not isinstance(record, dict) or not isinstance(record.get("run"), str):
+        raise pulumi.RunError(f"{RELEASE_RUN_ENV}={path}: not a release run record (an object with `run`)")
+    return record

@@ -30,12 +30,15 @@ from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
 from components.sources import (
+    RUNS_KEPT,
     ChosenRelease,
+    build_record,
     followed_data_env,
     followed_key,
     followed_registry,
     followed_release,
     merge_history,
+    merge_runs,
     pinned_release,
     release_record,
 )
@@ -53,6 +56,7 @@ class ProgramEnv:
     built_at: str | None
     ci_run_url: str | None
     local_endpoint: str = ""
+    release_run: Mapping[str, Any] | None = None  # a finished `ops.cli release` run to add to `releaseRuns`
 
 
 def stack_ref_name(name: str, org: str, project: str) -> str:
@@ -86,7 +90,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     outputs: dict[str, Any] = {"color": cfg.color}
 
     registry_name: pulumi.Input[str] | None = None  # the DigitalOcean registry hosts pull from (None: no login)
-    if cfg.builds or prod is None:
+    if cfg.builds_images or prod is None:
         registry = Registry("registry", RegistryArgs(registry=cfg.registry, region=cfg.hosts.region,
                                                      protect=cfg.hosts.protect, repositories=len(catalog.builds)))
         registry_name = registry.name
@@ -96,16 +100,21 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     elif not cfg.registry.address:  # a standby mints its own pull credential for the registry prod pushes to
         registry_name = prod.get_output("registry").apply(lambda r: followed_registry(cfg.prod_stack, r))
 
-    if cfg.builds:
+    built: pulumi.Output[dict[str, Any]] | None = None
+    if cfg.builds_images:
         images = ServiceImages("images", ServiceImagesArgs(
             build=cfg.build, repo_prefix=cfg.registry.repo_prefix, catalog=catalog,
             registry_address=registry.address, registry_server=registry.server,
             push_username=registry.push_username, push_password=registry.push_password,
             release_id=cfg.release.release_id, commit=env.commit, built_at=env.built_at, ci_run_url=env.ci_run_url))
+        outputs["buildMetadata"] = images.metadata
+        built = images.images.apply(lambda m: build_record(cfg.release.release_id, m, env.commit))
+        outputs["build"] = built
+    if cfg.builds:
+        assert built is not None
         release_id: pulumi.Input[str] = cfg.release.release_id
         image_map: pulumi.Input[Mapping[str, str]] = images.images
         commit: pulumi.Input[str | None] = env.commit
-        outputs["buildMetadata"] = images.metadata
     else:
         chosen = _chosen_release(cfg, own, prod, services)
         release_id = chosen.apply(lambda c: c.id)
@@ -143,6 +152,12 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         "vpcId": hosts.vpc_id,
     }
 
+    if built is not None:  # what was built for a color, kept for the idle one to take (a pinned release)
+        outputs["builds"] = pulumi.Output.all(previous=own.get_output("builds"), current=built).apply(
+            lambda v: merge_history(v["previous"], v["current"], cfg.release.keep))
+    elif prod is None:
+        outputs["builds"] = own.get_output("builds")
+
     if cfg.snapshot:
         snap = Snapshot("snapshot", SnapshotArgs(droplet_id=hosts.droplet_ids.apply(lambda ids: ids[0]),
                                                  name=snapshot_name(cfg.identity, cfg.snapshot_generation),
@@ -150,20 +165,31 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         outputs["snapshotId"] = snap.snapshot_id
 
     if cfg.traffic.mode != "none":
-        if cfg.traffic.live_color == cfg.color:
-            target = ColorTarget(cfg.color, cfg.stack, hosts.droplet_ids, record, rollout.validation,
-                                 wait_for=[*rollout.gates, *rollout.confirms])
-        else:
-            standby = ref(cfg.standby_stack)
-            target = ColorTarget(cfg.traffic.live_color, cfg.standby_stack,
-                                 standby.get_output("hosts").apply(lambda h: (h or {}).get("dropletIds") or []),
-                                 standby.get_output("release"), standby.get_output("validation"))
-        router = TrafficRouter("traffic", TrafficRouterArgs(
-            identity=cfg.identity, traffic=cfg.traffic, region=cfg.hosts.region, target=target,
-            health_path=catalog.gateway_health_path, vpc_id=hosts.vpc_id, local_root=env.root,
-            local_endpoint=env.local_endpoint))
-        outputs |= {"liveColor": router.live_color, "endpoint": router.endpoint}
+        outputs |= _traffic(cfg, catalog, env, hosts=hosts, ref=ref,
+                            own_color=ColorTarget(cfg.color, cfg.stack, hosts.droplet_ids, record, rollout.validation,
+                                        wait_for=[*rollout.gates, *rollout.confirms]))
     return outputs
+
+
+def _traffic(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv, *, hosts: Hosts,
+             ref: Callable[[str], pulumi.StackReference], own_color: ColorTarget) -> dict[str, Any]:
+    """The traffic resource, pointed at this stack's color or the standby's, and the release flow's record: a
+    promotion still in its bake window (`promotion`), the last `ops.cli release` runs (`releaseRuns`)."""
+    if cfg.traffic.live_color == cfg.color:
+        target = own_color
+    else:
+        standby = ref(cfg.standby_stack)
+        target = ColorTarget(cfg.traffic.live_color, cfg.standby_stack,
+                             standby.get_output("hosts").apply(lambda h: (h or {}).get("dropletIds") or []),
+                             standby.get_output("release"), standby.get_output("validation"))
+    router = TrafficRouter("traffic", TrafficRouterArgs(
+        identity=cfg.identity, traffic=cfg.traffic, region=cfg.hosts.region, target=target,
+        health_path=catalog.gateway_health_path, vpc_id=hosts.vpc_id, local_root=env.root,
+        local_endpoint=env.local_endpoint))
+    return {"liveColor": router.live_color, "endpoint": router.endpoint,
+            "promotion": dict(cfg.traffic.promotion),
+            "releaseRuns": ref(cfg.stack).get_output("releaseRuns").apply(
+                lambda previous: merge_runs(previous, env.release_run, RUNS_KEPT))}
 
 
 def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulumi.StackReference) -> HostsArgs:
@@ -212,7 +238,11 @@ def _chosen_release(cfg: StackConfig, own: pulumi.StackReference, prod: pulumi.S
         assert prod is not None
         return prod.get_output("release").apply(lambda r: followed_release(cfg.prod_stack, r, services))
     pinned = str(cfg.release.pinned)
-    histories: dict[str, pulumi.Output[Any]] = {cfg.stack: own.get_output("releases")}  # looked up in this order
+    # looked up in this order: what a color ran, then what was built for the idle color (`builds`)
+    histories: dict[str, pulumi.Output[Any]] = {cfg.stack: own.get_output("releases")}
     if prod is not None:
         histories[cfg.prod_stack] = prod.get_output("releases")
+    histories[f"{cfg.stack} builds"] = own.get_output("builds")
+    if prod is not None:
+        histories[f"{cfg.prod_stack} builds"] = prod.get_output("builds")
     return pulumi.Output.all(**histories).apply(lambda hs: pinned_release(pinned, hs, services))

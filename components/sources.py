@@ -40,6 +40,12 @@ def release_record(release_id: str, images: Mapping[str, str], content: str, com
     return {"id": release_id, "images": dict(sorted(images.items())), "content": content, "commit": commit}
 
 
+def build_record(release_id: str, images: Mapping[str, str], commit: str | None) -> dict[str, Any]:
+    """What a building stack exports as `build` and keeps in `builds`: this update's images, whether or not its own
+    color runs them (a color's `release` adds the content hash of what it applied)."""
+    return {"id": release_id, "images": dict(sorted(images.items())), "commit": commit}
+
+
 def check_images(where: str, release_id: str, images: Any, services: tuple[str, ...]) -> dict[str, str]:
     """The images of a release read from another stack, checked: every service pinned by digest."""
     if not isinstance(images, Mapping):
@@ -109,6 +115,20 @@ def merge_history(previous: Any, current: Mapping[str, Any], keep: int) -> dict[
         entries = {str(k): v for k, v in previous.items() if isinstance(v, Mapping) and str(k) != current["id"]}
     entries[str(current["id"])] = dict(current)
     return dict(list(entries.items())[-keep:])
+
+
+RUNS_KEPT = 20
+"""`ops.cli release` runs the traffic owner keeps in its `releaseRuns` output (`ops.cli history` shows them)."""
+
+
+def merge_runs(previous: Any, run: Mapping[str, Any] | None, keep: int) -> list[dict[str, Any]]:
+    """The last `keep` release runs, oldest first: the previous export, plus `run` (replacing a record of the same
+    run id: an update run again with the same record changes nothing)."""
+    runs = [dict(r) for r in previous if isinstance(r, Mapping) and r.get("run")] if isinstance(previous, list) \
+        else []
+    if run is not None and run.get("run"):
+        runs = [r for r in runs if r.get("run") != run["run"]] + [dict(run)]
+    return runs[-keep:]
 
 
 def flip_refusal(color: str, stack: str, release: Any, validation: Any) -> str | None:

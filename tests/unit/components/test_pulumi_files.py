@@ -26,7 +26,8 @@ def test_schema_declares_every_simple_key_with_type_default_and_secret_flag():
     the program disagree about what an unset key means."""
     simple = {k.name: k for k in KEYS if k.in_schema}
     assert set(PROJECT["config"]) == set(simple)
-    assert {k.name for k in KEYS if not k.in_schema} == {"appSecrets", "sshPrivateKey", "sshHostPrivateKey"}
+    assert {k.name for k in KEYS if not k.in_schema} == {"appSecrets", "sshPrivateKey", "sshHostPrivateKey",
+                                                         "promotion"}
     for name, key in simple.items():
         decl = PROJECT["config"][name]
         assert decl["type"] == key.type, name

@@ -67,15 +67,25 @@ class LoadResult:
         return asdict(self)
 
 
-async def get(host: str, port: int, path: str) -> tuple[int, dict[str, str]]:
-    """One `GET path` on a fresh connection (`Connection: close`); the status code and the response headers.
+def request_bytes(host: str, port: int, path: str, body: bytes | None = None) -> bytes:
+    """`GET path`, or with a body a `POST path` of JSON (an MCP call), on a connection closed after the answer."""
+    if body is None:
+        return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def get(host: str, port: int, path: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+    """One `GET path` (or a POST of `body`) on a fresh connection (`Connection: close`); the status code and the
+    response headers.
 
     Plain asyncio streams rather than an HTTP library: on a 2-core machine the client's own CPU time must stay
     well below the server's, or the load measures the client.
     """
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(request_bytes(host, port, path, body))
         head = await reader.readuntil(b"\r\n\r\n")
         await reader.read(MAX_RESPONSE)
     finally:
@@ -133,7 +143,7 @@ class Load:
     """`load.start()` … `load.stop()` (returns the result), or `with Load(…) as load: …` then `load.result()`."""
 
     def __init__(self, url: str, rate: float, max_seconds: float, timeout: float = 5.0,
-                 max_in_flight: int = 100) -> None:
+                 max_in_flight: int = 100, *, body: bytes | None = None) -> None:
         if rate <= 0 or max_seconds <= 0:
             raise ValueError("rate and max_seconds must be positive")
         self.url, self.rate, self.max_seconds, self.timeout = url, rate, max_seconds, timeout
@@ -141,6 +151,7 @@ class Load:
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"{url}: expected http://HOST:PORT/PATH")
         self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path or "/"
+        self.body = body  # None: GET; else every request POSTs it
         self.planned = int(rate * max_seconds)
         self.max_in_flight = max_in_flight
         self.samples: list[Sample] = []
@@ -178,7 +189,7 @@ class Load:
         sent = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
-                status, headers = await get(self.host, self.port, self.path)
+                status, headers = await get(self.host, self.port, self.path, self.body)
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             self.samples.append(Sample(sent, time.monotonic(), False, type(exc).__name__, ""))
             return

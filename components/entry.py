@@ -19,6 +19,7 @@ from components.catalog import CatalogError, ServiceCatalog, load_service_catalo
 from components.config import ConfigError, StackConfig, load_config
 from components.config_keys import NAMESPACE
 from components.program import ProgramEnv
+from components.sources import RELEASE_RUN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,10 +174,6 @@ def program_env(cfg: StackConfig, sha: str | None, environ: dict[str, str]) -> P
     return ProgramEnv(root=ROOT, organization=pulumi.get_organization() or "organization", commit=sha,
                       built_at=environ.get("BUILT_AT"), ci_run_url=ci_run_url(environ), local_endpoint=endpoint,
                       release_run=release_run(environ))
-
-
-RELEASE_RUN_ENV = "DEVTOOLS_RELEASE_RUN"
-"""A JSON file holding the record of a finished `ops.cli release` run, which this update adds to `releaseRuns`."""
 
 
 def release_run(environ: dict[str, str]) -> dict[str, object] | None:

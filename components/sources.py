@@ -117,6 +117,9 @@ def merge_history(previous: Any, current: Mapping[str, Any], keep: int) -> dict[
     return dict(list(entries.items())[-keep:])
 
 
+RELEASE_RUN_ENV = "DEVTOOLS_RELEASE_RUN"
+"""A JSON file holding the record of a finished `ops.cli release` run, which the update adds to `releaseRuns`."""
+
 RUNS_KEPT = 20
 """`ops.cli release` runs the traffic owner keeps in its `releaseRuns` output (`ops.cli history` shows them)."""
 

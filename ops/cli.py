@@ -11,6 +11,9 @@
     python -m ops.cli hostkey  [--stack prod] [--yes]      make the droplets' SSH host key, set it as a secret
     python -m ops.cli data backup|backups|restore [--stack prod]   the data tier's backups (ops/data.py)
     python -m ops.cli standby up|destroy --stack blue [--yes]      a standby stack, never while it serves traffic
+    python -m ops.cli release  [--stack prod] [--dry-run]  one release through the idle color, analysed, flipped
+                                                           back automatically (ops/release.py)
+    python -m ops.cli history  [--stack prod] [--json]     the last release runs: steps, measurements, outcome
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
 `--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
@@ -32,7 +35,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, data_view, drift, lease, standby
+from ops import data, data_view, drift, lease, release_cli, standby
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -121,6 +124,9 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
         other = plan.other_release(args.stack, host.name, status.get("current"), release.get("id"))
         if other:
             problems.append(other)
+    pending = plan.pending_promotion(args.stack, outputs.get("promotion"))
+    if pending:
+        problems.append(pending)
     if "data" in outputs:
         data_lines, data_problems, report["data"] = data_view.tier_status(pulumi, args, outputs)
         lines += data_lines
@@ -245,12 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     lease.add_parser(sub, common)
     data.add_parser(sub, common)
     standby.add_parser(sub, ROOT)
+    release_cli.add_parsers(sub, common)
     return p
 
 
 COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
             "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey, "data": data.run,
-            "standby": standby.run}
+            "standby": standby.run, "release": release_cli.run_release, "history": release_cli.run_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,6 +87,17 @@ def reassert_plan(color: str, argv: Sequence[str]) -> list[Step]:
     return [Step(f"move the load balancer back to {color}, as the stack records", tuple(argv))]
 
 
+def pending_promotion(stack: str, promotion: Any) -> str | None:
+    """A release run killed between its promotion and the end of its bake window (the traffic owner's `promotion`
+    output), said with what finishes it; None when there is none."""
+    if not isinstance(promotion, Mapping) or not promotion:
+        return None
+    return (f"PROMOTION PENDING: run {promotion.get('run')} moved traffic to {promotion.get('color')} "
+            f"({promotion.get('release')}) at {promotion.get('started')} and did not finish its bake window; "
+            f"`python -m ops.cli release --stack {stack}` analyses it again, then marks it stable or flips back to "
+            f"{promotion.get('from')}")
+
+
 def other_release(stack: str, host: str, running: Any, recorded: Any) -> str | None:
     """Why a host does not run the release its stack records (None when it does): something applied another
     release there outside the stack (the bench, a test, a hand on the host)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.entry import RELEASE_RUN_ENV
+from components.sources import RELEASE_RUN_ENV
 from tests.unit.components.program_harness import World
 from tests.unit.components.program_stacks import (
     COMMAND,

@@ -19,7 +19,7 @@ from agent.secretfile import value_problem
 from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks, with_host_key
-from components.config_slices import AgentPlace, SshLogin, StackIdentity, ValidatorSettings
+from components.config_slices import AgentPlace, AnalysisSettings, SshLogin, StackIdentity, ValidatorSettings
 
 __all__ = ["ConfigError", "StackConfig", "load_config"]
 
@@ -143,6 +143,8 @@ class StackConfig:
     data: DataConfig
     snapshot: bool
     snapshot_generation: int
+    release_strategy: Literal["blueGreen", "inPlace"]
+    analysis: AnalysisSettings
 
     @property
     def identity(self) -> StackIdentity:
@@ -300,6 +302,12 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
                         port_prefix=r.string("dataPortPrefix"), network=r.string("dataNetwork"),
                         backup_keep=r.integer("dataBackupKeep")),
         snapshot=r.boolean("snapshot"), snapshot_generation=r.integer("snapshotGeneration"),
+        release_strategy="inPlace" if r.string("releaseStrategy") == "inPlace" else "blueGreen",
+        analysis=AnalysisSettings(
+            interval=r.integer("analysisInterval"), count=r.integer("analysisCount"),
+            failure_limit=r.integer("analysisFailureLimit"), max_error_ratio=r.number("analysisMaxErrorRatio"),
+            max_p95_seconds=r.number("analysisMaxP95Seconds"), max_restarts=r.integer("analysisMaxRestarts"),
+            prometheus_url=r.string("analysisPrometheusUrl") or None),
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.config_keys import KEYS, NAMESPACE, RETIRED, Key
+from components.config_keys import KEYS, NAMESPACE, RETIRED, Key, number_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python -m components.config_doc --write"
@@ -48,10 +48,10 @@ OUTSIDE_WHY = ("The schema has no object type; the CLI refuses a plain default f
 
 def schema_entry(key: Key) -> str:
     """One key of Pulumi.yaml's `config:` block."""
-    lines = [f"  {key.name}:", f"    type: {key.type}"]
+    lines = [f"  {key.name}:", f"    type: {key.schema_type}"]
     if key.type == "array":
         lines += ["    items:", "      type: string"]
-    lines += [f"    description: {_value(key.meaning)}", f"    default: {_value(key.default)}"]
+    lines += [f"    description: {_value(key.meaning)}", f"    default: {_value(key.schema_default)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -94,7 +94,8 @@ def allowed_text(key: Key) -> str:
 
 def doc_row(key: Key) -> str:
     """One row of docs/config.md's table: key, type, default, secret, allowed, meaning."""
-    cells = [f"`{key.name}`", key.type, f"`{_value(key.default)}`", "yes" if key.secret else "",
+    default = number_text(key.default) if key.type == "number" else _value(key.default)
+    cells = [f"`{key.name}`", key.type, f"`{default}`", "yes" if key.secret else "",
              allowed_text(key), _prose(key.meaning)]
     return "| " + " | ".join(cells) + " |\n"
 
@@ -112,7 +113,9 @@ def config_doc() -> str:
         f"components/config_rules.py. Release ids follow the hosts' own rule (agent.release).",
         f"Pulumi.yaml declares every key except {outside}. {OUTSIDE_WHY} The program reads and checks those itself "
         f"and refuses a secret key that is not stored as a secret. The CLI passes Pulumi.yaml's defaults as if they "
-        f"were set, so rules between keys compare a value with its default rather than asking whether it was set.",
+        f"were set, so rules between keys compare a value with its default rather than asking whether it was set. "
+        f"Pulumi's project schema has no number type: Pulumi.yaml declares a number key as a string with its "
+        f"default as text, and the program reads it as a number within the key's range.",
     ]
     top = ("# Stack config keys\n\n"
            "Generated from `components/config_keys.py` (the key table): edit the table, not this file. From the "

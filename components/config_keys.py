@@ -39,7 +39,7 @@ def release_choice(value: str) -> bool:
 @dataclass(frozen=True)
 class Key:
     name: str
-    type: str  # string | integer | boolean | array | object (Pulumi config schema types)
+    type: str  # string | integer | number | boolean | array | object
     default: Any
     meaning: str
     secret: bool = False
@@ -52,8 +52,8 @@ class Key:
     explain: Callable[[str], str | None] | None = None
     """A check that says why a non-empty value is refused (None: accepted), run before the pattern; the error
     message is `allowed` followed by its reason (an OpenSSH key read down to its key bytes)."""
-    range: tuple[int, int] | None = None
-    """Integers: the inclusive range (lo, hi)."""
+    range: tuple[float, float] | None = None
+    """Integers and numbers: the inclusive range (lo, hi)."""
     choices: tuple[str, ...] = ()
     """Strings: the only values allowed."""
 
@@ -64,13 +64,34 @@ class Key:
         every stack (the local stack reads its key from sshPrivateKeyPath instead)."""
         return self.type != "object" and not self.secret
 
+    @property
+    def schema_type(self) -> str:
+        """The type Pulumi.yaml declares. Pulumi's project schema knows string, integer, boolean, array and object
+        but no number (the CLI refuses `type: number`), so a number key is declared a string: `pulumi config set`
+        stores its text either way, and the program reads it as a number with the key's range."""
+        return "string" if self.type == "number" else self.type
+
+    @property
+    def schema_default(self) -> Any:
+        """The default as Pulumi.yaml declares it: a number key's default as its decimal text (see schema_type)."""
+        return number_text(self.default) if self.type == "number" else self.default
+
     def rule(self) -> str:
         """What a value may be, in the words an error message uses ("" when anything of the type goes)."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.range is not None:
-            return f"an integer {self.range[0]}-{self.range[1]}"
+            lo, hi = self.range
+            if self.type == "number":
+                return f"a number {number_text(lo)}-{number_text(hi)}"
+            return f"an integer {lo}-{hi}"
         return self.allowed
+
+
+def number_text(value: float) -> str:
+    """A number as the shortest decimal text that reads back as the same float, without a trailing `.0`."""
+    text = repr(float(value))
+    return text.removesuffix(".0")
 
 
 KEYS: tuple[Key, ...] = (
@@ -113,6 +134,25 @@ KEYS: tuple[Key, ...] = (
         range=(10, 99)),
     Key("appSecrets", "object", {}, "application secrets NAME → value, written to a 0600 file on every host",
         secret=True, pattern=ENV_NAME, allowed="UPPER_CASE names"),
+    # promotion: how a release reaches traffic, and the analysis of the live color after it (ops.analysis)
+    Key("releaseStrategy", "string", "blueGreen", "how a release reaches traffic: `blueGreen` (the idle color is "
+        "released, then traffic flips to it) or `inPlace` (the live color is released where it serves)",
+        choices=("blueGreen", "inPlace")),
+    Key("analysisInterval", "integer", 30, "seconds between two measurements of the analysis after a promotion "
+        "(the first one interval after it); the bake window is analysisInterval times analysisCount", range=(1, 600)),
+    Key("analysisCount", "integer", 10, "measurements of each metric in the bake window", range=(1, 360)),
+    Key("analysisFailureLimit", "integer", 1, "failed measurements one metric may have; one more fails the "
+        "analysis (a query Prometheus does not answer is a failed measurement)", range=(0, 100)),
+    Key("analysisMaxErrorRatio", "number", 0.01, "largest share of 5xx answers of gateway-mcp that passes a "
+        "measurement (no requests at all: inconclusive)", range=(0.0, 1.0)),
+    Key("analysisMaxP95Seconds", "number", 0.0, "largest 95th percentile of gateway-mcp's request duration that "
+        "passes a measurement (0: not measured)", range=(0.0, 60.0)),
+    Key("analysisMaxRestarts", "integer", 0, "process restarts of the color's services within the rate window "
+        "that pass a measurement", range=(0, 100)),
+    Key("analysisPrometheusUrl", "string", "", "Prometheus the analysis queries (empty: the live color's first "
+        "host's own, 127.0.0.1:<hostPortPrefix>90 there in the edge profile, through an SSH tunnel; local stacks "
+        "set the stand-in's)",
+        pattern=r"https?://[A-Za-z0-9.:\[\]-]+(/.*)?", allowed="an http(s) URL"),
     # hosts
     Key("hostCount", "integer", 1, "droplets of this color (rolled one after another)", range=(1, 10)),
     Key("region", "string", "nyc3", "DigitalOcean region slug",

@@ -11,6 +11,9 @@ from typing import Any
 
 from components.config_keys import BY_NAME, NAMESPACE, Key
 
+NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+"""The text of a number key's value: what float() reads, less nan, inf and underscores."""
+
 
 class ConfigError(Exception):
     """Bad stack config; `problems` holds one line per bad key (key, bad value, what is allowed)."""
@@ -67,8 +70,8 @@ class Reader:
 
     def is_given(self, name: str) -> bool:
         """Set to something other than its default (the CLI passes Pulumi.yaml defaults as if they were set)."""
-        full = self.key(name)
-        return full in self.raw and self.raw[full] not in (BY_NAME[name].default, str(BY_NAME[name].default))
+        full, key = self.key(name), BY_NAME[name]
+        return full in self.raw and self.raw[full] not in (key.default, str(key.default), key.schema_default)
 
     def _value(self, name: str) -> Any:
         full = self.key(name)
@@ -128,6 +131,28 @@ class Reader:
             self.fail(name, value, key.rule())
             return default
         return value
+
+    def number(self, name: str) -> float:
+        """A number (or its decimal text: digits, a point, an exponent; never nan or inf) within the key's range.
+        Pulumi.yaml declares a number key a string (components.config_keys.Key.schema_type), so text is the rule."""
+        key = self._key(name, "number")
+        if key.range is None:
+            raise TypeError(f"{self.key(name)} has no range in components/config_keys.py")
+        lo, hi = key.range
+        value = self._value(name)
+        default = float(key.default)
+        if isinstance(value, bool):
+            self.fail(name, value, key.rule())
+            return default
+        if isinstance(value, str):
+            if not NUMBER.fullmatch(value.strip()):
+                self.fail(name, value, key.rule())
+                return default
+            value = float(value)
+        if not isinstance(value, int | float) or not lo <= value <= hi:
+            self.fail(name, value, key.rule())
+            return default
+        return float(value)
 
     def boolean(self, name: str) -> bool:
         key = self._key(name, "boolean")

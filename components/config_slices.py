@@ -47,3 +47,18 @@ class ValidatorSettings:
     deadline: int
     prometheus_url: str | None
     prometheus_selector: str
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The analysis of the live color after a promotion (ops.analysis_plan.spec_from_config reads the same keys as
+    text from `pulumi config get`, with these checks): measurements every `interval` seconds, `count` of each
+    metric, at most `failure_limit` failed ones per metric, and each metric's maximum (p95 0: not measured)."""
+
+    interval: int
+    count: int
+    failure_limit: int
+    max_error_ratio: float
+    max_p95_seconds: float
+    max_restarts: int
+    prometheus_url: str | None  # None: the live color's first host's own Prometheus, through an SSH tunnel

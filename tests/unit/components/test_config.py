@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, load_config
+from components.config_slices import AnalysisSettings
 from tests.ssh_test_keys import (
     DEPLOY_PUBLIC_KEY,
     ECDSA_PUBLIC_KEY,
@@ -118,6 +119,15 @@ BAD: list[tuple[str, str, dict[str, Any], str, str]] = [
      "81 is this stack's devtools:hostPortPrefix too: on an existing host the data tier shares the docker engine "
      "with the colors, so its ports would collide; pick another prefix (the local stand-in: colors 81 and 82, the "
      "data tier 83)"),
+    ("release strategy", "prod", {"releaseStrategy": "canary"}, "devtools:releaseStrategy",
+     "one of blueGreen, inPlace"),
+    ("analysis interval", "prod", {"analysisInterval": "0"}, "devtools:analysisInterval", "an integer 1-600"),
+    ("analysis error ratio as a percentage", "prod", {"analysisMaxErrorRatio": "5%"},
+     "devtools:analysisMaxErrorRatio", '"5%" is not allowed: a number 0-1'),
+    ("analysis p95 out of range", "prod", {"analysisMaxP95Seconds": "61"}, "devtools:analysisMaxP95Seconds",
+     "61.0 is not allowed: a number 0-60"),
+    ("analysis prometheus url", "prod", {"analysisPrometheusUrl": "127.0.0.1:9390"},
+     "devtools:analysisPrometheusUrl", "an http(s) URL"),
     ("data tier on a follower", "blue", {"dataVolumeSize": "50"}, "devtools:dataVolumeSize",
      "set on stack blue, which does not own the data tier (it reads the data tier of devtools:prodStack prod): set "
      "it on stack prod, remove it here"),
@@ -246,3 +256,17 @@ def test_private_key_from_a_file(tmp_path):
     key.write_text(SSH_PRIVATE_KEY)
     cfg = make_local_config(sshPrivateKey=None, sshPrivateKeyPath=str(key))
     assert cfg.ssh.private_key.value == SSH_PRIVATE_KEY
+
+
+def test_the_analysis_keys_read_into_their_slice():
+    """The analysis after a promotion is configured per stack; unset keys take the table's defaults (what prod
+    runs), set ones arrive typed, the numbers as floats from the text Pulumi stores."""
+    assert (make_config().release_strategy, make_config().analysis) == ("blueGreen", AnalysisSettings(
+        interval=30, count=10, failure_limit=1, max_error_ratio=0.01, max_p95_seconds=0.0, max_restarts=0,
+        prometheus_url=None))
+    cfg = make_local_config(releaseStrategy="inPlace", analysisInterval="5", analysisCount="3",
+                            analysisFailureLimit="0", analysisMaxErrorRatio="0.05", analysisMaxP95Seconds="1.5",
+                            analysisMaxRestarts="2", analysisPrometheusUrl="http://127.0.0.1:9390")
+    assert (cfg.release_strategy, cfg.analysis) == ("inPlace", AnalysisSettings(
+        interval=5, count=3, failure_limit=0, max_error_ratio=0.05, max_p95_seconds=1.5, max_restarts=2,
+        prometheus_url="http://127.0.0.1:9390"))

@@ -41,7 +41,7 @@ def test_generated_schema_reads_back_as_the_table():
     config = yaml.safe_load(config_doc.pulumi_yaml((ROOT / "Pulumi.yaml").read_text()))["config"]
     assert list(config) == [k.name for k in KEYS if k.in_schema]
     for name, decl in config.items():
-        assert (decl["description"], decl["default"]) == (BY_NAME[name].meaning, BY_NAME[name].default), name
+        assert (decl["description"], decl["default"]) == (BY_NAME[name].meaning, BY_NAME[name].schema_default), name
 
 
 def test_schema_entries_are_exact():
@@ -51,6 +51,10 @@ def test_schema_entries_are_exact():
     assert config_doc.schema_entry(BY_NAME["existingHosts"]) == (
         "  existingHosts:\n    type: array\n    items:\n      type: string\n"
         '    description: "`address[:port]` of each existing host (provider existing)"\n    default: []\n')
+    assert config_doc.schema_entry(BY_NAME["analysisMaxErrorRatio"]) == (
+        "  analysisMaxErrorRatio:\n    type: string\n"
+        '    description: "largest share of 5xx answers of gateway-mcp that passes a measurement (no requests at all: '
+        'inconclusive)"\n    default: "0.01"\n')
     assert config_doc.schema_entry(BY_NAME["prometheusSelector"]) == (
         '  prometheusSelector:\n    type: string\n'
         '    description: "label selector for the Prometheus phase, e.g. color=\\"green\\""\n    default: ""\n')
@@ -70,6 +74,8 @@ def test_doc_rows_are_exact():
         "`[A-Z_][A-Z0-9_]*` | application secrets NAME → value, written to a 0600 file on every host |\n")
     assert config_doc.doc_row(BY_NAME["sshAllowlist"]).split(" | ")[4] == (
         "a list; each entry: an IPv4 or IPv6 CIDR such as 203.0.113.7/32; pattern `[0-9a-fA-F:./]+`")
+    assert config_doc.doc_row(BY_NAME["analysisMaxP95Seconds"]).split(" | ")[1:5] == [
+        "number", "`0`", "", "a number 0-60"]
     assert config_doc.doc_row(BY_NAME["appRoot"]).split(" | ")[4] == "any string"
     assert config_doc.doc_row(BY_NAME["monitoring"]).split(" | ")[4] == "true or false"
 

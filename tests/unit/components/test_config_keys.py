@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from components.config_keys import BY_NAME, KEYS, Key
+from components.config_keys import BY_NAME, KEYS, Key, number_text
 from components.config_read import Reader
 from tests.unit.components.stack_configs import ROOT
 
-READS = ("string", "integer", "boolean", "strings", "cidrs", "string_map")
+READS = ("string", "integer", "number", "boolean", "strings", "cidrs", "string_map")
 
 
 def _reads() -> list[ast.Call]:
@@ -51,6 +51,11 @@ def test_each_row_is_consistent(key: Key):
         assert key.range is not None
         assert key.range[0] <= key.default <= key.range[1]
         assert key.rule() == f"an integer {key.range[0]}-{key.range[1]}"
+    elif key.type == "number":
+        assert key.range is not None and isinstance(key.default, float)
+        assert key.range[0] <= key.default <= key.range[1]
+        assert key.rule().startswith("a number ")
+        assert float(key.schema_default) == key.default and key.schema_type == "string"
     else:
         assert key.range is None
     if key.choices:
@@ -71,7 +76,9 @@ def test_each_row_is_consistent(key: Key):
         assert key.type == "string" and (key.default == "" or key.explain(key.default) is None)
     if key.type in ("array", "object"):
         assert key.pattern is not None, "entries or names need a pattern"
-    assert key.meaning and key.type in ("string", "integer", "boolean", "array", "object")
+    assert key.meaning and key.type in ("string", "integer", "number", "boolean", "array", "object")
+    if key.type != "number":
+        assert (key.schema_type, key.schema_default) == (key.type, key.default)
 
 
 def test_reading_a_key_as_another_type_is_a_program_error():
@@ -98,3 +105,30 @@ def test_the_error_message_uses_the_tables_words():
         'devtools:color: "pink" is not allowed: one of green, blue',
         'devtools:existingHosts: "a b" is not allowed: each entry must be address[:port] such as 127.0.0.1:2222',
     ]
+
+
+def test_a_number_key_reads_decimal_text_within_its_range():
+    """Pulumi stores a number key as text (Pulumi.yaml declares it a string: the project schema has no number
+    type), so the text is the rule: decimals and exponents within the range pass; nan, inf, a value out of range
+    or a boolean would slip past a bare float() and are refused with the table's words and the default kept."""
+    good = Reader({"devtools:analysisMaxErrorRatio": "0.05", "devtools:analysisMaxP95Seconds": "2.5e-1"}, set())
+    assert (good.number("analysisMaxErrorRatio"), good.number("analysisMaxP95Seconds")) == (0.05, 0.25)
+    assert Reader({}, set()).number("analysisMaxErrorRatio") == 0.01
+    assert Reader({"devtools:analysisMaxP95Seconds": 3}, set()).number("analysisMaxP95Seconds") == 3.0
+    refused = {"nan": '"nan"', "inf": '"inf"', "1_0": '"1_0"', "": '""', "0.5s": '"0.5s"', True: "true",
+               "1.5": "1.5", "-0.1": "-0.1", "1e999": "Infinity"}  # text that reads as a number shows the number
+    for bad, shown in refused.items():
+        reader = Reader({"devtools:analysisMaxErrorRatio": bad}, set())
+        assert reader.number("analysisMaxErrorRatio") == 0.01, bad
+        assert reader.problems == [f"devtools:analysisMaxErrorRatio: {shown} is not allowed: a number 0-1"], bad
+    with pytest.raises(TypeError, match="devtools:analysisCount has type integer"):
+        Reader({}, set()).number("analysisCount")
+
+
+def test_number_text_is_the_shortest_text_that_reads_back():
+    """Pulumi.yaml and docs/config.md show a number key's default as this text; `0.0` for `0` or a rounded
+    `%g` would either read oddly or change the value."""
+    assert [number_text(v) for v in (0.0, 0.01, 60.0, 1e-05, 0.1 + 0.2)] == [
+        "0", "0.01", "60", "1e-05", "0.30000000000000004"]
+    assert BY_NAME["analysisMaxP95Seconds"].rule() == "a number 0-60"
+    assert BY_NAME["analysisMaxErrorRatio"].schema_default == "0.01"

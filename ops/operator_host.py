@@ -11,10 +11,12 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -224,3 +226,36 @@ def collect_from(target: SshTarget, host: plan.HostAccess, dest: Path, timeout: 
         with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
             tar.extractall(dest, filter="data")
     return None
+
+
+@contextmanager
+def prometheus_tunnel(target: SshTarget, remote_port: int, timeout: float = 20) -> Iterator[str]:
+    """The URL of a host's own Prometheus (127.0.0.1:remote_port there), through an SSH local forward for as long
+    as the block runs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local_port = probe.getsockname()[1]
+    proc = subprocess.Popen(plan.tunnel_argv(target.argv(":"), local_port, remote_port), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                raise CliError(f"ssh tunnel to {target.host}:{remote_port} ended (exit {proc.returncode}): "
+                               f"{err[-300:]}", EXIT_FAILED)
+            try:
+                socket.create_connection(("127.0.0.1", local_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise CliError(f"ssh tunnel to {target.host}:{remote_port}: not up in {timeout:.0f}s",
+                                   EXIT_FAILED) from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{local_port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

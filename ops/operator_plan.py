@@ -243,3 +243,12 @@ def collect_command(host: HostAccess) -> str:
 def render_plan(title: str, steps: Sequence[Step]) -> str:
     lines = [title] + [f"  {i}. {s.render()}" for i, s in enumerate(steps, start=1)]
     return "\n".join(lines)
+
+
+def tunnel_argv(ssh_argv: Sequence[str], local_port: int, remote_port: int) -> list[str]:
+    """An SSH local forward 127.0.0.1:local_port → the host's 127.0.0.1:remote_port (its Prometheus), no remote
+    command, failing at once when the forward cannot be set up. `ssh_argv` is the target's argv for a command (its
+    options and user@host last but one), from ops.ship.SshTarget."""
+    *options, destination, _command = ssh_argv
+    return [*options, "-N", "-o", "ExitOnForwardFailure=yes",
+            "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", destination]

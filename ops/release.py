@@ -27,7 +27,16 @@ from components.sources import RELEASE_RUN_ENV
 from ops import analysis_plan, release_plan
 from ops import operator_plan as plan
 from ops.analysis import run_analysis
-from ops.operator_host import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, Pulumi, collect_from, ssh_targets
+from ops.operator_host import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Pulumi,
+    collect_from,
+    prometheus_tunnel,
+    ssh_targets,
+)
 from ops.release_record import Record, run_id, run_markdown, utc
 from ops.stacks import StackError, Stacks
 from standin import localenv
@@ -89,16 +98,33 @@ class Flow:
             path.write_text(json.dumps(record.to_json()))
             return self.stacks.up(step.stack, step.message, extra_env={RELEASE_RUN_ENV: str(path)})
 
-    def analyse(self, record: Record, color: str, name: str = "post") -> bool:
+    def stack_of(self, color: str) -> str:
+        return self.owner if color == self.config.get("color", "green") else self.config.get("standbyStack", "blue")
+
+    @contextmanager
+    def prometheus(self, color: str) -> Iterator[tuple[str, str]]:
+        """The Prometheus the analysis asks, and the selector of `color` there: analysisPrometheusUrl (one that
+        scrapes both colors, `color` labelled), else the color's first host's own (edge profile) through SSH."""
         url = self.config.get("analysisPrometheusUrl") or ""
-        if not url:
-            raise CliError(f"stack {self.owner}: devtools:analysisPrometheusUrl is not set: the post-promotion "
-                           "analysis needs the Prometheus that scrapes the live color", EXIT_USAGE)
-        selector = f'color="{color}"'
+        if url:
+            yield url, f'color="{color}"'
+            return
+        stack = self.stack_of(color)
+        try:
+            hosts = plan.hosts_of(stack, self.stacks.outputs(stack))[:1]
+        except plan.PlanError as exc:
+            raise CliError(f"the analysis cannot reach {color}'s Prometheus: {exc}", EXIT_FAILED) from exc
+        port = int(f"{self.stacks.config(stack).get('hostPortPrefix', '80')}90")
+        with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, None) as targets, \
+                prometheus_tunnel(targets[0], port) as tunnel:
+            yield tunnel, ""
+
+    def analyse(self, record: Record, color: str, name: str = "post") -> bool:
         self.say(f"==> {name}-promotion analysis of {color}: {len(self.spec.metrics)} metric(s) every "
                  f"{self.spec.interval_s:g}s, {self.spec.count} times (bake window "
                  f"{self.spec.interval_s * self.spec.count:g}s)")
-        with record.step(f"{name}-analysis", f"{color} at {url}") as entry:
+        with self.prometheus(color) as (url, selector), \
+                record.step(f"{name}-analysis", f"{color} at {url}") as entry:
             result = run_analysis(self.spec, base_url=url, selector=selector, out=self.out)
             record.analysis[name] = result.to_json()
             entry["outcome"] = result.phase

@@ -41,9 +41,9 @@ class Record:
     @contextmanager
     def step(self, name: str, detail: str = "", clock: Any = time.time) -> Iterator[dict[str, Any]]:
         """Time one step; it is recorded as failed when the block raises (and the exception goes on)."""
-        entry: dict[str, Any] = {"step": name, "detail": detail, "started": utc(clock()), "outcome": "running"}
-        self.steps.append(entry)
         t0 = clock()
+        entry: dict[str, Any] = {"step": name, "detail": detail, "started": utc(t0), "outcome": "running"}
+        self.steps.append(entry)
         try:
             yield entry
         except BaseException as exc:

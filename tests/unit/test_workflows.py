@@ -100,7 +100,8 @@ def test_every_job_has_a_timeout(name: str) -> None:
 
 
 # The only write scopes anywhere: the preview comment, and the operate job committing the stack file.
-ALLOWED_WRITES = {("preview.yml", "preview"): {"pull-requests"}, ("operate.yml", "operate"): {"contents"}}
+ALLOWED_WRITES = {("preview.yml", "preview"): {"pull-requests"}, ("operate.yml", "operate"): {"contents"},
+                  ("deploy.yml", "deploy"): {"contents"}}
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -252,16 +253,28 @@ def test_backup_runs_daily_in_the_deploy_group_and_never_displaces_a_waiting_run
     assert run[0]["env"] == {"DIGITALOCEAN_TOKEN": "${{ secrets.DIGITALOCEAN_SNAPSHOT_TOKEN }}"}
 
 
-def test_deploy_uploads_reports_and_diagnostics_when_rolled_back() -> None:
+def test_deploy_is_one_release_command_and_keeps_what_it_changed() -> None:
+    """Rule: the deploy runs exactly `ops.cli release` (the same command an operator runs; no `pulumi up` of its
+    own), then always commits the stack files it changed (a flip back changes them too), writes the history to
+    the job summary and uploads the reports and the bad color's diagnostics. Risk: a deploy that flips prod and
+    leaves Pulumi.prod.yaml behind, so the next deploy from main moves traffic back."""
     job = load("deploy.yml")["jobs"]["deploy"]
-    up = [s for s in steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
-    assert [(s["with"]["command"], s["with"]["stack-name"]) for s in up] == [("up", "prod")]
-    uploads = {s["with"]["name"]: s for s in steps(job) if str(s.get("uses", "")).startswith("actions/upload-artifact")}
-    assert uploads["validation-reports"]["if"] == "always()"
-    assert uploads["diagnostics"]["if"] == "failure()"
-    collect = [s for s in steps(job) if "ops.cli collect" in s.get("run", "")]
+    assert not [s for s in steps(job) if (s.get("with") or {}).get("command") in ("up", "destroy")]
+    runs = [str(s.get("run", "")) for s in steps(job)]
+    release = [r for r in runs if "ops.cli release" in r]
+    assert release == [".venv/bin/python -m ops.cli release --stack prod --yes --collect reports/release"]
+    after = steps(job)[runs.index(release[0]) + 1:]
+    commit = [s for s in after if "commit-stack-file.sh" in str(s.get("run", ""))]
+    assert commit and commit[0]["if"] == "always()"
+    assert [line.split()[2] for line in commit[0]["run"].splitlines()] == ["Pulumi.prod.yaml", "Pulumi.blue.yaml"]
+    history = [s for s in after if "ops.cli history" in str(s.get("run", ""))]
+    assert history and history[0]["if"] == "always()" and "--summary" in history[0]["run"]
+    uploads = {s["with"]["name"]: s for s in after if str(s.get("uses", "")).startswith("actions/upload-artifact")}
+    assert uploads["release-reports"]["if"] == "always()" and uploads["release-reports"]["with"]["path"] == \
+        "reports/"
+    collect = [s for s in after if "ops.cli collect" in s.get("run", "")]
     assert collect and collect[0]["if"] == "always()" and "--summary" in collect[0]["run"]
-    assert load("deploy.yml")["jobs"]["deploy"]["needs"] == "tests"
+    assert job["needs"] == "tests"
 
 
 def test_operate_changes_the_standby_only_through_the_guarded_commands() -> None:
@@ -284,9 +297,9 @@ def test_operate_changes_the_standby_only_through_the_guarded_commands() -> None
 
 # Jobs that reach the droplets over SSH (pulumi up/destroy's rollout commands, ops.cli's host commands), and the
 # stack whose droplets each reaches.
-LEASED = {("deploy.yml", "deploy"): "prod", ("operate.yml", "operate"): '"$TARGET"', ("drift.yml", "drift"): '"$STACK"',
-          ("backup.yml", "backup"): "prod"}
-REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data)\b")
+LEASED = {("deploy.yml", "deploy"): ("prod", "blue"), ("operate.yml", "operate"): ('"$TARGET"',),
+          ("drift.yml", "drift"): ('"$STACK"',), ("backup.yml", "backup"): ("prod",)}
+REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data|release)\b")
 
 
 def reaches_hosts(step: dict[str, Any]) -> bool:
@@ -309,13 +322,17 @@ def test_every_job_that_reaches_hosts_holds_an_ssh_lease_and_closes_it(name: str
     reach = [i for i, s in enumerate(all_steps) if reaches_hosts(s)]
     assert len(opens) == 1 and closes == [len(all_steps) - 1] and reach, (opens, closes, reach)
     assert opens[0] < min(reach) and max(reach) < closes[0]
-    stack = LEASED[(name, job_id)]
-    opened = re.fullmatch(rf'\.venv/bin/python -m ops\.cli ssh-lease open --stack {re.escape(stack)} --ttl (\d+) '
-                          r'--record "\$RUNNER_TEMP/ssh-lease\.json"', runs_of[opens[0]])
-    assert opened, runs_of[opens[0]]
-    assert int(opened.group(1)) > int(job["timeout-minutes"])
-    assert runs_of[closes[0]] == (f'.venv/bin/python -m ops.cli ssh-lease close --stack {stack} '
-                                  '--record "$RUNNER_TEMP/ssh-lease.json"')
+    stacks = LEASED[(name, job_id)]
+    # one stack: its lease in $RUNNER_TEMP/ssh-lease.json; several (a release reaches both colors): one each
+    records = ["ssh-lease.json"] if len(stacks) == 1 else [f"ssh-lease-{s}.json" for s in stacks]
+    opened_lines, closed_lines = runs_of[opens[0]].strip().splitlines(), runs_of[closes[0]].strip().splitlines()
+    assert len(opened_lines) == len(closed_lines) == len(stacks), (opened_lines, closed_lines)
+    for stack, record, line, close in zip(stacks, records, opened_lines, closed_lines, strict=True):
+        opened = re.fullmatch(rf'\.venv/bin/python -m ops\.cli ssh-lease open --stack {re.escape(stack)} --ttl (\d+) '
+                              rf'--record "\$RUNNER_TEMP/{re.escape(record)}"', line)
+        assert opened, line
+        assert int(opened.group(1)) > int(job["timeout-minutes"])
+        assert close == f'.venv/bin/python -m ops.cli ssh-lease close --stack {stack} --record "$RUNNER_TEMP/{record}"'
     assert str(all_steps[closes[0]]["if"]).startswith("always()")
 
 

@@ -123,6 +123,9 @@ def test_a_number_key_reads_decimal_text_within_its_range():
         assert reader.problems == [f"devtools:analysisMaxErrorRatio: {shown} is not allowed: a number 0-1"], bad
     with pytest.raises(TypeError, match="devtools:analysisCount has type integer"):
         Reader({}, set()).number("analysisCount")
+    # the CLI passes Pulumi.yaml's default ("0", text) as if set: that is not a value given
+    assert not Reader({"devtools:analysisMaxP95Seconds": "0"}, set()).is_given("analysisMaxP95Seconds")
+    assert Reader({"devtools:analysisMaxP95Seconds": "0.5"}, set()).is_given("analysisMaxP95Seconds")
 
 
 def test_number_text_is_the_shortest_text_that_reads_back():

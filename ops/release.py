@@ -28,12 +28,14 @@ from ops import analysis_plan, release_plan
 from ops import operator_plan as plan
 from ops.analysis import run_analysis
 from ops.operator_host import (
+    EXIT_DECLINED,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
     Pulumi,
     collect_from,
+    confirm,
     prometheus_tunnel,
     ssh_targets,
 )
@@ -158,7 +160,7 @@ class Flow:
         return f"diagnostics in {dest}" + (f" ({'; '.join(errors)})" if errors else "")
 
 
-def release(flow: Flow, *, dry_run: bool) -> int:
+def release(flow: Flow, *, dry_run: bool, yes: bool) -> int:
     s = flow.situation()
     run = run_id(time.time())
     if s.promotion:
@@ -166,9 +168,12 @@ def release(flow: Flow, *, dry_run: bool) -> int:
         if code != EXIT_OK or dry_run:
             return code
         s = flow.situation()
+    flow.say(release_plan.render(s, run, analysis_plan.render_plan(flow.spec, f'color="{s.idle}"')))
     if dry_run:
-        flow.say(release_plan.render(s, run, analysis_plan.render_plan(flow.spec, f'color="{s.idle}"')))
         return EXIT_OK
+    if not confirm("Go ahead?", yes, sys.stdin, flow.out):
+        flow.say("declined: nothing changed")
+        return EXIT_DECLINED
     record = Record(run=run, stack=s.owner, strategy=s.strategy, started=time.time(), from_color=s.live)
     try:
         return _release(flow, s, record)
@@ -178,7 +183,6 @@ def release(flow: Flow, *, dry_run: bool) -> int:
             record.finish("failed", str(exc))
         return EXIT_FAILED
     finally:
-        flow.say(json.dumps(record.to_json()) if os.environ.get("DEVTOOLS_RELEASE_JSON") else "")
         _summary(record)
 
 
@@ -281,7 +285,7 @@ def _summary(record: Record) -> None:
             fh.write(run_markdown(record.to_json()))
 
 
-def main(root: Path, owner: str, *, dry_run: bool, collect_dir: Path, out: TextIO = sys.stdout) -> int:
+def main(root: Path, owner: str, *, dry_run: bool, yes: bool, collect_dir: Path, out: TextIO = sys.stdout) -> int:
     flow = Flow(Stacks(root, out=out), owner, out=out, collect_dir=collect_dir)
     with release_lock(owner, "dry run" if dry_run else "release"):
-        return release(flow, dry_run=dry_run)
+        return release(flow, dry_run=dry_run, yes=yes)

@@ -25,6 +25,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("release", parents=[common], help="one release through the idle color, analysed before and "
                        "after promotion, flipped back automatically", description=RELEASE_HELP)
     s.add_argument("--dry-run", action="store_true", help="print the phases and the analysis queries; change nothing")
+    s.add_argument("--yes", action="store_true", help="do not ask")
     s.add_argument("--collect", type=Path, default=Path("reports/release"),
                    help="where the bad color's reports and diagnostics go (default reports/release)")
     s = sub.add_parser("history", parents=[common], help="the last release runs of the traffic owner (releaseRuns)")
@@ -35,7 +36,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def run_release(pulumi: Pulumi, args: argparse.Namespace) -> int:
     from ops import release  # noqa: PLC0415 - loads the Pulumi SDK (Automation API): only when a release runs
 
-    return release.main(pulumi.cwd, args.stack, dry_run=args.dry_run, collect_dir=args.collect)
+    return release.main(pulumi.cwd, args.stack, dry_run=args.dry_run, yes=args.yes, collect_dir=args.collect)
 
 
 def run_history(pulumi: Pulumi, args: argparse.Namespace) -> int:

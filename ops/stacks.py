@@ -107,14 +107,15 @@ class Stacks:
                 if line.lstrip().startswith("error:"):
                     errors.append(line.strip())
 
-        saved = dict(stack.workspace.env_vars)
-        stack.workspace.env_vars.update(extra_env or {})
+        workspace = stack.workspace
+        assert isinstance(workspace, auto.LocalWorkspace)
+        saved = dict(workspace.env_vars)
+        workspace.env_vars = {**saved, **(extra_env or {})}
         try:
             result = stack.up(message=message, on_event=on_event, color="never", suppress_outputs=True)
         except auto.errors.CommandError as exc:
             why = "; ".join(errors[-3:]) or str(exc).strip().splitlines()[-1]
             raise StackError(f"pulumi up --stack {name} failed after {clock() - started:.0f}s: {why}") from exc
         finally:
-            stack.workspace.env_vars.clear()
-            stack.workspace.env_vars.update(saved)
+            workspace.env_vars = saved
         return {k: v.value for k, v in result.outputs.items()}

@@ -81,7 +81,7 @@ class Stacks:
 
     def release_under_load(self) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
         with Load(f"{self.env.lb_url}/mcp", RATE, max_seconds=1200, body=TOOL_CALL) as load:
-            proc = self.cli("release", "--collect", str(self.tmp / "diagnostics"))
+            proc = self.cli("release", "--yes", "--collect", str(self.tmp / "diagnostics"))
         print(proc.stdout[-6000:], proc.stderr[-2000:])
         return proc, load.result()
 
@@ -169,7 +169,7 @@ def test_a_release_failing_its_gate_is_never_promoted(stacks: Stacks) -> None:
 
 def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks) -> None:
     _, rid = stacks.app("killed", ("code-review", "# killed in the bake window"))
-    run = subprocess.Popen(stacks.argv("release"), cwd=ROOT, env=stacks.ws.env, stdout=subprocess.PIPE,
+    run = subprocess.Popen(stacks.argv("release", "--yes"), cwd=ROOT, env=stacks.ws.env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert run.stdout is not None
     seen = []
@@ -186,7 +186,7 @@ def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks)
     assert status.returncode == 1
     assert "PROMOTION PENDING: run rel-" in status.stdout and f"moved traffic to green ({rid})" in status.stdout
 
-    again = stacks.cli("release")
+    again = stacks.cli("release", "--yes")
     print(again.stdout[-6000:], again.stderr[-2000:])
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr
     assert f"promoted {rid} to green at" in again.stdout and "did not finish its bake window" in again.stdout

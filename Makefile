@@ -9,7 +9,7 @@ STACK := $(if $(filter blue,$(COLOR)),local-blue,local)
 # the local stacks' file backend and passphrase either way.
 PULUMI_ENV := eval "$$(bash scripts/pulumi-toolchain.sh env)"
 
-.PHONY: help venv env up down status flip test unit e2e lint bench pulumi-toolchain builder engine gotest
+.PHONY: help venv env up down status flip release test unit e2e lint bench pulumi-toolchain builder engine gotest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ status: venv ## what runs where: the stand-in's parts, then the local stack agai
 
 flip: venv ## move traffic to COLOR through the local stack (make flip COLOR=blue): config, then pulumi up
 	@$(PULUMI_ENV) && $(PY) -m ops.cli flip $(COLOR) --stack local --yes
+
+release: venv ## a release of this checkout through the idle color of the local stacks (ops.cli release --stack local)
+	@$(PULUMI_ENV) && $(PY) -m ops.cli release --stack local --yes
 
 lint: venv ## ruff, mypy, shellcheck, actionlint (the GitHub workflows, with shellcheck on their run: blocks)
 	@$(VENV)/bin/ruff check .

@@ -132,6 +132,15 @@ def agent_command(host_root: str, project: str, args: Sequence[str]) -> str:
     return f"cd {shlex.quote(code_dir(host_root))} && {shlex.join(_agent_argv(host_root, project, args))}"
 
 
+def diagnose_command(host_root: str, project: str, name: str) -> str:
+    """Remote shell: a debug bundle of every container of the project (agent.diagnose: state, health log, digests,
+    last log lines, secrets masked) into <project>/diagnostics/<name>, as a failed rollout writes one."""
+    out = f"{host_root}/{project}/diagnostics/{name}"
+    argv = [host_python(host_root), "-m", "agent.diagnose", "all", "--project", project, "--root", host_root,
+            "--out", out]
+    return f"cd {shlex.quote(code_dir(host_root))} && umask 077 && {shlex.join(argv)}"
+
+
 def apply_command(host_root: str, project: str, release_id: str, agent_args: Sequence[str]) -> str:
     """Remote shell: `hostagent apply` of the project's own upload of `release_id`."""
     return agent_command(host_root, project,

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent.remote import diagnose_command
 from components.sources import RELEASE_RUN_ENV
 from ops import analysis_plan, release_plan
 from ops import operator_plan as plan
@@ -148,12 +149,16 @@ class Flow:
             return None
         return time.time()
 
-    def diagnostics(self, stack: str, outputs: Mapping[str, Any]) -> str:
-        """Reports and bundles of the bad color's hosts into collect_dir/<stack>/<host> (the color stays up)."""
+    def diagnostics(self, stack: str, outputs: Mapping[str, Any], run: str) -> str:
+        """A debug bundle of the bad color on each of its hosts (named after the run), then their reports and
+        bundles into collect_dir/<stack>/<host>; the color stays up."""
         try:
             hosts = plan.hosts_of(stack, outputs)
             dest = self.collect_dir / stack
             with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, None) as targets:
+                for host, target in zip(hosts, targets, strict=True):
+                    subprocess.run(target.argv(diagnose_command(host.root, host.project, run)), capture_output=True,
+                                   timeout=300, check=False)
                 errors = [e for h, t in zip(hosts, targets, strict=True) if (e := collect_from(t, h, dest / h.name))]
         except (plan.PlanError, CliError, OSError) as exc:
             return f"diagnostics not collected: {exc}"
@@ -233,15 +238,15 @@ def _bake(flow: Flow, owner: str, record: Record, *, back_to: str, bad_stack: st
     flow.say(f"flipped back to {back_to}: {why}"
              + (f"; {moved - float(detected):.1f}s from the first failing measurement to traffic on {back_to}, "
                 f"bake window {flow.spec.interval_s * flow.spec.count:g}s" if detected else ""))
-    flow.say(flow.diagnostics(bad_stack, flow.stacks.outputs(bad_stack)) + f"; {record.to_color} is left running "
-             "for diagnosis")
+    collected = flow.diagnostics(bad_stack, flow.stacks.outputs(bad_stack), record.run)
+    flow.say(f"{collected}; {record.to_color} is left running for diagnosis")
     return EXIT_FAILED
 
 
 def _never_promoted(flow: Flow, s: release_plan.Situation, record: Record, why: str) -> int:
     record.finish("never promoted", f"pre-promotion: {why}")
     flow.say(f"release never promoted, traffic stays on {s.live}: {why}")
-    flow.say(flow.diagnostics(s.idle_stack, flow.stacks.outputs(s.idle_stack)))
+    flow.say(flow.diagnostics(s.idle_stack, flow.stacks.outputs(s.idle_stack), record.run))
     with record.step("record"):
         flow.update(release_plan.restore_owner_update(s, record.run), record)
     return EXIT_FAILED

@@ -17,7 +17,7 @@ import pytest
 
 from agent import remote
 from agent.release import release_manifest
-from agent.remote import agent_command, apply_command, bundle_tar, upload_command, validate_argv
+from agent.remote import agent_command, apply_command, bundle_tar, diagnose_command, upload_command, validate_argv
 from agent.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,6 +60,12 @@ def test_upload_command():
     assert "if ! base64 -d | gzip -dc > /opt/devtools/green/incoming/.r1.upload/bundle.tar; then" in upload_command(
         "/opt/devtools", "green", "r1", sha, decode="base64 -d | gzip -dc")
     assert "flock -w 5 9" in upload_command("/opt/devtools", "green", "r1", sha, lock_timeout=5)
+
+
+def test_diagnose_command_writes_a_private_bundle_named_after_the_run():
+    assert diagnose_command("/opt/devtools", "green", "rel-20261202T140000Z") == (
+        "cd /opt/devtools/code && umask 077 && /opt/devtools/venv/bin/python -m agent.diagnose all --project green "
+        "--root /opt/devtools --out /opt/devtools/green/diagnostics/rel-20261202T140000Z")
 
 
 def test_apply_command_quotes_arguments():

@@ -8,6 +8,13 @@
 # 2025-11-25, and no header at all) and revision 2026-07-28, where every request is self-contained: the
 # version and client capabilities ride in params._meta, no initialize, no session.
 
+# Deliberately broken tools/call (BROKEN, README.md): `errors` fails every ERRORS_EVERY-th call since the container
+# started (a byte appended to TOOL_CALLS per call, its size is the call's number); `latency` answers every call
+# after LATENCY_S seconds.
+ERRORS_EVERY=2
+TOOL_CALLS=/tmp/tool-calls
+LATENCY_S=1
+
 MCP_DEFAULT_VERSION=2025-06-18
 HANDSHAKE_VERSIONS="2024-11-05 2025-03-26 2025-06-18 2025-11-25"
 PER_REQUEST_VERSION=2026-07-28
@@ -81,6 +88,15 @@ io.modelcontextprotocol/protocolVersion, io.modelcontextprotocol/clientCapabilit
 }
 
 call_tool() {
+	case $BROKEN in
+	errors)
+		printf x >>"$TOOL_CALLS"
+		calls=$(($(wc -c <"$TOOL_CALLS")))
+		[ $((calls % ERRORS_EVERY)) -eq 0 ] && rpc_error 500 "Internal Server Error" "$id" -32603 \
+			"Internal error: deliberately broken image (BROKEN=errors fails one tools/call in $ERRORS_EVERY): call $calls"
+		;;
+	latency) sleep "$LATENCY_S" ;;
+	esac
 	name=$(jget params.name)
 	case $name in
 	\"*) ;;

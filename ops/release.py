@@ -214,6 +214,7 @@ def _release(flow: Flow, s: release_plan.Situation, record: Record) -> int:
     record.to_color = s.idle
     with record.step("promote", f"traffic {s.live} -> {s.idle}"):
         flow.update(release_plan.promote_update(s, run, release, utc(time.time())))
+    record.analysis["promoted_at"] = time.time()
     return _bake(flow, s.owner, record, back_to=s.live, bad_stack=s.idle_stack)
 
 

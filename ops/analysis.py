@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import httpx
 
 from ops.analysis_plan import (
+    SINCE,
     AnalysisResult,
     AnalysisSpec,
     Measurement,
@@ -27,6 +28,7 @@ from ops.analysis_plan import (
     query_failed,
     render_query,
     render_result,
+    since,
 )
 
 QUERY_TIMEOUT_S = 10.0
@@ -126,7 +128,8 @@ def run_analysis(spec: AnalysisSpec, *, base_url: str, selector: str, clock: Cal
             for metric, promql in queries:
                 at = clock()
                 try:
-                    taken = judge(metric, query_scalar(http, base_url, promql, timeout_s), at=at)
+                    now = promql.replace(SINCE, since(at - started, spec.interval_s))
+                    taken = judge(metric, query_scalar(http, base_url, now, timeout_s), at=at)
                 except AnalysisError as exc:
                     taken = query_failed(metric, str(exc), at=at)
                 measurements.append(taken)

@@ -29,6 +29,10 @@ from components.config_read import Reader
 Phase = Literal["passed", "failed", "inconclusive"]
 
 SELECTOR = "{selector}"
+SINCE = "{since}"
+"""In a query: the time since the analysis started (the promotion), as a PromQL duration of whole seconds, at
+least one interval. What happened to the color before it took traffic (the release recreating its containers)
+is not in that window."""
 """The placeholder in a metric's query for the label matchers of the color under analysis."""
 GATEWAY = "gateway-mcp"
 MIN_WINDOW_S = 60
@@ -126,7 +130,8 @@ def default_metrics(max_error_ratio: float, max_p95_s: float, max_restarts: int,
     if max_p95_s > 0:
         metrics.append(Metric("p95-latency",
                               f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}])))", max_p95_s, "s"))
-    metrics.append(Metric("restarts", f"sum(changes({_matchers('process_start_time_seconds')}[{window}]))",
+    # since the promotion only: the release itself replaced the color's containers (a new start time each) before
+    metrics.append(Metric("restarts", f"sum(changes({_matchers('process_start_time_seconds')}[{SINCE}]))",
                           float(max_restarts), "restarts"))
     return tuple(metrics)
 
@@ -152,6 +157,11 @@ def render_query(metric: Metric, selector: str) -> str:
     return metric.query.replace("{" + SELECTOR + "}", "").replace("," + SELECTOR, "").replace(SELECTOR, "")
 
 
+def since(elapsed_s: float, interval_s: float) -> str:
+    """SINCE's value `elapsed_s` after the start: whole seconds, never less than one interval."""
+    return f"{max(math.ceil(elapsed_s), math.ceil(interval_s))}s"
+
+
 def _amount(value: float, unit: str) -> str:
     number = "NaN" if math.isnan(value) else f"{value:.4g}"
     return number + ("" if not unit else unit if unit == "s" else f" {unit}")
@@ -175,6 +185,8 @@ def render_plan(spec: AnalysisSpec, selector: str) -> str:
              f"Prometheus does not answer is a failed measurement, no data an inconclusive one"]
     for metric in spec.metrics:
         lines += [f"  {metric.name} <= {_amount(metric.max, metric.unit)}", f"    {render_query(metric, selector)}"]
+    if any(SINCE in metric.query for metric in spec.metrics):
+        lines.append(f"  {SINCE}: the time since the promotion, at least {_secs(spec.interval_s)}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from ops.analysis_plan import (
     render_plan,
     render_query,
     render_result,
+    since,
     spec_from_config,
 )
 
@@ -43,13 +44,13 @@ def test_the_default_queries_render_exactly_for_a_color_and_for_a_hosts_own_prom
     assert render_query(P95, "{" + BLUE + "}") == (
         'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="gateway-mcp",'
         'color="blue"}[1m])))')
-    assert render_query(RESTARTS, BLUE) == 'sum(changes(process_start_time_seconds{color="blue"}[1m]))'
+    assert render_query(RESTARTS, BLUE) == 'sum(changes(process_start_time_seconds{color="blue"}[{since}]))'
     assert render_query(RATIO, "") == (
         '(sum(rate(http_requests_total{service="gateway-mcp",code=~"5.."}[1m])) or vector(0)) / '
         'sum(rate(http_requests_total{service="gateway-mcp"}[1m]))')
-    assert render_query(RESTARTS, "") == "sum(changes(process_start_time_seconds[1m]))"
+    assert render_query(RESTARTS, "") == "sum(changes(process_start_time_seconds[{since}]))"
     assert render_query(RESTARTS, 'color="blue",job="devtools"') == (
-        'sum(changes(process_start_time_seconds{color="blue",job="devtools"}[1m]))')
+        'sum(changes(process_start_time_seconds{color="blue",job="devtools"}[{since}]))')
 
 
 def test_a_selector_that_is_not_label_matchers_is_refused() -> None:
@@ -68,7 +69,8 @@ def test_the_p95_metric_is_left_out_at_zero_and_the_window_follows_the_interval(
     assert [m.name for m in default_metrics(0.01, 0.2, 3)] == ["error-ratio", "p95-latency", "restarts"]
     assert default_metrics(0.01, 0.2, 3)[2].max == 3.0
     assert [rate_window(s) for s in (1, 30, 60, 61, 90.5, 120, 600)] == ["1m", "1m", "1m", "61s", "91s", "2m", "10m"]
-    assert default_metrics(0.01, 0, 0, "2m")[1].query == "sum(changes(process_start_time_seconds{{selector}}[2m]))"
+    assert default_metrics(0.01, 0, 0, "2m")[1].query == \
+        "sum(changes(process_start_time_seconds{{selector}}[{since}]))"
 
 
 def test_the_dry_run_of_the_defaults_is_exact() -> None:
@@ -83,7 +85,8 @@ def test_the_dry_run_of_the_defaults_is_exact() -> None:
         '    (sum(rate(http_requests_total{service="gateway-mcp",code=~"5..",color="blue"}[1m])) or vector(0)) / '
         'sum(rate(http_requests_total{service="gateway-mcp",color="blue"}[1m]))',
         "  restarts <= 0 restarts",
-        '    sum(changes(process_start_time_seconds{color="blue"}[1m]))',
+        '    sum(changes(process_start_time_seconds{color="blue"}[{since}]))',
+        "  {since}: the time since the promotion, at least 30s",
     ])
     custom = spec_from_config({"analysisInterval": "90", "analysisCount": "4", "analysisFailureLimit": "0",
                                "analysisMaxP95Seconds": "0.75", "analysisMaxRestarts": "2", "other": "x"})
@@ -96,7 +99,8 @@ def test_the_dry_run_of_the_defaults_is_exact() -> None:
         '    histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="gateway-mcp"}'
         "[90s])))",
         "  restarts <= 2 restarts",
-        "    sum(changes(process_start_time_seconds[90s]))",
+        "    sum(changes(process_start_time_seconds[{since}]))",
+        "  {since}: the time since the promotion, at least 90s",
     ]
 
 
@@ -241,3 +245,10 @@ def test_each_measurement_prints_one_exact_line() -> None:
         "  [5/10] restarts query failed: query sum(x): no answer from Prometheus: ConnectError: refused FAILED (2 "
         "failures, 1 allowed: the analysis fails) · 50s of 100s left in the bake window",
     ]
+
+
+def test_restarts_count_only_what_happened_since_the_promotion():
+    """The release recreates the color's containers (a new start time each) before traffic reaches it: a window
+    reaching back before the promotion counted those as restarts and failed every good release."""
+    assert since(0.4, 5) == "5s" and since(12.2, 5) == "13s" and since(300, 30) == "300s"
+

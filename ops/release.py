@@ -231,11 +231,11 @@ def _bake(flow: Flow, owner: str, record: Record, *, back_to: str, bad_stack: st
     why = f"post-promotion analysis failed: {post.get('reason')}"
     record.finish("flipped back", why)
     with record.step("flip-back", f"traffic {record.to_color} -> {back_to}"):
-        moved = flow.instant_flip(back_to)
+        # instant where the load balancer allows it; else the update moves it (its step's seconds say how long)
+        moved = flow.instant_flip(back_to) or time.time()
+        record.analysis["flipped_back_at"] = moved
         flow.update(release_plan.flip_back_update(owner, record.run, back_to, why), record)
-        moved = moved or time.time()
     detected = post.get("first_failure_at")
-    record.analysis["flipped_back_at"] = moved
     flow.say(f"flipped back to {back_to}: {why}"
              + (f"; {moved - float(detected):.1f}s from the first failing measurement to traffic on {back_to}, "
                 f"bake window {flow.spec.interval_s * flow.spec.count:g}s" if detected else ""))

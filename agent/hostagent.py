@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     rcp.add_argument("--lock-timeout", type=float, default=300, help="seconds to wait for another rollout")
     rcp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
     sub.add_parser("secrets", help="read KEY=VALUE lines from stdin into the project's 0600 secrets file")
+    sub.add_parser("record", help="append a release run's record (JSON on stdin, from `ops.cli release`) to the "
+                   "audit as release.run")
     sub.add_parser("registry-auth", help="read registry credentials (docker config JSON) from stdin into the "
                    "docker config the pulls use (0600)")
     stp = sub.add_parser("stop", help="stop the running release (compose down; volumes, images and releases kept)")
@@ -198,6 +200,22 @@ def cmd_secrets(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_record(store: Store, args: argparse.Namespace) -> int:
+    """A release run's record (its steps, every measurement, the outcome) joins the host's audit, masked."""
+    try:
+        record = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        print(f"record refused: not JSON ({exc})", file=sys.stderr)
+        return 2
+    if not isinstance(record, dict) or not isinstance(record.get("run"), str):
+        print("record refused: not a release run record (an object with `run`)", file=sys.stderr)
+        return 2
+    store.ensure()
+    store.audit("release.run", run=record["run"], outcome=record.get("outcome"), record=record)
+    print(f"run {record['run']} ({record.get('outcome')}) recorded in {store.base / 'audit.jsonl'}")
+    return EXIT_OK
+
+
 def cmd_registry_auth(store: Store, args: argparse.Namespace) -> int:
     """Pull credentials arrive on stdin (never argv) and land in the docker config, 0600; only servers are named."""
     try:
@@ -270,7 +288,8 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 
 COMMANDS = {"apply": cmd_apply, "rollback": cmd_rollback, "status": cmd_status, "history": cmd_history,
             "wait": cmd_wait, "recover": cmd_recover, "gate": cmd_gate, "confirm": cmd_confirm,
-            "secrets": cmd_secrets, "registry-auth": cmd_registry_auth, "stop": cmd_stop, "_run": cmd_run,
+            "secrets": cmd_secrets, "record": cmd_record, "registry-auth": cmd_registry_auth, "stop": cmd_stop,
+            "_run": cmd_run,
             "_upload-refused": cmd_upload_refused, **backup_cli.COMMANDS}
 
 

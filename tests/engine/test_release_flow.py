@@ -63,6 +63,13 @@ class Stacks:
         proc = self.ws.pulumi("config", "get", f"devtools:{key}", stack="local")
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
+    def history(self, stack: str = "local") -> list[dict[str, Any]]:
+        """The stack's updates, newest first, as the engine recorded them (`pulumi stack history`)."""
+        proc = self.ws.pulumi("stack", "history", "--json", stack=stack)
+        assert proc.returncode == 0, proc.stderr
+        updates: list[dict[str, Any]] = json.loads(proc.stdout)
+        return updates
+
     def served_by(self) -> str:
         return str(httpx.get(f"{self.env.lb_url}/health", timeout=10).headers.get("x-served-by", ""))
 
@@ -132,6 +139,13 @@ def test_a_good_release_goes_through_the_idle_color_without_a_failed_request(sta
     assert [m["phase"] for m in run["analysis"]["post"]["measurements"]].count("failed") == 0
     history = stacks.cli("history")
     assert history.returncode == 0 and rid in history.stdout and "stable" in history.stdout, history.stdout
+    # What each update of the traffic owner changed, as the engine recorded it: the build touched the images only
+    # (green's hosts, rollout and traffic the same), the promotion the traffic resource only, the end nothing.
+    updates = {u["message"].split(": ", 1)[1].split(" ", 1)[0]: u["resourceChanges"] for u in stacks.history()
+               if u["message"].startswith(run["run"])}
+    assert {k: v for k, v in updates["build"].items() if k != "read"} == {"update": 9, "same": 21}, updates
+    assert {k: v for k, v in updates["promote"].items() if k != "read"} == {"update": 1, "same": 29}, updates
+    assert set(updates[rid].keys()) <= {"same", "read"}, updates  # "<run>: <release> is stable"
 
 
 def test_a_release_bad_under_traffic_is_flipped_back(stacks: Stacks) -> None:

@@ -124,6 +124,9 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
         other = plan.other_release(args.stack, host.name, status.get("current"), release.get("id"))
         if other:
             problems.append(other)
+    runs = outputs.get("releaseRuns")
+    if isinstance(runs, list) and runs and isinstance(runs[-1], dict):
+        lines.append(plan.last_run_line(runs[-1], args.stack))
     pending = plan.pending_promotion(args.stack, outputs.get("promotion"))
     if pending:
         problems.append(pending)

@@ -87,6 +87,14 @@ def reassert_plan(color: str, argv: Sequence[str]) -> list[Step]:
     return [Step(f"move the load balancer back to {color}, as the stack records", tuple(argv))]
 
 
+def last_run_line(run: Mapping[str, Any], stack: str) -> str:
+    """The newest `ops.cli release` run, in one line (`ops.cli history` has them all)."""
+    traffic = f", traffic {run.get('from')} -> {run.get('to')}" if run.get("to") else ""
+    return (f"last release run {run.get('run')}: {run.get('release')} {run.get('outcome')}{traffic}"
+            + (f" ({run.get('reason')})" if run.get("reason") else "")
+            + f"; `python -m ops.cli history --stack {stack}` for every run")
+
+
 def pending_promotion(stack: str, promotion: Any) -> str | None:
     """A release run killed between its promotion and the end of its bake window (the traffic owner's `promotion`
     output), said with what finishes it; None when there is none."""

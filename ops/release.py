@@ -108,6 +108,8 @@ def _never_promoted(flow: Flow, s: release_plan.Situation, record: Record, why: 
     record.finish("never promoted", f"pre-promotion: {why}")
     flow.say(f"release never promoted, traffic stays on {s.live}: {why}")
     flow.say(flow.diagnostics(s.idle_stack, flow.stacks.outputs(s.idle_stack), record.run))
+    if s.idle_stack == s.standby and s.standby_release:  # its hosts put back what it ran: so does its stack file
+        flow.stacks.set_config(s.standby, {"release": s.standby_release})
     with record.step("record"):
         flow.update(release_plan.restore_owner_update(s, record.run), record)
     return EXIT_FAILED

@@ -115,3 +115,11 @@ def test_the_record_times_steps_and_the_history_is_a_table():
         "analysis failed"]
     with pytest.raises(ValueError, match="unknown outcome"):
         record.finish("done")
+
+
+def test_status_names_the_last_run():
+    run = {"run": RUN, "release": "r2", "outcome": "flipped back", "from": "green", "to": "blue",
+           "reason": "post-promotion analysis failed"}
+    assert plan.last_run_line(run, "prod") == (
+        "last release run rel-20261202T140000Z: r2 flipped back, traffic green -> blue (post-promotion analysis "
+        "failed); `python -m ops.cli history --stack prod` for every run")

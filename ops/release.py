@@ -66,7 +66,7 @@ def _release(flow: Flow, s: release_plan.Situation, record: Record) -> int:
         return _never_promoted(flow, s, record, str(exc))
     if release_plan.first_in_place(s):
         record.to_color = s.owner_color
-        if flow.analyse(record, s.owner_color, "post"):
+        if flow.analyse(record, s.owner_color, "post-deploy"):
             record.finish("stable", f"{release} runs on {s.owner_color}, analysed under traffic")
             flow.update(release_plan.record_update(s.owner, run), record)
             return EXIT_OK

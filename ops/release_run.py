@@ -112,8 +112,9 @@ class Flow:
                 prometheus_tunnel(targets[0], port) as tunnel:
             yield tunnel, ""
 
-    def analyse(self, record: Record, color: str, name: str = "post") -> bool:
-        self.say(f"==> {name}-promotion analysis of {color}: {len(self.spec.metrics)} metric(s) every "
+    def analyse(self, record: Record, color: str, title: str = "post-promotion", name: str = "post") -> bool:
+        """The analysis of `color` (recorded under `name`); False when it failed."""
+        self.say(f"==> {title} analysis of {color}: {len(self.spec.metrics)} metric(s) every "
                  f"{self.spec.interval_s:g}s, {self.spec.count} times (bake window "
                  f"{self.spec.interval_s * self.spec.count:g}s)")
         with self.prometheus(color) as (url, selector), \

@@ -211,3 +211,24 @@ def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks)
     assert stacks.served_by() == live == stacks.config("liveColor")
     assert stacks.outputs()["promotion"] == {}
     assert stacks.cli("status").returncode == 0
+
+
+def test_in_place_mode_applies_where_it_runs_and_pins_the_previous_release_on_failure(stacks: Stacks) -> None:
+    """Single-color mode (releaseStrategy inPlace) keeps today's behaviour, analysed: the release goes into the
+    live color, its post-deploy analysis fails, and the previous release is pinned and applied again."""
+    if stacks.outputs()["liveColor"] != "green":
+        flip = stacks.cli("flip", "green", "--yes")
+        assert flip.returncode == 0, flip.stdout[-3000:] + flip.stderr
+    assert stacks.ws.pulumi("config", "set", "devtools:releaseStrategy", "inPlace", stack="local").returncode == 0
+    before = stacks.outputs()["release"]["id"]
+    _, rid = stacks.app("inplace", ("gateway-mcp", "DEVTOOLS_BROKEN=errors"))
+    try:
+        proc, load = stacks.release_under_load()
+    finally:
+        assert stacks.ws.pulumi("config", "rm", "devtools:releaseStrategy", stack="local").returncode == 0
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr
+    assert f"rolled back to {before}: post-deploy analysis failed" in proc.stdout
+    assert stacks.outputs()["release"]["id"] == before and stacks.served_by() == "green"
+    run = _last_run(stacks)
+    assert (run["release"], run["outcome"], run["strategy"]) == (rid, "rolled back", "inPlace")
+    assert load.failed > 0  # in place, users meet the release until the analysis sees it: what blue/green avoids

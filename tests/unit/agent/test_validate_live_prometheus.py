@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from agent.validate.catalog import load_catalog
 from agent.validate.report import CheckResult
 from agent.validate.runner import Options, validate
+from tests.prometheus_process import free_port, job, started
 from tests.unit.agent.validate_peers import PeerServer, Route, resolved, service
 
 pytestmark = pytest.mark.live  # real peers or processes (tests/unit/conftest.py)
 
-PROMETHEUS = Path("/usr/bin/prometheus")
 IDLE = '# TYPE http_requests_total counter\nhttp_requests_total{status="200"} 5\n'
 METRICS = {"devtools.metrics": "/metrics"}
 
@@ -41,12 +34,6 @@ def busy_counters() -> Iterator[str]:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Stand:
     url: str
@@ -55,35 +42,8 @@ class Stand:
     blue_port: int
 
 
-@dataclass
-class Running:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def wait_for(self, query: str, ready: Callable[[list[Any]], bool], limit_s: float) -> None:
-        """Poll an instant query until `ready(result)` holds; fail after `limit_s` s or if prometheus exits."""
-        until = time.monotonic() + limit_s
-        last: object = None
-        while time.monotonic() < until:
-            if self.proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                response = httpx.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=2)
-                result: list[Any] = response.json()["data"]["result"]
-                if ready(result):
-                    return
-                last = result
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
-                last = exc
-            time.sleep(0.2)
-        pytest.fail(f"prometheus: {query} not ready within {limit_s}s; last: {last}")
-
-
 @pytest.fixture(scope="module")
 def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
-    if not PROMETHEUS.exists():
-        pytest.fail(f"{PROMETHEUS} is missing: apt-get install prometheus")
     counters = busy_counters()
     home = tmp_path_factory.mktemp("prometheus")
     with (
@@ -91,41 +51,13 @@ def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
         PeerServer({"/health": Route(), "/metrics": Route(body=IDLE)}) as g2,
         PeerServer({"/health": Route(), "/metrics": Route(body=lambda: next(counters))}) as red,
     ):
-        blue_port, port = free_port(), free_port()
+        blue_port = free_port()
         jobs = {"green": [g1.port, g2.port], "red": [red.port], "blue": [blue_port]}
-        config = {  # JSON is YAML: the config is written with json.dumps
-            "global": {"scrape_interval": "1s", "scrape_timeout": "500ms"},
-            "scrape_configs": [
-                {
-                    "job_name": job,
-                    "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports], "labels": {"color": job}}],
-                }
-                for job, ports in jobs.items()
-            ],
-        }
-        (home / "prometheus.yml").write_text(json.dumps(config, indent=2))
-        argv = [
-            str(PROMETHEUS),
-            f"--config.file={home / 'prometheus.yml'}",
-            f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ]
-        log = home / "prometheus.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        running = Running(f"http://127.0.0.1:{port}", proc, log)
-        try:
+        with started(home, [job(name, [(ports, {"color": name})]) for name, ports in jobs.items()]) as running:
             running.wait_for('up{color="green"} == 1', lambda r: len(r) == 2, 30)
             running.wait_for('up{color="blue"}', lambda r: len(r) == 1, 10)
             running.wait_for('rate(http_requests_total{color="red",status="500"}[1m]) > 0', lambda r: len(r) == 1, 10)
             yield Stand(url=running.url, green=[g1, g2], red=red, blue_port=blue_port)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 def prom_checks(

@@ -10,22 +10,17 @@ exists only from the first 5xx on.
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
+from tests.prometheus_process import Prometheus, free_port, job, started
 
-PROMETHEUS = Path("/usr/bin/prometheus")
+__all__ = ["Exporter", "Prometheus", "free_port", "has_rates", "prometheus"]
+
 SERVICE = 'service="gateway-mcp"'
 
 
@@ -88,68 +83,11 @@ class Exporter:
         self.thread.join(timeout=5)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Prometheus:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def result(self, query: str) -> list[Any]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=2)
-        return list(response.json()["data"]["result"])
-
-    def wait_for(self, query: str, ready: Callable[[list[Any]], bool], limit_s: float) -> None:
-        """Poll an instant query until `ready(result)` holds; fail after `limit_s` s or if Prometheus exits."""
-        until, last = time.monotonic() + limit_s, None
-        while time.monotonic() < until:
-            if self.proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                result = self.result(query)
-                if ready(result):
-                    return
-                last = result
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
-                last = exc  # type: ignore[assignment]
-            time.sleep(0.2)
-        pytest.fail(f"prometheus: {query} not ready within {limit_s}s; last: {last}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-
 @contextmanager
 def prometheus(home: Path, targets: Mapping[str, int]) -> Iterator[Prometheus]:
     """Prometheus scraping 127.0.0.1:<port> of each case every second, its series labelled case="<case>"."""
-    if not PROMETHEUS.exists():
-        pytest.fail(f"{PROMETHEUS} is missing: apt-get install prometheus")
-    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "500ms"},
-              "scrape_configs": [{"job_name": case, "static_configs": [
-                  {"targets": [f"127.0.0.1:{port}"], "labels": {"case": case}}]} for case, port in targets.items()]}
-    (home / "prometheus.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
-    port = free_port()
-    argv = [str(PROMETHEUS), f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}"]
-    log = home / "prometheus.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    running = Prometheus(f"http://127.0.0.1:{port}", proc, log)
-    try:
+    with started(home, [job(case, [([port], {"case": case})]) for case, port in targets.items()]) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def has_rates(running: Prometheus, case: str, limit_s: float = 20) -> None:

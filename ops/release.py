@@ -27,12 +27,17 @@ from ops.stacks import StackError, Stacks
 
 def release(flow: Flow, *, dry_run: bool, yes: bool) -> int:
     s = flow.situation()
-    run = run_id(time.time())
-    if s.promotion:
+    if s.promotion and dry_run:
+        p = s.promotion
+        flow.say(f"first: run {p['run']} moved traffic to {p['color']} ({p['release']}) at {p['started']} and did "
+                 f"not finish its bake window; a release analyses {p['color']} again for a whole window, then marks "
+                 f"it stable or flips back to {p['from']}, before the plan below")
+    elif s.promotion:
         code = resume(flow, s)
-        if code != EXIT_OK or dry_run:
+        if code != EXIT_OK:
             return code
         s = flow.situation()
+    run = run_id(time.time())  # after a resumed run: each run its own id (the record is kept by id)
     flow.say(release_plan.render(s, run, analysis_plan.render_plan(flow.spec, f'color="{s.idle}"')))
     if dry_run:
         return EXIT_OK

@@ -1,6 +1,6 @@
 """Side-by-side measurements of the release tooling against the naive way, in one run, on the local stand-in.
 
-    python -m bench            # everything, about 20 minutes on 2 cores ((e) 15 of them); `make bench` starts the
+    python -m bench            # everything, about 15 minutes on 2 cores ((e) 11 of them); `make bench` starts the
                                # stand-in first
     python -m bench --only d   # one measurement: a, b (a and b come from the same releases), c, d or e
 

@@ -132,19 +132,21 @@ def setup(env: localenv.LocalEnv, tmp: Path, rate: float) -> Stacks:
     return s
 
 
-def _measured(s: Stacks, release: str, run: Callable[[], tuple[int, float, str]]) -> dict[str, Any]:
-    """Run `run()` (returns its exit code) under the load; the row's common part."""
+def _measured(s: Stacks, release: str, run: Callable[[], tuple[int, float, str]]
+              ) -> tuple[dict[str, Any], str]:
+    """Run `run()` (its exit code, seconds watched after it, its output) under the load; the row's common part and
+    the whole output."""
     mark = s.audit_mark()
     with Load(f"{s.env.lb_url}/mcp", s.rate, MAX_LOAD_S, body=TOOL_CALL) as load:
         time.sleep(LEAD_S)
         t0 = time.time()
-        code, watched, tail = run()
+        code, watched, output = run()
         t1 = time.time()
         time.sleep(TAIL_S)
     result = load.result().to_json()
     return {"release": release, "exit": code, "started_at": t0, "seconds": round(t1 - t0 - watched, 2),
             "watched_s": watched, "load": result, "load_covered": result["seconds"] < MAX_LOAD_S - 1,
-            "validation": s.host_check(mark, release), "output_tail": tail}
+            "validation": s.host_check(mark, release), "output_tail": c.tail(output, 25)}, output
 
 
 def ours(s: Stacks, scenario: str) -> dict[str, Any]:
@@ -155,19 +157,20 @@ def ours(s: Stacks, scenario: str) -> dict[str, Any]:
 
     def run() -> tuple[int, float, str]:
         proc = c.run(argv, 1500, "ops.cli release", env=s.ws.env, check=False)
-        return proc.returncode, 0.0, c.tail(proc.stdout + proc.stderr, 25)
+        return proc.returncode, 0.0, proc.stdout + proc.stderr
 
-    row = _measured(s, rid, run)
+    row, output = _measured(s, rid, run)
     runs = s.outputs().get("releaseRuns") or []
     record: dict[str, Any] = next((r for r in reversed(runs) if r.get("run") not in known), {})
     analysis = record.get("analysis") or {}
     post = analysis.get("post") or {}
     outcome = record.get("outcome") or f"exit {row['exit']}, no run record"
+    reverted, read_from = view.flipped_back(analysis, output)
     return {**row, "way": "ours", "bad": scenario != "good", "outcome": outcome, "run": record.get("run"),
             "never_on_traffic": outcome == "never promoted", "origin_at": analysis.get("promoted_at"),
             "origin": "promoted_at",
             "detected_at": post.get("first_failure_at") if post.get("phase") == "failed" else None,
-            "reverted_at": analysis.get("flipped_back_at"), "reason": record.get("reason")}
+            "reverted_at": reverted, "reverted_from": read_from, "record": record}
 
 
 def in_place(s: Stacks, scenario: str) -> dict[str, Any]:
@@ -180,9 +183,9 @@ def in_place(s: Stacks, scenario: str) -> dict[str, Any]:
         if proc.returncode == 0 and bad:  # nothing will notice: users meet it for as long as ours would bake
             time.sleep(s.window_s)
             watched = s.window_s
-        return proc.returncode, watched, c.tail(proc.stdout + proc.stderr, 25)
+        return proc.returncode, watched, proc.stdout + proc.stderr
 
-    row = _measured(s, rid, run)
+    row, _ = _measured(s, rid, run)
     check = row["validation"]
     failed = check.get("result") == "failed"
     outcome = ("applied" if row["exit"] == 0 else "restored by the host" if failed

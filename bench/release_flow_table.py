@@ -19,6 +19,7 @@ SCENARIOS = {
 }
 WAYS = {"naive": "in place (pulumi up)", "ours": "ours (ops.cli release)"}
 _LINE = re.compile(r"^\[(\d\d):(\d\d):(\d\d)\] (.*)$")
+_FLIPPED = re.compile(r"; (\d+(?:\.\d+)?)s from the first failing measurement to traffic on ")
 DAY = 86400
 
 
@@ -69,6 +70,19 @@ def host_check(events: Sequence[Mapping[str, Any]], logs: Mapping[str, str], rel
         action = str(failed["event"]).split(".", 1)[0]
         out["failed_at"] = at(line_clock(logs.get(str(failed.get("job")), ""), f"{action} of {release} failed at"))
     return out
+
+
+def flipped_back(analysis: Mapping[str, Any], output: str) -> tuple[float | None, str]:
+    """When ours moved traffic back, and where that was read: the run record's `analysis.flipped_back_at`, else
+    the flow's own line `flipped back to <color>: …; N.Ns from the first failing measurement to traffic on
+    <color>` added to the record's `analysis.post.first_failure_at`."""
+    if analysis.get("flipped_back_at") is not None:
+        return float(analysis["flipped_back_at"]), "record"
+    detected = (analysis.get("post") or {}).get("first_failure_at")
+    m = _FLIPPED.search(output)
+    if detected is None or m is None:
+        return None, "-"
+    return float(detected) + float(m.group(1)), "printed"
 
 
 # cells ----------------------------------------------------------------------------------------------------
@@ -141,7 +155,8 @@ def notes(result: Mapping[str, Any]) -> list[str]:
     window = result.get("window_s")
     return [
         "  detect and revert count from traffic reaching the bad release: ours from promoted_at (the promote "
-        "update's end) to the first failing measurement and to flipped_back_at; in place from the start of the "
+        "update's end) to the first failing measurement and to flipped_back_at (or, where the run record has none, "
+        "the seconds the flow printed from that measurement to the flip back); in place from the start of the "
         "host's container switch (its job log, 1 s resolution) to the failed validation and to the last failed "
         "request (then every request succeeded)",
         f"  bake window {window:g} s; an in-place release that stays up is watched as long after its update"

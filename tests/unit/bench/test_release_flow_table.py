@@ -89,6 +89,20 @@ def test_no_record_on_the_host_reads_as_unknown():
     assert view.validation_cell({"result": "failed", "stage": "up"}) == "failed at up"
 
 
+FLIPPED = ("flipped back to blue: post-promotion analysis failed: error-ratio failed 2 of 2 measurements, more "
+           "than the 1 allowed; the last: 0.3921 > max 0.01; 7.0s from the first failing measurement to traffic on "
+           "blue, bake window 30s\n")
+
+
+def test_the_flip_back_comes_from_the_record_else_from_the_flows_printed_seconds():
+    """A record without flipped_back_at must not read as "not reverted" when the flow said it flipped back."""
+    post = {"phase": "failed", "first_failure_at": 1000.5}
+    assert view.flipped_back({"post": post, "flipped_back_at": 1009.25}, FLIPPED) == (1009.25, "record")
+    assert view.flipped_back({"post": post}, "noise\n" + FLIPPED) == (1007.5, "printed")
+    assert view.flipped_back({"post": {"phase": "passed"}}, FLIPPED) == (None, "-")
+    assert view.flipped_back({"post": post}, "done: r is stable on blue\n") == (None, "-")
+
+
 def _row(way: str, outcome: str, load: dict[str, Any], **kw: Any) -> dict[str, Any]:
     return {"way": way, "outcome": outcome, "load": load, "bad": True, "never_on_traffic": False, "seconds": 61.234,
             "watched_s": 0.0, "origin_at": T0, "detected_at": None, "reverted_at": None, "validation": {}, **kw}

@@ -1,7 +1,8 @@
 """Side-by-side measurements of the release tooling against the naive way, in one run, on the local stand-in.
 
-    python -m bench            # everything, about 4 minutes on 2 cores; `make bench` starts the stand-in first
-    python -m bench --only d   # one measurement: a, b (a and b come from the same releases), c or d
+    python -m bench            # everything, about 15 minutes on 2 cores ((e) 11 of them); `make bench` starts the
+                               # stand-in first
+    python -m bench --only d   # one measurement: a, b (a and b come from the same releases), c, d or e
 
   (a) gateway /health under load during a one-service release: failed requests, longest gap, duration
       naive: docker compose down --remove-orphans → pull → up -d     ours: ops.ship → hostagent apply
@@ -9,9 +10,14 @@
   (c) failed requests through the load balancer while it flips green → blue → green
   (d) wall time of python -m agent.validate vs a serial curl script, against servers with 200 ms latency
       (per answer, and as a network round trip where a new connection costs one more)
+  (e) three releases (good; bad under traffic only; failing validation) under MCP tool calls through haproxy:
+      failed requests, time to detect, time to revert, duration
+      naive: pulumi up --stack local into the live color in place   ours: python -m ops.cli release --stack local
+      (needs the Pulumi toolchain and the BuildKit builder: make pulumi-toolchain builder)
 
 Each table is printed when its measurement ends, then a summary; everything goes to reports/bench.json.
-Loads are open-loop (a fixed schedule of --rate requests per second) and stop by themselves after --seconds.
+Loads are open-loop (a fixed schedule of --rate requests per second) and stop by themselves after --seconds;
+(e) caps the rate at 20 tool calls per second and bounds each of its loads at 15 minutes.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import common as c
-from bench import flip, releases, summary, validator
+from bench import flip, release_flow, release_flow_table, releases, summary, validator
 
-MEASURES = ("a", "b", "c", "d")
+MEASURES = ("a", "b", "c", "d", "e")
 
 
 def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
@@ -47,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=MEASURES, help="run one measurement (a and b share their releases)")
     p.add_argument("--rate", type=bounded(float, 1, 1000), default=200.0,
-                   help="requests per second of every load (default 200, at most 1000)")
+                   help="requests per second of every load (default 200, at most 1000; (e) at most 20)")
     p.add_argument("--seconds", type=bounded(float, 5, 300), default=120.0,
                    help="longest any one load may run, in seconds; it stops sooner when its release is done "
                         "(default 120, at most 300)")
@@ -127,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         attempt("c", lambda: flip.run(base, run_id, args.rate, args.seconds, args.quiet_wait), flip.tables)
     if "d" in wanted:
         attempt("d", lambda: validator.run(args.delay_ms / 1000, args.repeat, args.quiet_wait), validator.tables)
+    if "e" in wanted:
+        try:
+            require_stand_in()
+        except c.BenchError as exc:
+            errors["e"] = str(exc)
+        else:
+            attempt("e", lambda: release_flow.run(args.rate, args.quiet_wait), release_flow_table.tables)
     rows = summary.rows(results)
     c.show("summary", ["measure", "naive", "ours", "ratio / goal"], rows)
     for key, message in errors.items():

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.containers import PROJECT_LABEL, SERVICE_LABEL
+from agent.remote import agent_command
 from components.catalog import load_service_catalog
+from ops.ship import SshTarget
+from standin import localenv
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -161,6 +164,35 @@ def wait_healthy(project: str, timeout: float, expected: int = len(SERVICES)) ->
     raise BenchError(f"{project}: not all {expected} services healthy after {timeout:.0f}s ({states})")
 
 
+# the stand-in's host ---------------------------------------------------------------------------------------
+def host_agent(env: localenv.LocalEnv, project: str, *args: str) -> str:
+    """`hostagent <args>` of a stand-in project over SSH (must succeed); its stdout."""
+    target = SshTarget(env.ssh_host, env.ssh_port, env.ssh_user, env.ssh_key, env.known_hosts)
+    return run(target.argv(agent_command(str(env.host_root), project, list(args))), 600,
+               f"hostagent {args[0]} ({project})").stdout
+
+
+def current_release(env: localenv.LocalEnv, project: str) -> str | None:
+    current = json.loads(host_agent(env, project, "status", "--compact")).get("current")
+    return str(current) if current else None
+
+
+def put_back(env: localenv.LocalEnv, before: Mapping[str, str | None], what: str) -> list[str]:
+    """Each project back on the release it ran before (`hostagent rollback --to`): the local stacks record what
+    their hosts run, and a measurement must not leave them running one of its own. Returns what could not be put
+    back (a release the host no longer keeps), each with its reason."""
+    missed = []
+    for project, release in before.items():
+        if release is None or current_release(env, project) == release:
+            continue
+        say(f"{what} {project} back on {release} (hostagent rollback)")
+        try:
+            host_agent(env, project, "rollback", "--to", release)
+        except BenchError as exc:
+            missed.append(f"{project} not put back on {release}: {tail(str(exc), 3)}")
+    return missed
+
+
 # the machine ----------------------------------------------------------------------------------------------
 def cpu_busy(sample_s: float = 2.0) -> float:
     """Percent of all CPUs busy (every process on the machine) over `sample_s` seconds."""
@@ -215,6 +247,16 @@ def failures(load: Mapping[str, Any]) -> str:
 
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
+
+
+def failed_ratio(naive: int, ours: int) -> str:
+    """Failed requests, naive/ours: "ours N.Nx fewer" or "ours N.Nx more"; "0 vs 0" when neither failed, "∞ (ours
+    0)" when only the naive way did, "ours N more (naive 0)" when only ours did."""
+    if ours == 0:
+        return "0 vs 0" if naive == 0 else "∞ (ours 0)"
+    if naive == 0:
+        return f"ours {ours} more (naive 0)"
+    return f"ours {naive / ours:.1f}x fewer" if ours <= naive else f"ours {ours / naive:.1f}x more"
 
 
 def compare(naive: float | None, ours: float | None) -> str:

@@ -11,14 +11,11 @@ records of what their hosts run stay true.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from agent.remote import agent_command
 from bench import common as c
 from bench.load import Load
-from ops.ship import SshTarget
 from standin import lbctl, localenv
 
 COLORS = lbctl.COLORS
@@ -34,18 +31,6 @@ def _live(env: localenv.LocalEnv) -> list[str]:
     return lbctl.serving(env.lb_socket)
 
 
-def _agent(env: localenv.LocalEnv, project: str, *args: str) -> str:
-    """`hostagent <args>` of a stand-in project over SSH (must succeed); its stdout."""
-    target = SshTarget(env.ssh_host, env.ssh_port, env.ssh_user, env.ssh_key, env.known_hosts)
-    return c.run(target.argv(agent_command(str(env.host_root), project, list(args))), 600,
-                 f"hostagent {args[0]} ({project})").stdout
-
-
-def _current(env: localenv.LocalEnv, project: str) -> str | None:
-    current = json.loads(_agent(env, project, "status", "--compact")).get("current")
-    return str(current) if current else None
-
-
 def _flip(color: str) -> float:
     return c.timed(["bash", str(c.ROOT / "scripts" / "local-env.sh"), "flip", color], 120, f"flip to {color}")
 
@@ -54,14 +39,13 @@ def run(base: dict[str, Any], run_id: str, rate: float, max_seconds: float, quie
     """(c), then each color back on the release it ran before: the local stacks record what their hosts run, and
     the bench must not leave them running a release of its own."""
     env = localenv.load()
-    before = {color: _current(env, color) for color in COLORS}
+    before = {color: c.current_release(env, color) for color in COLORS}
     try:
         return _measure(env, base, run_id, rate=rate, max_seconds=max_seconds, quiet_s=quiet_s)
     finally:
-        for color, release in before.items():
-            if release is not None and _current(env, color) != release:
-                c.say(f"(c) {color} back on {release} (hostagent rollback)")
-                _agent(env, color, "rollback", "--to", release)
+        missed = c.put_back(env, before, "(c)")
+        if missed:
+            raise c.BenchError("(c) " + "; ".join(missed))
 
 
 def _measure(env: localenv.LocalEnv, base: dict[str, Any], run_id: str, *, rate: float, max_seconds: float,

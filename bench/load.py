@@ -62,6 +62,7 @@ class LoadResult:
     served_by: dict[str, int] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)  # named moments, seconds after the start
     timeline: list[tuple[int, int, int]] = field(default_factory=list)  # (second, due, failed)
+    started_at: float = 0.0  # unix time of the start (the other times here are seconds after it)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +161,7 @@ class Load:
         self._started = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="load", daemon=True)
         self._t0 = 0.0
+        self._wall0 = 0.0
         self._t_end = 0.0
         self._cpu0 = self._cpu1 = (0, 0)
         self._load0 = self._load1 = 0.0
@@ -199,7 +201,7 @@ class Load:
 
     async def _main(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
-        self._t0 = time.monotonic()
+        self._t0, self._wall0 = time.monotonic(), time.time()
         self._started.set()
         for i in range(self.planned):
             if self._stop.is_set():
@@ -240,5 +242,5 @@ class Load:
             not_sent=sum(s.error == SKIPPED for s in bad),
             down=sum(s.error not in ("TimeoutError", SKIPPED) for s in bad),
             served_by=dict(Counter(s.served_by for s in samples if s.served_by)), marks=dict(self.marks),
-            timeline=timeline(samples, self._t0),
+            timeline=timeline(samples, self._t0), started_at=round(self._wall0, 3),
         )

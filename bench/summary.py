@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import common as c
-from bench import validator
+from bench import release_flow_table, validator
 
 
 def verdict(met: bool) -> str:
@@ -74,7 +74,8 @@ def _validator_rows(d: dict[str, Any]) -> list[list[str]]:
 def rows(results: dict[str, Any]) -> list[list[str]]:
     """Rows for every result present (results kept from an earlier run of another shape are left out)."""
     out: list[list[str]] = []
-    for key, make in (("ab", _release_rows), ("c", _flip_rows), ("d", _validator_rows)):
+    for key, make in (("ab", _release_rows), ("c", _flip_rows), ("d", _validator_rows),
+                      ("e", release_flow_table.summary_rows)):
         if key in results:
             try:
                 out += make(results[key])

@@ -167,8 +167,9 @@ def ours(s: Stacks, scenario: str) -> dict[str, Any]:
     outcome = record.get("outcome") or f"exit {row['exit']}, no run record"
     reverted, read_from = view.flipped_back(analysis, output)
     return {**row, "way": "ours", "bad": scenario != "good", "outcome": outcome, "run": record.get("run"),
-            "never_on_traffic": outcome == "never promoted", "origin_at": analysis.get("promoted_at"),
-            "origin": "promoted_at",
+            "never_on_traffic": outcome == "never promoted",
+            "origin_at": analysis.get("promote_started_at") or analysis.get("promoted_at"),
+            "origin": "promote_started_at" if analysis.get("promote_started_at") else "promoted_at",
             "detected_at": post.get("first_failure_at") if post.get("phase") == "failed" else None,
             "reverted_at": reverted, "reverted_from": read_from, "record": record}
 

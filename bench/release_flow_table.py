@@ -154,8 +154,9 @@ HEADERS = ["release", "way", "outcome", "failed/total", "time to detect", "time 
 def notes(result: Mapping[str, Any]) -> list[str]:
     window = result.get("window_s")
     return [
-        "  detect and revert count from traffic reaching the bad release: ours from promoted_at (the promote "
-        "update's end) to the first failing measurement and to flipped_back_at (or, where the run record has none, "
+        "  detect and revert count from traffic reaching the bad release: ours from promote_started_at (the "
+        "promote update's start: the load balancer moves during it) to the first failing measurement and to "
+        "flipped_back_at (or, where the run record has none, "
         "the seconds the flow printed from that measurement to the flip back); in place from the start of the "
         "host's container switch (its job log, 1 s resolution) to the failed validation and to the last failed "
         "request (then every request succeeded)",

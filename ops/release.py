@@ -77,6 +77,7 @@ def _release(flow: Flow, s: release_plan.Situation, record: Record) -> int:
             return EXIT_OK
         return _roll_back_in_place(flow, s, record)
     record.to_color = s.idle
+    record.analysis["promote_started_at"] = time.time()  # the load balancer moves during this update
     with record.step("promote", f"traffic {s.live} -> {s.idle}"):
         flow.update(release_plan.promote_update(s, run, release, utc(time.time())))
     record.analysis["promoted_at"] = time.time()

@@ -38,7 +38,8 @@ def release(flow: Flow, *, dry_run: bool, yes: bool) -> int:
             return code
         s = flow.situation()
     run = run_id(time.time())  # after a resumed run: each run its own id (the record is kept by id)
-    flow.say(release_plan.render(s, run, analysis_plan.render_plan(flow.spec, f'color="{s.idle}"')))
+    analysed = s.owner_color if release_plan.first_in_place(s) else s.idle
+    flow.say(release_plan.render(s, run, analysis_plan.render_plan(flow.spec, f'color="{analysed}"')))
     if dry_run:
         return EXIT_OK
     if not confirm("Go ahead?", yes, sys.stdin, flow.out):
@@ -68,6 +69,8 @@ def _release(flow: Flow, s: release_plan.Situation, record: Record) -> int:
             with record.step("apply-idle", f"{release} on {s.idle} (stack {idle.stack}): its validation gate"):
                 flow.update(idle)
     except StackError as exc:
+        if release_plan.first_in_place(s):
+            return _restored_by_the_host(flow, s, record, str(exc))
         return _never_promoted(flow, s, record, str(exc))
     if release_plan.first_in_place(s):
         record.to_color = s.owner_color
@@ -116,6 +119,19 @@ def _never_promoted(flow: Flow, s: release_plan.Situation, record: Record, why: 
     flow.say(flow.diagnostics(s.idle_stack, flow.stacks.outputs(s.idle_stack), record.run))
     if s.idle_stack == s.standby and s.standby_release:  # its hosts put back what it ran: so does its stack file
         flow.stacks.set_config(s.standby, {"release": s.standby_release})
+    with record.step("record"):
+        flow.update(release_plan.restore_owner_update(s, record.run), record)
+    return EXIT_FAILED
+
+
+def _restored_by_the_host(flow: Flow, s: release_plan.Situation, record: Record, why: str) -> int:
+    """In place, the host's validation failed: it put back what it ran before; the stack is pinned to that too."""
+    record.to_color = s.owner_color
+    before = s.owner_release
+    record.finish("rolled back" if before else "failed",
+                  f"the host's validation failed{f' and it restored {before}' if before else ''}: {why}")
+    flow.say(f"{record.reason}; traffic stays on {s.live}")
+    flow.say(flow.diagnostics(s.owner, flow.stacks.outputs(s.owner), record.run))
     with record.step("record"):
         flow.update(release_plan.restore_owner_update(s, record.run), record)
     return EXIT_FAILED

@@ -152,7 +152,8 @@ def restore_owner_update(s: Situation, run: str) -> Update:
     release again, so its next update finds the host as the stack says."""
     if s.owner_release is None:
         return Update(s.owner, (("buildAlways", None),), f"{run}: record")
-    return Update(s.owner, (("release", s.owner_release), ("buildAlways", None)),
+    # buildAlways stays: the images of the build that failed stay declared (a removed one would be deleted)
+    return Update(s.owner, (("release", s.owner_release), ("buildAlways", "true")),
                   f"{run}: {s.owner_color} back on {s.owner_release}")
 
 

@@ -219,13 +219,19 @@ def test_in_place_mode_applies_where_it_runs_and_pins_the_previous_release_on_fa
     if stacks.outputs()["liveColor"] != "green":
         flip = stacks.cli("flip", "green", "--yes")
         assert flip.returncode == 0, flip.stdout[-3000:] + flip.stderr
-    assert stacks.ws.pulumi("config", "set", "devtools:releaseStrategy", "inPlace", stack="local").returncode == 0
+    host_prometheus = stacks.config("prometheusUrl")
+    # the host's own error-rate phase would catch the release at the gate, after its deadline (bench (e) shows
+    # that path): without it the gate passes, and the post-deploy analysis is what catches it
+    for key, value in (("releaseStrategy", "inPlace"), ("prometheusUrl", "")):
+        assert stacks.ws.pulumi("config", "set", f"devtools:{key}", value, stack="local").returncode == 0
     before = stacks.outputs()["release"]["id"]
     _, rid = stacks.app("inplace", ("gateway-mcp", "DEVTOOLS_BROKEN=errors"))
     try:
         proc, load = stacks.release_under_load()
     finally:
         assert stacks.ws.pulumi("config", "rm", "devtools:releaseStrategy", stack="local").returncode == 0
+        assert stacks.ws.pulumi("config", "set", "devtools:prometheusUrl", host_prometheus,
+                                stack="local").returncode == 0
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr
     assert f"rolled back to {before}: post-deploy analysis failed" in proc.stdout
     assert stacks.outputs()["release"]["id"] == before and stacks.served_by() == "green"

@@ -41,7 +41,7 @@ def test_blue_live_builds_and_applies_to_the_owners_own_color():
     assert (s.idle, s.idle_stack) == ("green", "local")
     assert rp.build_update(s, RUN).config == (("release", "build"), ("buildAlways", None))
     assert rp.idle_update(s, RUN, "r3") is None
-    assert rp.restore_owner_update(s, RUN).config == (("release", "r1"), ("buildAlways", None))
+    assert rp.restore_owner_update(s, RUN).config == (("release", "r1"), ("buildAlways", "true"))
 
 
 def test_in_place_and_first_deploy_skip_the_promotion():

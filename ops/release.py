@@ -81,8 +81,11 @@ def _release(flow: Flow, s: release_plan.Situation, record: Record) -> int:
         return _roll_back_in_place(flow, s, record)
     record.to_color = s.idle
     record.analysis["promote_started_at"] = time.time()  # the load balancer moves during this update
-    with record.step("promote", f"traffic {s.live} -> {s.idle}"):
-        flow.update(release_plan.promote_update(s, run, release, utc(time.time())))
+    try:
+        with record.step("promote", f"traffic {s.live} -> {s.idle}"):
+            flow.update(release_plan.promote_update(s, run, release, utc(time.time())))
+    except StackError as exc:  # refused (or failed) before traffic moved: the stack file says so again
+        return _promotion_failed(flow, s, record, str(exc))
     record.analysis["promoted_at"] = time.time()
     return _bake(flow, s.owner, record, back_to=s.live, bad_stack=s.idle_stack)
 
@@ -124,6 +127,18 @@ def _never_promoted(flow: Flow, s: release_plan.Situation, record: Record, why: 
     return EXIT_FAILED
 
 
+def _promotion_failed(flow: Flow, s: release_plan.Situation, record: Record, why: str) -> int:
+    """The promote update failed (the flip refused, or the load balancer's update): traffic stays where it was,
+    the stack file says so again; the idle color keeps the release it validated."""
+    flow.instant_flip(s.live)
+    flow.stacks.set_config(s.owner, {"liveColor": s.live, "promotion": None})
+    record.finish("never promoted", f"the promotion failed: {why}")
+    flow.say(f"release never promoted, traffic stays on {s.live}: {record.reason}")
+    with record.step("record"):
+        flow.update(release_plan.record_update(s.owner, record.run), record)
+    return EXIT_FAILED
+
+
 def _restored_by_the_host(flow: Flow, s: release_plan.Situation, record: Record, why: str) -> int:
     """In place, the host's validation failed: it put back what it ran before; the stack is pinned to that too."""
     record.to_color = s.owner_color
@@ -154,11 +169,18 @@ def resume(flow: Flow, s: release_plan.Situation) -> int:
     """A run was killed between its promotion and the end of its bake window: analyse the live color again for a
     whole window, then mark it stable or flip back, recorded as this run finishing that one."""
     p = s.promotion
-    flow.say(f"run {p['run']} promoted {p['release']} to {p['color']} at {p['started']} and did not finish its "
-             f"bake window: analysing {p['color']} again now")
     record = Record(run=run_id(time.time()), stack=s.owner, strategy=s.strategy, started=time.time(),
                     release=p["release"], from_color=p["from"], to_color=p["color"], resumed=p["run"])
     try:
+        if flow.serving() == [p["from"]]:  # a flip back had begun (the proxy moved, its update did not finish)
+            why = (f"run {p['run']} promoted {p['release']} to {p['color']} at {p['started']} and had begun to flip "
+                   f"back to {p['from']}: finishing it")
+            flow.say(why)
+            record.finish("flipped back", why)
+            flow.update(release_plan.flip_back_update(s.owner, record.run, p["from"], why), record)
+            return EXIT_FAILED
+        flow.say(f"run {p['run']} promoted {p['release']} to {p['color']} at {p['started']} and did not finish its "
+                 f"bake window: analysing {p['color']} again now")
         flow.stacks.set_config(s.owner, {"liveColor": p["color"], "promotion": dict(p)})
         return _bake(flow, s.owner, record, back_to=p["from"], bad_stack=s.stack_of(p["color"]))
     except (StackError, CliError) as exc:

@@ -31,7 +31,7 @@ from ops.operator_host import (
 )
 from ops.release_record import Record, utc
 from ops.stacks import StackError, Stacks
-from standin import localenv
+from standin import lbctl, localenv
 
 
 @contextmanager
@@ -125,6 +125,15 @@ class Flow:
         if result.phase == "inconclusive":
             self.say(f"warning: the analysis was inconclusive ({result.reason}): treated as passed")
         return result.phase != "failed"
+
+    def serving(self) -> list[str] | None:
+        """The colors the local proxy serves now (None where the load balancer is not the stand-in's haproxy)."""
+        if self.config.get("traffic") != "localProxy":
+            return None
+        try:
+            return lbctl.serving(localenv.load().lb_socket)
+        except lbctl.LbError:
+            return None
 
     def instant_flip(self, color: str) -> float | None:
         """Move the load balancer now, before the update that records it (abort = instant return): the local

@@ -181,8 +181,10 @@ def test_a_release_failing_its_gate_is_never_promoted(stacks: Stacks) -> None:
     assert stacks.outputs()["release"]["id"] == green_before  # the host put back what green ran
 
 
-def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks) -> None:
-    _, rid = stacks.app("killed", ("code-review", "# killed in the bake window"))
+def killed_in_its_bake_window(stacks: Stacks, name: str, idle: str) -> str:
+    """A release of a harmless change whose `ops.cli release` is SIGKILLed once it has promoted `idle` (its bake
+    window has begun); the release id."""
+    _, rid = stacks.app(name, ("code-review", f"# {name}"))
     run = subprocess.Popen(stacks.argv("release", "--yes"), cwd=ROOT, env=stacks.ws.env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert run.stdout is not None
@@ -190,11 +192,16 @@ def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks)
     deadline = time.monotonic() + 1200
     for line in run.stdout:
         seen.append(line)
-        if line.startswith("==> post-promotion analysis of green"):  # promoted: the bake window begins
+        if line.startswith(f"==> post-promotion analysis of {idle}"):  # promoted: the bake window begins
             break
         assert time.monotonic() < deadline, "".join(seen)
     os.kill(run.pid, signal.SIGKILL)
     run.wait(30)
+    return rid
+
+
+def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks) -> None:
+    rid = killed_in_its_bake_window(stacks, "killed", "green")
     assert stacks.served_by() == "green"  # promoted (validated) before the kill
     status = stacks.cli("status")
     assert status.returncode == 1
@@ -211,6 +218,26 @@ def test_a_run_killed_in_its_bake_window_is_finished_by_the_next(stacks: Stacks)
     assert stacks.served_by() == live == stacks.config("liveColor")
     assert stacks.outputs()["promotion"] == {}
     assert stacks.cli("status").returncode == 0
+
+
+def test_a_flip_back_killed_half_way_is_finished_not_analysed_again(stacks: Stacks) -> None:
+    """A run killed after the proxy went back to the previous color but before the update that records it: the
+    promotion marker still says the new color. The next run must finish the flip back, not analyse the new color
+    (which no longer gets traffic, so its analysis would pass) and send users back to it."""
+    assert stacks.served_by() == "blue"
+    rid = killed_in_its_bake_window(stacks, "halfback", "green")
+    back = subprocess.run(["bash", str(ROOT / "scripts" / "local-env.sh"), "flip", "blue"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert back.returncode == 0 and stacks.served_by() == "blue", back.stderr
+    again = stacks.cli("release", "--yes")
+    print(again.stdout[-4000:], again.stderr[-2000:])
+    assert again.returncode == 1, again.stdout[-4000:] + again.stderr
+    assert f"promoted {rid} to green at" in again.stdout
+    assert "had begun to flip back to blue: finishing it" in again.stdout and "analysing" not in again.stdout
+    assert stacks.served_by() == "blue" == stacks.outputs()["liveColor"] == stacks.config("liveColor")
+    assert stacks.outputs()["promotion"] == {}
+    run = _last_run(stacks)
+    assert (run["release"], run["outcome"], run["to"]) == (rid, "flipped back", "green") and run["resumed"]
 
 
 def test_in_place_mode_applies_where_it_runs_and_pins_the_previous_release_on_failure(stacks: Stacks) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ops import operator_plan as plan
-from ops.operator_host import CliError
 from ops import release_plan as rp
+from ops.operator_host import CliError
 from ops.release_record import Record, history_table, run_id
 from ops.release_run import release_lock
 

@@ -131,9 +131,9 @@ def test_two_releases_of_one_stack_never_run_at_once(tmp_path):
     """The second run is refused naming the first (its run and pid); another stack's release is not held up, and
     the lock is free again when the first ends (a SIGKILLed run's lock goes with its process)."""
     with release_lock("prod", "rel-1", tmp_path):
-        with pytest.raises(CliError, match=r"another release of stack prod is running \(run rel-1, pid \d+, since "):
-            with release_lock("prod", "rel-2", tmp_path):
-                pass
+        with pytest.raises(CliError, match=r"another release of stack prod is running \(run rel-1, pid \d+, since "), \
+                release_lock("prod", "rel-2", tmp_path):
+            pass
         with release_lock("staging", "rel-3", tmp_path):
             pass
     with release_lock("prod", "rel-4", tmp_path):

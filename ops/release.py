@@ -122,8 +122,11 @@ def _never_promoted(flow: Flow, s: release_plan.Situation, record: Record, why: 
     flow.say(flow.diagnostics(s.idle_stack, flow.stacks.outputs(s.idle_stack), record.run))
     if s.idle_stack == s.standby and s.standby_release:  # its hosts put back what it ran: so does its stack file
         flow.stacks.set_config(s.standby, {"release": s.standby_release})
+    # the owner's own color was the idle one: its stack file names what its host put back; else nothing changes
+    update = release_plan.restore_owner_update(s, record.run) if s.idle_stack == s.owner else \
+        release_plan.record_update(s.owner, record.run)
     with record.step("record"):
-        flow.update(release_plan.restore_owner_update(s, record.run), record)
+        flow.update(update, record)
     return EXIT_FAILED
 
 

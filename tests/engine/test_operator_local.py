@@ -22,7 +22,7 @@ import pytest
 from standin import localenv
 from tests.compose_services import DATA_SERVICES, SERVICES
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
-from tests.engine.conftest import ROOT, Workspace, new_workspace
+from tests.engine.conftest import ROOT, Workspace, new_workspace, ready_to_build
 
 APP = ROOT / "examples" / "app"
 
@@ -62,13 +62,7 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, local_env: localenv.LocalEnv  # noqa: F811
              ) -> Iterator[Deployed]:
-    builder = subprocess.run(["bash", str(ROOT / "scripts" / "buildkit-local.sh"), "up"], capture_output=True,
-                             text=True, timeout=1800, check=False)
-    assert builder.returncode == 0, builder.stderr
-    # The example app's Dockerfile copies a static busybox into its images; `make up` vendors it the same way.
-    vendor = subprocess.run([sys.executable, "-m", "ops.build", "--vendor-only"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, check=False)
-    assert vendor.returncode == 0, vendor.stderr
+    ready_to_build()
     ws = new_workspace(tmp_path_factory.mktemp("operator"))
     d = Deployed(ws, local_env, f"op1-{uuid.uuid4().hex[:6]}")
     for stack in ("local", "local-blue"):

@@ -32,7 +32,7 @@ import pytest
 from bench.load import Load, LoadResult
 from standin import localenv
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
-from tests.engine.conftest import ROOT, Workspace, new_workspace
+from tests.engine.conftest import ROOT, Workspace, new_workspace, ready_to_build
 
 APP = ROOT / "examples" / "app"
 TOOL_CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -96,12 +96,7 @@ class Stacks:
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory: pytest.TempPathFactory, local_env: localenv.LocalEnv  # noqa: F811
            ) -> Iterator[Stacks]:
-    builder = subprocess.run(["bash", str(ROOT / "scripts" / "buildkit-local.sh"), "up"], capture_output=True,
-                             text=True, timeout=1800, check=False)
-    assert builder.returncode == 0, builder.stderr
-    vendor = subprocess.run([sys.executable, "-m", "ops.build", "--vendor-only"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, check=False)
-    assert vendor.returncode == 0, vendor.stderr
+    ready_to_build()
     base = tmp_path_factory.mktemp("release")
     s = Stacks(new_workspace(base), local_env, base)
     for stack in ("local", "local-blue"):

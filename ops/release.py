@@ -200,7 +200,8 @@ def _summary(record: Record) -> None:
             fh.write(run_markdown(record.to_json()))
 
 
-def main(root: Path, owner: str, *, dry_run: bool, yes: bool, collect_dir: Path, out: TextIO = sys.stdout) -> int:
-    flow = Flow(Stacks(root, out=out), owner, out=out, collect_dir=collect_dir)
+def main(root: Path, owner: str, *, dry_run: bool, yes: bool, collect_dir: Path, ssh_key: Path | None = None,
+         out: TextIO = sys.stdout) -> int:
+    flow = Flow(Stacks(root, out=out), owner, out=out, collect_dir=collect_dir, ssh_key=ssh_key)
     with release_lock(owner, "dry run" if dry_run else "release"):
         return release(flow, dry_run=dry_run, yes=yes)

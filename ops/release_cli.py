@@ -18,7 +18,7 @@ promote (the flip, written to the stack config), post-promotion analysis of the 
 (devtools:analysis* keys), then stable, or an automatic flip back with the bad color's diagnostics (it is left
 running) and exit 1. With devtools:releaseStrategy inPlace (one color, or a first deploy) the release is applied
 where it runs, analysed, and the previous release pinned again on failure. A promotion left half-way by a killed
-run is finished first. Exit codes: 0 stable · 1 failed, flipped back or rolled back · 2 cannot start."""
+run is finished first. Exit codes: 0 stable · 1 failed, flipped back or rolled back · 2 cannot start · 3 declined."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -36,7 +36,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def run_release(pulumi: Pulumi, args: argparse.Namespace) -> int:
     from ops import release  # noqa: PLC0415 - loads the Pulumi SDK (Automation API): only when a release runs
 
-    return release.main(pulumi.cwd, args.stack, dry_run=args.dry_run, yes=args.yes, collect_dir=args.collect)
+    return release.main(pulumi.cwd, args.stack, dry_run=args.dry_run, yes=args.yes, collect_dir=args.collect,
+                        ssh_key=args.ssh_key)
 
 
 def run_history(pulumi: Pulumi, args: argparse.Namespace) -> int:

@@ -57,8 +57,10 @@ def release_lock(owner: str, run: str, directory: Path | None = None) -> Iterato
 class Flow:
     """One run: the stacks, the analysis, the record, what is printed."""
 
-    def __init__(self, stacks: Stacks, owner: str, *, out: TextIO, collect_dir: Path) -> None:
+    def __init__(self, stacks: Stacks, owner: str, *, out: TextIO, collect_dir: Path,
+                 ssh_key: Path | None = None) -> None:
         self.stacks, self.owner, self.out, self.collect_dir = stacks, owner, out, collect_dir
+        self.ssh_key = ssh_key  # --ssh-key; else each stack's own key
         self.config = stacks.config(owner)
         try:
             self.spec = analysis_plan.spec_from_config(self.config)
@@ -108,7 +110,7 @@ class Flow:
         except plan.PlanError as exc:
             raise CliError(f"the analysis cannot reach {color}'s Prometheus: {exc}", EXIT_FAILED) from exc
         port = int(f"{self.stacks.config(stack).get('hostPortPrefix', '80')}90")
-        with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, None) as targets, \
+        with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, self.ssh_key) as targets, \
                 prometheus_tunnel(targets[0], port) as tunnel:
             yield tunnel, ""
 
@@ -158,7 +160,7 @@ class Flow:
         stack = self.stack_of(color)
         try:
             hosts = plan.hosts_of(stack, self.stacks.outputs(stack))
-            with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, None) as targets:
+            with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, self.ssh_key) as targets:
                 for host, target in zip(hosts, targets, strict=True):
                     proc = subprocess.run(target.argv(agent_command(host.root, host.project, ["record"])),
                                           input=json.dumps(record.to_json()), capture_output=True, text=True,
@@ -175,7 +177,7 @@ class Flow:
         try:
             hosts = plan.hosts_of(stack, outputs)
             dest = self.collect_dir / stack
-            with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, None) as targets:
+            with ssh_targets(Pulumi(self.stacks.root, dict(os.environ)), stack, hosts, self.ssh_key) as targets:
                 for host, target in zip(hosts, targets, strict=True):
                     subprocess.run(target.argv(diagnose_command(host.root, host.project, run)), capture_output=True,
                                    timeout=300, check=False)

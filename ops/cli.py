@@ -44,6 +44,7 @@ from ops.operator_host import (
     EXIT_USAGE,
     CliError,
     Pulumi,
+    append_step_summary,
     collect_from,
     confirm,
     generate_host_key,
@@ -57,14 +58,6 @@ from standin import localenv
 ROOT = Path(__file__).resolve().parent.parent
 # confirm, run_plan and the exit codes live in ops.operator_host (ops.data and ops.standby use them too)
 __all__ = ["EXIT_DECLINED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "confirm", "main", "run_plan"]
-
-
-def append_step_summary(markdown: str) -> None:
-    """Append to the GitHub job summary when running in Actions (GITHUB_STEP_SUMMARY set); else nothing."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
 
 
 def cmd_flip(pulumi: Pulumi, args: argparse.Namespace) -> int:

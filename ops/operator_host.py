@@ -113,6 +113,14 @@ class Pulumi:
         return proc.returncode == 1
 
 
+def append_step_summary(markdown: str) -> None:
+    """Append to the GitHub job summary when running in Actions (GITHUB_STEP_SUMMARY set); else nothing."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+
+
 def confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> bool:
     if assume_yes:
         return True

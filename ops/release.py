@@ -12,14 +12,13 @@ One run at a time (a lock).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
 from ops import analysis_plan, release_plan
-from ops.operator_host import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, CliError, confirm
+from ops.operator_host import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, CliError, append_step_summary, confirm
 from ops.release_record import Record, run_id, run_markdown, utc
 from ops.release_run import Flow, release_lock
 from ops.stacks import StackError, Stacks
@@ -194,10 +193,8 @@ def resume(flow: Flow, s: release_plan.Situation) -> int:
 
 
 def _summary(record: Record) -> None:
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path and record.outcome:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(run_markdown(record.to_json()))
+    if record.outcome:
+        append_step_summary(run_markdown(record.to_json()))
 
 
 def main(root: Path, owner: str, *, dry_run: bool, yes: bool, collect_dir: Path, ssh_key: Path | None = None,

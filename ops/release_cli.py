@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ops.operator_host import EXIT_OK, Pulumi
+from ops.operator_host import EXIT_OK, Pulumi, append_step_summary
 from ops.release_record import history_markdown, history_table
 
 RELEASE_HELP = """One release through the idle color: build once, apply to the idle color (its validation gate),
@@ -47,8 +46,6 @@ def run_history(pulumi: Pulumi, args: argparse.Namespace) -> int:
         print(json.dumps(runs, indent=2))
     else:
         print(history_table(runs) if runs else f"stack {args.stack} records no release run yet")
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if args.summary and path and runs:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(history_markdown(runs))
+    if args.summary and runs:
+        append_step_summary(history_markdown(runs))
     return EXIT_OK

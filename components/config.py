@@ -20,8 +20,9 @@ from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks, with_host_key
 from components.config_slices import AgentPlace, AnalysisSettings, SshLogin, StackIdentity, ValidatorSettings
+from components.slo import PULL_BUCKETS, SloSpec, number
 
-__all__ = ["ConfigError", "StackConfig", "load_config"]
+__all__ = ["ConfigError", "StackConfig", "load_config", "read_slo"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class StackConfig:
     snapshot_generation: int
     release_strategy: Literal["blueGreen", "inPlace"]
     analysis: AnalysisSettings
+    slo: SloSpec
 
     @property
     def identity(self) -> StackIdentity:
@@ -308,7 +310,21 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
             failure_limit=r.integer("analysisFailureLimit"), max_error_ratio=r.number("analysisMaxErrorRatio"),
             max_p95_seconds=r.number("analysisMaxP95Seconds"), max_restarts=r.integer("analysisMaxRestarts"),
             prometheus_url=r.string("analysisPrometheusUrl") or None),
+        slo=read_slo(r),
     )
+
+
+def read_slo(r: Reader) -> SloSpec:
+    """The SLO keys (python -m components.slo reads a stack file through this too); a pull threshold that is no
+    bucket bound of the pull histogram is refused, naming the bounds."""
+    pull = r.number("sloPullP95Seconds")
+    if pull not in PULL_BUCKETS and not r.problems_about("sloPullP95Seconds"):
+        r.fail("sloPullP95Seconds", pull, "one of the pull histogram's bucket bounds: "
+               + ", ".join(number(b) for b in PULL_BUCKETS))
+        pull = SloSpec.pull_p95_seconds
+    return SloSpec(error_ratio_max=r.number("sloErrorRatio"), rollout_success_min=r.number("sloRolloutSuccess"),
+                   pull_p95_seconds=pull, trace_coverage_min=r.number("sloTraceCoverage"),
+                   window=r.string("sloWindow"))
 
 
 def _release_id(r: Reader, release: str, commit: str | None, commit_source: str) -> str:

@@ -8,6 +8,7 @@ Rules between keys are not in the table: components/config_rules.py holds them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,15 @@ def release_id_or_empty(value: str) -> bool:
 def release_choice(value: str) -> bool:
     """release: `build`, `prod`, or a pinned id every host accepts (agent.release)."""
     return value in ("build", "prod") or release_id_problem(value) is None
+
+
+DURATION = r"([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?"
+"""A Prometheus duration: units largest first, each at most once (what Prometheus parses)."""
+
+
+def positive_duration(value: str) -> bool:
+    """sloWindow: a Prometheus duration longer than 0 (the empty text matches DURATION too)."""
+    return re.fullmatch(DURATION, value) is not None and any(c in "123456789" for c in value)
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,18 @@ KEYS: tuple[Key, ...] = (
         "host's own, 127.0.0.1:<hostPortPrefix>90 there in the edge profile, through an SSH tunnel; local stacks "
         "set the stand-in's)",
         pattern=r"https?://[A-Za-z0-9.:\[\]-]+(/.*)?", allowed="an http(s) URL"),
+    # service level objectives (components.slo: the rules every app-tier release ships, and `ops.cli slo`)
+    Key("sloErrorRatio", "number", 0.01, "largest share of 5xx answers per service the error-ratio objective allows "
+        "(its target is 1 minus this)", range=(0.0, 1.0)),
+    Key("sloRolloutSuccess", "number", 1.0, "share of compose rollouts (applies) per project that must succeed (1: "
+        "no error budget, any failed rollout alerts)", range=(0.0, 1.0)),
+    Key("sloPullP95Seconds", "number", 60.0, "seconds within which 95 % of image pulls per project must finish: a "
+        "bucket bound of the pull histogram (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120 or 300)", range=(0.5, 300.0)),
+    Key("sloTraceCoverage", "number", 0.9, "share of agents' end-to-end probes whose trace Langfuse holds",
+        range=(0.0, 1.0)),
+    Key("sloWindow", "string", "7d", "the window the SLO report looks back over by default (`ops.cli slo`)",
+        pattern=DURATION, accepts=positive_duration,
+        allowed="a Prometheus duration longer than 0 such as 7d, 30d or 1w"),
     # hosts
     Key("hostCount", "integer", 1, "droplets of this color (rolled one after another)", range=(1, 10)),
     Key("region", "string", "nyc3", "DigitalOcean region slug",

@@ -20,8 +20,9 @@ from typing import Any
 
 AGENT_PACKAGE = Path(__file__).resolve().parent
 """The package shipped to hosts: this directory, nothing else."""
-BUNDLE_FILES = ("docker-compose.yml", "caddy/Caddyfile", "prometheus/prometheus.yml")
-"""The compose files a release bundle carries, relative to the compose directory."""
+BUNDLE_FILES = ("docker-compose.yml", "caddy/Caddyfile", "prometheus/prometheus.yml", "prometheus/slo-rules.yml")
+"""The compose files a release bundle carries, relative to the compose directory (slo-rules.yml there holds the
+default targets' rules; the program ships the stack's own, components.slo)."""
 
 
 def code_dir(host_root: str) -> str:
@@ -41,13 +42,18 @@ def incoming_dir(host_root: str, project: str, release_id: str) -> str:
 
 
 def bundle_tar(manifest: Mapping[str, Any], compose_dir: Path, agent_dir: Path | None = AGENT_PACKAGE, *,
-               compose: bytes | None = None) -> bytes:
+               compose: bytes | None = None, files: Mapping[str, bytes] | None = None) -> bytes:
     """One tar holding `bundle/` (compose files + release.json) and `code/agent/` (this package's modules; left
     out with agent_dir=None). `compose`: the docker-compose.yml to ship instead of compose_dir's (one tier's file,
-    written by the program from it).
+    written by the program from it). `files`: other bundle files (by their BUNDLE_FILES name) to ship instead of
+    compose_dir's, e.g. the stack's `prometheus/slo-rules.yml`.
 
     File times are fixed so the same release always produces the same bytes (the host compares content).
     """
+    given = {**(files or {}), **({BUNDLE_FILES[0]: compose} if compose is not None else {})}
+    unknown = sorted(set(given) - set(BUNDLE_FILES))
+    if unknown:
+        raise ValueError(f"not a bundle file: {', '.join(unknown)} (bundle files: {', '.join(BUNDLE_FILES)})")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         def add(name: str, data: bytes) -> None:
@@ -56,8 +62,7 @@ def bundle_tar(manifest: Mapping[str, Any], compose_dir: Path, agent_dir: Path |
             tar.addfile(info, io.BytesIO(data))
 
         for rel in BUNDLE_FILES:
-            given = compose if rel == BUNDLE_FILES[0] else None
-            add(f"bundle/{rel}", given if given is not None else (compose_dir / rel).read_bytes())
+            add(f"bundle/{rel}", given[rel] if rel in given else (compose_dir / rel).read_bytes())
         add("bundle/release.json", (json.dumps(dict(manifest), indent=2, sort_keys=True) + "\n").encode())
         if agent_dir is not None:
             for path in agent_files(agent_dir):

@@ -55,6 +55,8 @@ CLOUD_INIT_WAIT = cloud_init_wait()
 DECODE = "base64 -d | gzip -dc"
 COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
 CONTENT_MARKER = "release-content"
+SLO_RULES = "prometheus/slo-rules.yml"
+"""The bundle file of the SLO rules (agent.remote.BUNDLE_FILES), which the edge profile's Prometheus loads."""
 
 
 def release_env(release: ReleaseConfig) -> dict[str, str]:
@@ -71,23 +73,31 @@ def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str],
     return release_manifest(release_id, images, env, {"commit": commit})
 
 
-def bundle_payload(release: Mapping[str, Any], compose: bytes | None = None) -> str:
+def _files(rules: bytes | None) -> dict[str, bytes]:
+    return {SLO_RULES: rules} if rules is not None else {}
+
+
+def bundle_payload(release: Mapping[str, Any], compose: bytes | None = None, rules: bytes | None = None) -> str:
     """The upload's stdin: base64 of the gzipped bundle tar (gzip mtime 0, so the same release is the same text).
-    `compose`: the tier's compose file (components.tiers), None: compose/docker-compose.yml as it is."""
-    return base64.b64encode(gzip.compress(host.bundle_tar(release, COMPOSE_DIR, compose=compose), mtime=0)).decode()
+    `compose`: the tier's compose file (components.tiers), None: compose/docker-compose.yml as it is. `rules`: the
+    stack's SLO rule file (components.slo), None: compose/prometheus/slo-rules.yml (the default targets)."""
+    tar = host.bundle_tar(release, COMPOSE_DIR, compose=compose, files=_files(rules))
+    return base64.b64encode(gzip.compress(tar, mtime=0)).decode()
 
 
-def content_hash(release: Mapping[str, Any], compose: bytes | None = None) -> str:
+def content_hash(release: Mapping[str, Any], compose: bytes | None = None, rules: bytes | None = None) -> str:
     """sha256 of the release alone (bundle files and manifest without `source` and without the agent code): the
     digests, env and compose files decide a re-run. New agent code reaches hosts with the next upload, which
-    re-runs on its own when its payload changes, without re-applying an unchanged release."""
+    re-runs on its own when its payload changes, without re-applying an unchanged release. The SLO rules are
+    bundle content: a changed target is a new release content."""
     content = {k: v for k, v in release.items() if k != "source"}
-    return hashlib.sha256(host.bundle_tar(content, COMPOSE_DIR, agent_dir=None, compose=compose)).hexdigest()
+    tar = host.bundle_tar(content, COMPOSE_DIR, agent_dir=None, compose=compose, files=_files(rules))
+    return hashlib.sha256(tar).hexdigest()
 
 
-def bundle_sha256(release: Mapping[str, Any], compose: bytes | None = None) -> str:
+def bundle_sha256(release: Mapping[str, Any], compose: bytes | None = None, rules: bytes | None = None) -> str:
     """sha256 of the bundle tar bundle_payload carries: the upload refuses any other bytes (a truncated stdin)."""
-    return hashlib.sha256(host.bundle_tar(release, COMPOSE_DIR, compose=compose)).hexdigest()
+    return hashlib.sha256(host.bundle_tar(release, COMPOSE_DIR, compose=compose, files=_files(rules))).hexdigest()
 
 
 def upload_script(host_root: str, project: str, release_id: str, sha256: str) -> str:

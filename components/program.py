@@ -28,6 +28,7 @@ from components.hosts import Hosts, HostsArgs, ReplacementGuard
 from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
+from components.slo import render_rules
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
 from components.sources import (
     RUNS_KEPT,
@@ -137,7 +138,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         release_id=release_id, images=pulumi.Output.from_input(image_map).apply(lambda m: tier_images(tiers, m, APP)),
         commit=commit, private_key=pulumi.Output.secret(cfg.ssh.private_key.value),
         wait_for=[*hosts.resources, *(data.rollout.gates if data else ())], registry_name=registry_name,
-        compose=tier_compose(compose, APP, network=cfg.shared_network), extra_env=colors_env))
+        compose=tier_compose(compose, APP, network=cfg.shared_network), extra_env=colors_env,
+        slo_rules=render_rules(cfg.slo).encode()))
     record = pulumi.Output.all(rid=release_id, images=image_map, content=rollout.content, commit=commit).apply(
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {

@@ -56,6 +56,7 @@ class ReleaseRolloutArgs:
     wait_for: Sequence[pulumi.Resource] = ()  # e.g. the droplets
     registry_name: pulumi.Input[str] | None = None  # the DOCR to mint pull credentials for; None: no login needed
     compose: bytes | None = None  # the tier's compose file (components.tiers.tier_compose); None: compose/'s own
+    slo_rules: bytes | None = None  # the stack's SLO rule file (components.slo); None: compose/'s own (defaults)
     extra_env: pulumi.Input[Mapping[str, str]] | None = None
     """Merged over the release env (commands.release_env): the data tier's addresses, its port prefix."""
 
@@ -77,15 +78,16 @@ class ReleaseRollout(pulumi.ComponentResource):
     def __init__(self, name: str, args: ReleaseRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:ReleaseRollout", name, None, opts)
         place, release, env, compose = args.place, args.release, commands.release_env(args.release), args.compose
+        rules = args.slo_rules
         release_id = pulumi.Output.from_input(args.release_id)
         self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=args.commit,
                                           extra=args.extra_env or {}).apply(
             lambda v: commands.manifest(v["rid"], v["images"], {**env, **v["extra"]}, v["commit"]))
-        self.content = self.manifest.apply(lambda m: commands.content_hash(m, compose))
-        payload = self.manifest.apply(lambda m: commands.bundle_payload(m, compose))
+        self.content = self.manifest.apply(lambda m: commands.content_hash(m, compose, rules))
+        payload = self.manifest.apply(lambda m: commands.bundle_payload(m, compose, rules))
         upload_create = pulumi.Output.all(rid=release_id, release=self.manifest).apply(
             lambda v: commands.upload_script(place.root, place.project, v["rid"],
-                                             commands.bundle_sha256(v["release"], compose)))
+                                             commands.bundle_sha256(v["release"], compose, rules)))
 
         def apply_create(confirm_within: int) -> pulumi.Output[str]:
             return pulumi.Output.all(rid=release_id, content=self.content).apply(

@@ -106,8 +106,23 @@ def test_bundle_is_reproducible_and_complete():
         }
         names = tar.getnames()
     assert {"bundle/docker-compose.yml", "bundle/caddy/Caddyfile", "bundle/prometheus/prometheus.yml",
-            "code/agent/hostagent.py", "code/agent/rollout.py", "code/agent/validate/runner.py"} <= set(names)
+            "bundle/prometheus/slo-rules.yml", "code/agent/hostagent.py", "code/agent/rollout.py",
+            "code/agent/validate/runner.py"} <= set(names)
 
+
+
+def test_bundle_files_given_replace_the_compose_directorys():
+    """The program ships its tier's compose file and its stack's SLO rules; any other name is a mistake."""
+    manifest = release_manifest("r1", {}, {}, {})
+    data = bundle_tar(manifest, COMPOSE, agent_dir=None, compose=b"services: {}\n",
+                      files={"prometheus/slo-rules.yml": b"groups: []\n"})
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        read = {n: tar.extractfile(n).read() for n in tar.getnames()}  # type: ignore[union-attr]
+    assert read["bundle/docker-compose.yml"] == b"services: {}\n"
+    assert read["bundle/prometheus/slo-rules.yml"] == b"groups: []\n"
+    assert read["bundle/prometheus/prometheus.yml"] == (COMPOSE / "prometheus" / "prometheus.yml").read_bytes()
+    with pytest.raises(ValueError, match=r"not a bundle file: prometheus/alerts\.yml"):
+        bundle_tar(manifest, COMPOSE, files={"prometheus/alerts.yml": b""})
 
 def test_the_upload_carries_the_agent_package_and_nothing_else():
     """Hosts receive `agent/` only: no laptop tool (ops), no Pulumi program (components), no stand-in code."""
@@ -120,7 +135,7 @@ def test_the_upload_carries_the_agent_package_and_nothing_else():
     assert shipped == expected
     assert {n for n in names if not n.startswith("code/agent/")} == {
         "bundle/docker-compose.yml", "bundle/caddy/Caddyfile", "bundle/prometheus/prometheus.yml",
-        "bundle/release.json"}
+        "bundle/prometheus/slo-rules.yml", "bundle/release.json"}
 
 
 @pytest.mark.live

@@ -254,13 +254,18 @@ haproxy_ok() {
 }
 
 ensure_prometheus() {
-  local t cfg=$S/prometheus/prometheus.yml
+  local t cfg=$S/prometheus/prometheus.yml rules=$S/prometheus/slo-rules.yml changed=""
   mkdir -p "$S/prometheus/data"
+  # the local stack's SLO rules (components.slo, with the project venv), which the config loads
+  (cd "$ROOT" && .venv/bin/python -m components.slo --stack-file Pulumi.local.yaml) >"$rules.tmp"
+  promtool check rules "$rules.tmp" >/dev/null || die "promtool rejects the rendered rules $rules.tmp"
+  install_file "$rules.tmp" "$rules" && changed=rules
   (cd "$ROOT" && py -m standin.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX" \
     --data-prefix "$DATA_PORT_PREFIX") >"$cfg.tmp"
   promtool check config "$cfg.tmp" >/dev/null || die "promtool rejects the rendered config $cfg.tmp"
-  if install_file "$cfg.tmp" "$cfg" && alive prometheus; then
-    signal prometheus HUP && say "prometheus reloaded its config"
+  install_file "$cfg.tmp" "$cfg" && changed=config
+  if [[ -n $changed ]] && alive prometheus; then
+    signal prometheus HUP && say "prometheus reloaded its config and rules"
   fi
   alive prometheus && return 0
   t=$(now_us) && start_bg prometheus --config.file="$cfg" --storage.tsdb.path="$S/prometheus/data" \

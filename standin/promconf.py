@@ -72,6 +72,7 @@ def render(prefixes: dict[str, str], services: Sequence[str], *, data: Sequence[
         f"  scrape_interval: {interval}",
         f"  scrape_timeout: {interval}",
         f"  evaluation_interval: {interval}",
+        "rule_files: [slo-rules.yml]  # the local stack's SLO rules (python -m components.slo), beside this file",
         "scrape_configs:",
         "  - job_name: devtools",
         "    metrics_path: /metrics",

@@ -25,6 +25,7 @@ global:
   scrape_interval: 2s
   scrape_timeout: 2s
   evaluation_interval: 2s
+rule_files: [slo-rules.yml]  # the local stack's SLO rules (python -m components.slo), beside this file
 scrape_configs:
   - job_name: devtools
     metrics_path: /metrics

@@ -27,7 +27,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px}p.meta{colo
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f0f0f0}td.met{background:#e3f4e3}td.missed{background:#fbe0e0}td.nodata{background:#f3f3f3}
 svg{display:block;background:#fcfcfc}svg text{font-size:11px;fill:#444}.axis{stroke:#888;stroke-width:1}
-.grid{stroke:#e4e4e4;stroke-width:1}.data{fill:none;stroke-width:2}.target{stroke:#d62728;stroke-width:1.5;
+.grid{stroke:#e4e4e4;stroke-width:1}.data{fill:none;stroke-width:2.5;stroke-linecap:round;stroke-linejoin:round}.target{stroke:#d62728;stroke-width:1.5;
 stroke-dasharray:6 4}ul.legend{list-style:none;padding:0;margin:4px 0 0 72px;font-size:12px}
 ul.legend li{display:inline-block;margin-right:16px}ul.legend span{display:inline-block;width:14px;height:4px;
 margin-right:5px;vertical-align:middle}"""
@@ -82,15 +82,18 @@ def _xy(t: float, v: float, tl: Timeline, top: float) -> tuple[float, float]:
 
 
 def path_d(line: Line, tl: Timeline, top: float) -> str:
-    """M/L commands through the points; a gap longer than 1.5 steps starts a new subpath."""
-    parts: list[str] = []
+    """M/L commands through the points; a gap longer than 1.5 steps starts a new subpath, and a subpath of one
+    point gets a zero-length segment (`h0`), drawn as a dot by the round line caps."""
+    subpaths: list[list[str]] = []
     last: float | None = None
     for t, v in line.points:
         x, y = _xy(t, v, tl, top)
-        gap = last is None or t - last > 1.5 * tl.step
-        parts.append(f"{'M' if gap else 'L'}{x:g},{y:g}")
+        if last is None or t - last > 1.5 * tl.step:
+            subpaths.append([f"M{x:g},{y:g}"])
+        else:
+            subpaths[-1].append(f"L{x:g},{y:g}")
         last = t
-    return " ".join(parts)
+    return " ".join(" ".join(p if len(p) > 1 else [*p, "h0"]) for p in subpaths)
 
 
 def _top(tl: Timeline) -> float:

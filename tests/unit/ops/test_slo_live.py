@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -95,3 +96,12 @@ def test_the_page_renders_in_headless_chromium(week, capsys, tmp_path):
     assert len(counts) > 100  # text, table shading and lines, not a blank page
     assert counts.get(TARGET_RED, 0) > 1000  # the four dashed target lines
     assert counts.get(FIRST_SERIES, 0) > 500  # the first series of the timelines
+
+
+def test_a_prometheus_that_does_not_answer_is_no_report_and_exit_1(capsys):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert main(["slo", "--prometheus", f"http://127.0.0.1:{port}", "--default-targets"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no report: query ") and "no answer from Prometheus: ConnectError" in err, err

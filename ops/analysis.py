@@ -56,11 +56,13 @@ def _labels(series: Mapping[str, Any]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
 
 
-def query_scalar(client: httpx.Client, base_url: str, promql: str, timeout: float) -> float | None:
-    """The one number an instant query returns: a scalar, or the value of a vector's only series; None when the
-    vector is empty (no series). Several series, an error from Prometheus or no answer raise AnalysisError."""
+def query_data(client: httpx.Client, base_url: str, promql: str, timeout: float, *, api: str = "query",
+               params: Mapping[str, str] | None = None) -> tuple[Any, Any]:
+    """(resultType, result) of a query (`api` = query or query_range, `params` besides the query); an error from
+    Prometheus or no answer raise AnalysisError."""
     try:
-        response = client.get(f"{base_url.rstrip('/')}/api/v1/query", params={"query": promql}, timeout=timeout)
+        response = client.get(f"{base_url.rstrip('/')}/api/v1/{api}", params={"query": promql, **(params or {})},
+                              timeout=timeout)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise AnalysisError(f"query {promql}: no answer from Prometheus: {type(exc).__name__}: {exc}") from exc
     try:
@@ -76,7 +78,13 @@ def query_scalar(client: httpx.Client, base_url: str, promql: str, timeout: floa
         raise AnalysisError(f"query {promql}: Prometheus answered HTTP {response.status_code}: "
                             f"{error_type}{body.get('error') or _excerpt(response.text)}")
     data = body.get("data")
-    kind, result = (data.get("resultType"), data.get("result")) if isinstance(data, dict) else (None, None)
+    return (data.get("resultType"), data.get("result")) if isinstance(data, dict) else (None, None)
+
+
+def query_scalar(client: httpx.Client, base_url: str, promql: str, timeout: float) -> float | None:
+    """The one number an instant query returns: a scalar, or the value of a vector's only series; None when the
+    vector is empty (no series). Several series, an error from Prometheus or no answer raise AnalysisError."""
+    kind, result = query_data(client, base_url, promql, timeout)
     if kind == "scalar":
         return _number(promql, result)
     if kind != "vector" or not isinstance(result, list):
@@ -92,7 +100,7 @@ def query_scalar(client: httpx.Client, base_url: str, promql: str, timeout: floa
     return _number(promql, result[0].get("value") if isinstance(result[0], dict) else None)
 
 
-def _without_credentials(url: str) -> str:
+def without_credentials(url: str) -> str:
     """The URL as printed: user and password (if any) left out."""
     try:
         parsed = httpx.URL(url)
@@ -112,7 +120,7 @@ def run_analysis(spec: AnalysisSpec, *, base_url: str, selector: str, clock: Cal
     never skipped. `client` is used as given (and left open); without one, a client is made and closed here."""
     queries = [(metric, render_query(metric, selector)) for metric in spec.metrics]
     matchers = normalize_selector(selector)
-    where = f"{matchers} at {_without_credentials(base_url)}" if matchers else _without_credentials(base_url)
+    where = f"{matchers} at {without_credentials(base_url)}" if matchers else without_credentials(base_url)
     note = f"; {deadline_note}" if deadline_note else ""
     _say(out, f"analysis of {where}: {', '.join(m.name for m in spec.metrics)}, {spec.count} rounds every "
               f"{spec.interval_s:g}s, at most {spec.failure_limit} failed measurement(s) per metric{note}")

@@ -14,6 +14,8 @@
     python -m ops.cli release  [--stack prod] [--dry-run]  one release through the idle color, analysed, flipped
                                                            back automatically (ops/release.py)
     python -m ops.cli history  [--stack prod] [--json]     the last release runs: steps, measurements, outcome
+    python -m ops.cli slo      [--window 7d] [--json] [--html F]  the stability targets over a window (ops/slo.py);
+                                                           exit 1 when one is missed (no data is not a miss)
 
 Changing commands print their plan and ask before running it (`--yes` skips the question; without a terminal
 `--yes` is required). They shell out to `pulumi` (which must be on PATH) and reach hosts over SSH with the
@@ -35,7 +37,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, data_view, drift, lease, release_cli, standby
+from ops import data, data_view, drift, lease, release_cli, slo, standby
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -248,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(sub, common)
     standby.add_parser(sub, ROOT)
     release_cli.add_parsers(sub, common)
+    slo.add_parser(sub, common)
     return p
 
 
@@ -261,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ssh-lease":  # DigitalOcean's API only: no pulumi needed
         return lease.run(args, dict(os.environ))
     try:
+        if args.command == "slo":  # needs pulumi only for the stack's targets or Prometheus
+            return slo.run(args, os.environ)
         return COMMANDS[args.command](Pulumi.find(args.cwd, dict(os.environ)), args)
     except plan.PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)

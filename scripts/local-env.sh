@@ -14,7 +14,7 @@ LOGS=$S/logs
 PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 COMPOSE_VERSION=2.40.3
 APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus busybox-static
-  shellcheck python3-venv iptables curl ca-certificates)
+  shellcheck python3-venv iptables curl ca-certificates chromium)
 SSH_OPTS=(-i "$S/ssh/id_ed25519" -o "UserKnownHostsFile=$S/ssh/known_hosts" -o StrictHostKeyChecking=yes
   -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT")
 SSH_TARGET="$SSH_USER@$SSH_HOST"

@@ -53,7 +53,7 @@ def shellcheck() -> str:
 
 
 def test_the_workflows_exist() -> None:
-    assert ALL == ["backup.yml", "deploy.yml", "drift.yml", "operate.yml", "preview.yml", "tests.yml"]
+    assert ALL == ["backup.yml", "deploy.yml", "drift.yml", "operate.yml", "preview.yml", "slo.yml", "tests.yml"]
 
 
 @pytest.mark.live
@@ -298,8 +298,8 @@ def test_operate_changes_the_standby_only_through_the_guarded_commands() -> None
 # Jobs that reach the droplets over SSH (pulumi up/destroy's rollout commands, ops.cli's host commands), and the
 # stack whose droplets each reaches.
 LEASED = {("deploy.yml", "deploy"): ("prod", "blue"), ("operate.yml", "operate"): ('"$TARGET"',),
-          ("drift.yml", "drift"): ('"$STACK"',), ("backup.yml", "backup"): ("prod",)}
-REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data|release)\b")
+          ("drift.yml", "drift"): ('"$STACK"',), ("backup.yml", "backup"): ("prod",), ("slo.yml", "slo"): ("prod",)}
+REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data|release|slo)\b")
 
 
 def reaches_hosts(step: dict[str, Any]) -> bool:

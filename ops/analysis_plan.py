@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from components.config_keys import BY_NAME, NAMESPACE, number_text
 from components.config_read import Reader
+from components.slo import SloSpec, objectives
 
 Phase = Literal["passed", "failed", "inconclusive"]
 
@@ -116,17 +117,21 @@ def _matchers(metric: str, *matchers: str) -> str:
     return metric + "{" + ",".join((*matchers, SELECTOR)) + "}"
 
 
+def error_ratio_query(window: str) -> str:
+    """The worst service's 5xx share over `window`: the error-ratio objective's own query (components.slo, the
+    definition the SLO alerts and `ops.cli slo` use), reduced to one number with max()."""
+    objective = next(o for o in objectives(SloSpec()) if o.name == "error-ratio")
+    return f"max({objective.error_ratio(window, SELECTOR)})"
+
+
 def default_metrics(max_error_ratio: float, max_p95_s: float, max_restarts: int,
                     window: str = "1m") -> tuple[Metric, ...]:
-    """error-ratio (the gateway's 5xx share), p95-latency (left out when max_p95_s is 0) and restarts (of every
-    service of the color), each over `window` (rate_window). No 5xx series at all counts as no error (`or
-    vector(0)`); no request series at all is no data."""
+    """error-ratio (the worst service's 5xx share, error_ratio_query), p95-latency of the gateway (left out when
+    max_p95_s is 0) and restarts (of every service of the color), each over `window` (rate_window). A service
+    that answered without a 5xx has ratio 0; no request series at all is no data."""
     gateway = f'service="{GATEWAY}"'
-    errors = _matchers("http_requests_total", gateway, 'code=~"5.."')
-    total = _matchers("http_requests_total", gateway)
     buckets = _matchers("http_request_duration_seconds_bucket", gateway)
-    metrics = [Metric("error-ratio", f"(sum(rate({errors}[{window}])) or vector(0)) / sum(rate({total}[{window}]))",
-                      max_error_ratio, "")]
+    metrics = [Metric("error-ratio", error_ratio_query(window), max_error_ratio, "")]
     if max_p95_s > 0:
         metrics.append(Metric("p95-latency",
                               f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}])))", max_p95_s, "s"))

@@ -19,6 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from components.config import read_slo
+from components.config_keys import NAMESPACE
+from components.config_read import Reader
 from components.slo import Objective, SloSpec
 
 Verdict = Literal["met", "missed", "no data"]
@@ -235,39 +238,18 @@ def to_json(report: Report, queries_run: Sequence[Query] = ()) -> dict[str, Any]
                 for r in report.objectives]}
 
 
-SPEC_KEYS = {"sloErrorRatio": "error_ratio_max", "sloRolloutSuccess": "rollout_success_min",
-             "sloPullP95Seconds": "pull_p95_seconds", "sloTraceCoverage": "trace_coverage_min"}
-"""The stack config keys of the targets (devtools:<key>), and the SloSpec field each sets; sloWindow is the
-report's default window."""
+SPEC_KEYS = ("sloErrorRatio", "sloRolloutSuccess", "sloPullP95Seconds", "sloTraceCoverage")
+"""The stack config keys of the targets (devtools:<key>); sloWindow is the report's default window."""
 WINDOW_KEY = "sloWindow"
 
 
 def spec_from_values(values: Mapping[str, str | None]) -> SloSpec:
-    """The targets from the stack's values as `pulumi config get` prints them (None: not set, the default). A
-    share must be within 0..1, the pull threshold a positive number of seconds, the window a PromQL duration."""
-    fields: dict[str, Any] = {}
-    problems = []
-    for key, field in SPEC_KEYS.items():
-        text = values.get(key)
-        if text is None:
-            continue
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        limit = math.inf if key == "sloPullP95Seconds" else 1.0
-        low_ok = value >= 0 if key == "sloErrorRatio" else value > 0
-        if not (low_ok and value <= limit):
-            within = "0..1" if key == "sloErrorRatio" else "(0, 1]" if limit == 1 else "seconds, above 0"
-            problems.append(f"devtools:{key} is {text!r}: a number, {within}")
-        fields[field] = value
-    window = values.get(WINDOW_KEY)
-    if window is not None:
-        try:
-            duration_seconds(window)
-        except ValueError as exc:
-            problems.append(f"devtools:{WINDOW_KEY}: {exc}")
-        fields["window"] = window
-    if problems:
-        raise ValueError("; ".join(problems))
-    return SloSpec(**fields)
+    """The targets from the stack's values as `pulumi config get` prints them (None: not set, the default), read
+    with the key table's checks (components.config.read_slo, as the program reads them). A bad value raises
+    ValueError naming the key, what it may be and how to fix it."""
+    given = {f"{NAMESPACE}:{k}": v for k, v in values.items() if k in (*SPEC_KEYS, WINDOW_KEY) and v is not None}
+    r = Reader(given, set())
+    spec = read_slo(r)
+    if r.problems:
+        raise ValueError("\n".join(r.problems))
+    return spec

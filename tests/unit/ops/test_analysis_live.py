@@ -206,7 +206,7 @@ def test_prometheus_going_away_fails_the_analysis_with_its_error(stand: Stand, t
     assert [m.phase for m in result.measurements] == ["passed"] * 3 + ["failed"] * 4
     assert result.failed_metric == "error-ratio" and result.first_failure_at == result.measurements[3].at
     error = result.measurements[-1].error
-    assert error.startswith("query (sum(rate(http_requests_total{") and \
+    assert error.startswith("query max((sum by (service) (rate(http_requests_total{") and \
         "no answer from Prometheus: ConnectError: [Errno 111] Connection refused" in error, error
     assert out.getvalue().splitlines()[-1] == ("analysis FAILED: error-ratio failed 2 of 3 measurements, more than "
                                                f"the 1 allowed; the last: query failed: {error}")

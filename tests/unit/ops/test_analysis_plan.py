@@ -39,15 +39,16 @@ def test_the_default_queries_render_exactly_for_a_color_and_for_a_hosts_own_prom
     """Rule: the color's matchers join each selector, and without a selector the placeholder leaves no `,}` or
     `{}` behind. Risk: a query that measures the other color (or both), or one Prometheus refuses to parse."""
     assert render_query(RATIO, BLUE) == (
-        '(sum(rate(http_requests_total{service="gateway-mcp",code=~"5..",color="blue"}[1m])) or vector(0)) / '
-        'sum(rate(http_requests_total{service="gateway-mcp",color="blue"}[1m]))')
+        'max((sum by (service) (rate(http_requests_total{code=~"5..",color="blue"}[1m])) or 0 * sum by (service) '
+        '(rate(http_requests_total{color="blue"}[1m]))) / sum by (service) '
+        '(rate(http_requests_total{color="blue"}[1m])))')
     assert render_query(P95, "{" + BLUE + "}") == (
         'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="gateway-mcp",'
         'color="blue"}[1m])))')
     assert render_query(RESTARTS, BLUE) == 'sum(changes(process_start_time_seconds{color="blue"}[{since}]))'
     assert render_query(RATIO, "") == (
-        '(sum(rate(http_requests_total{service="gateway-mcp",code=~"5.."}[1m])) or vector(0)) / '
-        'sum(rate(http_requests_total{service="gateway-mcp"}[1m]))')
+        'max((sum by (service) (rate(http_requests_total{code=~"5.."}[1m])) or 0 * sum by (service) '
+        '(rate(http_requests_total[1m]))) / sum by (service) (rate(http_requests_total[1m])))')
     assert render_query(RESTARTS, "") == "sum(changes(process_start_time_seconds[{since}]))"
     assert render_query(RESTARTS, 'color="blue",job="devtools"') == (
         'sum(changes(process_start_time_seconds{color="blue",job="devtools"}[{since}]))')
@@ -82,8 +83,9 @@ def test_the_dry_run_of_the_defaults_is_exact() -> None:
         "fails as soon as one metric fails more than 1 of its measurements; a query Prometheus does not answer is a "
         "failed measurement, no data an inconclusive one",
         "  error-ratio <= 0.01",
-        '    (sum(rate(http_requests_total{service="gateway-mcp",code=~"5..",color="blue"}[1m])) or vector(0)) / '
-        'sum(rate(http_requests_total{service="gateway-mcp",color="blue"}[1m]))',
+        '    max((sum by (service) (rate(http_requests_total{code=~"5..",color="blue"}[1m])) or 0 * sum by '
+        '(service) (rate(http_requests_total{color="blue"}[1m]))) / sum by (service) (rate(http_requests_total{color='
+        '"blue"}[1m])))',
         "  restarts <= 0 restarts",
         '    sum(changes(process_start_time_seconds{color="blue"}[{since}]))',
         "  {since}: the time since the promotion, at least 30s",

@@ -153,6 +153,9 @@ def test_targets_from_the_stack_values():
                                 "sloTraceCoverage": "0.8", "sloWindow": "30d"}) == \
         SloSpec(error_ratio_max=0.05, pull_p95_seconds=30.0, trace_coverage_min=0.8, window="30d")
     with pytest.raises(ValueError) as err:
-        sp.spec_from_values({"sloTraceCoverage": "90", "sloWindow": "a week"})
-    assert str(err.value) == ("devtools:sloTraceCoverage is '90': a number, (0, 1]; devtools:sloWindow: window "
-                              "'a week' is not a PromQL duration such as 7d, 24h or 1h30m")
+        sp.spec_from_values({"sloTraceCoverage": "90", "sloWindow": "a week", "sloPullP95Seconds": "45"})
+    assert str(err.value).splitlines() == [
+        "devtools:sloPullP95Seconds: 45.0 is not allowed: one of the pull histogram's bucket bounds: 0.5, 1, 2.5, "
+        "5, 10, 20, 30, 60, 120, 300",
+        "devtools:sloTraceCoverage: 90.0 is not allowed: a number 0-1",
+        'devtools:sloWindow: "a week" is not allowed: a Prometheus duration longer than 0 such as 7d, 30d or 1w']

@@ -58,7 +58,7 @@ def test_traces_are_listed_by_tags_all_matching_time_and_name(api: httpx.Client)
         trace_event("4", ["devtools-e2e", "agent:cicd"], "2025-12-31T23:59:59Z"),
         trace_event("5", ["devtools-e2e", "agent:cicd"], "2026-01-01T00:00:04Z", name="other")]})
 
-    def ids(**params: object) -> list[str]:
+    def ids(**params: str | list[str]) -> list[str]:
         answer = api.get("/api/public/traces", params=params)
         assert answer.status_code == 200, answer.text
         return sorted(t["id"] for t in answer.json()["data"])

@@ -35,7 +35,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, data_view, drift, lease, release_cli, standby
+from ops import data, data_view, drift, lease, release_cli, standby, traces
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(sub, common)
     standby.add_parser(sub, ROOT)
     release_cli.add_parsers(sub, common)
+    traces.add_parser(sub)
     return p
 
 
@@ -260,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ssh-lease":  # DigitalOcean's API only: no pulumi needed
         return lease.run(args, dict(os.environ))
+    if args.command == "traces":  # Langfuse's API only
+        return traces.run(args, dict(os.environ))
     try:
         return COMMANDS[args.command](Pulumi.find(args.cwd, dict(os.environ)), args)
     except plan.PlanError as exc:

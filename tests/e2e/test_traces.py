@@ -52,7 +52,7 @@ def test_two_agents_without_traces_fail_the_phase_naming_both(local_env: localen
     built = build_release(local_env, "traces-notrace", "--services", "cicd,documentation",
                           "--broken", "cicd=notrace", "--broken", "documentation=notrace")
     pins = {**base, "release": "traces-notrace", "images": {**base["images"], **built["images"]}}
-    out, report = ship(host, local_env, pins, local_env.langfuse_keys)
+    _, report = ship(host, local_env, pins, local_env.langfuse_keys)
     assert not report["passed"]
     assert report["traces"]["coverage"] == 0.6667 and report["traces"]["min"] == 0.9
     assert [a for a, seen in report["traces"]["agents"].items() if not seen] == ["cicd", "documentation"]

@@ -66,7 +66,8 @@ def gate(r: Rollout, release_id: str, report: Path) -> tuple[str, dict[str, Any]
     argv = validate_argv(sys.executable, str(r.store.release_dir(release_id) / "resolved.json"), str(report),
                          deadline=r.opts.validate_deadline,
                          labels={"release": release_id, "project": r.store.project, "gate": "pulumi"},
-                         extra=r.opts.validate_args)
+                         extra=r.opts.validate_args,
+                         secrets_file=str(r.store.secrets_file))
     error = ""
     try:
         proc = r.attempt(argv, r.opts.validate_deadline + 60, "validate", "the validator", cwd=AGENT_DIR)

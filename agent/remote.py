@@ -153,11 +153,12 @@ def apply_command(host_root: str, project: str, release_id: str, agent_args: Seq
 
 
 def validate_argv(python: str, resolved: str, report: str, *, deadline: int, labels: Mapping[str, str],
-                  extra: Sequence[str] = ()) -> list[str]:
+                  extra: Sequence[str] = (), secrets_file: str = "") -> list[str]:
     """`python -m agent.validate` of one release's resolved config, writing its JSON report (host agent and the
-    Pulumi ValidationGate alike)."""
+    Pulumi ValidationGate alike). `secrets_file`: the project's secrets file, where the trace phase reads its
+    Langfuse keys (the path only: the values never reach argv)."""
     argv = [python, "-m", "agent.validate", "--config", resolved, "--json", report, "--deadline", str(deadline),
-            "--no-color", *extra]
+            "--no-color", *(["--secrets-file", secrets_file] if secrets_file else []), *extra]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
     return argv

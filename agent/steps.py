@@ -138,7 +138,8 @@ class Steps:
         argv = validate_argv(sys.executable, str(self.store.release_dir(release_id) / "resolved.json"), str(report),
                              deadline=self.opts.validate_deadline,
                              labels={"release": release_id, "project": self.store.project},
-                             extra=self.opts.validate_args)
+                             extra=self.opts.validate_args,
+                             secrets_file=str(self.store.secrets_file))
         proc = self.attempt(argv, self.opts.validate_deadline + 60, "validate", "the validator", cwd=AGENT_DIR)
         for line in proc.stdout.strip().splitlines():
             self.log(f"  {line}")

@@ -129,10 +129,14 @@ def presence_script(host_root: str, project: str) -> str:
 
 
 def _prometheus_args(validator: ValidatorSettings) -> list[str]:
+    """The validator's optional phases: Prometheus, and trace coverage (its keys: the host's secrets file)."""
+    traces = ([f"--langfuse-host={validator.langfuse_host}", f"--trace-min={validator.trace_coverage_min:g}"]
+              if validator.langfuse_host else [])
     if not validator.prometheus_url:
-        return []
+        return traces
     args = [f"--prometheus={validator.prometheus_url}"]
-    return [*args, f"--prom-selector={validator.prometheus_selector}"] if validator.prometheus_selector else args
+    args += [f"--prom-selector={validator.prometheus_selector}"] if validator.prometheus_selector else []
+    return [*args, *traces]
 
 
 POOL_STEP_SECONDS = 900

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.release import RELEASE_ID_RULE, is_reserved, release_id_problem
-from agent.secretfile import value_problem
+from agent.secretfile import parse_secrets, value_problem
 from components.config_keys import BY_NAME, NAMESPACE, RETIRED
 from components.config_read import ConfigError, Reader, close_match
 from components.config_rules import cross_checks, with_host_key
@@ -101,10 +101,12 @@ class ReleaseConfig:
     compose_profiles: str
     host_port_prefix: int
     secrets: Mapping[str, Secret]
+    langfuse_host: str | None = None
 
     @property
     def validator(self) -> ValidatorSettings:
-        return ValidatorSettings(self.validate_deadline, self.prometheus_url, self.prometheus_selector)
+        return ValidatorSettings(self.validate_deadline, self.prometheus_url, self.prometheus_selector,
+                                 langfuse_host=self.langfuse_host)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def _app_secrets(r: Reader) -> dict[str, Secret]:
     """appSecrets, each checked by the hosts' own rule (agent.secretfile): a value no container can receive as it
     is, or a name the release itself sets, stops the update before anything is built. Named by key, never value."""
     out: dict[str, Secret] = {}
-    for key, value in r.string_map("appSecrets").items():
+    for key, value in {**_app_secrets_file(r), **r.string_map("appSecrets")}.items():
         problem = ("the name is reserved for the release itself (its id and image pins)" if is_reserved(key)
                    else value_problem(key, value))
         if problem:
@@ -230,6 +232,21 @@ def _app_secrets(r: Reader) -> dict[str, Secret]:
         else:
             out[key] = Secret(value)
     return out
+
+
+def _app_secrets_file(r: Reader) -> dict[str, str]:
+    """The KEY=value lines of appSecretsPath (the secrets file's own format), {} when unset; a file that cannot be
+    read is a problem naming the key and the path, never a value."""
+    path = r.string("appSecretsPath")
+    if not path:
+        return {}
+    try:
+        return parse_secrets(Path(path).read_text())
+    except OSError as exc:
+        r.fail("appSecretsPath", path, f"a readable file of KEY=value lines ({exc.strerror})")
+    except ValueError as exc:
+        r.fail("appSecretsPath", path, f"a file of KEY=value lines ({exc})")
+    return {}
 
 
 def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path, commit_source: str
@@ -286,6 +303,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         compose_profiles=r.string("composeProfiles"),
         host_port_prefix=r.integer("hostPortPrefix"),
         secrets=_app_secrets(r),
+        langfuse_host=r.string("langfuseHost") or None,
     )
     mode = r.string("traffic")
     traffic = TrafficConfig(

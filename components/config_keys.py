@@ -144,6 +144,11 @@ KEYS: tuple[Key, ...] = (
         range=(10, 99)),
     Key("appSecrets", "object", {}, "application secrets NAME → value, written to a 0600 file on every host",
         secret=True, pattern=ENV_NAME, allowed="UPPER_CASE names"),
+    Key("appSecretsPath", "string", "", "file of KEY=value lines added to appSecrets, which wins on a name in both "
+        "(local: the Langfuse stand-in's keys file)"),
+    Key("langfuseHost", "string", "", "Langfuse the validator asks, after the agents' probes, for each agent's trace "
+        "(empty: trace phase skipped); keys: appSecrets LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY",
+        pattern=r"https?://[A-Za-z0-9.:\[\]-]+(/.*)?", allowed="an http(s) URL"),
     # promotion: how a release reaches traffic, and the analysis of the live color after it (ops.analysis)
     Key("releaseStrategy", "string", "blueGreen", "how a release reaches traffic: `blueGreen` (the idle color is "
         "released, then traffic flips to it) or `inPlace` (the live color is released where it serves)",

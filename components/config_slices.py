@@ -40,13 +40,20 @@ class SshLogin:
     host_key: str | None  # the expected host key; None: not pinned
 
 
+TRACE_COVERAGE_MIN = 0.9
+"""The trace phase's minimum share of probed agents with a trace (the SLO's trace-coverage target)."""
+
+
 @dataclass(frozen=True)
 class ValidatorSettings:
-    """What the validator on a host is told: its deadline and the Prometheus phase (no URL: phase skipped)."""
+    """What the validator on a host is told: its deadline, the Prometheus phase (no URL: phase skipped) and the
+    trace phase (no Langfuse URL: skipped; its keys are the host's secrets file's, never told here)."""
 
     deadline: int
     prometheus_url: str | None
     prometheus_selector: str
+    langfuse_host: str | None = None
+    trace_coverage_min: float = TRACE_COVERAGE_MIN
 
 
 @dataclass(frozen=True)

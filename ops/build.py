@@ -38,7 +38,7 @@ from standin import localenv
 
 ROOT = localenv.ROOT
 COMPOSE_DIR = ROOT / "compose"
-BROKEN_VARIANTS = ("crash", "errors", "latency", "leak", "migrate", "slow", "unhealthy")
+BROKEN_VARIANTS = ("crash", "errors", "latency", "leak", "migrate", "notrace", "slow", "unhealthy")
 BUSYBOX = Path("/usr/bin/busybox")
 VENDORED_BUSYBOX = Path("vendor") / "busybox"
 PROGRAM_ID = re.compile(r"^[0-9a-f]{7,40}(-.*)?\Z")

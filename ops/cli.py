@@ -37,7 +37,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, data_view, drift, lease, release_cli, slo, standby
+from ops import data, data_view, drift, lease, release_cli, slo, standby, traces
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     standby.add_parser(sub, ROOT)
     release_cli.add_parsers(sub, common)
     slo.add_parser(sub, common)
+    traces.add_parser(sub)
     return p
 
 
@@ -263,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ssh-lease":  # DigitalOcean's API only: no pulumi needed
         return lease.run(args, dict(os.environ))
+    if args.command == "traces":  # Langfuse's API only
+        return traces.run(args, dict(os.environ))
     try:
         if args.command == "slo":  # needs pulumi only for the stack's targets or Prometheus
             return slo.run(args, os.environ)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local stand-in for a droplet and what surrounds it, on loopback only (addresses: scripts/local.env):
 # dockerd, the docker network the colors reach the data tier over, a registry, an SSH host (root, key only),
-# haproxy in front of the two colors, and prometheus.
+# haproxy in front of the two colors, prometheus, and a Langfuse public API stand-in.
 # Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
 set -euo pipefail
 
@@ -14,13 +14,13 @@ LOGS=$S/logs
 PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 COMPOSE_VERSION=2.40.3
 APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus busybox-static
-  shellcheck python3-venv iptables curl ca-certificates chromium)
+  shellcheck python3-venv iptables iproute2 curl ca-certificates chromium)
 SSH_OPTS=(-i "$S/ssh/id_ed25519" -o "UserKnownHostsFile=$S/ssh/known_hosts" -o StrictHostKeyChecking=yes
   -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT")
 SSH_TARGET="$SSH_USER@$SSH_HOST"
 LB_SOCKET=$S/haproxy/admin.sock
 declare -A EXE=([dockerd]=/usr/sbin/dockerd [registry]=/usr/bin/docker-registry [sshd]=/usr/sbin/sshd
-  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus)
+  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus [langfuse]=/usr/bin/python3)
 
 usage() {
   cat <<EOF
@@ -28,13 +28,15 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
 
   up      install what is missing and start dockerd, create the docker network $DATA_NETWORK (the colors reach
           the data tier over it), start the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT), haproxy
-          (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
+          (127.0.0.1:$LB_PORT), prometheus (127.0.0.1:$PROMETHEUS_PORT) and the Langfuse stand-in
+          (127.0.0.1:$LANGFUSE_PORT and docker0's address; keys: $S/langfuse/keys.env); a second call changes
+          nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
   flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip). The
           local stack's traffic resource runs it: flip with 'make flip COLOR=...' so that the stack's
           devtools:liveColor stays the one record ('make status' reports a flip made here by hand)
-  stop    stop one part: registry, sshd, haproxy, prometheus, or dockerd if 'up' started it
+  stop    stop one part: registry, sshd, haproxy, prometheus, langfuse, or dockerd if 'up' started it
   restart-docker  stop and start dockerd, only if 'up' started it
 
 State, logs and pid files: $S (DEVTOOLS_STATE). Addresses: scripts/local.env, overridable from the environment.
@@ -275,10 +277,32 @@ ensure_prometheus() {
 }
 prometheus_ready() { alive prometheus && [[ $(http_code "http://127.0.0.1:$PROMETHEUS_PORT/-/ready") == 200 ]]; }
 
+# The Langfuse public API stand-in (standin/langfuse.py, standard library only). It listens on loopback and on
+# docker0's address, which exists on this machine only: containers reach it as host.docker.internal (compose's
+# host-gateway), and it answers loopback and docker's bridge networks (172.16.0.0/12) only. Its keys are made
+# once into a 0600 file that is also the local stacks' appSecretsPath (LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY,
+# LANGFUSE_SECRET_KEY reach the app's secrets file the way every app secret does); never in argv.
+LANGFUSE_KEYS=$S/langfuse/keys.env
+bridge_address() { ip -4 -o addr show dev docker0 | awk '{split($4, a, "/"); print a[1]; exit}'; }
+ensure_langfuse() {
+  local t gw
+  private_dir "$S/langfuse"
+  (cd "$ROOT" && py -m standin.langfuse keys "$LANGFUSE_KEYS" --host "http://host.docker.internal:$LANGFUSE_PORT") \
+    >/dev/null
+  alive langfuse && return 0
+  gw=$(bridge_address || true)
+  [[ -n $gw ]] || die "docker0 has no IPv4 address: the containers could not reach Langfuse"
+  t=$(now_us) && PYTHONPATH=$ROOT start_bg langfuse -m standin.langfuse serve --port "$LANGFUSE_PORT" \
+    --bind 127.0.0.1 --bind "$gw" --allow 172.16.0.0/12 --keys-file "$LANGFUSE_KEYS"
+  wait_for 10 langfuse "127.0.0.1:$LANGFUSE_PORT" langfuse_ready
+  took "langfuse stand-in up on http://127.0.0.1:$LANGFUSE_PORT and http://$gw:$LANGFUSE_PORT" "$t"
+}
+langfuse_ready() { alive langfuse && [[ $(http_code "http://127.0.0.1:$LANGFUSE_PORT/api/public/health") == 200 ]]; }
+
 up() {
   local t0 part
   t0=$(now_us) && lock
-  for part in packages compose dockerd network registry sshd host haproxy prometheus; do "ensure_$part"; done
+  for part in packages compose dockerd network registry sshd host haproxy prometheus langfuse; do "ensure_$part"; done
   took "local environment up (state: $S)" "$t0"
 }
 
@@ -298,13 +322,14 @@ status() {
   line sshd "$SSH_TARGET:$SSH_PORT" sshd_ok
   line haproxy "http://127.0.0.1:$LB_PORT" haproxy_ok
   line prometheus "http://127.0.0.1:$PROMETHEUS_PORT" prometheus_ready
+  line langfuse "http://127.0.0.1:$LANGFUSE_PORT" langfuse_ready
   return "$rc"
 }
 
 case "${1:-}" in
   up) up ;;
   down)
-    lock && for part in prometheus haproxy sshd registry; do stop_bg "$part"; done
+    lock && for part in langfuse prometheus haproxy sshd registry; do stop_bg "$part"; done
     stop_bg dockerd 30 # only when this script started it: its pid file names a live dockerd
     say "down (nothing deleted; state in $S)"
     ;;

@@ -39,6 +39,7 @@ class LocalEnv:
     ssh_user: str
     lb_port: int
     prometheus_port: int
+    langfuse_port: int
     port_prefix: dict[str, str]
     host_root: Path
     data_port_prefix: str
@@ -71,6 +72,17 @@ class LocalEnv:
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.prometheus_port}"
 
+    @property
+    def langfuse_url(self) -> str:
+        """The Langfuse stand-in as the host sees it (the containers: LANGFUSE_HOST in its key file)."""
+        return f"http://127.0.0.1:{self.langfuse_port}"
+
+    @property
+    def langfuse_keys(self) -> Path:
+        """The stand-in's 0600 key file (LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY): the local stacks'
+        appSecretsPath."""
+        return self.state / "langfuse" / "keys.env"
+
     def gateway_port(self, color: str) -> int:
         return int(f"{self.port_prefix[color]}00")
 
@@ -86,6 +98,7 @@ def load(environ: dict[str, str] | None = None) -> LocalEnv:
         ssh_user=v["SSH_USER"],
         lb_port=int(v["LB_PORT"]),
         prometheus_port=int(v["PROMETHEUS_PORT"]),
+        langfuse_port=int(v["LANGFUSE_PORT"]),
         port_prefix={"green": v["GREEN_PORT_PREFIX"], "blue": v["BLUE_PORT_PREFIX"]},
         host_root=Path(v["HOST_ROOT"]),
         data_port_prefix=v["DATA_PORT_PREFIX"],

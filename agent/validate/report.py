@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PHASES = ("health", "mcp", "e2e", "prometheus")
+PHASES = ("health", "mcp", "e2e", "prometheus", "traces")
 GREEN = "\x1b[32m"
 RED = "\x1b[31m"
 BOLD = "\x1b[1m"
@@ -48,6 +48,8 @@ class Report:
     project: str = ""
     # The verdict a report file states ("passed"), as from_json read it; None for a Report built from results.
     stated_passed: bool | None = field(default=None, compare=False)
+    # The trace phase's coverage (agent.validate.traces): {"agents", "coverage", "min", "host"}; None: phase off.
+    traces: Mapping[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -136,6 +138,7 @@ def check_json(check: CheckResult) -> dict[str, Any]:
 
 
 def to_json(report: Report) -> dict[str, Any]:
+    traces = {"traces": dict(report.traces)} if report.traces is not None else {}
     return {
         "passed": report.passed,
         "project": report.project,
@@ -151,6 +154,7 @@ def to_json(report: Report) -> dict[str, Any]:
             phase: {"passed": all(c.passed for c in checks), "checks": [check_json(c) for c in checks]}
             for phase, checks in report.phases()
         },
+        **traces,
     }
 
 
@@ -198,7 +202,8 @@ def from_json(data: Mapping[str, Any]) -> Report:
     try:
         return Report(started_at=str(data.get("started_at", "")), duration_s=float(data.get("duration_s", 0.0)),
                       checks=checks, labels=dict(data.get("labels") or {}), project=str(data.get("project", "")),
-                      stated_passed=data.get("passed") is True)
+                      stated_passed=data.get("passed") is True,
+                      traces=dict(data["traces"]) if isinstance(data.get("traces"), Mapping) else None)
     except (TypeError, ValueError) as exc:
         raise ReportError(str(exc)) from exc
 

@@ -1,4 +1,5 @@
-"""Validate a running release: health, MCP tool discovery, end-to-end probes and (optionally) Prometheus.
+"""Validate a running release: health, MCP tool discovery, end-to-end probes, (optionally) Prometheus, and
+(optionally, after the probes) the agents' trace coverage in Langfuse.
 
     python -m agent.validate --config <release>/resolved.json --json report.json --deadline 120
 
@@ -48,6 +49,10 @@ class Options:
     labels: Mapping[str, str] = field(default_factory=dict)
     backoff_first_s: float = 0.25
     backoff_cap_s: float = 2.0
+    langfuse_host: str | None = None
+    secrets_file: str | None = None
+    trace_deadline: float = 30.0
+    trace_min: float = 0.9
 
 
 async def validate(catalog: Catalog, options: Options) -> Report:
@@ -56,12 +61,13 @@ async def validate(catalog: Catalog, options: Options) -> Report:
         import httpx  # noqa: PLC0415 - imported on use: `--help` and bad-input exits stay fast
     except ImportError as exc:
         raise InputError("httpx is not installed: pip install -r agent/requirements.txt") from exc
-    from agent.validate import checks, http, mcp, prometheus  # noqa: PLC0415
+    from agent.validate import checks, http, mcp, prometheus, traces  # noqa: PLC0415
 
-    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    probes_started = datetime.now(UTC)
+    started_at = probes_started.strftime("%Y-%m-%dT%H:%M:%SZ")
     started = time.monotonic()
-    # Services speak plain HTTP; a TLS context (slow to build) is made only for an https Prometheus.
-    tls = bool(options.prometheus and options.prometheus.startswith("https://"))
+    # Services speak plain HTTP; a TLS context (slow to build) is made only for an https Prometheus or Langfuse.
+    tls = any(url and url.startswith("https://") for url in (options.prometheus, options.langfuse_host))
     async with httpx.AsyncClient(timeout=options.timeout, trust_env=False, verify=tls) as client:
         plan = [http.health_check(client, options.host, s) for s in catalog.services]
         plan += [mcp.mcp_check(client, options.host, s) for s in catalog.mcp_services]
@@ -74,12 +80,21 @@ async def validate(catalog: Catalog, options: Options) -> Report:
             )
         backoff = checks.Backoff(first_s=options.backoff_first_s, cap_s=options.backoff_cap_s)
         results = await checks.run_checks(plan, timeout=options.timeout, deadline_s=options.deadline, backoff=backoff)
+        section = None
+        if options.langfuse_host:
+            agents = [s.name for s in catalog.e2e_services]
+            check, coverage = await traces.coverage_check(
+                client, options.langfuse_host, agents, probes_started, secrets_file=options.secrets_file,
+                minimum=options.trace_min, deadline_s=options.trace_deadline, timeout=options.timeout)
+            results.append(check)
+            section = coverage.section()
     return Report(
         started_at=started_at,
         duration_s=time.monotonic() - started,
         checks=tuple(results),
         labels=dict(options.labels),
         project=catalog.project,
+        traces=section,
     )
 
 
@@ -105,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prometheus", metavar="URL", help="enable the Prometheus phase, e.g. http://127.0.0.1:9390")
     add("--prom-selector", default="", metavar="MATCHERS", help="label matchers, e.g. 'color=\"green\"'")
     add("--max-error-rate", metavar="RATIO", type=float, default=0.01, help="highest 5xx ratio (default %(default)s)")
+    add("--langfuse-host", metavar="URL", help="enable the trace phase after the probes, e.g. http://127.0.0.1:9392")
+    add("--secrets-file", metavar="PATH", help="the project's secrets file: LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY")
+    add("--trace-deadline", metavar="SECONDS", type=float, default=30.0,
+        help="seconds the trace phase waits for every agent's trace (default %(default)s)")
+    add("--trace-min", metavar="RATIO", type=float, default=0.9,
+        help="lowest share of probed agents with a trace (default %(default)s)")
     add("--label", action="append", default=[], metavar="KEY=VALUE", help="recorded in the report (repeatable)")
     return parser
 
@@ -130,6 +151,12 @@ def options_from(args: argparse.Namespace) -> Options:
         raise InputError(f"--prometheus {args.prometheus!r}: give a URL, e.g. http://127.0.0.1:9390")
     if args.prom_selector and not args.prometheus:
         raise InputError("--prom-selector needs --prometheus URL")
+    if args.langfuse_host and not args.langfuse_host.startswith(("http://", "https://")):
+        raise InputError(f"--langfuse-host {args.langfuse_host!r}: give a URL, e.g. http://127.0.0.1:9392")
+    if not 0 <= args.trace_min <= 1:
+        raise InputError(f"--trace-min {args.trace_min:g}: give a ratio between 0 and 1, e.g. 0.9")
+    if args.trace_deadline <= 0:
+        raise InputError("--trace-deadline must be a positive number of seconds")
     return Options(
         host=args.host,
         timeout=args.timeout,
@@ -138,6 +165,10 @@ def options_from(args: argparse.Namespace) -> Options:
         prom_selector=args.prom_selector,
         max_error_rate=args.max_error_rate,
         labels=parse_labels(args.label),
+        langfuse_host=args.langfuse_host or None,
+        secrets_file=args.secrets_file,
+        trace_deadline=args.trace_deadline,
+        trace_min=args.trace_min,
     )
 
 

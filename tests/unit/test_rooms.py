@@ -24,7 +24,7 @@ THIRD_PARTY_OF = {
     "agent": {"agent"},
     "agent/validate": {"agent", "httpx"},
     "standin": {"standin"},
-    "ops": {"ops", "agent", "standin", "components", "httpx", "yaml", "pydo", "azure"},
+    "ops": {"ops", "agent", "standin", "components", "httpx", "yaml", "pydo", "azure", "langfuse"},
     "components": {"components", "agent", "standin", "pulumi", "pulumi_command", "pulumi_digitalocean",
                    "pulumi_docker_build", "yaml"},
     AUTOMATION: {"ops", "components", "pulumi"},

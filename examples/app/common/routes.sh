@@ -13,10 +13,16 @@ info() {
 \"description\":\"$JSON\",\"release\":\"$RELEASE_JSON\"}"
 }
 
-# An agent is only ok when it can reach its data: it asks the state service (STATE_URL) first.
+# An agent is only ok when it can reach its data: it asks the state service (STATE_URL) first. Each probe sends
+# one trace to Langfuse (trace.sh; BROKEN=notrace sends none).
 e2e() {
 	[ "$SVC_ROLE" = agent ] || fail 404 "Not Found" "no route $method $path"
 	[ "$BROKEN" = slow ] && sleep 30
+	if [ "$BROKEN" != notrace ]; then
+		# shellcheck source=/dev/null
+		. "$APP_HOME/common/trace.sh"
+		send_trace
+	fi
 	if [ -z "${STATE_URL:-}" ] ||
 		! timeout "$E2E_STATE_TIMEOUT" wget -q -Y off -O /dev/null "$STATE_URL/state" 2>/dev/null; then
 		json_esc "${STATE_URL:-(STATE_URL is not set)}"

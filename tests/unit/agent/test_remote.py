@@ -88,6 +88,12 @@ def test_validate_argv_is_one_definition_for_agent_and_gate():
         "--deadline", "60", "--no-color", "--prometheus=http://p:9090", "--label", "release=r1",
         "--label", "project=green",
     ]
+    assert validate_argv("/v/python", "/r/resolved.json", "/r/report.json", deadline=60, labels={},
+                         extra=["--langfuse-host=http://l:9392"], secrets_file="/opt/devtools/green/secrets.env") == [
+        "/v/python", "-m", "agent.validate", "--config", "/r/resolved.json", "--json", "/r/report.json",
+        "--deadline", "60", "--no-color", "--secrets-file", "/opt/devtools/green/secrets.env",
+        "--langfuse-host=http://l:9392",
+    ]
     assert remote.gate_summary_argv("/v/python", "r1") == [
         "/v/python", "-m", "agent.validate.gate", "--release", "r1", "--exit-code"]
 

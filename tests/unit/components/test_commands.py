@@ -373,3 +373,21 @@ def test_connection_args_pin_the_host_key_when_configured():
 
     run_components(program)
     assert (held["args"].port, held["args"].user, held["args"].host_key) == (2222, "deploy", host_key)
+
+
+def test_the_trace_phase_reaches_the_validator_with_its_minimum_and_no_keys():
+    """langfuseHost turns the trace phase on; the threshold is the validator slice's; the keys stay on the host (the
+    validator reads them from the project's secrets file)."""
+    cfg = sc.make_local_config(validateDeadline="45", langfuseHost="http://127.0.0.1:9392")
+    assert commands.validate_script(cfg.agent_place, cfg.release.validator, "r1") == (
+        "cd /opt/devtools/code && /opt/devtools/venv/bin/python -m agent.hostagent --root /opt/devtools --project "
+        "green gate --release r1 --report /opt/devtools/green/reports/gate-r1.json --validate-deadline 45 "
+        "--validate-arg=--prometheus=http://127.0.0.1:9390 '--validate-arg=--prom-selector=color=\"green\"' "
+        "--validate-arg=--langfuse-host=http://127.0.0.1:9392 --validate-arg=--trace-min=0.9"
+    )
+    alone = ValidatorSettings(deadline=10, prometheus_url=None, prometheus_selector="",
+                              langfuse_host="https://cloud.langfuse.com", trace_coverage_min=0.75)
+    assert commands.apply_script(cfg.agent_place, "r1", "0" * 64, keep=5, validator=alone).endswith(
+        "--keep 5 --validate-deadline 10 --validate-arg=--langfuse-host=https://cloud.langfuse.com "
+        "--validate-arg=--trace-min=0.75")
+    assert "LANGFUSE" not in commands.validate_script(cfg.agent_place, cfg.release.validator, "r1")

@@ -19,6 +19,7 @@ from tests.ssh_test_keys import (
 )
 from tests.unit.components.program_harness import run_program
 from tests.unit.components.stack_configs import (
+    LANGFUSE_SECRET,
     LOCAL,
     LOCAL_SECRETS,
     PROD,
@@ -283,3 +284,36 @@ def test_the_analysis_keys_read_into_their_slice():
     assert (cfg.release_strategy, cfg.analysis) == ("inPlace", AnalysisSettings(
         interval=5, count=3, failure_limit=0, max_error_ratio=0.05, max_p95_seconds=1.5, max_restarts=2,
         prometheus_url="http://127.0.0.1:9390"))
+
+
+def test_app_secrets_path_adds_a_files_secrets_and_app_secrets_win(tmp_path):
+    """The local stacks take the Langfuse stand-in's keys from its 0600 file (appSecretsPath), as sshPrivateKeyPath
+    takes the SSH key; a name also in appSecrets keeps appSecrets' value."""
+    keys = tmp_path / "keys.env"
+    keys.write_text("LANGFUSE_HOST=http://host.docker.internal:9392\nLANGFUSE_PUBLIC_KEY=pk-lf-file\n"
+                    "LANGFUSE_SECRET_KEY=sk-lf-file\n")
+    cfg = make_local_config(appSecretsPath=str(keys), langfuseHost="http://127.0.0.1:9392")
+    assert {k: v.value for k, v in cfg.release.secrets.items()} == {
+        "LANGFUSE_HOST": "http://host.docker.internal:9392", "LANGFUSE_PUBLIC_KEY": "pk-lf-file",
+        "LANGFUSE_SECRET_KEY": "sk-lf-file"}
+    assert cfg.release.validator.langfuse_host == "http://127.0.0.1:9392"
+    assert cfg.release.validator.trace_coverage_min == 0.9
+    prod = make_config(appSecretsPath=str(keys))
+    assert prod.release.secrets["LANGFUSE_SECRET_KEY"].value == LANGFUSE_SECRET
+    assert prod.release.secrets["LANGFUSE_HOST"].value == "http://host.docker.internal:9392"
+
+
+def test_an_unreadable_app_secrets_path_is_named_without_values(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        make_local_config(appSecretsPath=str(tmp_path / "missing.env"))
+    assert "devtools:appSecretsPath" in str(err.value) and "No such file" in str(err.value)
+    bad = tmp_path / "bad.env"
+    bad.write_text("lower-case=sk-lf-hidden-value\n")
+    with pytest.raises(ConfigError) as err:
+        make_local_config(appSecretsPath=str(bad))
+    assert "sk-lf-hidden-value" not in str(err.value)
+
+
+def test_langfuse_host_must_be_a_url():
+    with pytest.raises(ConfigError, match="devtools:langfuseHost"):
+        make_local_config(langfuseHost="127.0.0.1:9392")

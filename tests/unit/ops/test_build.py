@@ -86,9 +86,9 @@ def test_parse_broken_reads_service_and_variant() -> None:
     (["=slow"], "--broken '=slow': expected SERVICE=VARIANT"),
     (["cicd="], "--broken 'cicd=': expected SERVICE=VARIANT"),
     (["cicd=flaky"], "--broken 'cicd=flaky': unknown variant 'flaky' "
-                     "(one of crash, errors, latency, leak, migrate, slow, unhealthy)"),
+                     "(one of crash, errors, latency, leak, migrate, notrace, slow, unhealthy)"),
     (["cicd=none"], "--broken 'cicd=none': unknown variant 'none' "
-                    "(one of crash, errors, latency, leak, migrate, slow, unhealthy)"),
+                    "(one of crash, errors, latency, leak, migrate, notrace, slow, unhealthy)"),
     (["gateway=slow"], "--broken 'gateway=slow': 'gateway' is not a service being built (cicd, orchestrator)"),
     (["cicd=slow", "cicd=crash"], "--broken 'cicd=crash': cicd is already broken as 'slow'"),
 ])

@@ -102,11 +102,12 @@ class ReleaseConfig:
     host_port_prefix: int
     secrets: Mapping[str, Secret]
     langfuse_host: str | None = None
+    trace_coverage_min: float = SloSpec.trace_coverage_min  # the trace phase's minimum: the SLO's sloTraceCoverage
 
     @property
     def validator(self) -> ValidatorSettings:
         return ValidatorSettings(self.validate_deadline, self.prometheus_url, self.prometheus_selector,
-                                 langfuse_host=self.langfuse_host)
+                                 langfuse_host=self.langfuse_host, trace_coverage_min=self.trace_coverage_min)
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,7 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
         host_port_prefix=r.integer("hostPortPrefix"),
         secrets=_app_secrets(r),
         langfuse_host=r.string("langfuseHost") or None,
+        trace_coverage_min=r.number("sloTraceCoverage"),
     )
     mode = r.string("traffic")
     traffic = TrafficConfig(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.slo import SloSpec
+
 
 def stack_tag(project: str, stack: str) -> str:
     """The tag every droplet of one stack carries (components.hosts), which an SSH lease's firewall targets (ops)."""
@@ -40,10 +42,6 @@ class SshLogin:
     host_key: str | None  # the expected host key; None: not pinned
 
 
-TRACE_COVERAGE_MIN = 0.9
-"""The trace phase's minimum share of probed agents with a trace (the SLO's trace-coverage target)."""
-
-
 @dataclass(frozen=True)
 class ValidatorSettings:
     """What the validator on a host is told: its deadline, the Prometheus phase (no URL: phase skipped) and the
@@ -53,7 +51,7 @@ class ValidatorSettings:
     prometheus_url: str | None
     prometheus_selector: str
     langfuse_host: str | None = None
-    trace_coverage_min: float = TRACE_COVERAGE_MIN
+    trace_coverage_min: float = SloSpec.trace_coverage_min  # the trace-coverage objective's target
 
 
 @dataclass(frozen=True)

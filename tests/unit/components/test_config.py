@@ -298,6 +298,8 @@ def test_app_secrets_path_adds_a_files_secrets_and_app_secrets_win(tmp_path):
         "LANGFUSE_SECRET_KEY": "sk-lf-file"}
     assert cfg.release.validator.langfuse_host == "http://127.0.0.1:9392"
     assert cfg.release.validator.trace_coverage_min == 0.9
+    stricter = make_local_config(appSecretsPath=str(keys), langfuseHost="http://127.0.0.1:9392", sloTraceCoverage="1")
+    assert stricter.release.validator.trace_coverage_min == stricter.slo.trace_coverage_min == 1.0
     prod = make_config(appSecretsPath=str(keys))
     assert prod.release.secrets["LANGFUSE_SECRET_KEY"].value == LANGFUSE_SECRET
     assert prod.release.secrets["LANGFUSE_HOST"].value == "http://host.docker.internal:9392"

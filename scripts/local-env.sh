@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local stand-in for a droplet and what surrounds it, on loopback only (addresses: scripts/local.env):
 # dockerd, the docker network the colors reach the data tier over, a registry, an SSH host (root, key only),
-# haproxy in front of the two colors, and prometheus.
+# haproxy in front of the two colors, prometheus, and node_exporter (the host agent's rollout metrics).
 # Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
 set -euo pipefail
 
@@ -13,14 +13,15 @@ RUN=$S/run
 LOGS=$S/logs
 PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 COMPOSE_VERSION=2.40.3
-APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus busybox-static
+APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus prometheus-node-exporter
+  busybox-static
   shellcheck python3-venv iptables curl ca-certificates)
 SSH_OPTS=(-i "$S/ssh/id_ed25519" -o "UserKnownHostsFile=$S/ssh/known_hosts" -o StrictHostKeyChecking=yes
   -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT")
 SSH_TARGET="$SSH_USER@$SSH_HOST"
 LB_SOCKET=$S/haproxy/admin.sock
 declare -A EXE=([dockerd]=/usr/sbin/dockerd [registry]=/usr/bin/docker-registry [sshd]=/usr/sbin/sshd
-  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus)
+  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus [node-exporter]=/usr/bin/prometheus-node-exporter)
 
 usage() {
   cat <<EOF
@@ -28,13 +29,14 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
 
   up      install what is missing and start dockerd, create the docker network $DATA_NETWORK (the colors reach
           the data tier over it), start the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT), haproxy
-          (127.0.0.1:$LB_PORT) and prometheus (127.0.0.1:$PROMETHEUS_PORT); a second call changes nothing
+          (127.0.0.1:$LB_PORT), prometheus (127.0.0.1:$PROMETHEUS_PORT) and node-exporter
+          (127.0.0.1:$NODE_EXPORTER_PORT, $HOST_ROOT/metrics); a second call changes nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
   flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip). The
           local stack's traffic resource runs it: flip with 'make flip COLOR=...' so that the stack's
           devtools:liveColor stays the one record ('make status' reports a flip made here by hand)
-  stop    stop one part: registry, sshd, haproxy, prometheus, or dockerd if 'up' started it
+  stop    stop one part: registry, sshd, haproxy, prometheus, node-exporter, or dockerd if 'up' started it
   restart-docker  stop and start dockerd, only if 'up' started it
 
 State, logs and pid files: $S (DEVTOOLS_STATE). Addresses: scripts/local.env, overridable from the environment.
@@ -257,7 +259,7 @@ ensure_prometheus() {
   local t cfg=$S/prometheus/prometheus.yml
   mkdir -p "$S/prometheus/data"
   (cd "$ROOT" && py -m standin.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX" \
-    --data-prefix "$DATA_PORT_PREFIX") >"$cfg.tmp"
+    --data-prefix "$DATA_PORT_PREFIX" --node-port "$NODE_EXPORTER_PORT") >"$cfg.tmp"
   promtool check config "$cfg.tmp" >/dev/null || die "promtool rejects the rendered config $cfg.tmp"
   if install_file "$cfg.tmp" "$cfg" && alive prometheus; then
     signal prometheus HUP && say "prometheus reloaded its config"
@@ -270,10 +272,36 @@ ensure_prometheus() {
 }
 prometheus_ready() { alive prometheus && [[ $(http_code "http://127.0.0.1:$PROMETHEUS_PORT/-/ready") == 200 ]]; }
 
+# The textfile collector only, on loopback: the host agent writes <root>/metrics/<project>.prom. The package's own
+# service (all interfaces, :9100) must not run: policy-rc.d kept it from starting at install; a boot with systemd
+# would start it, so it is disabled where systemd runs.
+ensure_node-exporter() {
+  local t
+  install -d -m 0755 "$HOST_ROOT/metrics"
+  if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet prometheus-node-exporter 2>/dev/null; then
+    systemctl disable --now prometheus-node-exporter >/dev/null 2>&1 || die "cannot disable prometheus-node-exporter"
+    say "disabled the package's prometheus-node-exporter service (all interfaces)"
+  fi
+  if [[ -x /etc/init.d/prometheus-node-exporter ]] && /etc/init.d/prometheus-node-exporter status >/dev/null 2>&1; then
+    /etc/init.d/prometheus-node-exporter stop >/dev/null 2>&1 || die "cannot stop the package's prometheus-node-exporter"
+    say "stopped the package's prometheus-node-exporter service (all interfaces)"
+  fi
+  alive node-exporter && return 0
+  t=$(now_us) && start_bg node-exporter --collector.disable-defaults --collector.textfile \
+    --collector.textfile.directory="$HOST_ROOT/metrics" --web.listen-address="127.0.0.1:$NODE_EXPORTER_PORT"
+  wait_for 20 node-exporter "127.0.0.1:$NODE_EXPORTER_PORT" node_exporter_ready
+  took "node-exporter up on http://127.0.0.1:$NODE_EXPORTER_PORT (textfiles: $HOST_ROOT/metrics)" "$t"
+}
+node_exporter_ready() {
+  alive node-exporter && [[ $(http_code "http://127.0.0.1:$NODE_EXPORTER_PORT/metrics") == 200 ]]
+}
+
 up() {
   local t0 part
   t0=$(now_us) && lock
-  for part in packages compose dockerd network registry sshd host haproxy prometheus; do "ensure_$part"; done
+  for part in packages compose dockerd network registry sshd host haproxy node-exporter prometheus; do
+    "ensure_$part"
+  done
   took "local environment up (state: $S)" "$t0"
 }
 
@@ -283,7 +311,7 @@ status() {
     local part=$1 addr=$2 state=down out
     shift 2
     if out=$("$@" 2>/dev/null); then state="up${out:+ (live: $out)}"; fi
-    printf '%-11s %-34s %s\n' "$part" "$addr" "$state"
+    printf '%-13s %-34s %s\n' "$part" "$addr" "$state"
     [[ $state == up* ]] || rc=1
   }
   line dockerd unix:///var/run/docker.sock dockerd_ok
@@ -293,13 +321,14 @@ status() {
   line sshd "$SSH_TARGET:$SSH_PORT" sshd_ok
   line haproxy "http://127.0.0.1:$LB_PORT" haproxy_ok
   line prometheus "http://127.0.0.1:$PROMETHEUS_PORT" prometheus_ready
+  line node-exporter "http://127.0.0.1:$NODE_EXPORTER_PORT" node_exporter_ready
   return "$rc"
 }
 
 case "${1:-}" in
   up) up ;;
   down)
-    lock && for part in prometheus haproxy sshd registry; do stop_bg "$part"; done
+    lock && for part in prometheus node-exporter haproxy sshd registry; do stop_bg "$part"; done
     stop_bg dockerd 30 # only when this script started it: its pid file names a live dockerd
     say "down (nothing deleted; state in $S)"
     ;;

@@ -160,7 +160,8 @@ def test_no_pinned_service_is_an_error(tmp_path: Path) -> None:
 
 def test_real_compose_file_pins_the_edge_profile_by_digest() -> None:
     """Rule: the services that run without a release pin are the `edge` profile's Caddy, Prometheus and
-    node-exporter, each at one digest. Risk: drift (which holds hosts to these) would expect a tag, or miss a service."""
+    node-exporter, each at one digest. Risk: drift (which holds hosts to these) would expect a tag, or miss a
+    service."""
     assert load_third_party(COMPOSE) == {
         "proxy": ThirdPartyService(
             "caddy:2.8.4-alpine@sha256:e97e0e3f8f51be708a9d5fadbbd75e3398c22fc0eecd4b26d48561e3f7daa9eb", ("edge",)),

@@ -36,8 +36,9 @@ def config_json(project: ComposeProject) -> list[str]:
     return [*project.base(), "config", "--format", "json"]
 
 
-def pull(project: ComposeProject) -> list[str]:
-    return [*project.base(), "pull", "--quiet", "--policy", "missing"]
+def pull(project: ComposeProject, services: Sequence[str] = ()) -> list[str]:
+    """Pull the images the host lacks: of the whole project, or of `services` only (one image's services)."""
+    return [*project.base(), "pull", "--quiet", "--policy", "missing", *services]
 
 
 def up(project: ComposeProject, wait_timeout: int) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -30,6 +30,21 @@ ENGINE_SETTLING = re.compile(r"Cannot connect to the Docker daemon|task [0-9a-f]
 def engine_settling(reason: str) -> bool:
     """True when a failed compose command failed only because the engine was down or settling."""
     return ENGINE_SETTLING.search(reason) is not None
+
+
+def image_groups(resolved: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The distinct images of a resolved compose config, each with the services that run it (sorted). Empty when
+    a service names no image (compose would build or name it): such a config is pulled as a whole."""
+    services = resolved.get("services")
+    if not isinstance(services, Mapping):
+        return {}
+    groups: dict[str, list[str]] = {}
+    for name, service in services.items():
+        image = service.get("image") if isinstance(service, Mapping) else None
+        if not isinstance(image, str) or not image:
+            return {}
+        groups.setdefault(image, []).append(str(name))
+    return {image: tuple(sorted(names)) for image, names in groups.items()}
 
 
 def parse_ps(output: str) -> list[dict[str, Any]]:

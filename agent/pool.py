@@ -76,6 +76,7 @@ def gate(r: Rollout, release_id: str, report: Path) -> tuple[str, dict[str, Any]
             r.log(f"  {line}")
     except StepFailed as exc:
         code, error = 2, exc.reason
+    r.count_traces(report)
     parsed, unreadable = read_report(report)
     summary = summarize(parsed, release_id, code, error or unreadable)
     done = [m for m in (activated,) if m]

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from agent import compose as cc
+from agent import metrics
 from agent import release as rel
 from agent.compose_output import tail
 from agent.steps import Options, StepFailed, Steps
@@ -27,6 +30,8 @@ __all__ = ["EXIT_CRITICAL", "EXIT_FAILED", "EXIT_INPUT", "EXIT_LOCK", "EXIT_OK",
            "StepFailed"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCK, EXIT_CRITICAL = 0, 1, 2, 3, 4
+COUNTED_FAILURES = ("apply.failed", "gate.failed", "apply.unconfirmed")
+"""The failure events devtools_rollout_failures_total counts (a failed rollback is none of them)."""
 
 
 class Outcome(Exception):
@@ -85,8 +90,22 @@ class Rollout(Steps):
     # transactions -----------------------------------------------------------------------------------------
     def apply(self, bundle: Path) -> str:
         """The whole release contract for a new bundle. Returns the success message or raises Outcome."""
-        release_id = self.prepare(bundle)
+        self.metrics.update(metrics.count_attempt)
+        try:
+            release_id = self.prepare(bundle)
+        except Outcome:
+            self.metrics.update(partial(metrics.count_failure, stage="prepare"), self.outcome("failed"))
+            raise
         return self.switch_to(release_id, action="apply")
+
+    def outcome(self, name: str) -> Callable[[metrics.State], None]:
+        """The change recording that the rollout ended `name` now (agent.metrics)."""
+        return partial(metrics.set_outcome, outcome=name, unix_time=self.now())
+
+    def record_steps(self) -> None:
+        """The last apply's step durations, and its total so far (agent.metrics)."""
+        seconds = {**self.timings, "total": self.clock() - self._started}
+        self.metrics.update(partial(metrics.set_steps, seconds=seconds))
 
     def rollback(self, target: str | None) -> str:
         release_id = target or self.store.pointer("previous")
@@ -110,6 +129,8 @@ class Rollout(Steps):
                 message = self.restore(release_id, prior, failure, action)
             finally:  # the activation is over either way, also when the restore failed too (exit 4)
                 self.store.clear_pending()
+                if action == "apply":
+                    self.record_steps()
             raise Outcome(EXIT_FAILED, message) from failure
         except Outcome:
             self.store.clear_pending()
@@ -122,6 +143,9 @@ class Rollout(Steps):
         elapsed = self.clock() - self._started
         self.store.audit(f"{action}.succeeded", release=release_id, previous=prior, job=self.job,
                          seconds=round(elapsed, 1), **({"confirm_within": provisional} if provisional else {}))
+        if action == "apply":
+            self.record_steps()
+            self.metrics.update(self.outcome("succeeded"))
         self.prune()
         previous = self.store.pointer("previous")
         message = f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {previous or 'none'})"
@@ -148,6 +172,16 @@ class Rollout(Steps):
         restore and never stop it: a disk failing at that moment must not leave the failed release running."""
         event = event or f"{action}.failed"
         self.log(f"{action} of {failed} failed at {failure.stage}: {failure.reason}")
+        ended = "failed"
+        try:
+            message = self._restore(failed, prior, failure, action, event)
+            ended = "rolled_back" if prior not in (None, failed) else "failed"
+            return message
+        finally:
+            if event in COUNTED_FAILURES:
+                self.metrics.update(partial(metrics.count_failure, stage=failure.stage), self.outcome(ended))
+
+    def _restore(self, failed: str, prior: str | None, failure: StepFailed, action: str, event: str) -> str:
         logs = self.service_logs(failed, failure.services) if self.store.run_target() == failed else ""
         bundle = self.write_diagnostics(failed, failure.services)
         lines = [f"{action} of {failed} failed at {failure.stage}: {failure.reason}"]

@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent import compose as cc
-from agent import migration
+from agent import metrics, migration, pulls
 from agent.compose_output import (
     compose_error,
     engine_settling,
@@ -29,7 +29,7 @@ from agent.compose_output import (
 from agent.process import Runner, run_process
 from agent.remote import validate_argv
 from agent.store import Store
-from agent.validate.report import read_json
+from agent.validate.report import read_json, read_traces
 
 AGENT_DIR = Path(__file__).resolve().parent.parent
 
@@ -79,6 +79,12 @@ class Steps:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.time  # wall clock: deadlines that outlive the process (provisional.json)
     diagnose: Callable[[str, Path, list[str] | None, int, Mapping[str, str]], Path] = write_diagnostics_bundle
+    timings: dict[str, float] = field(default_factory=dict)  # the last forward activation's steps (seconds)
+
+    @property
+    def metrics(self) -> metrics.Metrics:
+        """The project's metrics (agent.metrics): recording never fails a step."""
+        return metrics.Metrics(self.store.root, self.store.project, self.log)
 
     # plumbing ---------------------------------------------------------------------------------------------
     def attempt(self, argv: list[str], timeout: float, stage: str, what: str, *, env: dict[str, str] | None = None,
@@ -143,6 +149,7 @@ class Steps:
         proc = self.attempt(argv, self.opts.validate_deadline + 60, "validate", "the validator", cwd=AGENT_DIR)
         for line in proc.stdout.strip().splitlines():
             self.log(f"  {line}")
+        self.count_traces(report)
         if proc.returncode != 0:
             services: list[str] = []
             try:
@@ -152,14 +159,26 @@ class Steps:
             reason = f"validation failed (report {report})" if proc.returncode == 1 else tail(proc.stderr, 5)
             raise StepFailed("validate", reason, services)
 
+    def count_traces(self, report: Path) -> None:
+        """A report with a `traces` section (the validator's trace phase on) adds to the trace probe counters."""
+        agents = read_traces(report)
+        if agents:
+            self.metrics.update(lambda state: metrics.count_traces(state, agents))
+
     def activate(self, release_id: str, *, restoring: bool = False, migrate: bool = False) -> None:
         """Make `release_id` the running release: pull, networks, (migrate,) switch, up --wait, validate. Raises
         StepFailed. `restoring`: bringing back the previous release, which rides out an engine still settling.
-        `migrate`: moving forward to the release (an apply), so its migrations run; a restore or rollback runs none."""
+        `migrate`: moving forward to the release (an apply), so its migrations run; a restore or rollback runs none.
+        A forward activation's step durations are left in `timings` (what it reached)."""
+        timings = {} if restoring else self.timings
+        timings.clear()
         self.wait_for_docker()
         t0 = self.clock()
-        self.step(cc.pull(self.project_for(release_id)), self.opts.pull_timeout, "pull")
-        self.log(f"pulled images of {release_id} ({self.clock() - t0:.1f}s)")
+        try:
+            self.pull(release_id)
+        finally:
+            timings["pull"] = self.clock() - t0
+        self.log(f"pulled images of {release_id} ({timings['pull']:.1f}s)")
         self.ensure_networks(release_id)
         if migrate:
             self.migrate(release_id)
@@ -172,12 +191,21 @@ class Steps:
         try:
             self.up(live, settle=restoring)
         except StepFailed as exc:
+            timings["up"] = self.clock() - t0
             raise StepFailed("up", exc.reason, self.failing_services(live)) from exc
-        self.log(f"compose up --wait: all services healthy ({self.clock() - t0:.1f}s)")
+        timings["up"] = self.clock() - t0
+        self.log(f"compose up --wait: all services healthy ({timings['up']:.1f}s)")
         if self.opts.validate:
             t0 = self.clock()
-            self.validate(release_id)
-            self.log(f"validation passed ({self.clock() - t0:.1f}s)")
+            try:
+                self.validate(release_id)
+            finally:
+                timings["validate"] = self.clock() - t0
+            self.log(f"validation passed ({timings['validate']:.1f}s)")
+
+    def pull(self, release_id: str) -> None:
+        """The `pull` step, each image timed (agent.pulls)."""
+        pulls.pull(self, release_id)
 
     def resolved(self, release_id: str, stage: str) -> dict[str, Any]:
         """A release's resolved compose config (resolved.json, written when it was installed)."""

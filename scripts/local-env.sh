@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stand-in for a droplet and what surrounds it, on loopback only (addresses: scripts/local.env):
 # dockerd, the docker network the colors reach the data tier over, a registry, an SSH host (root, key only),
-# haproxy in front of the two colors, prometheus, and a Langfuse public API stand-in.
+# haproxy in front of the two colors, prometheus, node_exporter (the host agent's rollout metrics) and a Langfuse
+# public API stand-in.
 # Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
 set -euo pipefail
 
@@ -13,14 +14,15 @@ RUN=$S/run
 LOGS=$S/logs
 PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 COMPOSE_VERSION=2.40.3
-APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus busybox-static
-  shellcheck python3-venv iptables iproute2 curl ca-certificates chromium)
+APT_PACKAGES=(docker.io docker-registry openssh-server openssh-client haproxy prometheus prometheus-node-exporter
+  busybox-static shellcheck python3-venv iptables iproute2 curl ca-certificates chromium)
 SSH_OPTS=(-i "$S/ssh/id_ed25519" -o "UserKnownHostsFile=$S/ssh/known_hosts" -o StrictHostKeyChecking=yes
   -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT")
 SSH_TARGET="$SSH_USER@$SSH_HOST"
 LB_SOCKET=$S/haproxy/admin.sock
 declare -A EXE=([dockerd]=/usr/sbin/dockerd [registry]=/usr/bin/docker-registry [sshd]=/usr/sbin/sshd
-  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus [langfuse]=/usr/bin/python3)
+  [haproxy]=/usr/sbin/haproxy [prometheus]=/usr/bin/prometheus [node-exporter]=/usr/bin/prometheus-node-exporter
+  [langfuse]=/usr/bin/python3)
 
 usage() {
   cat <<EOF
@@ -28,15 +30,16 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
 
   up      install what is missing and start dockerd, create the docker network $DATA_NETWORK (the colors reach
           the data tier over it), start the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT), haproxy
-          (127.0.0.1:$LB_PORT), prometheus (127.0.0.1:$PROMETHEUS_PORT) and the Langfuse stand-in
-          (127.0.0.1:$LANGFUSE_PORT and docker0's address; keys: $S/langfuse/keys.env); a second call changes
-          nothing
+          (127.0.0.1:$LB_PORT), prometheus (127.0.0.1:$PROMETHEUS_PORT), node-exporter
+          (127.0.0.1:$NODE_EXPORTER_PORT, $HOST_ROOT/metrics) and the Langfuse stand-in (127.0.0.1:$LANGFUSE_PORT
+          and docker0's address; keys: $S/langfuse/keys.env); a second call changes nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
   flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip). The
           local stack's traffic resource runs it: flip with 'make flip COLOR=...' so that the stack's
           devtools:liveColor stays the one record ('make status' reports a flip made here by hand)
-  stop    stop one part: registry, sshd, haproxy, prometheus, langfuse, or dockerd if 'up' started it
+  stop    stop one part: registry, sshd, haproxy, prometheus, node-exporter, langfuse, or dockerd if 'up'
+          started it
   restart-docker  stop and start dockerd, only if 'up' started it
 
 State, logs and pid files: $S (DEVTOOLS_STATE). Addresses: scripts/local.env, overridable from the environment.
@@ -263,7 +266,7 @@ ensure_prometheus() {
   promtool check rules "$rules.tmp" >/dev/null || die "promtool rejects the rendered rules $rules.tmp"
   install_file "$rules.tmp" "$rules" && changed=rules
   (cd "$ROOT" && py -m standin.promconf --green-prefix "$GREEN_PORT_PREFIX" --blue-prefix "$BLUE_PORT_PREFIX" \
-    --data-prefix "$DATA_PORT_PREFIX") >"$cfg.tmp"
+    --data-prefix "$DATA_PORT_PREFIX" --node-port "$NODE_EXPORTER_PORT") >"$cfg.tmp"
   promtool check config "$cfg.tmp" >/dev/null || die "promtool rejects the rendered config $cfg.tmp"
   install_file "$cfg.tmp" "$cfg" && changed=config
   if [[ -n $changed ]] && alive prometheus; then
@@ -298,11 +301,36 @@ ensure_langfuse() {
   took "langfuse stand-in up on http://127.0.0.1:$LANGFUSE_PORT and http://$gw:$LANGFUSE_PORT" "$t"
 }
 langfuse_ready() { alive langfuse && [[ $(http_code "http://127.0.0.1:$LANGFUSE_PORT/api/public/health") == 200 ]]; }
+# The textfile collector only, on loopback: the host agent writes <root>/metrics/<project>.prom. The package's own
+# service (all interfaces, :9100) must not run: policy-rc.d kept it from starting at install; a boot with systemd
+# would start it, so it is disabled where systemd runs.
+ensure_node-exporter() {
+  local t
+  install -d -m 0755 "$HOST_ROOT/metrics"
+  if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet prometheus-node-exporter 2>/dev/null; then
+    systemctl disable --now prometheus-node-exporter >/dev/null 2>&1 || die "cannot disable prometheus-node-exporter"
+    say "disabled the package's prometheus-node-exporter service (all interfaces)"
+  fi
+  if [[ -x /etc/init.d/prometheus-node-exporter ]] && /etc/init.d/prometheus-node-exporter status >/dev/null 2>&1; then
+    /etc/init.d/prometheus-node-exporter stop >/dev/null 2>&1 || die "cannot stop the package's prometheus-node-exporter"
+    say "stopped the package's prometheus-node-exporter service (all interfaces)"
+  fi
+  alive node-exporter && return 0
+  t=$(now_us) && start_bg node-exporter --collector.disable-defaults --collector.textfile \
+    --collector.textfile.directory="$HOST_ROOT/metrics" --web.listen-address="127.0.0.1:$NODE_EXPORTER_PORT"
+  wait_for 20 node-exporter "127.0.0.1:$NODE_EXPORTER_PORT" node_exporter_ready
+  took "node-exporter up on http://127.0.0.1:$NODE_EXPORTER_PORT (textfiles: $HOST_ROOT/metrics)" "$t"
+}
+node_exporter_ready() {
+  alive node-exporter && [[ $(http_code "http://127.0.0.1:$NODE_EXPORTER_PORT/metrics") == 200 ]]
+}
 
 up() {
   local t0 part
   t0=$(now_us) && lock
-  for part in packages compose dockerd network registry sshd host haproxy prometheus langfuse; do "ensure_$part"; done
+  for part in packages compose dockerd network registry sshd host haproxy node-exporter prometheus langfuse; do
+    "ensure_$part"
+  done
   took "local environment up (state: $S)" "$t0"
 }
 
@@ -312,7 +340,7 @@ status() {
     local part=$1 addr=$2 state=down out
     shift 2
     if out=$("$@" 2>/dev/null); then state="up${out:+ (live: $out)}"; fi
-    printf '%-11s %-34s %s\n' "$part" "$addr" "$state"
+    printf '%-13s %-34s %s\n' "$part" "$addr" "$state"
     [[ $state == up* ]] || rc=1
   }
   line dockerd unix:///var/run/docker.sock dockerd_ok
@@ -323,13 +351,14 @@ status() {
   line haproxy "http://127.0.0.1:$LB_PORT" haproxy_ok
   line prometheus "http://127.0.0.1:$PROMETHEUS_PORT" prometheus_ready
   line langfuse "http://127.0.0.1:$LANGFUSE_PORT" langfuse_ready
+  line node-exporter "http://127.0.0.1:$NODE_EXPORTER_PORT" node_exporter_ready
   return "$rc"
 }
 
 case "${1:-}" in
   up) up ;;
   down)
-    lock && for part in langfuse prometheus haproxy sshd registry; do stop_bg "$part"; done
+    lock && for part in langfuse prometheus node-exporter haproxy sshd registry; do stop_bg "$part"; done
     stop_bg dockerd 30 # only when this script started it: its pid file names a live dockerd
     say "down (nothing deleted; state in $S)"
     ;;

@@ -46,6 +46,8 @@ class LocalEnv:
     """The data tier's HOST_PORT_PREFIX (compose project `data`, beside the colors on the one engine)."""
     data_network: str
     """The docker network the colors and the data tier share (scripts/local-env.sh up creates it)."""
+    node_exporter_port: int = 9391
+    """node_exporter's textfile collector on loopback: the host agent's rollout metrics (<host_root>/metrics)."""
 
     @property
     def ssh_dir(self) -> Path:
@@ -83,6 +85,10 @@ class LocalEnv:
         appSecretsPath."""
         return self.state / "langfuse" / "keys.env"
 
+    @property
+    def node_exporter_url(self) -> str:
+        return f"http://127.0.0.1:{self.node_exporter_port}"
+
     def gateway_port(self, color: str) -> int:
         return int(f"{self.port_prefix[color]}00")
 
@@ -103,6 +109,7 @@ def load(environ: dict[str, str] | None = None) -> LocalEnv:
         host_root=Path(v["HOST_ROOT"]),
         data_port_prefix=v["DATA_PORT_PREFIX"],
         data_network=v["DATA_NETWORK"],
+        node_exporter_port=int(v["NODE_EXPORTER_PORT"]),
     )
 
 

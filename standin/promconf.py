@@ -59,9 +59,11 @@ def data_tier(text: str) -> tuple[str, ...]:
 
 
 def render(prefixes: dict[str, str], services: Sequence[str], *, data: Sequence[str] = (),
-           data_prefix: str | None = None, interval: str = "2s", host: str = "127.0.0.1") -> str:
+           data_prefix: str | None = None, interval: str = "2s", host: str = "127.0.0.1",
+           node_port: int | None = None) -> str:
     """One static target group per (color, app-tier service) and per data service (color "data", at `data_prefix`;
-    none without it), labelled with both; `services` in compose file order, `data` the data tier's among them."""
+    none without it), labelled with both; `services` in compose file order, `data` the data tier's among them.
+    `node_port`: the job `node`, node_exporter's textfile collector (the host agent's rollout metrics)."""
     groups = [(color, prefix, [(i, s) for i, s in enumerate(services) if s not in data])
               for color, prefix in prefixes.items()]
     if data_prefix is not None:
@@ -84,6 +86,8 @@ def render(prefixes: dict[str, str], services: Sequence[str], *, data: Sequence[
         for i, service in targets:
             lines.append(f'      - targets: ["{host}:{prefix}{i:02d}"]')
             lines.append(f"        labels: {{color: {color}, service: {service}}}")
+    if node_port is not None:
+        lines += ["  - job_name: node", "    static_configs:", f'      - targets: ["{host}:{node_port}"]']
     return "\n".join(lines) + "\n"
 
 
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--green-prefix", required=True, help="two-digit port prefix of green, e.g. 81")
     p.add_argument("--blue-prefix", required=True, help="two-digit port prefix of blue, e.g. 82")
     p.add_argument("--data-prefix", help="two-digit port prefix of the data tier, e.g. 83 (default: not scraped)")
+    p.add_argument("--node-port", type=int, help="node_exporter's port on loopback: the job `node` (default: none)")
     p.add_argument("--interval", default="2s")
     p.add_argument("--compose", type=Path, default=COMPOSE_FILE, help="the compose file naming the services")
     p.add_argument("--output", type=Path)
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if not services:
             raise ValueError(f"{a.compose} names no service run from a release pin")
         text = render({"green": a.green_prefix, "blue": a.blue_prefix}, services, data=data_tier(a.compose.read_text()),
-                      data_prefix=a.data_prefix, interval=a.interval)
+                      data_prefix=a.data_prefix, interval=a.interval, node_port=a.node_port)
     except (OSError, ValueError) as exc:
         print(f"promconf: {exc}", file=sys.stderr)
         return 1

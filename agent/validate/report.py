@@ -225,6 +225,21 @@ def read_json(path: Path) -> Report:
         raise ReportError(f"report {path} unreadable: {exc}") from exc
 
 
+def read_traces(path: Path) -> dict[str, bool]:
+    """The `traces` section of a report file: each agent whose probe ran, and whether its trace was found
+    (`"traces": {"agents": {"<agent>": true|false}, ...}`). Empty when the report, the section or its agents are
+    missing or unreadable (the trace phase was off): nothing to count."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    traces = data.get("traces") if isinstance(data, dict) else None
+    agents = traces.get("agents") if isinstance(traces, dict) else None
+    if not isinstance(agents, dict):
+        return {}
+    return {str(agent): found is True for agent, found in agents.items()}
+
+
 def _md_cell(text: str) -> str:
     return _one_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from agent import compose as cc
 from agent import containers
+from agent.compose_output import image_groups
 
 PROJECT = cc.ComposeProject("green", Path("/opt/devtools/green/run"), ("docker-compose.yml",))
 BASE = [
@@ -22,6 +23,17 @@ def test_up_waits_removes_orphans_and_never_pulls():
 
 def test_pull_only_fetches_missing_images():
     assert cc.pull(PROJECT) == [*BASE, "pull", "--quiet", "--policy", "missing"]
+    assert cc.pull(PROJECT, ("api", "worker")) == [*BASE, "pull", "--quiet", "--policy", "missing", "api", "worker"]
+
+
+def test_image_groups_name_each_image_once_with_its_services():
+    """The pull step pulls each distinct image once (agent.pulls); a service without an image (compose would build
+    or name it) leaves the config to one whole pull."""
+    a, w = "reg/api@sha256:" + "1" * 64, "reg/web@sha256:" + "2" * 64
+    config = {"services": {"worker": {"image": a}, "web": {"image": w}, "api": {"image": a}}}
+    assert image_groups(config) == {a: ("api", "worker"), w: ("web",)}
+    assert image_groups({"services": {"api": {"image": a}, "local": {"build": {"context": "."}}}}) == {}
+    assert image_groups({"services": {}}) == {} and image_groups({}) == {}
 
 
 def test_no_command_deletes_volumes():

@@ -59,11 +59,11 @@ def test_a_first_release_creates_its_network_and_migrates_before_anything_starts
     r.host.on("run", "r1", exited(0, stdout="state: migrated /data to schema 1.0.0 (was none)\n",
                                   stderr=" Network data_default  Created\n"))
     assert r.apply("r1", Options(migrate_timeout=45)).startswith("apply of r1 succeeded")
-    assert r.host.calls == [("config", "r1"), ("info", None), ("pull", "r1"), ("net-inspect", None),
+    assert r.host.calls == [("config", "r1"), ("info", None), ("pull", "r1"), ("pull", "r1"), ("net-inspect", None),
                             ("net-create", None), ("run", "r1"), ("up", "r1"), ("validate", "r1")]
-    assert r.host.argvs[3:6] == [["docker", "network", "inspect", "--format", "{{.Name}}", "devtools-data"],
+    assert r.host.argvs[4:7] == [["docker", "network", "inspect", "--format", "{{.Name}}", "devtools-data"],
                                  ["docker", "network", "create", "devtools-data"], run_argv(r, "r1")]
-    assert r.host.timeouts[5] == 45
+    assert r.host.timeouts[6] == 45
     assert r.events() == ["apply.started", "network.created", "migrate.succeeded", "apply.succeeded"]
     entry = r.store.audit_entries()[2]
     assert {k: entry[k] for k in ("release", "service", "command", "image", "previous_image", "job")} == {
@@ -80,8 +80,8 @@ def test_an_unchanged_image_is_not_migrated_again_and_an_existing_network_is_kep
     r.forget()
     with_config(r, "r2", config(OLD, rag="reg/devtools/rag@sha256:" + "4" * 64))
     r.apply("r2")
-    assert r.host.calls == [("config", "r2"), ("info", None), ("pull", "r2"), ("net-inspect", None), ("up", "r2"),
-                            ("validate", "r2")]
+    assert r.host.calls == [("config", "r2"), ("info", None), ("pull", "r2"), ("pull", "r2"), ("net-inspect", None),
+                            ("up", "r2"), ("validate", "r2")]
     assert r.new_events() == ["apply.started", "apply.succeeded"]
 
 
@@ -91,8 +91,8 @@ def test_a_new_image_migrates_with_the_new_release_settings(tmp_path: Path) -> N
     r.forget()
     with_config(r, "r2", config(NEW))
     r.apply("r2")
-    assert r.host.calls[4:6] == [("run", "r2"), ("up", "r2")]
-    assert r.host.argvs[4] == run_argv(r, "r2")
+    assert r.host.calls[5:7] == [("run", "r2"), ("up", "r2")]
+    assert r.host.argvs[5] == run_argv(r, "r2")
     assert "--env-file" in run_argv(r, "r2") and str(r.store.release_dir("r2") / "release.env") in run_argv(r, "r2")
     assert r.new_events() == ["apply.started", "migrate.succeeded", "apply.succeeded"]
     assert r.store.audit_entries()[r.seen + 1]["previous_image"] == OLD
@@ -125,11 +125,12 @@ def test_a_failing_migration_restores_the_previous_release_without_starting_the_
     assert message.splitlines()[:2] == [f"apply of r2 failed at migrate: {reason}", "failing services: state"]
     assert message.endswith("previous release r1 restored and serving")
     stop = [("stop", None)] if case != "exit" else []
-    assert r.host.calls == [("config", "r2"), ("info", None), ("pull", "r2"), ("net-inspect", None), ("run", "r2"),
-                            *stop, ("info", None), ("pull", "r1"), ("net-inspect", None), ("up", "r1"),
+    assert r.host.calls == [("config", "r2"), ("info", None), ("pull", "r2"), ("pull", "r2"), ("net-inspect", None),
+                            ("run", "r2"), *stop, ("info", None), ("pull", "r1"), ("pull", "r1"), ("net-inspect", None),
+                            ("up", "r1"),
                             ("validate", "r1")]
     if stop:
-        assert r.host.argvs[5] == ["docker", "container", "stop", "--time", "10", "data-migrate-state-j1"]
+        assert r.host.argvs[6] == ["docker", "container", "stop", "--time", "10", "data-migrate-state-j1"]
     assert state(r) == ("r1", None, "r1", None)
     assert r.new_events() == ["apply.started", "migrate.failed", "apply.failed", "rollback.succeeded"]
     failed = r.store.audit_entries()[r.seen + 2]

@@ -88,8 +88,10 @@ def test_edge_prometheus_scrapes_every_pinned_service_of_the_app_tier() -> None:
     app = [s for s in SERVICES if s not in DATA_SERVICES]
     ports = {s: str(prod[s]["ports"][0]).rsplit(":", 1)[1] for s in app}
     config = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
-    (job,) = config["scrape_configs"]
-    (group,) = job["static_configs"]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert list(jobs) == ["devtools", "node"]
+    assert jobs["node"]["static_configs"] == [{"targets": ["node-exporter:9100"]}]  # the rollout metrics
+    (group,) = jobs["devtools"]["static_configs"]
     assert group["targets"] == [f"{s}:{ports[s]}" for s in app]
 
 
@@ -157,13 +159,17 @@ def test_no_pinned_service_is_an_error(tmp_path: Path) -> None:
 
 
 def test_real_compose_file_pins_the_edge_profile_by_digest() -> None:
-    """Rule: the services that run without a release pin are the `edge` profile's Caddy and Prometheus, each at
-    one digest. Risk: drift (which holds hosts to these) would expect a tag, or miss a service."""
+    """Rule: the services that run without a release pin are the `edge` profile's Caddy, Prometheus and
+    node-exporter, each at one digest. Risk: drift (which holds hosts to these) would expect a tag, or miss a
+    service."""
     assert load_third_party(COMPOSE) == {
         "proxy": ThirdPartyService(
             "caddy:2.8.4-alpine@sha256:e97e0e3f8f51be708a9d5fadbbd75e3398c22fc0eecd4b26d48561e3f7daa9eb", ("edge",)),
         "prometheus": ThirdPartyService(
             "prom/prometheus:v2.53.1@sha256:f20d3127bf2876f4a1df76246fca576b41ddf1125ed1c546fbd8b16ea55117e6",
+            ("edge",)),
+        "node-exporter": ThirdPartyService(
+            "prom/node-exporter:v1.8.2@sha256:4032c6d5bfd752342c3e631c2f1de93ba6b86c41db6b167b9a35372c139e7706",
             ("edge",)),
     }
 

@@ -143,7 +143,7 @@ def test_the_colors_ship_the_app_tier_with_the_data_droplets_address():
     env = {"RAG_URL": f"http://{address}:8007", "STATE_URL": f"http://{address}:8008"}
     assert manifest["env"] == {"COMPOSE_PROFILES": "edge", "HOST_PORT_PREFIX": "80", **env}
     assert world.exports_plain["data"]["env"] == env
-    assert set(compose["services"]) == set(SERVICES) - set(DATA_SERVICES) | {"proxy", "prometheus"}
+    assert set(compose["services"]) == set(SERVICES) - set(DATA_SERVICES) | {"proxy", "prometheus", "node-exporter"}
     assert "networks" not in compose
 
 

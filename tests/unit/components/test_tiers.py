@@ -18,7 +18,7 @@ def test_the_compose_file_marks_the_two_services_that_keep_data():
     tiers = read_tiers(COMPOSE)
     assert tiers.data == DATA_SERVICES
     assert tiers.app == ("gateway-mcp", "orchestrator", "feature-dev", "code-review", "infrastructure", "cicd",
-                         "documentation", "proxy", "prometheus")
+                         "documentation", "proxy", "prometheus", "node-exporter")
     assert [(d.url_env, d.container_port, d.published, d.migrate) for d in tiers.data_services] == [
         ("RAG_URL", 8007, "${HOST_PORT_PREFIX:-80}07", None),
         ("STATE_URL", 8008, "${HOST_PORT_PREFIX:-80}08", "migrate")]

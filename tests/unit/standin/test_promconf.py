@@ -56,6 +56,10 @@ def test_prometheus_config_exact() -> None:
     without_data = promconf.render({"green": "81", "blue": "82"}, SERVICES, data=DATA)  # no --data-prefix
     data_groups = EXPECTED_TAIL[EXPECTED_TAIL.index('      - targets: ["127.0.0.1:8307"]'):]
     assert without_data == text.removesuffix(data_groups)
+    with_node = promconf.render({"green": "81", "blue": "82"}, SERVICES, data=DATA, data_prefix="83", node_port=9391)
+    assert with_node == text + ("  - job_name: node\n"
+                                "    static_configs:\n"
+                                '      - targets: ["127.0.0.1:9391"]\n')
     with pytest.raises(ValueError, match="two digits"):
         promconf.render({"green": "8"}, SERVICES)
     with pytest.raises(ValueError, match="port prefix of data must be two digits, not '830'"):

@@ -48,8 +48,23 @@ def empty_state() -> State:
             "sum": 0.0, "count": 0}, "pull_last": {}, "probes": {}, "traced": {}}
 
 
+FAILURE_STAGES = ("prepare", "docker", "pull", "network", "migrate", "switch", "up", "validate", "confirm")
+"""The stages an apply fails at (agent.steps' StepFailed stages, a refused bundle, an unconfirmed pool apply): each
+series is written at 0 before an apply runs, since increase() cannot see a counter's first sample."""
+
+
 # changes of the state (pure) ------------------------------------------------------------------------------------
+def seed(state: State) -> None:
+    """Before an apply: the attempt and failure counters exist (at 0 the first time), so the scrapes taken while it
+    runs hold the sample that its outcome's increment is measured from."""
+    state["rollouts"] = int(state.get("rollouts", 0))
+    failures = state.setdefault("failures", {})
+    for stage in FAILURE_STAGES:
+        failures[stage] = int(failures.get(stage, 0))
+
+
 def count_attempt(state: State) -> None:
+    """An apply ended (counted with its outcome, once, so a first apply is seen going from 0 to 1)."""
     state["rollouts"] = int(state.get("rollouts", 0)) + 1
 
 

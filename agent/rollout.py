@@ -90,11 +90,12 @@ class Rollout(Steps):
     # transactions -----------------------------------------------------------------------------------------
     def apply(self, bundle: Path) -> str:
         """The whole release contract for a new bundle. Returns the success message or raises Outcome."""
-        self.metrics.update(metrics.count_attempt)
+        self.metrics.update(metrics.seed)
         try:
             release_id = self.prepare(bundle)
         except Outcome:
-            self.metrics.update(partial(metrics.count_failure, stage="prepare"), self.outcome("failed"))
+            self.metrics.update(metrics.count_attempt, partial(metrics.count_failure, stage="prepare"),
+                                self.outcome("failed"))
             raise
         return self.switch_to(release_id, action="apply")
 
@@ -145,7 +146,7 @@ class Rollout(Steps):
                          seconds=round(elapsed, 1), **({"confirm_within": provisional} if provisional else {}))
         if action == "apply":
             self.record_steps()
-            self.metrics.update(self.outcome("succeeded"))
+            self.metrics.update(metrics.count_attempt, self.outcome("succeeded"))
         self.prune()
         previous = self.store.pointer("previous")
         message = f"{action} of {release_id} succeeded in {elapsed:.1f}s (previous: {previous or 'none'})"
@@ -178,8 +179,10 @@ class Rollout(Steps):
             ended = "rolled_back" if prior not in (None, failed) else "failed"
             return message
         finally:
-            if event in COUNTED_FAILURES:
-                self.metrics.update(partial(metrics.count_failure, stage=failure.stage), self.outcome(ended))
+            if event in COUNTED_FAILURES:  # a gate's or a pool's failure: its apply was counted when it ended
+                attempt = (metrics.count_attempt,) if event == "apply.failed" else ()
+                self.metrics.update(*attempt, partial(metrics.count_failure, stage=failure.stage),
+                                    self.outcome(ended))
 
     def _restore(self, failed: str, prior: str | None, failure: StepFailed, action: str, event: str) -> str:
         logs = self.service_logs(failed, failure.services) if self.store.run_target() == failed else ""

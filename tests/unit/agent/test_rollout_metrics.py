@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent import pool
+from agent.metrics import FAILURE_STAGES
 from agent.rollout import EXIT_FAILED, EXIT_INPUT, Options, Outcome
 from agent.steps import StepFailed
 from agent.validate.report import CheckResult, Report, to_json
@@ -54,7 +55,8 @@ def test_a_good_apply_then_one_rolled_back_at_validate(tmp_path: Path) -> None:
         'devtools_rollout_step_seconds{project="green",step="pull"}': "0",
         'devtools_rollout_step_seconds{project="green",step="up"}': "0",
         'devtools_rollout_step_seconds{project="green",step="validate"}': "0",
-        'devtools_rollout_step_seconds{project="green",step="total"}': "0"}
+        'devtools_rollout_step_seconds{project="green",step="total"}': "0",
+        **{f'devtools_rollout_failures_total{{project="green",stage="{s}"}}': "0" for s in FAILURE_STAGES}}
 
     def slow_failure(argv: list[str]) -> subprocess.CompletedProcess[str]:
         r.clock.now += 2.5
@@ -67,6 +69,26 @@ def test_a_good_apply_then_one_rolled_back_at_validate(tmp_path: Path) -> None:
     assert got['devtools_rollout_last_timestamp_seconds{project="green",outcome="rolled_back"}'] == "1700000002.5"
     assert got['devtools_rollout_step_seconds{project="green",step="validate"}'] == "2.5"
     assert got['devtools_rollout_step_seconds{project="green",step="total"}'] == "2.5"
+
+
+def test_while_a_first_apply_runs_its_counters_are_already_there_at_zero(tmp_path: Path) -> None:
+    """increase() cannot see a counter's first sample: a scrape during the first apply must find the attempt and
+    every failure stage at 0, so that the outcome's increment is measured (a first failed apply is not lost, nor
+    does it give a failure ratio of 1/0)."""
+    r = rig(tmp_path)
+    during: dict[str, str] = {}
+
+    def failing_validation(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        during.update(series(r))
+        return subprocess.CompletedProcess(argv, 1, "", "")
+    r.host.on("validate", "r1", failing_validation)
+    failing(r, "r1", EXIT_FAILED)
+    assert during['devtools_rollouts_total{project="green"}'] == "0"
+    assert {k: v for k, v in during.items() if "failures" in k} == {
+        f'devtools_rollout_failures_total{{project="green",stage="{s}"}}': "0" for s in FAILURE_STAGES}
+    after = series(r)
+    assert after['devtools_rollouts_total{project="green"}'] == "1"
+    assert after['devtools_rollout_failures_total{project="green",stage="validate"}'] == "1"
 
 
 def test_a_failure_at_up_leaves_no_validate_step_and_a_first_release_ends_failed(tmp_path: Path) -> None:

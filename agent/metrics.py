@@ -159,18 +159,17 @@ def _per(name: str, project: str, key: str, values: Mapping[str, Any]) -> list[s
 
 def render(project: str, state: State) -> str:
     """The .prom file of one project: families sorted by name, series by label values; families without a series
-    are left out."""
+    are left out. The attempt counter and the pull histogram are always there (at 0 before the first apply or
+    pull): increase() measures from a counter's first sample."""
     s = valid_state(state)
     p = project
     pull = s["pull"]
-    hist: list[str] = []
-    if pull["count"]:
-        name = "devtools_image_pull_duration_seconds"
-        hist = [_line(f"{name}_bucket", {"project": p, "le": bound(b)}, int(c))
-                for b, c in zip(BUCKETS, pull["buckets"], strict=True)]
-        hist += [_line(f"{name}_bucket", {"project": p, "le": "+Inf"}, int(pull["count"])),
-                 _line(f"{name}_sum", {"project": p}, float(pull["sum"])),
-                 _line(f"{name}_count", {"project": p}, int(pull["count"]))]
+    name = "devtools_image_pull_duration_seconds"
+    hist = [_line(f"{name}_bucket", {"project": p, "le": bound(b)}, int(c))
+            for b, c in zip(BUCKETS, pull["buckets"], strict=True)]
+    hist += [_line(f"{name}_bucket", {"project": p, "le": "+Inf"}, int(pull["count"])),
+             _line(f"{name}_sum", {"project": p}, float(pull["sum"])),
+             _line(f"{name}_count", {"project": p}, int(pull["count"]))]
     families = {
         "devtools_image_pull_duration_seconds": hist,
         "devtools_image_pull_last_seconds": _per("devtools_image_pull_last_seconds", p, "service", s["pull_last"]),

@@ -89,9 +89,17 @@ def test_the_rendering_is_exact_sorted_and_deterministic() -> None:
     assert metrics.render("green", json.loads(json.dumps(full_state()))) == EXPECTED
 
 
-def test_a_fresh_project_has_only_its_attempt_counter() -> None:
-    """Families without a series are left out (HELP and TYPE without samples confuse nothing then)."""
+def test_a_fresh_project_has_its_attempt_counter_and_an_empty_pull_histogram() -> None:
+    """Families without a series are left out; the attempt counter and the pull histogram are there at 0 (increase()
+    measures from a counter's first sample, so the first apply's pulls must not be that sample)."""
+    buckets = "".join(f'devtools_image_pull_duration_seconds_bucket{{project="blue",le="{le}"}} 0\n'
+                      for le in ("0.5", "1", "2.5", "5", "10", "20", "30", "60", "120", "300", "+Inf"))
     assert metrics.render("blue", metrics.empty_state()) == (
+        "# HELP devtools_image_pull_duration_seconds Seconds each image pull of an activation took.\n"
+        "# TYPE devtools_image_pull_duration_seconds histogram\n"
+        + buckets
+        + 'devtools_image_pull_duration_seconds_sum{project="blue"} 0\n'
+        'devtools_image_pull_duration_seconds_count{project="blue"} 0\n'
         "# HELP devtools_rollouts_total Apply attempts (every hostagent apply).\n"
         "# TYPE devtools_rollouts_total counter\n"
         'devtools_rollouts_total{project="blue"} 0\n')

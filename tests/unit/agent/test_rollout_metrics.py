@@ -56,7 +56,8 @@ def test_a_good_apply_then_one_rolled_back_at_validate(tmp_path: Path) -> None:
         'devtools_rollout_step_seconds{project="green",step="up"}': "0",
         'devtools_rollout_step_seconds{project="green",step="validate"}': "0",
         'devtools_rollout_step_seconds{project="green",step="total"}': "0",
-        **{f'devtools_rollout_failures_total{{project="green",stage="{s}"}}': "0" for s in FAILURE_STAGES}}
+        **{f'devtools_rollout_failures_total{{project="green",stage="{s}"}}': "0" for s in FAILURE_STAGES},
+        **{k: v for k, v in series(r).items() if k.startswith("devtools_image_pull_")}}
 
     def slow_failure(argv: list[str]) -> subprocess.CompletedProcess[str]:
         r.clock.now += 2.5

@@ -9,7 +9,8 @@ import re
 import pytest
 import yaml
 
-from components.slo import BURNS, WINDOWS, Objective, SloSpec, objectives, render_rules
+from agent import metrics as agent_metrics
+from components.slo import BURNS, PULL_BUCKETS, WINDOWS, Objective, SloSpec, objectives, render_rules
 
 
 def _by_name(spec: SloSpec | None = None) -> dict[str, Objective]:
@@ -108,3 +109,8 @@ def test_a_changed_target_changes_only_its_objectives_lines(change, group):
             changed |= {where[i] for i in range(i1, max(i2, i1 + 1))}
     assert changed == {group}
     assert len(before.splitlines()) == len(after.splitlines())
+
+
+def test_the_pull_threshold_buckets_are_the_ones_the_hosts_write() -> None:
+    """sloPullP95Seconds must be a bound the host agent's pull histogram has (agent.metrics writes it)."""
+    assert agent_metrics.BUCKETS == PULL_BUCKETS

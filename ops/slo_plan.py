@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from components.config import read_slo
@@ -56,10 +56,11 @@ class Query:
 
 
 def queries(objectives: Sequence[Objective], window: str, selector: str = "") -> list[Query]:
-    """The instant queries of the report: bad and total of each objective over the window, per its `by` label;
-    for pull-latency also the measured p95 per project."""
+    """The instant queries of the report: bad and total of each objective over the window, per its `by` label, as
+    counts of events (increase(), also where the rules take rate(): the ratio is the same, the counts read as
+    requests); for pull-latency also the measured p95 per project."""
     out: list[Query] = []
-    for o in objectives:
+    for o in (replace(o, fn="increase") for o in objectives):
         out += [Query(o.name, "bad", o.bad(window, selector)), Query(o.name, "total", o.total(window, selector))]
         if o.name == PULL_LATENCY:
             out.append(Query(o.name, "p95", P95.format(w=window)))
@@ -156,9 +157,10 @@ def percent(value: float) -> str:
 
 
 def count(value: float | None) -> str:
+    """Events: whole numbers (increase() extrapolates to the window's edges: 18.5 pulls were 18 or 19)."""
     if value is None:
         return "-"
-    return f"{value:.0f}" if value >= 100 or value == int(value) else f"{value:.3g}"
+    return f"{value:.0f}" if value >= 1 or value == 0 else f"{value:.2g}"
 
 
 def budget_text(s: SeriesResult) -> str:

@@ -4,6 +4,7 @@ JSON of a fixed set of measured values."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -112,9 +113,12 @@ def test_the_queries_are_the_objectives_own_and_the_measured_p95():
         ("pull-latency", "bad"), ("pull-latency", "total"), ("pull-latency", "p95"), ("trace-coverage", "bad"),
         ("trace-coverage", "total")]
     for q in asked:
-        if q.kind != "p95":
-            o = BY_NAME[q.objective]
+        if q.kind != "p95":  # the objective's own, counted with increase() (the rules' error ratio takes rate())
+            o = replace(BY_NAME[q.objective], fn="increase")
             assert q.promql == (o.bad("7d") if q.kind == "bad" else o.total("7d"))
+    assert asked[:2] == [
+        sp.Query("error-ratio", "bad", 'sum by (service) (increase(http_requests_total{code=~"5.."}[7d]))'),
+        sp.Query("error-ratio", "total", "sum by (service) (increase(http_requests_total[7d]))")]
     assert asked[6].promql == ("histogram_quantile(0.95, sum by (le, project) "
                                "(increase(devtools_image_pull_duration_seconds_bucket[7d])))")
 

@@ -70,11 +70,16 @@ class Prometheus:
 
 
 @contextmanager
-def started(home: Path, jobs: Sequence[Mapping[str, Any]], scrape_timeout: str = "500ms") -> Iterator[Prometheus]:
-    """Prometheus scraping `jobs` every second, its data and log under `home`; stopped on exit."""
+def started(home: Path, jobs: Sequence[Mapping[str, Any]], scrape_timeout: str = "500ms",
+            rule_files: Sequence[Path] = ()) -> Iterator[Prometheus]:
+    """Prometheus scraping `jobs` every second and evaluating `rule_files` every second, its data and log under
+    `home`; stopped on exit."""
     if not PROMETHEUS.exists():
         pytest.fail(f"{PROMETHEUS} is missing: apt-get install prometheus")
-    config = {"global": {"scrape_interval": "1s", "scrape_timeout": scrape_timeout}, "scrape_configs": list(jobs)}
+    config: dict[str, Any] = {"global": {"scrape_interval": "1s", "scrape_timeout": scrape_timeout,
+                                         "evaluation_interval": "1s"}, "scrape_configs": list(jobs)}
+    if rule_files:
+        config["rule_files"] = [str(f) for f in rule_files]
     (home / "prometheus.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
     port = free_port()
     log = home / "prometheus.log"

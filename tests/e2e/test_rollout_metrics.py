@@ -4,6 +4,9 @@ collector (job `node`, $HOST_ROOT/metrics)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +16,7 @@ import httpx
 import pytest
 
 from standin import localenv
-from tests.e2e.conftest import Host
+from tests.e2e.conftest import ROOT, Host
 from tests.e2e.releases import Serving, variant
 
 PROJECT, PREFIX = f"metrics-{uuid.uuid4().hex[:6]}", "79"
@@ -70,3 +73,17 @@ def test_a_good_and_a_rolled_back_release_are_counted_and_scraped(local_env: loc
         assert time.monotonic() < deadline, (got, expected)
         time.sleep(1)
     assert value(local_env, QUERIES["rolled_back"]) > time.time() - 900
+
+    # the stability report over the same Prometheus: the rolled-back release is a failed rollout
+    proc = subprocess.run([sys.executable, "-m", "ops.cli", "slo", "--prometheus", local_env.prometheus_url,
+                           "--default-targets", "--window", "15m", "--json"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # this project alone misses the 100 % rollout target
+    objectives = {o["name"]: o for o in json.loads(proc.stdout)["objectives"]}
+    [rollouts] = [s for s in objectives["rollout-success"]["series"] if s["key"] == PROJECT]
+    assert (rollouts["good_ratio"], rollouts["verdict"]) == (0.5, "missed"), rollouts
+    # increase() extrapolates to the window's end (a share of a scrape interval): counts are close, ratios exact
+    assert (rollouts["bad"], rollouts["total"]) == (pytest.approx(1, rel=0.1), pytest.approx(2, rel=0.1)), rollouts
+    [pulls] = [s for s in objectives["pull-latency"]["series"] if s["key"] == PROJECT]
+    assert (pulls["verdict"], pulls["bad"], pulls["good_ratio"]) == ("met", 0, 1), pulls
+    assert pulls["total"] == pytest.approx(3 * images, rel=0.1) and 0 < pulls["p95_seconds"] < 60, pulls

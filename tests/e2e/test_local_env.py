@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1900)]  # the first `up` on a
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "local-env.sh"
 ENV = localenv.load()
-DAEMONS = ("registry", "sshd", "haproxy", "prometheus")
+DAEMONS = ("registry", "sshd", "haproxy", "prometheus", "langfuse", "node-exporter")
 
 
 def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -70,7 +70,8 @@ def test_the_state_directory_is_ours_and_private(env_up: float, tmp_path: Path) 
 def test_second_up_is_fast_and_changes_nothing(env_up: float) -> None:
     before = pids()
     configs = [ENV.state / "haproxy" / "haproxy.cfg", ENV.state / "registry" / "config.yml"]
-    configs += [ENV.state / "prometheus" / "prometheus.yml", ENV.ssh_dir / "sshd_config", ENV.known_hosts]
+    configs += [ENV.state / "prometheus" / "prometheus.yml", ENV.state / "prometheus" / "slo-rules.yml",
+                ENV.langfuse_keys, ENV.ssh_dir / "sshd_config", ENV.known_hosts]
     mtimes = {p: p.stat().st_mtime_ns for p in configs}
     proc, took = run("up")
     print(f"\nlocal-env.sh up (warm): {took:.1f}s")
@@ -86,7 +87,8 @@ def test_status_reports_every_part_up(env_up: float) -> None:
     proc, _ = run("status")
     assert proc.returncode == 0, proc.stdout
     parts = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()}
-    assert set(parts) == {"dockerd", "compose", "network", "registry", "sshd", "haproxy", "prometheus"}
+    assert set(parts) == {"dockerd", "compose", "network", "registry", "sshd", "haproxy", "prometheus", "langfuse",
+                          "node-exporter"}
     assert "down" not in proc.stdout
 
 
@@ -118,7 +120,8 @@ def test_registry_answers_v2(env_up: float) -> None:
 def test_prometheus_is_ready_and_scrapes_both_colors_and_the_data_tier(env_up: float) -> None:
     """The colors' app-tier services, and the data tier's services once (color "data", its own port prefix)."""
     assert httpx.get(ENV.prometheus_url + "/-/ready", timeout=5).status_code == 200
-    targets = httpx.get(ENV.prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    every = httpx.get(ENV.prometheus_url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    targets = [t for t in every if t["labels"]["job"] == "devtools"]
     labels = {(t["labels"]["color"], t["labels"]["service"]): t["scrapeUrl"] for t in targets}
     data = read_tiers((ROOT / "compose" / "docker-compose.yml").read_text()).data
     assert sorted(labels) == sorted([(c, s) for c in ("green", "blue") for s in SERVICES if s not in data]
@@ -126,6 +129,25 @@ def test_prometheus_is_ready_and_scrapes_both_colors_and_the_data_tier(env_up: f
     assert labels[("data", "state-persistence")] == f"http://127.0.0.1:{ENV.data_port_prefix}08/metrics"
     assert labels[("blue", "gateway-mcp")] == f"http://127.0.0.1:{ENV.port_prefix['blue']}00/metrics"
     assert {t["scrapeInterval"] for t in targets} == {"2s"}
+    # and the host agent's rollout metrics, through node_exporter's textfile collector
+    [node] = [t for t in every if t["labels"]["job"] == "node"]
+    assert (node["scrapeUrl"], node["health"] in ("up", "unknown")) == (f"{ENV.node_exporter_url}/metrics", True)
+
+
+def test_the_new_daemons_listen_on_loopback_and_the_docker_bridge_only(env_up: float) -> None:
+    """node_exporter on loopback alone (the package's own service on *:9100 is not running); the Langfuse stand-in on
+    loopback and docker0's private address, which the containers reach it by."""
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=30, check=True).stdout
+    by_port: dict[int, set[str]] = {}
+    for line in listening.splitlines():
+        address = line.split()[3]
+        host, _, port = address.rpartition(":")
+        by_port.setdefault(int(port), set()).add(host)
+    assert by_port[ENV.node_exporter_port] == {"127.0.0.1"}
+    assert 9100 not in by_port
+    bridge = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "docker0"], capture_output=True, text=True,
+                            timeout=30, check=True).stdout.split()[3].split("/")[0]
+    assert by_port[ENV.langfuse_port] == {"127.0.0.1", bridge}
 
 
 def test_the_data_network_exists_and_up_keeps_it(env_up: float) -> None:
@@ -161,7 +183,7 @@ def test_down_stops_everything_and_deletes_nothing(env_up: float) -> None:
     status, _ = run("status")
     assert status.returncode == 1
     assert [line.split()[0] for line in status.stdout.splitlines() if line.endswith(" down")] == list(
-        ("registry", "sshd", "haproxy", "prometheus")
+        ("registry", "sshd", "haproxy", "prometheus", "langfuse", "node-exporter")
     )
     assert {p: os.stat(p).st_ino for p in kept} == inodes
     proc, took = run("up")

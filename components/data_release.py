@@ -45,9 +45,10 @@ class DataRelease:
 
 def data_release_settings(release: ReleaseConfig, port_prefix: str) -> ReleaseConfig:
     """The release settings of the data tier: the app's secrets, keep and validation deadline; its own port
-    prefix; no compose profile (its file has none) and no Prometheus phase (its selector names a color)."""
+    prefix; no compose profile (its file has none), no Prometheus phase (its selector names a color) and no trace
+    phase (the data tier runs no agent whose probe sends a trace)."""
     return dataclasses.replace(release, compose_profiles="", host_port_prefix=int(port_prefix), prometheus_url=None,
-                               prometheus_selector="")
+                               prometheus_selector="", langfuse_host=None)
 
 
 def declare_data(cfg: StackConfig, tiers: Tiers, compose: str, *, hosts: Hosts, own: pulumi.StackReference,

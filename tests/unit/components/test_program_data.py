@@ -233,6 +233,9 @@ def test_local_runs_the_data_tier_on_the_first_existing_host_joined_by_name(tmp_
     assert compose["networks"] == {"data": {"name": "devtools-data", "external": True}}
     apply = _one_command(world, "-apply", "data-release")
     assert (apply.inputs["connection"]["host"], apply.inputs["connection"]["port"]) == ("127.0.0.1", 2222)
+    # the trace phase validates the colors' agents; the data tier runs none
+    assert "--langfuse-host=http://127.0.0.1:9392" in _one_command(world, "-apply", "release").inputs["create"]
+    assert "--langfuse-host" not in apply.inputs["create"]
     colors, app = _shipped(world, "release")
     env = {"RAG_URL": "http://rag-context:8007", "STATE_URL": "http://state-persistence:8008"}
     assert {k: colors["env"][k] for k in env} == env == data["env"]

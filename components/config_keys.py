@@ -158,8 +158,9 @@ KEYS: tuple[Key, ...] = (
     Key("analysisCount", "integer", 10, "measurements of each metric in the bake window", range=(1, 360)),
     Key("analysisFailureLimit", "integer", 1, "failed measurements one metric may have; one more fails the "
         "analysis (a query Prometheus does not answer is a failed measurement)", range=(0, 100)),
-    Key("analysisMaxErrorRatio", "number", 0.01, "largest share of 5xx answers of gateway-mcp that passes a "
-        "measurement (no requests at all: inconclusive)", range=(0.0, 1.0)),
+    Key("analysisMaxErrorRatio", "number", 0.01, "largest share of 5xx answers of any one service of the color that "
+        "passes a measurement (the error-ratio objective's query; no requests at all: inconclusive)",
+        range=(0.0, 1.0)),
     Key("analysisMaxP95Seconds", "number", 0.0, "largest 95th percentile of gateway-mcp's request duration that "
         "passes a measurement (0: not measured)", range=(0.0, 60.0)),
     Key("analysisMaxRestarts", "integer", 0, "process restarts of the color's services within the rate window "

@@ -53,8 +53,8 @@ def test_schema_entries_are_exact():
         '    description: "`address[:port]` of each existing host (provider existing)"\n    default: []\n')
     assert config_doc.schema_entry(BY_NAME["analysisMaxErrorRatio"]) == (
         "  analysisMaxErrorRatio:\n    type: string\n"
-        '    description: "largest share of 5xx answers of gateway-mcp that passes a measurement (no requests at all: '
-        'inconclusive)"\n    default: "0.01"\n')
+        '    description: "largest share of 5xx answers of any one service of the color that passes a measurement (the '
+        'error-ratio objective\'s query; no requests at all: inconclusive)"\n    default: "0.01"\n')
     assert config_doc.schema_entry(BY_NAME["prometheusSelector"]) == (
         '  prometheusSelector:\n    type: string\n'
         '    description: "label selector for the Prometheus phase, e.g. color=\\"green\\""\n    default: ""\n')

@@ -84,7 +84,10 @@ class ReleaseRollout(pulumi.ComponentResource):
                                           extra=args.extra_env or {}).apply(
             lambda v: commands.manifest(v["rid"], v["images"], {**env, **v["extra"]}, v["commit"]))
         self.content = self.manifest.apply(lambda m: commands.content_hash(m, compose, rules))
-        payload = self.manifest.apply(lambda m: commands.bundle_payload(m, compose, rules))
+        # The bundle (base64 of a gzipped tar, the agent's code in it: over 100 KB of text no person reads) is kept
+        # secret so that the engine shows it as [secret]: `pulumi up --diff` computes a character diff of a changed
+        # string, which for two such payloads ran for many minutes at full CPU before a rollback's update began.
+        payload = pulumi.Output.secret(self.manifest.apply(lambda m: commands.bundle_payload(m, compose, rules)))
         upload_create = pulumi.Output.all(rid=release_id, release=self.manifest).apply(
             lambda v: commands.upload_script(place.root, place.project, v["rid"],
                                              commands.bundle_sha256(v["release"], compose, rules)))

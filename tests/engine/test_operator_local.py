@@ -6,6 +6,7 @@ hand. Leaves traffic on green and the hosts running (nothing is destroyed: destr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.secretfile import parse_secrets, render_secrets
 from standin import localenv
 from tests.compose_services import DATA_SERVICES, SERVICES
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
@@ -115,16 +117,23 @@ def test_app_secrets_reach_the_containers_and_leave_with_the_config(deployed: De
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    # the stack's other app secrets: the Langfuse stand-in's keys (appSecretsPath), in the same file; compared by
+    # digest so that a failing assertion prints no key
+    others = render_secrets(parse_secrets(deployed.env.langfuse_keys.read_text()))
+
+    def same(text: str) -> bool:
+        return hashlib.sha256(secrets_file.read_text().encode()).digest() == hashlib.sha256(text.encode()).digest()
+    assert same(others), "the secrets file is not the Langfuse keys alone (values not shown)"
     assert deployed.ws.pulumi("config", "set", "--secret", "--path", key, token, stack="local").returncode == 0
     added = deployed.up("local")
     assert token not in added.stdout + added.stderr
     assert f"DEMO_TOKEN={token}" in container_env().splitlines()
-    assert secrets_file.read_text() == f'DEMO_TOKEN="{token}"\n'  # the form compose reads back exactly
+    assert same(f'DEMO_TOKEN="{token}"\n' + others), "DEMO_TOKEN is not in the form compose reads back exactly"
 
     assert deployed.ws.pulumi("config", "rm", "--path", key, stack="local").returncode == 0
     removed = deployed.up("local")
     assert token not in removed.stdout + removed.stderr
-    assert secrets_file.read_text() == ""
+    assert same(others), "DEMO_TOKEN is still in the secrets file"
     assert not any(line.startswith("DEMO_TOKEN=") for line in container_env().splitlines())
     assert deployed.outputs()["validation"]["passed"] is True
 

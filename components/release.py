@@ -87,7 +87,8 @@ class ReleaseRollout(pulumi.ComponentResource):
         # The bundle (base64 of a gzipped tar, the agent's code in it: over 100 KB of text no person reads) is kept
         # secret so that the engine shows it as [secret]: `pulumi up --diff` computes a character diff of a changed
         # string, which for two such payloads ran for many minutes at full CPU before a rollback's update began.
-        payload = pulumi.Output.secret(self.manifest.apply(lambda m: commands.bundle_payload(m, compose, rules)))
+        payload: pulumi.Output[str] = pulumi.Output.secret(
+            self.manifest.apply(lambda m: commands.bundle_payload(m, compose, rules)))
         upload_create = pulumi.Output.all(rid=release_id, release=self.manifest).apply(
             lambda v: commands.upload_script(place.root, place.project, v["rid"],
                                              commands.bundle_sha256(v["release"], compose, rules)))

@@ -16,14 +16,27 @@ from typing import TYPE_CHECKING
 
 from agent import compose as cc
 from agent import metrics
-from agent.compose_output import image_groups
+from agent.compose_output import engine_settling, image_groups
 
 if TYPE_CHECKING:
     from agent.steps import Steps
 
 
-def pull(s: Steps, release_id: str) -> None:
+def pull(s: Steps, release_id: str, *, settle: bool = False) -> None:
     from agent.steps import StepFailed  # noqa: PLC0415 - agent.steps imports this module
+
+    def step(argv: list[str]) -> None:
+        """One pull; with `settle` (a restore), once more if it met the engine down or settling after a restart."""
+        try:
+            s.step(argv, s.opts.pull_timeout, "pull")
+        except StepFailed as exc:
+            if not (settle and engine_settling(exc.reason)):
+                raise
+            s.log(f"compose pull met an engine that is restarting ({exc.reason.splitlines()[-1]}); pull again once "
+                  "it answers")
+            s.wait_for_docker()
+            s.sleep(s.opts.engine_settle_s)
+            s.step(argv, s.opts.pull_timeout, "pull")
 
     project = s.project_for(release_id)
     try:
@@ -32,7 +45,7 @@ def pull(s: Steps, release_id: str) -> None:
         groups = {}
     if len(groups) < 2:
         t0 = s.clock()
-        s.step(cc.pull(project), s.opts.pull_timeout, "pull")
+        step(cc.pull(project))
         seconds = s.clock() - t0
         s.metrics.update(*(partial(metrics.observe_pull, services=services, seconds=seconds)
                            for services in groups.values()))
@@ -40,7 +53,7 @@ def pull(s: Steps, release_id: str) -> None:
 
     def one(services: tuple[str, ...]) -> float:
         t0 = s.clock()
-        s.step(cc.pull(project, services), s.opts.pull_timeout, "pull")
+        step(cc.pull(project, services))
         return s.clock() - t0
 
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:

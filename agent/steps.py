@@ -175,7 +175,7 @@ class Steps:
         self.wait_for_docker()
         t0 = self.clock()
         try:
-            self.pull(release_id)
+            self.pull(release_id, settle=restoring)
         finally:
             timings["pull"] = self.clock() - t0
         self.log(f"pulled images of {release_id} ({timings['pull']:.1f}s)")
@@ -203,9 +203,10 @@ class Steps:
                 timings["validate"] = self.clock() - t0
             self.log(f"validation passed ({timings['validate']:.1f}s)")
 
-    def pull(self, release_id: str) -> None:
-        """The `pull` step, each image timed (agent.pulls)."""
-        pulls.pull(self, release_id)
+    def pull(self, release_id: str, *, settle: bool = False) -> None:
+        """The `pull` step, each image timed (agent.pulls); with `settle` (a restore), a pull that met the engine
+        restarting runs once more when it answers, as `up` does."""
+        pulls.pull(self, release_id, settle=settle)
 
     def resolved(self, release_id: str, stage: str) -> dict[str, Any]:
         """A release's resolved compose config (resolved.json, written when it was installed)."""

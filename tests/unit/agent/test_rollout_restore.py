@@ -63,6 +63,22 @@ def test_restoring_rides_out_an_engine_that_is_settling(tmp_path: Path) -> None:
     assert state(r) == ("r1", None, "r1", None)
 
 
+def test_restoring_pulls_again_once_the_engine_answers(tmp_path: Path) -> None:
+    """The restore's pull (one per image since pulls are timed) may meet dockerd restarting too: it waits for the
+    engine and pulls once more, as `up` does. A new release's pull is not retried: it is rolled back."""
+    r = serving(tmp_path, "r1")
+    settling = exited(1, stderr="Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
+    r.host.on("up", "r2", exited(1, stderr="dependency failed to start: container api is unhealthy"))
+    r.host.on("pull", "r1", settling)
+    failing(r, "r2", EXIT_FAILED)
+    assert r.host.calls.count(("pull", "r1")) == 2
+    assert r.clock.now == 1000.0 + Options().engine_settle_s
+    assert r.new_events() == ["apply.started", "apply.failed", "rollback.succeeded"]
+    r.host.on("pull", "r3", settling)
+    failing(r, "r3", EXIT_FAILED)
+    assert r.host.calls.count(("pull", "r3")) == 1
+
+
 def test_a_rollback_activates_the_previous_release(tmp_path: Path) -> None:
     """`rollback` is the same activation for a release already on the host; current and previous swap."""
     r = serving(tmp_path, "r1", "r2")

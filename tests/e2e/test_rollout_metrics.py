@@ -24,13 +24,22 @@ PROJECT, PREFIX = f"metrics-{uuid.uuid4().hex[:6]}", "79"
 
 @pytest.fixture(scope="module")
 def textfiles(local_env: localenv.LocalEnv, host: Host) -> Iterator[Path]:
-    """The tests' host root writes its .prom file where the stand-in's node_exporter reads them."""
+    """The tests' host root writes its .prom file where the stand-in's node_exporter reads them. Earlier tests of
+    the session applied releases on that root, so its own metrics directory may exist: it is set aside for the
+    module and put back after."""
     shared = local_env.host_root / "metrics"
     link = Path(host.root) / "metrics"
+    aside = link.with_name(f"metrics.before-{PROJECT}")
+    if link.is_dir() and not link.is_symlink():
+        link.rename(aside)
     link.symlink_to(shared, target_is_directory=True)
-    yield shared
-    (shared / f"{PROJECT}.prom").unlink(missing_ok=True)  # this test's own series: not left for later scrapes
-    link.unlink()
+    try:
+        yield shared
+    finally:
+        (shared / f"{PROJECT}.prom").unlink(missing_ok=True)  # this test's own series: not left for later scrapes
+        link.unlink()
+        if aside.is_dir():
+            aside.rename(link)
 
 
 def value(env: localenv.LocalEnv, query: str) -> float:

@@ -23,8 +23,10 @@ def compose_error(stderr: str, lines: int = 8) -> str:
 
 
 # What the engine says while it is down or still restoring containers after a restart (restart policies race
-# compose for the same container: containerd still holds its task). Both pass once the engine has settled.
-ENGINE_SETTLING = re.compile(r"Cannot connect to the Docker daemon|task [0-9a-f]{12,64}: already exists")
+# compose for the same container: containerd still holds its task, or its shim's directory). All pass once the
+# engine has settled.
+ENGINE_SETTLING = re.compile(r"Cannot connect to the Docker daemon|task [0-9a-f]{12,64}: already exists"
+                             r"|failed to start shim: mkdir \S+/[0-9a-f]{12,64}: file exists")
 
 
 def engine_settling(reason: str) -> bool:

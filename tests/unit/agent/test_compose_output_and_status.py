@@ -100,6 +100,11 @@ def test_compose_error_drops_progress_lines():
     ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", True),
     ("Error response from daemon: task 0716f31918ab5188dd69127fe1c4497b772b0021d425588567ccb17b802269a2: "
      "already exists", True),
+    # seen restoring the previous release right after that restart (a fresh-clone CI run)
+    ("Error response from daemon: failed to start shim: mkdir /var/run/docker/containerd/daemon/io.containerd."
+     "runtime.v2.task/moby/053cefaf77aac6c6388fed7acdd9adce0dda8054bdf7e6532bdf590fd794c2ec: file exists: unknown",
+     True),
+    ("Error response from daemon: mkdir /srv/data: file exists", False),
     ("dependency failed to start: container green-cicd-1 is unhealthy", False),
     ("Error response from daemon: manifest for 127.0.0.1:5000/devtools/cicd@sha256:00 not found", False),
     ("Error response from daemon: Conflict. The container name \"/x\" is already in use", False),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from agent import compose as cc
 from agent import metrics
-from agent.compose_output import engine_settling, image_groups
+from agent.compose_output import image_groups
 
 if TYPE_CHECKING:
     from agent.steps import Steps
@@ -26,17 +26,7 @@ def pull(s: Steps, release_id: str, *, settle: bool = False) -> None:
     from agent.steps import StepFailed  # noqa: PLC0415 - agent.steps imports this module
 
     def step(argv: list[str]) -> None:
-        """One pull; with `settle` (a restore), once more if it met the engine down or settling after a restart."""
-        try:
-            s.step(argv, s.opts.pull_timeout, "pull")
-        except StepFailed as exc:
-            if not (settle and engine_settling(exc.reason)):
-                raise
-            s.log(f"compose pull met an engine that is restarting ({exc.reason.splitlines()[-1]}); pull again once "
-                  "it answers")
-            s.wait_for_docker()
-            s.sleep(s.opts.engine_settle_s)
-            s.step(argv, s.opts.pull_timeout, "pull")
+        s.settled_step(argv, s.opts.pull_timeout, "pull", settle=settle)
 
     project = s.project_for(release_id)
     try:

@@ -280,20 +280,24 @@ class Steps:
         self.audit_into([], "migrate.succeeded", **fields, seconds=seconds)
         self.log(f"migration of {m.service} done ({seconds:.1f}s)")
 
-    def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
-        """`up -d --wait`. With `settle`, once more if the engine was down or still settling after a restart (up is
-        idempotent): a restore must not fail on that. A new release does fail on it, and is rolled back."""
-        argv, timeout = cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120
+    def settled_step(self, argv: list[str], timeout: float, stage: str, *, settle: bool) -> None:
+        """`step`, and with `settle` (a restore) once more if it met the engine down or still settling after a
+        restart: the command is idempotent and a restore must not fail on that. A new release does fail on it, and
+        is rolled back."""
         try:
-            self.step(argv, timeout, "up")
+            self.step(argv, timeout, stage)
         except StepFailed as exc:
             if not (settle and engine_settling(exc.reason)):
                 raise
-            self.log(f"compose up met an engine that is restarting ({exc.reason.splitlines()[-1]}); "
-                     "up again once it answers")
+            self.log(f"compose {stage} met an engine that is restarting ({exc.reason.splitlines()[-1]}); "
+                     f"{stage} again once it answers")
             self.wait_for_docker()
             self.sleep(self.opts.engine_settle_s)
-            self.step(argv, timeout, "up")
+            self.step(argv, timeout, stage)
+
+    def up(self, live: cc.ComposeProject, *, settle: bool) -> None:
+        """`up -d --wait`, ridden through an engine settling after a restart when `settle` (settled_step)."""
+        self.settled_step(cc.up(live, self.opts.wait_timeout), self.opts.wait_timeout + 120, "up", settle=settle)
 
     def failing_services(self, project: cc.ComposeProject) -> list[str]:
         try:

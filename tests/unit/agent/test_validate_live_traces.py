@@ -65,14 +65,23 @@ def secrets(tmp_path: Path, public: str, secret: str) -> str:
     return str(path)
 
 
-def run_with_agents(langfuse_url: str, secrets_file: str, traced: list[str], send: Langfuse | None,
-                    trace_deadline: float = 3.0) -> Report:
-    """Validate six agents on loopback; `send` (a stand-in) receives the traces of `traced` half a second after
-    the probes began, as the agents themselves would send them."""
+def run_with_agents(langfuse_url: str, secrets_file: str, traced: list[str], send: Langfuse | None, *,
+                    trace_deadline: float = 3.0, late: tuple[str, ...] = ()) -> Report:
+    """Validate six agents on loopback; each agent in `traced` sends its trace to `send` (a stand-in) while it
+    answers its E2E probe, as a real agent does; each in `late` sends it half a second after the probes began."""
+    def e2e(agent: str) -> Route:
+        if send is None or agent not in traced:
+            return OK
+
+        def body() -> str:
+            send.send(agent)
+            return str(OK.body)
+        return Route(body=body, content_type="application/json")
+
     with ExitStack() as stack:
-        peers = {n: stack.enter_context(PeerServer({"/health": Route(), "/e2e": OK})) for n in AGENTS}
+        peers = {n: stack.enter_context(PeerServer({"/health": Route(), "/e2e": e2e(n)})) for n in AGENTS}
         catalog = load_catalog(resolved({n: service(peers[n].port, E2E) for n in AGENTS}))
-        timer = threading.Timer(0.5, send.send_all if send else list, [traced])
+        timer = threading.Timer(0.5, send.send_all if send else list, [late])
         timer.start()
         options = Options(deadline=10.0, langfuse_host=langfuse_url, secrets_file=secrets_file,
                           trace_deadline=trace_deadline, trace_min=0.9)
@@ -92,6 +101,14 @@ def test_every_agent_traced_is_coverage_one(langfuse: Langfuse, tmp_path: Path) 
     assert from_json(json.loads(json.dumps(written))).traces == report.traces
     check = next(c for c in report.checks if c.phase == "traces")
     assert check.detail == "6 of 6 agents traced (coverage 1, minimum 0.9)"
+
+
+def test_a_trace_that_arrives_after_the_probes_is_waited_for(langfuse: Langfuse, tmp_path: Path) -> None:
+    report = run_with_agents(langfuse.url, secrets(tmp_path, *langfuse.keys), list(AGENTS[:4]), langfuse,
+                             trace_deadline=20.0, late=AGENTS[4:])
+    assert report.passed, [c.detail for c in report.checks]
+    assert report.traces is not None and report.traces["coverage"] == 1.0
+    assert report.traces["agents"] == dict.fromkeys(sorted(AGENTS), True)
 
 
 def test_two_agents_without_a_trace_fail_the_phase_naming_both(langfuse: Langfuse, tmp_path: Path) -> None:

@@ -93,19 +93,43 @@ class Host:
         return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
 
 
+HOST_ROOTS: list[Path] = []  # the session's host root, once `host` has made it
+
+
+def _projects(root: Path) -> set[str]:
+    """The compose projects a test shipped to under `root` (each keeps its release records there)."""
+    return {p.name for p in root.iterdir() if (p / "releases").is_dir()} if root.is_dir() else set()
+
+
+def _stop(projects: set[str]) -> None:
+    """Stop (never remove) the projects' running containers: containers and volumes stay for inspection."""
+    for project in sorted(projects):
+        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"],
+                             capture_output=True, text=True, check=False).stdout.split()
+        if ids:
+            subprocess.run(["docker", "stop", "--time", "2", *ids], capture_output=True, check=False, timeout=120)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_projects_stop() -> Iterator[None]:
+    """Each module's own projects stop when the module ends, so the session's last modules do not start their
+    releases next to every earlier module's health checks (some sixty containers on a 2-core machine, where a
+    service starting slower than its three failed checks is marked unhealthy)."""
+    before = {root: _projects(root) for root in HOST_ROOTS}
+    yield
+    for root in HOST_ROOTS:
+        _stop(_projects(root) - before.get(root, set()))
+
+
 @pytest.fixture(scope="session")
 def host(local_env: localenv.LocalEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     """A host root of the tests' own, next to the stand-in's agent venv (what cloud-init installs)."""
     root = Path(tempfile.mkdtemp(prefix="devtools-e2e-", dir="/var/tmp"))
     (root / "venv").symlink_to(local_env.host_root / "venv")
+    HOST_ROOTS.append(root)
     yield Host(local_env, str(root))
-    # Stop (never remove) the tests' own projects so their health checks stop loading the machine, then drop
-    # the release records. Containers and volumes stay for inspection.
-    for project in (p.name for p in root.iterdir() if (p / "releases").is_dir()):
-        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"],
-                             capture_output=True, text=True, check=False).stdout.split()
-        if ids:
-            subprocess.run(["docker", "stop", "--time", "2", *ids], capture_output=True, check=False, timeout=120)
+    _stop(_projects(root))
+    HOST_ROOTS.remove(root)
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -35,12 +35,17 @@ def release_id_problem(release_id: str) -> str | None:
 
 
 def release_manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str],
-                     source: Mapping[str, Any]) -> dict[str, Any]:
+                     source: Mapping[str, Any], signing: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """release.json: id, images (service → repo@sha256:…), compose settings, compose files, and where it came from
     (`source` is left out of the release's identity: the same release shipped from another commit is no conflict).
+    `signing`: the signatures the host requires before anything changes (agent.signing.manifest_section); left
+    out when None, so a release without a signing policy keeps its bytes.
     """
-    return {"id": release_id, "images": dict(sorted(images.items())), "env": dict(sorted(env.items())),
-            "compose_files": ["docker-compose.yml"], "source": dict(source)}
+    manifest = {"id": release_id, "images": dict(sorted(images.items())), "env": dict(sorted(env.items())),
+                "compose_files": ["docker-compose.yml"], "source": dict(source)}
+    if signing is not None:
+        manifest["signing"] = dict(signing)
+    return manifest
 
 
 def image_env_key(service: str) -> str:

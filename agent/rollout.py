@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from agent import compose as cc
-from agent import metrics
+from agent import metrics, signing
 from agent import release as rel
 from agent.compose_output import tail
 from agent.steps import Options, StepFailed, Steps
 
 __all__ = ["EXIT_CRITICAL", "EXIT_FAILED", "EXIT_INPUT", "EXIT_LOCK", "EXIT_OK", "Options", "Outcome", "Rollout",
-           "StepFailed"]
+           "SignaturesRefused", "StepFailed"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCK, EXIT_CRITICAL = 0, 1, 2, 3, 4
 COUNTED_FAILURES = ("apply.failed", "gate.failed", "apply.unconfirmed")
@@ -40,6 +40,15 @@ class Outcome(Exception):
     def __init__(self, code: int, message: str, summary: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.summary = code, message, summary
+        self.stage = "prepare"  # where an apply stopped, for devtools_rollout_failures_total{stage}
+
+
+class SignaturesRefused(Outcome):
+    """An image of the release failed signature verification: refused before anything changed (exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_INPUT, message)
+        self.stage = "verify"
 
 
 @dataclass
@@ -66,8 +75,11 @@ class Rollout(Steps):
         for name in manifest.get("compose_files", ["docker-compose.yml"]):
             if not (bundle / name).is_file():
                 problems.append(f"compose_files: {name} is not in the bundle {bundle}")
+        if "signing" in manifest:
+            problems += signing.policy_problems(manifest["signing"])
         if problems:
             raise Outcome(EXIT_INPUT, f"release refused, nothing changed: {'; '.join(problems)}")
+        self.verify_signatures(release_id, images, signing.policy_from_manifest(manifest))
         extra.setdefault("SECRETS_ENV_FILE", str(self.store.secrets_file))
         env = rel.render_release_env(release_id, images, extra)
         try:
@@ -87,14 +99,30 @@ class Rollout(Steps):
         self.log(f"release {release_id} written to {target} ({len(images)} pinned images)")
         return release_id
 
+    def verify_signatures(self, release_id: str, images: dict[str, str], policy: signing.Policy | None) -> None:
+        """Every image against the release's public keys before anything changes (agent.signing). Required and
+        failing: SignaturesRefused; not required: the failures are logged and the release goes on."""
+        if policy is None or not policy.public_keys:
+            return
+        started = self.clock()
+        verdicts = signing.verify_images(images, policy, self.runner, self.opts.cosign)
+        self.timings["verify"] = self.clock() - started
+        message = signing.refusal(release_id, verdicts)
+        if message is None:
+            self.log(f"signatures of {release_id}: {len(verdicts)} images verified ({self.timings['verify']:.1f}s)")
+        elif policy.require:
+            raise SignaturesRefused(message)
+        else:
+            self.log(f"signatures not required, going on: {message}")
+
     # transactions -----------------------------------------------------------------------------------------
     def apply(self, bundle: Path) -> str:
         """The whole release contract for a new bundle. Returns the success message or raises Outcome."""
         self.metrics.update(metrics.seed)
         try:
             release_id = self.prepare(bundle)
-        except Outcome:
-            self.metrics.update(metrics.count_attempt, partial(metrics.count_failure, stage="prepare"),
+        except Outcome as exc:
+            self.metrics.update(metrics.count_attempt, partial(metrics.count_failure, stage=exc.stage),
                                 self.outcome("failed"))
             raise
         return self.switch_to(release_id, action="apply")

@@ -48,6 +48,7 @@ class Options:
     log_lines: int = 30
     lock_timeout: float = 300.0
     confirm_within: int = 0  # a pool host's apply: provisional until confirmed within this many seconds (agent.pool)
+    cosign: str = "/usr/local/bin/cosign"  # the pinned verifier (agent.signing.COSIGN)
 
 
 class StepFailed(Exception):

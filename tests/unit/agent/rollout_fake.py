@@ -2,9 +2,10 @@
 commands from a script (no process, no socket), a fake clock whose sleep only moves time, and a fake debug bundle.
 
 Every command is recorded as (step, release): `info`, `config`, `pull`, `run` (a migration), `up`, `ps`, `logs`,
-`validate`, `rm`, `net-inspect`, `net-create`, `stop` (a container).
+`validate`, `rm`, `net-inspect`, `net-create`, `stop` (a container), `cosign` (a signature verified).
 The release is the one the command addresses: the directory compose is pointed at (the `run` link resolves to
-the release it points at when the command runs), the validator's `release=` label, or None.
+the release it points at when the command runs), the validator's `release=` label, the image cosign verifies,
+or None.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from agent.store import Store
 DIGEST = "sha256:" + "a" * 64
 
 
-def bundle(tmp: Path, release_id: str, services: Sequence[str] = ("api", "web")) -> Path:
-    """A release bundle as the upload leaves it: release.json pinning every service by digest + compose file."""
+def bundle(tmp: Path, release_id: str, services: Sequence[str] = ("api", "web"),
+           signing: Mapping[str, object] | None = None) -> Path:
+    """A release bundle as the upload leaves it: release.json pinning every service by digest + compose file
+    (+ the `signing` section when given)."""
     path = tmp / "incoming" / release_id
     path.mkdir(parents=True)
     (path / "docker-compose.yml").write_text("services: {}\n")
     images = {s: f"registry.example/{s}-{release_id}@{DIGEST}" for s in services}
-    (path / "release.json").write_text(json.dumps({"id": release_id, "images": images,
-                                                   "compose_files": ["docker-compose.yml"]}))
+    manifest = {"id": release_id, "images": images, "compose_files": ["docker-compose.yml"]}
+    (path / "release.json").write_text(json.dumps({**manifest, **({"signing": signing} if signing else {})}))
     return path
 
 
@@ -92,14 +95,13 @@ class Host:
         return reply(argv)
 
     def classify(self, argv: list[str]) -> tuple[str, str | None]:
-        if argv[:2] == ["docker", "info"]:
-            return "info", None
-        if argv[:3] == ["docker", "image", "rm"]:
-            return "rm", None
-        if argv[:3] in (["docker", "network", "inspect"], ["docker", "network", "create"]):
-            return f"net-{argv[2]}", None
-        if argv[:3] == ["docker", "container", "stop"]:
-            return "stop", None
+        plain = {("docker", "info"): "info", ("docker", "image", "rm"): "rm", ("docker", "container", "stop"): "stop",
+                 ("docker", "network", "inspect"): "net-inspect", ("docker", "network", "create"): "net-create"}
+        step = plain.get(tuple(argv[:2])) or plain.get(tuple(argv[:3]))
+        if step is not None:
+            return step, None
+        if argv[0].endswith("cosign"):
+            return "cosign", argv[-1]  # the image reference verified
         if argv[1:3] == ["-m", "agent.validate"]:
             labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
             return "validate", next(v.split("=", 1)[1] for v in labels if v.startswith("release="))

@@ -38,6 +38,7 @@ from agent import status as hoststatus
 from agent.jobs import follow, latest_job, run_job, start_job
 from agent.process import kill_leftovers, run_process
 from agent.rollout import EXIT_CRITICAL, EXIT_FAILED, EXIT_LOCK, EXIT_OK
+from agent.signing import COSIGN
 from agent.steps import Options
 from agent.store import LockTimeout, Store, describe_holder
 
@@ -48,7 +49,7 @@ def options_from(args: argparse.Namespace) -> Options:
         validate=not args.no_validate,
         validate_deadline=args.validate_deadline,
         validate_args=tuple(args.validate_arg), keep=args.keep, lock_timeout=args.lock_timeout,
-        confirm_within=args.confirm_within,
+        confirm_within=args.confirm_within, cosign=args.cosign,
     )
 
 
@@ -69,6 +70,8 @@ def rollout_opts(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--confirm-within", type=int, default=0, metavar="SECONDS",
                     help="a pool host's activation: provisional, the release before comes back unless `confirm` "
                     "arrives within SECONDS (default 0: final at once)")
+    sp.add_argument("--cosign", default=COSIGN, metavar="PATH",
+                    help=f"the cosign that verifies a release's image signatures (default {COSIGN})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--detach", action="store_true", help="start the job and return; follow it with `wait`")
     sp = sub.add_parser("status", help="JSON: current/previous release and what actually runs per service")
     sp.add_argument("--compact", action="store_true", help="one line of JSON")
+    sp.add_argument("--cosign", default=COSIGN, metavar="PATH", help="the cosign that checks each running "
+                    f"container's signature against the current release's keys (default {COSIGN})")
     hp = sub.add_parser("history", help="releases kept here and the audit trail of rollouts")
     hp.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hp.add_argument("--limit", type=int, default=20)
@@ -161,7 +166,8 @@ def cmd_recover(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_status(store: Store, args: argparse.Namespace) -> int:
-    print(json.dumps(hoststatus.status(store), sort_keys=True, indent=None if args.compact else 2))
+    print(json.dumps(hoststatus.status(store, cosign=args.cosign), sort_keys=True,
+                     indent=None if args.compact else 2))
     return EXIT_OK
 
 

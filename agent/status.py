@@ -2,7 +2,8 @@
 
 status reports what the host says should run (the current release's pins, and the services its compose file
 declares: a tier's file holds only that tier's) next to what actually runs (each container's image reference and
-digest), which is what a drift check compares.
+digest, and whether that digest's signature verifies against the release's keys), which is what a drift check
+compares.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent import containers
+from agent import containers, signing
+from agent.process import Runner, run_process
 from agent.store import Store
 
 
@@ -46,9 +48,22 @@ def declared_services(store: Store, release_id: str | None) -> list[str] | None:
     return sorted(str(s) for s in services) if isinstance(services, dict) else None
 
 
-def status(store: Store) -> dict[str, Any]:
+def signatures(services: dict[str, dict[str, Any]], manifest: dict[str, Any], runner: Runner, cosign: str
+               ) -> None:
+    """Each running container's digest against the current release's public keys (agent.signing), as its
+    `signature`: {verified, detail}. Nothing is added when the release has no signing policy."""
+    policy = signing.policy_from_manifest(manifest)
+    if policy is None or not policy.public_keys:
+        return
+    refs = {name: str(svc["image"]) for name, svc in services.items() if svc.get("digest")}
+    for verdict in signing.verify_images(refs, policy, runner, cosign):
+        services[verdict.service]["signature"] = {"verified": verdict.ok, "detail": verdict.reason}
+
+
+def status(store: Store, runner: Runner = run_process, cosign: str = signing.COSIGN) -> dict[str, Any]:
     current = store.pointer("current")
-    intended = store.release_manifest(current).get("images", {}) if current else {}
+    manifest = store.release_manifest(current) if current else {}
+    intended = manifest.get("images", {})
     report: dict[str, Any] = {
         "project": store.project,
         "current": current,
@@ -65,6 +80,7 @@ def status(store: Store) -> dict[str, Any]:
     except containers.ContainersError as exc:
         inspected, errors = [], [str(exc)]
     report["services"] = running_services(inspected)
+    signatures(report["services"], manifest, runner, cosign)
     if errors:
         report["error"] = "cannot read containers: " + "; ".join(errors)
     return report

@@ -28,6 +28,7 @@ from agent.compose_output import (
 )
 from agent.process import Runner, run_process
 from agent.remote import validate_argv
+from agent.signing import COSIGN
 from agent.store import Store
 from agent.validate.report import read_json, read_traces
 
@@ -48,7 +49,7 @@ class Options:
     log_lines: int = 30
     lock_timeout: float = 300.0
     confirm_within: int = 0  # a pool host's apply: provisional until confirmed within this many seconds (agent.pool)
-    cosign: str = "/usr/local/bin/cosign"  # the pinned verifier (agent.signing.COSIGN)
+    cosign: str = COSIGN  # the pinned verifier of image signatures (agent.signing)
 
 
 class StepFailed(Exception):

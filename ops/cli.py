@@ -116,6 +116,9 @@ def cmd_status(pulumi: Pulumi, args: argparse.Namespace) -> int:
                      f"{healthy}/{len(services)} services running healthy"
                      + (f", ERROR {status['error']}" if status.get("error") else ""))
         report["hosts"][host.name] = status
+        signatures, unsigned = drift.signature_line(host.name, services)
+        lines += [signatures] if signatures else []
+        problems += unsigned
         other = plan.other_release(args.stack, host.name, status.get("current"), release.get("id"))
         if other:
             problems.append(other)

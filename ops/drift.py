@@ -13,13 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["ok", "differs", "missing", "extra", "stopped", "release", "unreadable"]
+Kind = Literal["ok", "differs", "missing", "extra", "stopped", "unsigned", "release", "unreadable"]
 PROBLEM_TEXT: dict[str, str] = {
     "ok": "ok",
     "differs": "DIGEST DIFFERS",
     "missing": "NOT RUNNING (no container)",
     "extra": "EXTRA (not in the release)",
     "stopped": "STOPPED / UNHEALTHY",
+    "unsigned": "SIGNATURE FAILS",
     "release": "OTHER RELEASE",
     "unreadable": "STATUS UNREADABLE",
 }
@@ -33,6 +34,7 @@ class Finding:
     intended: str | None
     running: str | None
     detail: str = ""
+    signature: str = "-"  # the running digest's signature: verified, FAILS, or - (the release names no key)
 
     @property
     def ok(self) -> bool:
@@ -56,6 +58,26 @@ def running_problem(svc: Mapping[str, Any]) -> str | None:
     return None
 
 
+def signature_of(svc: Mapping[str, Any]) -> tuple[str, str]:
+    """(the SIGNATURE cell, why it fails) of a running service from `hostagent status`'s `signature`."""
+    sig = svc.get("signature")
+    if not isinstance(sig, Mapping):
+        return "-", ""
+    return ("verified", "") if sig.get("verified") is True else ("FAILS", str(sig.get("detail") or "not verified"))
+
+
+def signature_line(host: str, services: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, list[str]]:
+    """`ops.cli status`'s line on a host's signatures ("host web-0: signatures 9/9 verified"), and one problem per
+    running container whose signature fails. (None, []) when the host checked none (the release names no key)."""
+    checked = {name: signature_of(svc) for name, svc in services.items() if isinstance(svc.get("signature"), Mapping)}
+    if not checked:
+        return None, []
+    verified = sum(1 for cell, _ in checked.values() if cell == "verified")
+    problems = [f"host {host}: {name}'s signature FAILS: {why}" for name, (cell, why) in sorted(checked.items())
+                if cell != "verified"]
+    return f"host {host}: signatures {verified}/{len(checked)} verified", problems
+
+
 def with_third_party(release: Mapping[str, Any], third_party: Mapping[str, str]) -> dict[str, Any]:
     """The stack's release record plus the third-party services its enabled compose profiles run (service →
     `repo@sha256:…` from the compose file): what the host should run, all of it. The release's own pins win."""
@@ -75,7 +97,8 @@ def compare(host: str, intended: Mapping[str, Any], status: Mapping[str, Any]) -
 
     intended: the stack's release record, {"id": ..., "images": {service: "repo@sha256:…"}}.
     status: `hostagent status` JSON of that host's project ("current", "declared", "services": {service: {...}}).
-    A service matches when the running container's image is pinned to the intended digest and it runs healthy.
+    A service matches when the running container's image is pinned to the intended digest, it runs healthy and,
+    when the host checked it against the release's keys, its signature verifies.
     """
     if status.get("error") and not status.get("services"):
         return [Finding(host, "*", "unreadable", None, None, str(status["error"]))]
@@ -97,15 +120,18 @@ def compare(host: str, intended: Mapping[str, Any], status: Mapping[str, Any]) -
             findings.append(Finding(host, service, "missing", digest_of(want), None))
             continue
         have = digest_of(svc.get("image"))
+        sig, unsigned = signature_of(svc)
         if have != digest_of(want):
             findings.append(Finding(host, service, "differs", digest_of(want), have or svc.get("image"),
-                                    f"container {svc.get('container')}"))
+                                    f"container {svc.get('container')}", sig))
             continue
         reason = running_problem(svc)
         if reason is not None:
-            findings.append(Finding(host, service, "stopped", digest_of(want), have, reason))
-            continue
-        findings.append(Finding(host, service, "ok", digest_of(want), have))
+            findings.append(Finding(host, service, "stopped", digest_of(want), have, reason, sig))
+        elif unsigned:
+            findings.append(Finding(host, service, "unsigned", digest_of(want), have, unsigned, sig))
+        else:
+            findings.append(Finding(host, service, "ok", digest_of(want), have, signature=sig))
     return findings
 
 
@@ -120,8 +146,9 @@ def render_table(findings: Iterable[Finding], *, only_problems: bool = False) ->
     """A plain-text table, one row per finding; problems first when mixed."""
     rows = [f for f in findings if not (only_problems and f.ok)]
     rows.sort(key=lambda f: (f.ok, f.host, f.service))
-    head = ("HOST", "SERVICE", "STATE", "INTENDED", "RUNNING", "DETAIL")
-    body = [(f.host, f.service, PROBLEM_TEXT[f.kind], short(f.intended), short(f.running), f.detail) for f in rows]
+    head = ("HOST", "SERVICE", "STATE", "INTENDED", "RUNNING", "SIGNATURE", "DETAIL")
+    body = [(f.host, f.service, PROBLEM_TEXT[f.kind], short(f.intended), short(f.running), f.signature, f.detail)
+            for f in rows]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in [head, *body]]
     return "\n".join(lines)
@@ -132,9 +159,10 @@ def render_markdown(findings: Iterable[Finding]) -> str:
     rows = sorted(findings, key=lambda f: (f.ok, f.host, f.service))
     problems = sum(1 for f in rows if not f.ok)
     title = "### Drift: none" if not problems else f"### Drift: {problems} finding(s)"
-    lines = [title, "", "| host | service | state | intended | running | detail |", "|---|---|---|---|---|---|"]
+    lines = [title, "", "| host | service | state | intended | running | signature | detail |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {f.host} | {f.service} | {PROBLEM_TEXT[f.kind]} | `{short(f.intended)}` | `{short(f.running)}` "
-              f"| {f.detail} |" for f in rows]
+              f"| {f.signature} | {f.detail} |" for f in rows]
     return "\n".join(lines) + "\n"
 
 

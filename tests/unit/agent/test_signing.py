@@ -143,3 +143,37 @@ def test_a_release_without_a_signing_section_runs_no_verifier(tmp_path: Path) ->
     r = rig(tmp_path)
     r.apply("r1")
     assert "cosign" not in {c[0] for c in r.host.calls} and state(r)[0] == "r1"
+
+
+def test_status_checks_each_running_digest_against_the_current_release_keys() -> None:
+    from agent.status import signatures
+
+    services = {"api": {"image": ref("api", "r1"), "digest": DIGEST},
+                "web": {"image": ref("web", "r1"), "digest": DIGEST},
+                "edge": {"image": "caddy:2", "digest": None}}
+    calls: list[list[str]] = []
+
+    def runner(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        code = 0 if "api" in argv[-1] else 10
+        return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "Error: no signatures found\n")
+
+    signatures(services, {"signing": required(KEY_A)}, runner, "/c/cosign")
+    assert services["api"]["signature"] == {"verified": True, "detail": "signed"}
+    assert services["web"]["signature"] == {"verified": False,
+                                            "detail": "unsigned: the registry holds no signature for this digest"}
+    assert "signature" not in services["edge"] and len(calls) == 2  # a tag is no digest to check
+
+    untouched = {"api": {"image": ref("api", "r1"), "digest": DIGEST}}
+    signatures(untouched, {"id": "r1"}, runner, "/c/cosign")  # no signing section: nothing checked
+    assert untouched == {"api": {"image": ref("api", "r1"), "digest": DIGEST}} and len(calls) == 2
+
+
+def test_a_refusal_is_counted_as_a_failure_at_verify(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    r.host.always["cosign"] = exited(10, stderr="Error: no signatures found\n")
+    with pytest.raises(SignaturesRefused):
+        r.rollout().apply(bundle(tmp_path, "r1", signing=required(KEY_A)))
+    text = (r.store.root / "metrics" / "green.prom").read_text()
+    assert 'devtools_rollout_failures_total{project="green",stage="verify"} 1\n' in text, text

@@ -79,7 +79,7 @@ def run_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, services: dict[st
 
 def finding(service: str, kind: str, intended: str | None, running: str | None) -> dict[str, Any]:
     return {"host": "devtools-prod-green-1", "service": service, "kind": kind, "intended": intended,
-            "running": running, "detail": ""}
+            "running": running, "detail": "", "signature": "-"}
 
 
 def test_the_edge_profile_services_are_intended_with_their_pinned_digests(

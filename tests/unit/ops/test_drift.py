@@ -91,19 +91,19 @@ def test_table_is_readable_and_problems_come_first() -> None:
     findings = [Finding("web-0", "gateway", "ok", D1, D1),
                 Finding("web-0", "orchestrator", "differs", D2, D3, "container green-orchestrator-1")]
     assert drift.render_table(findings) == (
-        "HOST   SERVICE       STATE           INTENDED              RUNNING               DETAIL\n"
-        "web-0  orchestrator  DIGEST DIFFERS  sha256:222222222222…  sha256:333333333333…  "
+        "HOST   SERVICE       STATE           INTENDED              RUNNING               SIGNATURE  DETAIL\n"
+        "web-0  orchestrator  DIGEST DIFFERS  sha256:222222222222…  sha256:333333333333…  -          "
         "container green-orchestrator-1\n"
-        "web-0  gateway       ok              sha256:111111111111…  sha256:111111111111…"
+        "web-0  gateway       ok              sha256:111111111111…  sha256:111111111111…  -"
     )
     assert drift.render_table(findings, only_problems=True).count("\n") == 1
 
 
 def test_markdown_summary() -> None:
     md = drift.render_markdown([Finding("web-0", "cicd", "missing", D2, None)])
-    assert md == ("### Drift: 1 finding(s)\n\n| host | service | state | intended | running | detail |\n"
-                  "|---|---|---|---|---|---|\n"
-                  "| web-0 | cicd | NOT RUNNING (no container) | `sha256:222222222222…` | `-` |  |\n")
+    assert md == ("### Drift: 1 finding(s)\n\n| host | service | state | intended | running | signature | detail |\n"
+                  "|---|---|---|---|---|---|---|\n"
+                  "| web-0 | cicd | NOT RUNNING (no container) | `sha256:222222222222…` | `-` | - |  |\n")
 
 
 def test_digest_of() -> None:
@@ -145,3 +145,35 @@ def test_a_host_that_does_not_say_what_its_release_declares_is_compared_with_eve
     assert got == [Finding("web-0", "gateway", "ok", D1, D1),
                    Finding("web-0", "state-persistence", "missing", D3, None)]
     assert drift.scope({"a": "x", "b": "y"}, ["b", "c"]) == {"b": "y"}
+
+
+def signed(svc: dict[str, Any], verified: bool, detail: str) -> dict[str, Any]:
+    return {**svc, "signature": {"verified": verified, "detail": detail}}
+
+
+def test_a_running_digest_whose_signature_fails_is_drift_and_each_row_says_its_signature() -> None:
+    """Rule: the host checked each running digest against the release's keys; a digest that matches the stack but
+    does not verify (its signature deleted, the key rotated away) is a finding. Risk: drift that says clean while
+    a host runs bytes nobody trusted."""
+    status = {"current": "rel-7", "services": {
+        "gateway": signed(running(D1, "gateway"), True, "signed"),
+        "orchestrator": signed(running(D2, "orchestrator"), False, "unsigned: the registry holds no signature for "
+                                                                   "this digest")}}
+    got = drift.compare("web-0", intended(gateway=D1, orchestrator=D2), status)
+    assert got == [Finding("web-0", "gateway", "ok", D1, D1, signature="verified"),
+                   Finding("web-0", "orchestrator", "unsigned", D2, D2,
+                           "unsigned: the registry holds no signature for this digest", "FAILS")]
+    assert drift.render_table(got).splitlines()[1].split()[:6] == [
+        "web-0", "orchestrator", "SIGNATURE", "FAILS", "sha256:222222222222…", "sha256:222222222222…"]
+    assert drift.verdict(got) == (False, "DRIFT: 1 of 2 checks on 1 host(s) differ from the stack")
+
+
+def test_status_says_how_many_signatures_verify_and_names_each_that_fails() -> None:
+    services = {"gateway": signed(running(D1, "gateway"), True, "signed"),
+                "orchestrator": signed(running(D2, "orchestrator"), False, "signed by another key, or the "
+                                                                           "signature is not of this digest"),
+                "cicd": running(D3, "cicd")}  # no digest checked: not counted
+    assert drift.signature_line("web-0", services) == (
+        "host web-0: signatures 1/2 verified",
+        ["host web-0: orchestrator's signature FAILS: signed by another key, or the signature is not of this digest"])
+    assert drift.signature_line("web-0", {"cicd": running(D3, "cicd")}) == (None, [])

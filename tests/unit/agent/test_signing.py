@@ -5,7 +5,9 @@ changes, the key only in cosign's environment, a refusal (exit 2) that names eac
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,13 +150,14 @@ def test_a_release_without_a_signing_section_runs_no_verifier(tmp_path: Path) ->
 def test_status_checks_each_running_digest_against_the_current_release_keys() -> None:
     from agent.status import signatures
 
-    services = {"api": {"image": ref("api", "r1"), "digest": DIGEST},
-                "web": {"image": ref("web", "r1"), "digest": DIGEST},
-                "edge": {"image": "caddy:2", "digest": None}}
+    services: dict[str, dict[str, Any]] = {"api": {"image": ref("api", "r1"), "digest": DIGEST},
+                                           "web": {"image": ref("web", "r1"), "digest": DIGEST},
+                                           "edge": {"image": "caddy:2", "digest": None}}
     calls: list[list[str]] = []
 
-    def runner(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
+    def runner(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None,
                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        argv = list(argv)
         calls.append(argv)
         code = 0 if "api" in argv[-1] else 10
         return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "Error: no signatures found\n")
@@ -165,7 +168,7 @@ def test_status_checks_each_running_digest_against_the_current_release_keys() ->
                                             "detail": "unsigned: the registry holds no signature for this digest"}
     assert "signature" not in services["edge"] and len(calls) == 2  # a tag is no digest to check
 
-    untouched = {"api": {"image": ref("api", "r1"), "digest": DIGEST}}
+    untouched: dict[str, dict[str, Any]] = {"api": {"image": ref("api", "r1"), "digest": DIGEST}}
     signatures(untouched, {"id": "r1"}, runner, "/c/cosign")  # no signing section: nothing checked
     assert untouched == {"api": {"image": ref("api", "r1"), "digest": DIGEST}} and len(calls) == 2
 

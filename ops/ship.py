@@ -31,6 +31,7 @@ import yaml
 
 from agent.release import release_manifest
 from agent.remote import agent_command, apply_command, bundle_tar, upload_command
+from agent.signing import manifest_section
 from components.catalog import CatalogError
 from components.tiers import APP, DATA, TIERS, data_env, read_tiers, tier_compose
 from ops import build
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ssh-key", type=Path, default=local.ssh_key)
     p.add_argument("--known-hosts", type=Path, default=local.known_hosts)
     p.add_argument("--host-root", default=str(local.host_root), help="agent state directory on the host")
+    p.add_argument("--public-key", action="append", default=[], type=Path, metavar="PEM",
+                   help="a cosign public key the host verifies every image against before anything changes "
+                        "(repeatable: during a rotation either key verifies); signatures are then required")
     p.add_argument("agent_args", nargs=argparse.REMAINDER, help="after --: extra `hostagent apply` options")
     args = p.parse_args(argv)
     try:
@@ -201,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         compose, images, env = tiered.compose, tiered.images, tiered.env
     source = {"commit": pins.get("commit") or build.git_revision(), "built_at": pins.get("built_at")}
-    manifest = release_manifest(pins["release"], images, env, source)
+    try:
+        keys = [path.read_text() for path in args.public_key]
+    except OSError as exc:
+        print(f"--public-key: {exc}", file=sys.stderr)
+        return 2
+    manifest = release_manifest(pins["release"], images, env, source,
+                                signing=manifest_section(keys, require=True) if keys else None)
     target = SshTarget(args.ssh_host, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
     secrets = args.secrets_file.read_text() if args.secrets_file is not None else None
     return ship(target, args.host_root, project, manifest, agent_args, secrets=secrets, compose=compose)

@@ -75,9 +75,10 @@ class Host:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def ship(self, pins: dict[str, Any], project: str, *agent_args: str, env: dict[str, str] | None = None,
-             local_checks: bool = False, secrets_file: Path | None = None, tier: str | None = None
-             ) -> subprocess.CompletedProcess[str]:
-        """`python -m ops.ship` of `pins` to `project` (one tier's compose file with `tier`)."""
+             local_checks: bool = False, secrets_file: Path | None = None, tier: str | None = None,
+             public_keys: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
+        """`python -m ops.ship` of `pins` to `project` (one tier's compose file with `tier`; signatures required
+        by `public_keys`)."""
         pins_file = PINS_DIR / f"ship-{pins['release']}.json"
         pins_file.write_text(json.dumps(pins))
         argv = [sys.executable, "-m", "ops.ship", "--pins", str(pins_file), "--project", project,
@@ -89,6 +90,7 @@ class Host:
             argv.append("--no-local-env")
         if secrets_file is not None:
             argv += ["--secrets-file", str(secrets_file)]
+        argv += [f"--public-key={key}" for key in public_keys]
         argv += ["--", *agent_args]
         return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
 

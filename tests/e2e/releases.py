@@ -55,6 +55,7 @@ class Serving:
     prefix: str
     pins: dict[str, Any]
     marker: str = field(default_factory=lambda: f"marker-{uuid.uuid4().hex[:8]}")
+    public_keys: tuple[Path, ...] = ()  # the cosign public keys every apply requires signatures by
 
     @classmethod
     def started(cls, env: localenv.LocalEnv, host: Host, project: str, prefix: str, base: str) -> Serving:
@@ -70,7 +71,8 @@ class Serving:
 
     def ship(self, pins: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
         """Apply `pins` to this project (its port prefix, the short deadlines, then `args`)."""
-        return self.host.ship(pins, self.project, *FAST, *args, env={"HOST_PORT_PREFIX": self.prefix})
+        return self.host.ship(pins, self.project, *FAST, *args, env={"HOST_PORT_PREFIX": self.prefix},
+                              public_keys=self.public_keys)
 
     def url(self, port_suffix: str = "00") -> str:
         return f"http://127.0.0.1:{self.prefix}{port_suffix}"

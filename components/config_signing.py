@@ -62,7 +62,8 @@ def read_public_keys(r: Reader, root: Path, files: tuple[str, ...]) -> tuple[str
             continue
         problem = public_key_problem(text)
         if problem:
-            r.problem(f"{r.key(name)}: {entry}: not a PEM public key: {problem}")
+            r.problem(f"{r.key(name)}: {entry}: not a PEM public key: {problem}: list the public half of a cosign "
+                      "key pair (the cosign.pub `cosign generate-key-pair` writes)")
         elif text.strip() in keys:
             r.problem(f"{r.key(name)}: {entry}: the same key as {keys[text.strip()]}: list each key once")
         else:
@@ -81,6 +82,7 @@ def read_private_key_file(r: Reader, root: Path, entry: str) -> str:
         return ""
     problem = private_key_problem(text)
     if problem:
-        r.problem(f"{r.key(name)}: {entry}: not an encrypted cosign private key: {problem}")
+        r.problem(f"{r.key(name)}: {entry}: not an encrypted cosign private key: {problem}: name the cosign.key "
+                  "`cosign generate-key-pair` writes")
         return ""
     return text

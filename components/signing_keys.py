@@ -96,8 +96,7 @@ def public_key_problem(text: str) -> str | None:
     """Why `text` is not one PEM public key cosign verifies with (None: it is)."""
     blocks = _blocks(text)
     if any(kind.endswith("PRIVATE KEY") for kind, _ in blocks) or "PRIVATE KEY" in text:
-        return ("it holds a private key: list the public half (cosign.pub); the private half is a secret "
-                "(devtools:signingKey)")
+        return "it holds a private key (a secret: devtools:signingKey)"
     if len(blocks) != 1 or blocks[0][0] != PUBLIC_TYPE:
         return f"expected one -----BEGIN {PUBLIC_TYPE}----- block"
     try:

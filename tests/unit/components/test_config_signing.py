@@ -150,8 +150,9 @@ def test_a_public_key_file_holding_a_private_key_is_refused_without_its_text(tmp
     wrong.write_text(PAIR_B.private_pem)
     problems = _problems(signingPublicKeys=json.dumps([str(wrong)]))
     assert problems == [
-        f"devtools:signingPublicKeys: {wrong}: not a PEM public key: it holds a private key: list the public half "
-        "(cosign.pub); the private half is a secret (devtools:signingKey)"]
+        f"devtools:signingPublicKeys: {wrong}: not a PEM public key: it holds a private key (a secret: "
+        "devtools:signingKey): list the public half of a cosign key pair (the cosign.pub `cosign generate-key-pair` "
+        "writes)"]
     assert PAIR_B.private_pem.splitlines()[1] not in str(problems)
 
 
@@ -167,7 +168,8 @@ def test_a_public_key_file_that_is_not_one_pem_public_key(tmp_path: Path, text, 
     bad = tmp_path / "bad.pub"
     bad.write_text(text)
     assert _problems(signingPublicKeys=json.dumps([str(bad)])) == [
-        f"devtools:signingPublicKeys: {bad}: not a PEM public key: {reason}"]
+        f"devtools:signingPublicKeys: {bad}: not a PEM public key: {reason}: list the public half of a cosign key "
+        "pair (the cosign.pub `cosign generate-key-pair` writes)"]
 
 
 def test_a_key_listed_twice_is_refused(tmp_path: Path):
@@ -213,4 +215,4 @@ def test_a_signing_key_file_that_is_missing_or_not_a_private_key(tmp_path: Path)
         "devtools:signingKey < cosign.key`)"]
     assert _problems("local", signingKeyPath=str(PAIR_A.pub_path)) == [
         f"devtools:signingKeyPath: {PAIR_A.pub_path}: not an encrypted cosign private key: it is a public key: the "
-        "private half (cosign.key) signs"]
+        "private half (cosign.key) signs: name the cosign.key `cosign generate-key-pair` writes"]

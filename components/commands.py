@@ -22,7 +22,7 @@ import pulumi
 from pulumi_command import remote
 
 from agent import remote as host
-from agent.release import release_manifest
+from agent.release import DIGEST_REF, release_manifest
 from components.config import ReleaseConfig
 from components.config_slices import AgentPlace, SshLogin, ValidatorSettings
 from standin.localenv import flip_argv
@@ -67,10 +67,11 @@ def release_env(release: ReleaseConfig) -> dict[str, str]:
     return env
 
 
-def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str], commit: str | None
-             ) -> dict[str, Any]:
-    """release.json for the host agent. No clock in it: identical inputs give identical bytes."""
-    return release_manifest(release_id, images, env, {"commit": commit})
+def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str], commit: str | None,
+             signing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """release.json for the host agent. No clock in it: identical inputs give identical bytes. `signing`: the
+    signatures its hosts verify before anything changes (SigningPolicy.manifest_section); None leaves it out."""
+    return release_manifest(release_id, images, env, {"commit": commit}, signing=signing)
 
 
 def _files(rules: bytes | None) -> dict[str, bytes]:
@@ -197,6 +198,40 @@ def parse_gate_summary(stdout: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("passed"), bool):
         raise ValueError(f"validation gate's last line is not a summary with a boolean 'passed': {lines[-1][:200]!r}")
     return value
+
+
+COSIGN = "cosign"  # on PATH where the program runs (the toolchain's bin directory on this machine)
+COSIGN_KEY_ENV = "COSIGN_PRIVATE_KEY"  # the encrypted private key, read by `--key env://…`
+COSIGN_PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 - the name of the variable cosign reads its password from
+REGISTRY_AUTH_ENV = "DEVTOOLS_REGISTRY_AUTH"  # the push credentials' docker config JSON, written to a temporary file
+
+
+def sign_argv(ref: str) -> list[str]:
+    """cosign's signature of one digest with the key in COSIGN_KEY_ENV, offline (no transparency log, no signing
+    config to fetch), in the signature format the hosts verify (agent.signing.verify_command)."""
+    if not DIGEST_REF.match(ref):
+        raise ValueError(f"refusing to sign {ref!r}: not digest-pinned (expected repo@sha256:<64 hex>)")
+    return [COSIGN, "sign", "--key", f"env://{COSIGN_KEY_ENV}", "--tlog-upload=false", "--use-signing-config=false",
+            "--new-bundle-format=false", "--yes", ref]
+
+
+def sign_command(ref: str, *, registry_auth: bool) -> str:
+    """Local shell: sign `ref` after its push. The key and its password are in the environment (never argv).
+    With `registry_auth` the push credentials come from REGISTRY_AUTH_ENV into a temporary DOCKER_CONFIG (0600 in
+    a 0700 directory; printf is the shell's own, so no argv holds them), removed when the shell exits; a registry
+    on loopback needs none (cosign speaks plain http to 127.0.0.1)."""
+    sign = shlex.join(sign_argv(ref))
+    if not registry_auth:
+        return sign
+    return ("set -eu; umask 077; DOCKER_CONFIG=\"$(mktemp -d)\"; export DOCKER_CONFIG; "
+            "trap 'rm -rf \"$DOCKER_CONFIG\"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; "
+            f"printf '%s' \"${REGISTRY_AUTH_ENV}\" > \"$DOCKER_CONFIG/config.json\"; unset {REGISTRY_AUTH_ENV}; {sign}")
+
+
+def docker_config_json(server: str, username: str, password: str) -> str:
+    """SECRET: a docker config holding one login (what cosign reads from DOCKER_CONFIG to push a signature)."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {server: {"auth": auth}}}, sort_keys=True)
 
 
 def local_flip_command(root: Path, color: str) -> str:

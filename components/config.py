@@ -10,29 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from agent.release import RELEASE_ID_RULE, is_reserved, release_id_problem
 from agent.secretfile import parse_secrets, value_problem
 from components.config_keys import BY_NAME, NAMESPACE, RETIRED
-from components.config_read import ConfigError, Reader, close_match
+from components.config_read import ConfigError, Reader, Secret, close_match
 from components.config_rules import cross_checks, with_host_key
+from components.config_signing import SigningConfig, read_private_key_file, read_public_keys
 from components.config_slices import AgentPlace, AnalysisSettings, SshLogin, StackIdentity, ValidatorSettings
 from components.slo import PULL_BUCKETS, SloSpec, number
 
-__all__ = ["ConfigError", "StackConfig", "load_config", "read_slo"]
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A secret value; its repr never shows it. Components turn it into a Pulumi secret at the point of use."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret(***)" if self.value else "Secret()"
+__all__ = ["ConfigError", "Secret", "SigningConfig", "StackConfig", "load_config", "read_slo"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +141,7 @@ class StackConfig:
     release_strategy: Literal["blueGreen", "inPlace"]
     analysis: AnalysisSettings
     slo: SloSpec
+    signing: SigningConfig
 
     @property
     def identity(self) -> StackIdentity:
@@ -170,6 +162,11 @@ class StackConfig:
         """This update builds and pushes the commit's images: its color runs them, or (buildAlways) the idle
         color will, while this stack's color keeps a pinned release."""
         return self.builds or self.release.build_always
+
+    @property
+    def signs(self) -> bool:
+        """This update signs the images it pushes: it builds, and a private key is configured."""
+        return self.builds_images and bool(self.signing.private_key.value)
 
     @property
     def owns_data(self) -> bool:
@@ -331,7 +328,19 @@ def _read(r: Reader, *, stack: str, project: str, commit: str | None, root: Path
             max_p95_seconds=r.number("analysisMaxP95Seconds"), max_restarts=r.integer("analysisMaxRestarts"),
             prometheus_url=r.string("analysisPrometheusUrl") or None),
         slo=read_slo(r),
+        signing=_signing(r, root),
     )
+
+
+def _signing(r: Reader, root: Path) -> SigningConfig:
+    """The signing keys (components.config_signing reads and checks each file, once, here)."""
+    files = r.strings("signingPublicKeys")
+    key_path = r.string("signingKeyPath")
+    return SigningConfig(
+        require=r.boolean("requireSignedImages"), public_keys=read_public_keys(r, root, files),
+        public_key_files=files,
+        private_key=Secret(r.string("signingKey") or read_private_key_file(r, root, key_path)),
+        private_key_path=key_path or None, password=Secret(r.string("signingPassword")))
 
 
 def read_slo(r: Reader) -> SloSpec:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.release import RELEASE_ID_RULE, release_id_problem
+from components.signing_keys import private_key_problem
 from components.ssh_keys import host_private_key_problem, public_key_problem
 
 NAMESPACE = "devtools"
@@ -257,6 +258,21 @@ KEYS: tuple[Key, ...] = (
         pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", allowed="a buildx builder name"),
     Key("buildCache", "boolean", True, "share a registry build cache per service (needs a BuildKit builder that "
         "exports caches; off for the local stand-in, whose builder keeps its own cache)"),
+    # signed images (cosign): hosts verify every image of a release before anything changes (agent.signing)
+    Key("requireSignedImages", "boolean", True, "hosts refuse a release unless every image is signed by a key of "
+        "signingPublicKeys (verified before anything changes); a stack that builds signs each image it pushes"),
+    Key("signingPublicKeys", "array", [], "PEM public key files the hosts accept signatures of (relative to the "
+        "project root, or absolute), shipped with every release; two while a key is rotated (docs/runbook.md, "
+        "Signing keys)",
+        pattern=r"[A-Za-z0-9._/-]+", allowed="a file path such as signing/prod.pub"),
+    Key("signingKey", "string", "", "the encrypted cosign private key the images are signed with after their push "
+        "(`pulumi config set --secret devtools:signingKey < cosign.key`; signing/README.md)", secret=True,
+        allowed="an encrypted cosign private key (cosign.key from `cosign generate-key-pair`)",
+        explain=private_key_problem),
+    Key("signingKeyPath", "string", "", "file holding the encrypted private key instead of signingKey (relative to "
+        "the project root, or absolute; local: the stand-in's key pair)"),
+    Key("signingPassword", "string", "", "the private key's password (cosign's COSIGN_PASSWORD; empty for a key made "
+        "without one)", secret=True),
     # traffic
     Key("lbSizeUnit", "integer", 1, "load balancer size units (1-100)", range=(1, 100)),
     Key("tlsCertificateName", "string", "", "DigitalOcean certificate name for an HTTPS rule (empty: HTTP only)",

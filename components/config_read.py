@@ -1,4 +1,5 @@
-"""Typed reads of raw stack config values that collect every problem with its key, value and what is allowed."""
+"""Typed reads of raw stack config values that collect every problem with its key, value and what is allowed, and
+the Secret that holds a secret value read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,16 @@ from components.config_keys import BY_NAME, NAMESPACE, Key
 
 NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 """The text of a number key's value: what float() reads, less nan, inf and underscores."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value; its repr never shows it. Components turn it into a Pulumi secret at the point of use."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(***)" if self.value else "Secret()"
 
 
 class ConfigError(Exception):

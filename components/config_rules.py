@@ -28,6 +28,7 @@ def cross_checks(r: Reader, c: StackConfig) -> None:
     _provider_checks(r, c)
     _stack_checks(r, c)
     _data_checks(r, c)
+    _signing_checks(r, c)
 
 
 def _provider_checks(r: Reader, c: StackConfig) -> None:
@@ -122,6 +123,24 @@ def _data_checks(r: Reader, c: StackConfig) -> None:
         r.problem(f"{k('dataPortPrefix')}: {c.data.port_prefix} is this stack's {k('hostPortPrefix')} too: on an "
                   "existing host the data tier shares the docker engine with the colors, so its ports would collide; "
                   "pick another prefix (the local stand-in: colors 81 and 82, the data tier 83)")
+
+
+def _signing_checks(r: Reader, c: StackConfig) -> None:
+    """Required signatures need a public key on every stack, and a private key on a stack that builds (its images
+    are signed after their push); a stack that follows another's images needs only the public keys."""
+    k, s = r.key, c.signing
+    if s.require and not s.public_key_files and not r.problems_about("signingPublicKeys"):
+        r.problem(f"{k('signingPublicKeys')}: empty while {k('requireSignedImages')} is true: list the public key "
+                  "file(s) the hosts accept, such as signing/prod.pub (signing/README.md), or set "
+                  f"{k('requireSignedImages')} false")
+    if r.is_given("signingKey") and r.is_given("signingKeyPath"):
+        r.problem(f"{k('signingKeyPath')}: set together with {k('signingKey')}: keep one")
+    elif (c.builds_images and s.require and not s.private_key.value
+          and not r.problems_about("signingKey") and not r.problems_about("signingKeyPath")):
+        r.problem(f"{k('signingKey')}: not set while {k('requireSignedImages')} is true and stack {c.stack} builds "
+                  "images, which are signed after their push: set the private half of a key in "
+                  f"{k('signingPublicKeys')} with `pulumi config set --secret {k('signingKey')} < cosign.key` (or "
+                  f"{k('signingKeyPath')}, a key file), or set {k('requireSignedImages')} false")
 
 
 def with_host_key(r: Reader, cfg: StackConfig) -> StackConfig:

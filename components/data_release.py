@@ -2,22 +2,22 @@
 what the colors need to reach it.
 
     data = declare_data(cfg, tiers, compose, hosts=hosts, own=own, standby=lambda: ref("blue"), images=images,
-                        commit=commit, registry_name=registry_name)
+                        commit=commit, registry_name=registry_name, signatures=signatures)
     data.colors_env   # STATE_URL, RAG_URL… for the colors' release env
     data.rollout.gates    # the colors' rollout waits for these
     data.output       # the stack's `data` output (followers read `env` from it)
 
 The data release's id is `data-<12 hex>` of its own content (components.tiers.data_release_id): the data services'
-pins, its env and its compose file. A release that changes only the app tier, or a flip, leaves it as it is, so the
-data tier is released only when its own images or its compose file change. It is refused while the colors run two
-different releases (sources.data_release_refusal): the standby stack's `release` is read only then, since a
-reference to a stack that does not exist yet fails the update.
+pins, its env, its compose file and its signing policy. A release that changes only the app tier, or a flip, leaves
+it as it is, so the data tier is released only when its own images, its compose file or its signing policy change.
+It is refused while the colors run two different releases (sources.data_release_refusal): the standby stack's
+`release` is read only then, since a reference to a stack that does not exist yet fails the update.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,8 @@ def data_release_settings(release: ReleaseConfig, port_prefix: str) -> ReleaseCo
 
 def declare_data(cfg: StackConfig, tiers: Tiers, compose: str, *, hosts: Hosts, own: pulumi.StackReference,
                  standby: Callable[[], pulumi.StackReference], images: pulumi.Input[Mapping[str, str]],
-                 commit: pulumi.Input[str | None], registry_name: pulumi.Input[str] | None) -> DataRelease:
+                 commit: pulumi.Input[str | None], registry_name: pulumi.Input[str] | None,
+                 signatures: Sequence[pulumi.Resource] = ()) -> DataRelease:
     prefix, droplets = cfg.data.port_prefix, cfg.hosts.provider == "digitalocean"
     previous = own.get_output("data")
     host_key = cfg.ssh.host_private_key.value
@@ -66,8 +67,10 @@ def declare_data(cfg: StackConfig, tiers: Tiers, compose: str, *, hosts: Hosts, 
     data_compose = tier_compose(compose, DATA, network=cfg.shared_network)
     env = tier.bind.apply(lambda bind: {"HOST_PORT_PREFIX": prefix, "DATA_BIND": bind})
     data_images = pulumi.Output.from_input(images).apply(lambda m: tier_images(tiers, m, DATA))
+    policy = cfg.signing.policy
+    signing = policy.manifest_section() if policy is not None else None
     candidate = pulumi.Output.all(images=data_images, env=env).apply(
-        lambda v: data_release_id(v["images"], v["env"], data_compose))
+        lambda v: data_release_id(v["images"], v["env"], data_compose, signing))
 
     def allowed(v: dict[str, Any]) -> pulumi.Input[str]:
         rid: str = v["rid"]
@@ -84,7 +87,7 @@ def declare_data(cfg: StackConfig, tiers: Tiers, compose: str, *, hosts: Hosts, 
                for i, n in enumerate(tier.names)],
         release_id=release_id, images=data_images, commit=commit,
         private_key=pulumi.Output.secret(cfg.ssh.private_key.value), wait_for=tier.resources,
-        registry_name=registry_name, compose=data_compose, extra_env=env))
+        registry_name=registry_name, compose=data_compose, extra_env=env, signing=policy, signatures=signatures))
     colors_env = tier.private_address.apply(lambda a: data_env(tiers, address=a or None, host_port_prefix=prefix))
     record = pulumi.Output.all(rid=release_id, images=data_images, content=rollout.content, commit=commit).apply(
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))

@@ -87,6 +87,8 @@ class ServiceImagesArgs:
 class ServiceImages(pulumi.ComponentResource):
     images: pulumi.Output[dict[str, str]]
     """service → `<registry>/<prefix>/<service>@sha256:…`, the release's digest pins."""
+    pins: dict[str, pulumi.Output[str]]
+    """The same pins one by one (what components.signing signs, one command per service)."""
     metadata: pulumi.Output[dict[str, Any]]
     """The release's provenance: release, tags and digests by service, commit, built_at, ci_run_url."""
 
@@ -109,6 +111,7 @@ class ServiceImages(pulumi.ComponentResource):
             digests[service] = image.digest
             pins[service] = pulumi.Output.all(repo=repo, digest=image.digest).apply(
                 lambda v: digest_ref(v["repo"], v["digest"]))
+        self.pins = pins
         self.images = _as_dict(pins)
         self.metadata = pulumi.Output.all(tags=_as_dict(tags), digests=_as_dict(digests)).apply(
             lambda v: release_metadata(args.release_id, v["tags"], v["digests"], commit=args.commit,

@@ -3,8 +3,8 @@ traffic.
 
 `declare(cfg, env)` is everything `__main__.py` does after reading the config; it returns the stack outputs.
 Which parts exist follows from the config alone (see docs/architecture.md, "Stacks"):
-  prod  builds (Registry, ServiceImages), owns green hosts, the data tier (its host, volume and release), the backup
-        snapshot and the traffic (liveColor)
+  prod  builds (Registry, ServiceImages, ImageSignatures: every pushed digest signed), owns green hosts, the data
+        tier (its host, volume and release), the backup snapshot and the traffic (liveColor)
   blue  never builds: release, VPC, deploy key and the data tier's addresses come from prod through a
         StackReference; its droplets boot the base image with cloud-init, like prod's
   local existing host (the SSH stand-in, which also runs the data tier), existing registry, the local proxy as the
@@ -28,6 +28,7 @@ from components.hosts import Hosts, HostsArgs, ReplacementGuard
 from components.images import ServiceImages, ServiceImagesArgs
 from components.registry import Registry, RegistryArgs
 from components.release import ReleaseRollout, ReleaseRolloutArgs, RolloutHost
+from components.signing import ImageSignatures, ImageSignaturesArgs
 from components.slo import render_rules
 from components.snapshot import Snapshot, SnapshotArgs, snapshot_name
 from components.sources import (
@@ -101,20 +102,16 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     elif not cfg.registry.address:  # a standby mints its own pull credential for the registry prod pushes to
         registry_name = prod.get_output("registry").apply(lambda r: followed_registry(cfg.prod_stack, r))
 
-    built: pulumi.Output[dict[str, Any]] | None = None
+    build: Build | None = None
     if cfg.builds_images:
-        images = ServiceImages("images", ServiceImagesArgs(
-            build=cfg.build, repo_prefix=cfg.registry.repo_prefix, catalog=catalog,
-            registry_address=registry.address, registry_server=registry.server,
-            push_username=registry.push_username, push_password=registry.push_password,
-            release_id=cfg.release.release_id, commit=env.commit, built_at=env.built_at, ci_run_url=env.ci_run_url))
-        outputs["buildMetadata"] = images.metadata
-        built = images.images.apply(lambda m: build_record(cfg.release.release_id, m, env.commit))
-        outputs["build"] = built
+        build = _build(cfg, catalog, env, registry)
+        outputs["buildMetadata"] = build.metadata
+        outputs["build"] = build.record
+    signatures = build.signatures if build is not None else []  # every host command waits for these
     if cfg.builds:
-        assert built is not None
+        assert build is not None
         release_id: pulumi.Input[str] = cfg.release.release_id
-        image_map: pulumi.Input[Mapping[str, str]] = images.images
+        image_map: pulumi.Input[Mapping[str, str]] = build.pins
         commit: pulumi.Input[str | None] = env.commit
     else:
         chosen = _chosen_release(cfg, own, prod, services)
@@ -128,7 +125,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
     compose = (env.root / "compose" / PROD_FILE).read_text()
     tiers = read_tiers(compose)
     data, colors_env = _data_tier(cfg, tiers, compose, hosts, ref, images=image_map, commit=commit,
-                                  registry_name=registry_name)
+                                  registry_name=registry_name, signatures=signatures)
     if data is not None:
         outputs["data"] = data.output
     rollout = ReleaseRollout("release", ReleaseRolloutArgs(
@@ -139,7 +136,7 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         commit=commit, private_key=pulumi.Output.secret(cfg.ssh.private_key.value),
         wait_for=[*hosts.resources, *(data.rollout.gates if data else ())], registry_name=registry_name,
         compose=tier_compose(compose, APP, network=cfg.shared_network), extra_env=colors_env,
-        slo_rules=render_rules(cfg.slo).encode()))
+        slo_rules=render_rules(cfg.slo).encode(), signing=cfg.signing.policy, signatures=signatures))
     record = pulumi.Output.all(rid=release_id, images=image_map, content=rollout.content, commit=commit).apply(
         lambda v: release_record(v["rid"], v["images"], v["content"], v["commit"]))
     outputs |= {
@@ -154,8 +151,8 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
         "vpcId": hosts.vpc_id,
     }
 
-    if built is not None:  # what was built for a color, kept for the idle one to take (a pinned release)
-        outputs["builds"] = pulumi.Output.all(previous=own.get_output("builds"), current=built).apply(
+    if build is not None:  # what was built for a color, kept for the idle one to take (a pinned release)
+        outputs["builds"] = pulumi.Output.all(previous=own.get_output("builds"), current=build.record).apply(
             lambda v: merge_history(v["previous"], v["current"], cfg.release.keep))
     elif prod is None:
         outputs["builds"] = own.get_output("builds")
@@ -171,6 +168,35 @@ def declare(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv) -> dict[
                             own_color=ColorTarget(cfg.color, cfg.stack, hosts.droplet_ids, record, rollout.validation,
                                         wait_for=[*rollout.gates, *rollout.confirms]))
     return outputs
+
+
+@dataclass(frozen=True)
+class Build:
+    """What this update built and pushed: the images' pins, signed when the stack signs (`pins` then resolve only
+    once every signature command ran), their provenance and the record exported as `build`."""
+
+    pins: pulumi.Output[dict[str, str]]
+    metadata: pulumi.Output[dict[str, Any]]
+    record: pulumi.Output[dict[str, Any]]
+    signatures: list[pulumi.Resource]
+
+
+def _build(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv, registry: Registry) -> Build:
+    """The images of this commit, pushed and pinned by digest, then each digest signed (cfg.signs)."""
+    images = ServiceImages("images", ServiceImagesArgs(
+        build=cfg.build, repo_prefix=cfg.registry.repo_prefix, catalog=catalog,
+        registry_address=registry.address, registry_server=registry.server,
+        push_username=registry.push_username, push_password=registry.push_password,
+        release_id=cfg.release.release_id, commit=env.commit, built_at=env.built_at, ci_run_url=env.ci_run_url))
+    pins, signatures = images.images, list[pulumi.Resource]()
+    if cfg.signs:
+        signed = ImageSignatures("signatures", ImageSignaturesArgs(
+            pins=images.pins, private_key=pulumi.Output.secret(cfg.signing.private_key.value),
+            password=pulumi.Output.secret(cfg.signing.password.value), registry_server=registry.server,
+            push_username=registry.push_username, push_password=registry.push_password))
+        pins, signatures = signed.signed, [*signed.commands]
+    record = pins.apply(lambda m: build_record(cfg.release.release_id, m, env.commit))
+    return Build(pins=pins, metadata=images.metadata, record=record, signatures=signatures)
 
 
 def _traffic(cfg: StackConfig, catalog: ServiceCatalog, env: ProgramEnv, *, hosts: Hosts,
@@ -217,14 +243,14 @@ def _hosts_args(cfg: StackConfig, prod: pulumi.StackReference | None, own: pulum
 
 def _data_tier(cfg: StackConfig, tiers: Tiers, compose: str, hosts: Hosts,
                ref: Callable[[str], pulumi.StackReference], *, images: pulumi.Input[Mapping[str, str]],
-               commit: pulumi.Input[str | None], registry_name: pulumi.Input[str] | None
-               ) -> tuple[DataRelease | None, pulumi.Output[dict[str, str]]]:
+               commit: pulumi.Input[str | None], registry_name: pulumi.Input[str] | None,
+               signatures: list[pulumi.Resource]) -> tuple[DataRelease | None, pulumi.Output[dict[str, str]]]:
     """The stack that owns the data tier declares it (its host, volume and release); a follower reaches the data
     tier of the stack it follows, through its `data` output. Either way: what the colors' env says about it."""
     if cfg.owns_data:
         data = declare_data(cfg, tiers, compose, hosts=hosts, own=ref(cfg.stack),
                             standby=lambda: ref(cfg.standby_stack), images=images, commit=commit,
-                            registry_name=registry_name)
+                            registry_name=registry_name, signatures=signatures)
         return data, data.colors_env
     return None, ref(cfg.prod_stack).get_output("data").apply(lambda d: followed_data_env(cfg.prod_stack, d))
 

@@ -7,6 +7,10 @@ validate, roll back on failure), then a ValidationGate (which restores the previ
 next host starts only after the previous host's gate passed, so a bad release stops `pulumi up` with the previous
 release on every host after the failing one.
 
+With a signing policy (components.config_slices.SigningPolicy) release.json carries it, and the host verifies every
+image against its public keys before anything changes; every host command waits for every image's signature
+(`signatures`, components.signing), so nothing is applied before all the images are signed.
+
 A pool (two hosts or more) never stays mixed: each host's apply is provisional (`--confirm-within`, longer for
 earlier hosts), and once every gate passed a `-confirm` step per host makes it final. When a host fails, no confirm
 runs and the hosts before it put the previous release back at their deadline (agent.pool); re-running the update
@@ -27,7 +31,7 @@ from pulumi_command import remote
 from agent.secretfile import render_secrets
 from components import commands
 from components.config import ReleaseConfig
-from components.config_slices import AgentPlace, SshLogin
+from components.config_slices import AgentPlace, SigningPolicy, SshLogin
 from components.validation import ValidationGate, ValidationGateArgs
 
 PULL_CREDENTIAL_SECONDS = 7 * 24 * 3600
@@ -59,6 +63,10 @@ class ReleaseRolloutArgs:
     slo_rules: bytes | None = None  # the stack's SLO rule file (components.slo); None: compose/'s own (defaults)
     extra_env: pulumi.Input[Mapping[str, str]] | None = None
     """Merged over the release env (commands.release_env): the data tier's addresses, its port prefix."""
+    signing: SigningPolicy | None = None
+    """The signatures the hosts verify before anything changes (release.json's `signing`); None: none."""
+    signatures: Sequence[pulumi.Resource] = ()
+    """The signature of every image this update pushed (components.signing): every host command waits for all."""
 
 
 class ReleaseRollout(pulumi.ComponentResource):
@@ -78,11 +86,12 @@ class ReleaseRollout(pulumi.ComponentResource):
     def __init__(self, name: str, args: ReleaseRolloutArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("devtools:index:ReleaseRollout", name, None, opts)
         place, release, env, compose = args.place, args.release, commands.release_env(args.release), args.compose
-        rules = args.slo_rules
+        rules, signed = args.slo_rules, list(args.signatures)
+        signing = args.signing.manifest_section() if args.signing is not None else None
         release_id = pulumi.Output.from_input(args.release_id)
         self.manifest = pulumi.Output.all(rid=release_id, images=args.images, commit=args.commit,
                                           extra=args.extra_env or {}).apply(
-            lambda v: commands.manifest(v["rid"], v["images"], {**env, **v["extra"]}, v["commit"]))
+            lambda v: commands.manifest(v["rid"], v["images"], {**env, **v["extra"]}, v["commit"], signing))
         self.content = self.manifest.apply(lambda m: commands.content_hash(m, compose, rules))
         # The bundle (base64 of a gzipped tar, the agent's code in it: over 100 KB of text no person reads) is kept
         # secret so that the engine shows it as [secret]: `pulumi up --diff` computes a character diff of a changed
@@ -114,7 +123,7 @@ class ReleaseRollout(pulumi.ComponentResource):
             upload = remote.Command(
                 f"{prefix}-upload", connection=conn, add_previous_output_in_env=False, create=upload_create,
                 stdin=payload, triggers=[host.trigger], logging=remote.Logging.STDERR,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, *previous]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, *previous, *signed]),
             )
             # Owns the project on this host: destroying the stack runs `hostagent stop` here (containers down,
             # volumes kept). It is replaced only with the host itself, never by a new release or new secrets, so
@@ -123,7 +132,7 @@ class ReleaseRollout(pulumi.ComponentResource):
                 f"{prefix}-project", connection=conn, add_previous_output_in_env=False,
                 create=commands.presence_script(place.root, place.project),
                 delete=commands.stop_script(place.root, place.project), triggers=[host.trigger],
-                logging=remote.Logging.STDERR, opts=pulumi.ResourceOptions(parent=self, depends_on=[upload]),
+                logging=remote.Logging.STDERR, opts=pulumi.ResourceOptions(parent=self, depends_on=[upload, *signed]),
             )
             # Always there, empty included: the host's secrets file is exactly the stack's appSecrets, so a key
             # removed from the config is gone from the host (and, by the trigger below, from the containers) before
@@ -132,7 +141,7 @@ class ReleaseRollout(pulumi.ComponentResource):
                 f"{prefix}-secrets", connection=conn, add_previous_output_in_env=False,
                 create=commands.secrets_script(place.root, place.project),
                 stdin=secrets_stdin, triggers=[host.trigger], logging=remote.Logging.NONE,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[upload, *signed],
                                             additional_secret_outputs=["stdout", "stderr"]),
             )
             before_apply: list[pulumi.Resource] = [upload, lifecycle, secrets]
@@ -142,7 +151,7 @@ class ReleaseRollout(pulumi.ComponentResource):
                     f"{prefix}-registry-auth", connection=conn, add_previous_output_in_env=False,
                     create=commands.registry_auth_script(place.root, place.project), stdin=pull_auth,
                     triggers=[host.trigger], logging=remote.Logging.NONE,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[upload],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[upload, *signed],
                                                 additional_secret_outputs=["stdout", "stderr"])))
             triggers: list[pulumi.Input[str]] = [host.trigger, secrets_fingerprint]
             # The release (id, digests, compose content via the content hash) lives in `create`: a changed release
@@ -154,14 +163,14 @@ class ReleaseRollout(pulumi.ComponentResource):
             apply = remote.Command(
                 f"{prefix}-apply", connection=conn, add_previous_output_in_env=False, create=apply_create(window),
                 triggers=triggers, logging=remote.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=before_apply),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*before_apply, *signed]),
             )
             gate = ValidationGate(
                 f"{prefix}-validate",
                 ValidationGateArgs(place=place, validator=release.validator, connection=conn, release_id=release_id,
                                    content=self.content, host_name=host.name, rerun_on=[apply.id],
                                    confirm_within=window),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[apply]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[apply, *signed]),
             )
             self.applies.append(apply)
             self.gates.append(gate)
@@ -175,7 +184,7 @@ class ReleaseRollout(pulumi.ComponentResource):
                 self.confirms.append(remote.Command(
                     f"{name}-{host.name}-confirm", connection=conn, add_previous_output_in_env=False,
                     create=confirm_create, triggers=[self.content, apply.id], logging=remote.Logging.STDOUT_AND_STDERR,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.gates)),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.gates, *signed]),
                 ))
 
         summaries: pulumi.Output[dict[str, Any]] = (

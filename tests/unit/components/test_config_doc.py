@@ -85,8 +85,8 @@ def test_the_keys_left_out_of_the_schema_are_named_with_why():
     table, so a new secret key appears in both without anyone editing prose."""
     block = config_doc.schema_block()
     assert block.splitlines()[0] == config_doc.MARKER
-    names = ("devtools:promotion (object), devtools:appSecrets (object, secret), devtools:sshPrivateKey (secret) "
-             "and devtools:sshHostPrivateKey (secret)")
+    names = ("devtools:promotion (object), devtools:appSecrets (object, secret), devtools:sshPrivateKey (secret), "
+             "devtools:sshHostPrivateKey (secret), devtools:signingKey (secret) and devtools:signingPassword (secret)")
     assert names in " ".join(line.removeprefix("# ") for line in block.splitlines() if line.startswith("#"))
     assert f"Pulumi.yaml declares every key except {names}." in " ".join(config_doc.config_doc().split())
 

@@ -179,7 +179,7 @@ def test_local_uses_the_stand_in_and_no_digitalocean(tmp_path):
     apply = _commands(world, "-apply")[0]
     connection = apply.inputs["connection"]
     assert (connection["host"], connection["port"]) == ("127.0.0.1", 2222)
-    flip = world.one(LOCAL_COMMAND)
+    flip = world.one(LOCAL_COMMAND, "traffic")
     assert flip.inputs["create"].endswith("scripts/local-env.sh flip green")
     assert world.depends_on(flip, _commands(world, "-validate-run")[0])
 
@@ -203,7 +203,7 @@ def test_local_flips_its_proxy_to_local_blue(tmp_path):
             "validation": {"release": "r9", "content": "c", "passed": True}}
     world = run_stack("local", overrides={"liveColor": "blue"}, others={"local-blue": blue},
                       key_file=tmp_path / "id")
-    assert world.one(LOCAL_COMMAND).inputs["create"].endswith("scripts/local-env.sh flip blue")
+    assert world.one(LOCAL_COMMAND, "traffic").inputs["create"].endswith("scripts/local-env.sh flip blue")
 
 
 def test_local_rollback_pin_reads_only_its_own_history(tmp_path):

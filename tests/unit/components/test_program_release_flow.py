@@ -25,10 +25,12 @@ BUILT = "1a2b3c4"  # the release id of the commit under test (program_stacks.COM
 
 
 def _all_but_images(world: World) -> dict[str, object]:
-    """Every resource's inputs except the images and their component (and the stack references, which only
-    read)."""
+    """Every resource's inputs except the images, their signatures and their components (and the stack references,
+    which only read)."""
     return {f"{r.type}::{r.name}": r.raw for r in world.registrations
-            if r.type not in (IMAGE, "devtools:index:ServiceImages", "pulumi:pulumi:StackReference")}
+            if r.type not in (IMAGE, "devtools:index:ServiceImages", "devtools:index:ImageSignatures",
+                              "pulumi:pulumi:StackReference")
+            and not (r.type == "command:local:Command" and r.name.startswith("signatures-"))}
 
 
 def test_a_build_for_the_idle_color_leaves_the_live_colors_hosts_untouched():
@@ -40,6 +42,8 @@ def test_a_build_for_the_idle_color_leaves_the_live_colors_hosts_untouched():
     held = run_stack("prod", overrides={"release": "r1", "buildAlways": True}, others={"prod": own})
     pinned = run_stack("prod", overrides={"release": "r1"}, others={"prod": own})
     assert len(held.of_type(IMAGE)) == 9 and pinned.of_type(IMAGE) == []
+    signatures = [r for r in held.of_type("command:local:Command") if r.name.startswith("signatures-")]
+    assert len(signatures) == 9  # the build is signed for the idle color to run
     assert _all_but_images(held) == _all_but_images(pinned)
     apply = next(c for c in held.of_type(COMMAND) if c.name.startswith("release-") and c.name.endswith("-apply"))
     assert "r1" in apply.inputs["create"] and BUILT not in apply.inputs["create"]

@@ -27,7 +27,7 @@ def test_schema_declares_every_simple_key_with_type_default_and_secret_flag():
     simple = {k.name: k for k in KEYS if k.in_schema}
     assert set(PROJECT["config"]) == set(simple)
     assert {k.name for k in KEYS if not k.in_schema} == {"appSecrets", "sshPrivateKey", "sshHostPrivateKey",
-                                                         "promotion"}
+                                                         "promotion", "signingKey", "signingPassword"}
     for name, key in simple.items():
         decl = PROJECT["config"][name]
         assert decl["type"] == key.schema_type, name  # the key's own type; a number key: string (no number type)

@@ -17,7 +17,8 @@ from components.tiers import read_tiers
 from standin import localenv
 from tests.compose_services import SERVICES
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1900)]  # the first `up` on a fresh machine installs packages
+# the first `up` on a fresh machine installs packages and builds cosign (scripts/signing-local.sh)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3700)]
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "local-env.sh"
 ENV = localenv.load()
@@ -46,7 +47,7 @@ def ssh(*remote: str, known_hosts: Path = ENV.known_hosts) -> subprocess.Complet
 def env_up() -> Iterator[float]:
     """Brings the environment up; stops it afterwards only when it was not up before."""
     was_up = run("status")[0].returncode == 0
-    proc, took = run("up", timeout=1800)  # a fresh machine installs packages first
+    proc, took = run("up", timeout=3600)  # a fresh machine installs packages and builds cosign first
     print(f"\nlocal-env.sh up (first call in this run): {took:.1f}s\n{proc.stdout}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield took

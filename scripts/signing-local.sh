@@ -17,8 +17,8 @@ usage() {
 usage: scripts/signing-local.sh up|status|--help
 
   up      install the toolchain's cosign as $COSIGN when it is missing or differs (building it first
-          when the toolchain has none: 'scripts/pulumi-toolchain.sh install cosign', about 15 min on 2 cores with
-          empty Go caches, once), then make the local key pair once: $KEYS/cosign.key (0600, encrypted
+          when the toolchain has none: 'scripts/pulumi-toolchain.sh install cosign', once: 3 min on 2 cores with
+          its modules in Go's cache, longer with empty caches), then make the local key pair once: $KEYS/cosign.key (0600, encrypted
           with an empty password: COSIGN_PASSWORD=) and cosign.pub. An existing pair is never overwritten; a
           second call changes nothing and prints nothing
   status  one line each for cosign and the key pair; exit 0 only when both are in place

@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed ## create the project venv with the pinned dependencies
 
-env: venv ## install and start the local stand-in (dockerd, registry, sshd, haproxy, prometheus)
+env: venv ## install and start the local stand-in (dockerd, registry, sshd, haproxy, prometheus; cosign and the local signing key)
 	@bash scripts/local-env.sh up
 
 up: venv ## pulumi up --stack local on the stand-in (COLOR=blue: local-blue); builds the Pulumi toolchain on first use
@@ -64,7 +64,7 @@ gotest: pulumi-toolchain ## go vet and go test of our command provider (tools/pu
 	  export GOMODCACHE="$$T/go/mod" GOCACHE="$$T/go/build" GOFLAGS="-mod=readonly -buildvcs=false" \
 	    GOTOOLCHAIN=local CGO_ENABLED=0 && go vet ./... && go test -count=1 -timeout 120s ./...
 
-pulumi-toolchain: ## build the Pulumi CLI, language host, docker-build and command providers from the Go module proxy
+pulumi-toolchain: ## build the Pulumi CLI, language host, docker-build and command providers and cosign from the Go module proxy
 	@bash scripts/pulumi-toolchain.sh install
 
 builder: ## build and start the local BuildKit (buildx builder devtools-local) the docker-build provider uses

@@ -13,6 +13,11 @@ stack's SSH host key (an unencrypted OpenSSH private key), it deletes the image'
 (`ssh_keys`; cloud-init generates no other type then), so the key the rollout and ops.cli pin is the key sshd
 presents.
 
+The host agent verifies every image's signature with cosign before a release changes anything (agent.signing, at
+agent.signing.COSIGN): cloud-init installs the pinned release binary for the droplet's architecture, its sha256
+checked; a download that does not match installs nothing and ends runcmd with an error (`|| exit 1`), so the
+droplet shows as a cloud-init failure instead of a host that cannot verify.
+
 Its last step is the host agent's doctor (python 3.11+, the venv's pins, docker answering, compose v2): the
 bootstrap ends with the doctor's verdict in /var/log/cloud-init-output.log, and as runcmd's last command its exit
 status is the runcmd script's, so a host that lacks something shows as a cloud-init error. The agent code only
@@ -36,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from agent.signing import COSIGN
 from components.ssh_keys import cloud_init_type, public_half
 
 PACKAGES = ("docker.io", "docker-compose-v2", "python3", "python3-venv", "ca-certificates", "curl")
@@ -51,6 +57,43 @@ DOCKER_DROP_IN_TEXT = f"""# After a reboot docker makes DOCKER-USER anew: every 
 [Service]
 ExecStartPost={BLOCK_METADATA}
 """
+
+# cosign: the one release every host verifies with (the local stand-in builds the same version from the Go module
+# proxy: scripts/pulumi-toolchain.sh), by `uname -m`: the release's binary name and its sha256.
+COSIGN_VERSION = "v3.1.3"
+COSIGN_RELEASE_URL = f"https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}"
+COSIGN_BINARIES = {
+    "x86_64": ("cosign-linux-amd64", "4629c757b7618056f8ddd7e2625ae9fdd94c0372a65049520bc7d9df9efc7f71"),
+    "aarch64": ("cosign-linux-arm64", "c5d324e091826b0d7a78eb16fef316450b4eb9aaec045611c08ba06f5e73220a"),
+}
+INSTALL_COSIGN = "/usr/local/sbin/devtools-install-cosign"
+
+
+def install_cosign_script() -> str:
+    """The script that installs the pinned cosign at agent.signing.COSIGN (nothing when it is already there)."""
+    cases = "".join(f"  {machine}) name={name} sha256={digest} ;;\n"
+                    for machine, (name, digest) in COSIGN_BINARIES.items())
+    return f"""#!/bin/sh
+# cosign {COSIGN_VERSION}, which verifies every image's signature before a release changes anything: the release
+# binary for this machine, pinned by its sha256. A mismatch installs nothing and exits 1.
+set -eu
+case "$(uname -m)" in
+{cases}  *) echo "cosign {COSIGN_VERSION}: no pinned binary for $(uname -m)" >&2; exit 1 ;;
+esac
+if [ -x {COSIGN} ] && [ "$(sha256sum {COSIGN} | cut -d' ' -f1)" = "$sha256" ]; then
+  exit 0
+fi
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+curl -fsSL --retry 5 --retry-all-errors -o "$tmp" "{COSIGN_RELEASE_URL}/$name"
+got=$(sha256sum "$tmp" | cut -d' ' -f1)
+if [ "$got" != "$sha256" ]; then
+  echo "$name {COSIGN_VERSION}: sha256 $got, expected $sha256: not installed" >&2
+  exit 1
+fi
+install -m 0755 -o root -g root "$tmp" {COSIGN}
+"""
+
 
 DOCKER_VOLUMES = "/var/lib/docker/volumes"
 DATA_DROP_IN = "/etc/systemd/system/docker.service.d/devtools-data-volume.conf"
@@ -117,6 +160,7 @@ def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: st
         {"path": doctor, "content": host_doctor, "owner": "root:root", "permissions": "0644"},
         {"path": BLOCK_METADATA, "content": BLOCK_METADATA_SCRIPT, "owner": "root:root", "permissions": "0755"},
         {"path": DOCKER_DROP_IN, "content": DOCKER_DROP_IN_TEXT, "owner": "root:root", "permissions": "0644"},
+        {"path": INSTALL_COSIGN, "content": install_cosign_script(), "owner": "root:root", "permissions": "0755"},
     ]
     if data_volume is not None:
         write_files += [
@@ -128,6 +172,7 @@ def render_cloud_init(*, host_root: str, host_requirements: str, host_doctor: st
         _Argv(["systemctl", "enable", "--now", "docker"]),
         *([_Argv(["findmnt", DOCKER_VOLUMES])] if data_volume is not None else []),
         _Argv([BLOCK_METADATA]),
+        f"{INSTALL_COSIGN} || exit 1",  # a string: the runcmd script stops here, and cloud-init reports the error
         _Argv(["install", "-d", "-m", "0755", "-o", "root", "-g", "root", host_root]),
         _Argv(["python3", "-m", "venv", venv]),
         _Argv([f"{venv}/bin/pip", "install", "-r", requirements]),

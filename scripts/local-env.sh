@@ -2,7 +2,7 @@
 # The local stand-in for a droplet and what surrounds it, on loopback only (addresses: scripts/local.env):
 # dockerd, the docker network the colors reach the data tier over, a registry, an SSH host (root, key only),
 # haproxy in front of the two colors, prometheus, node_exporter (the host agent's rollout metrics) and a Langfuse
-# public API stand-in.
+# public API stand-in; last, cosign on the host and the local signing key pair (scripts/signing-local.sh).
 # Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
 set -euo pipefail
 
@@ -32,7 +32,9 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
           the data tier over it), start the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT), haproxy
           (127.0.0.1:$LB_PORT), prometheus (127.0.0.1:$PROMETHEUS_PORT), node-exporter
           (127.0.0.1:$NODE_EXPORTER_PORT, $HOST_ROOT/metrics) and the Langfuse stand-in (127.0.0.1:$LANGFUSE_PORT
-          and docker0's address; keys: $S/langfuse/keys.env); a second call changes nothing
+          and docker0's address; keys: $S/langfuse/keys.env), then scripts/signing-local.sh up: the toolchain's
+          cosign (built once when missing) as /usr/local/bin/cosign and the local key pair $S/signing/cosign.key
+          + cosign.pub, made once; a second call changes nothing
   down    stop what 'up' started (dockerd only if 'up' started it); deletes nothing
   status  one line per part; exit 0 only when all are up
   flip    switch the load balancer to a color without dropping requests (python -m standin.lbctl flip). The
@@ -325,10 +327,14 @@ node_exporter_ready() {
   alive node-exporter && [[ $(http_code "http://127.0.0.1:$NODE_EXPORTER_PORT/metrics") == 200 ]]
 }
 
+# Last: cosign (built by scripts/pulumi-toolchain.sh on a fresh machine) and the local key pair; quiet when in place.
+ensure_signing() { bash "$ROOT/scripts/signing-local.sh" up 9>&-; }
+
 up() {
   local t0 part
   t0=$(now_us) && lock
-  for part in packages compose dockerd network registry sshd host haproxy node-exporter prometheus langfuse; do
+  for part in packages compose dockerd network registry sshd host haproxy node-exporter prometheus langfuse \
+    signing; do
     "ensure_$part"
   done
   took "local environment up (state: $S)" "$t0"

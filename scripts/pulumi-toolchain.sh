@@ -2,9 +2,10 @@
 # Builds the Pulumi toolchain this project needs from the Go module proxy alone (no download site, no prebuilt
 # binary) and installs it so that the Pulumi CLI finds everything without downloading: the CLI, a Python language
 # host, the resource providers of the pinned Python SDKs that the proxy serves, and our own build of the subset of
-# the command provider that the program uses (the proxy does not serve upstream's). Each binary is built from its
-# wrapper module under tools/<name>/ and cached by version under $DEVTOOLS_TOOLCHAIN/<name>-<version>/; a second
-# run only checks the caches. See --help.
+# the command provider that the program uses (the proxy does not serve upstream's); and cosign, which signs the
+# images and verifies their signatures (the release the droplets' cloud-init installs). Each binary is built from
+# its wrapper module under tools/<name>/ and cached by version under $DEVTOOLS_TOOLCHAIN/<name>-<version>/; a
+# second run only checks the caches. See --help.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,8 @@ PULUMI_VERSION=3.260.0
 DOCKER_BUILD_VERSION=0.0.22
 COMMAND_VERSION=1.2.1
 DIGITALOCEAN_VERSION=4.84.1
+# cosign: the release components/cloud_init.py installs on the droplets (agent.signing.COSIGN runs it there)
+COSIGN_VERSION=3.1.3
 
 # name|version|main package (. = the wrapper's own main.go)|-X linker flag|module that go.mod must require at
 # the version ("" when the version is not a module's)
@@ -28,7 +31,10 @@ COMPONENTS=(
   "pulumi-language-python|$PULUMI_VERSION|.|main.version=$PULUMI_VERSION|github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION"
   "pulumi-resource-docker-build|$DOCKER_BUILD_VERSION|github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build|github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_VERSION|github.com/pulumi/pulumi-docker-build v$DOCKER_BUILD_VERSION"
   "pulumi-resource-command|$COMMAND_VERSION|.|main.version=$COMMAND_VERSION|"
+  "cosign|$COSIGN_VERSION|github.com/sigstore/cosign/v3/cmd/cosign|sigs.k8s.io/release-utils/version.gitVersion=v$COSIGN_VERSION|github.com/sigstore/cosign/v3 v$COSIGN_VERSION"
 )
+# Commands of their own, linked from $T/bin (on PATH after `env`) and needing no Pulumi CLI: name|version
+COMMANDS=("cosign|$COSIGN_VERSION")
 # The plugins that install registers: component|plugin name|version
 PLUGINS=("pulumi-resource-docker-build|docker-build|$DOCKER_BUILD_VERSION" "pulumi-resource-command|command|$COMMAND_VERSION")
 # Providers of the pinned Python SDKs that cannot be built from the module proxy, with why (checked again, live,
@@ -42,16 +48,19 @@ declare -A PROBES=(
 
 usage() {
   cat <<EOF
-usage: scripts/pulumi-toolchain.sh [install [NAME...] | env | status | clean NAME... | --help]
+usage: scripts/pulumi-toolchain.sh [install [NAME...] | env | status | path NAME | clean NAME... | --help]
 
   install   build what is missing and install it (default; NAMEs: pulumi, pulumi-language-python,
-            pulumi-resource-docker-build, pulumi-resource-command, or 'all', which adds the providers that cannot
-            be built here and so exits non-zero). Prints each step and how long it took; a second run changes
-            nothing.
+            pulumi-resource-docker-build, pulumi-resource-command, cosign, or 'all', which adds the providers that
+            cannot be built here and so exits non-zero; 'install cosign' builds cosign alone, without the CLI).
+            Prints each step and how long it took; a second run changes nothing.
   env       print the export lines for a shell: eval "\$(scripts/pulumi-toolchain.sh env)"
             (also written to $T/env.sh by install)
-  status    what is built and installed; exit 1 when a buildable part is missing or not registered
-  clean     delete the cached build of NAME (the next install builds it cold)
+  status    what is built and installed; exit 1 when a buildable part is missing, not linked or not registered
+  path      print where NAME is installed: $T/bin/NAME for pulumi, pulumi-language-python and cosign (the
+            commands on PATH after env), the build itself for a provider; exit 1 naming the install command to
+            run when it is not installed
+  clean     delete the cached build of NAME and its links in $T/bin (the next install builds it cold)
 
 What is built (Go $GO_MIN or newer, from $PROXY only):
   pulumi                        v$PULUMI_VERSION, the upstream CLI main package (tools/pulumi)
@@ -62,6 +71,8 @@ What is built (Go $GO_MIN or newer, from $PROXY only):
   pulumi-resource-command       v$COMMAND_VERSION, the project's OWN build of the subset of the command provider's
                                 schema that the program uses (tools/pulumi-resource-command/main.go: upstream's
                                 provider module is not served; prod CI uses the upstream plugin)
+  cosign                        v$COSIGN_VERSION, the upstream CLI main package (tools/cosign): signs the images and
+                                verifies their signatures; the droplets' cloud-init installs the same release
 Not buildable here: pulumi-resource-digitalocean v$DIGITALOCEAN_VERSION (install NAME says why).
 
 Where: DEVTOOLS_TOOLCHAIN=$T (cache: <name>-<version>/, Go's module and build caches in go/, the
@@ -180,6 +191,27 @@ assemble() {
   took "commands in $dir, linked from $T/bin" "$start"
 }
 
+# link_command NAME VERSION: $T/bin/NAME -> NAME's build (a command of its own, on PATH after `env`)
+link_command() {
+  local start bin="$T/$1-$2/bin/$1"
+  start=$(now_us)
+  mkdir -p "$T/bin"
+  [[ $(readlink "$T/bin/$1" 2>/dev/null) == "$bin" ]] || ln -sfn "$bin" "$T/bin/$1"
+  took "$1 $2: linked as $T/bin/$1" "$start"
+}
+
+# linked NAME: the build that $T/bin/NAME must link to ("" for a provider, which is registered, not linked)
+linked() {
+  local c name version
+  for c in "${COMMANDS[@]}"; do
+    IFS='|' read -r name version <<<"$c"
+    [[ $name != "$1" ]] || { echo "$T/$name-$version/bin/$name" && return 0; }
+  done
+  case $1 in pulumi | pulumi-language-python) echo "$T/pulumi-$PULUMI_VERSION/bin/$1" ;; esac
+}
+# is_command NAME: NAME is one of COMMANDS
+is_command() { [[ " ${COMMANDS[*]%%|*} " == *" $1 "* ]]; }
+
 # register_plugin NAME VERSION BINARY: pulumi plugin install --file, unless the same binary is installed
 register_plugin() {
   local name=$1 version=$2 bin=$3 start home
@@ -223,8 +255,8 @@ unavailable() {
 }
 
 cmd_install() {
-  local want=("$@") c name version pkg xflag require plugin missing=() total
-  local buildable=(pulumi pulumi-language-python pulumi-resource-docker-build pulumi-resource-command)
+  local want=("$@") c name version pkg xflag require plugin missing=() total alone=1 built=() what
+  local buildable=(pulumi pulumi-language-python pulumi-resource-docker-build pulumi-resource-command cosign)
   total=$(now_us)
   [[ ${#want[@]} -gt 0 ]] || want=("${buildable[@]}")
   [[ ${want[0]} != all ]] || want=("${buildable[@]}" "${!UNAVAILABLE[@]}")
@@ -241,15 +273,20 @@ cmd_install() {
   mkdir -p "$DEVTOOLS_STATE/pulumi-state"
   exec 9>"$T/.lock"
   flock 9
-  # The language host and the plugin registration need the CLI.
-  [[ " ${want[*]} " == *" pulumi "* ]] || want=(pulumi "${want[@]}")
+  # The language host and the plugin registration need the CLI; the commands of their own (cosign) do not.
+  for name in "${want[@]}"; do is_command "$name" || alone=""; done
+  [[ -n $alone || " ${want[*]} " == *" pulumi "* ]] || want=(pulumi "${want[@]}")
   for c in "${COMPONENTS[@]}"; do
     IFS='|' read -r name version pkg xflag require <<<"$c"
     [[ " ${want[*]} " == *" $name "* ]] || continue
     build "$name" "$version" "$pkg" "$xflag" "$require"
     [[ $name != pulumi-language-python ]] || install_python_shims
   done
-  assemble
+  [[ " ${want[*]} " != *" pulumi "* ]] || assemble
+  for c in "${COMMANDS[@]}"; do
+    IFS='|' read -r name version <<<"$c"
+    [[ " ${want[*]} " != *" $name "* ]] || link_command "$name" "$version"
+  done
   for c in "${PLUGINS[@]}"; do
     IFS='|' read -r name plugin version <<<"$c"
     [[ " ${want[*]} " != *" $name "* ]] || register_plugin "$plugin" "$version" "$T/$name-$version/bin/$name"
@@ -258,13 +295,16 @@ cmd_install() {
   for name in "${want[@]}"; do
     [[ -z ${UNAVAILABLE[$name]:-} ]] || { unavailable "$name"; missing+=("$name"); }
   done
-  took "toolchain in $T: $("$T/bin/pulumi" version); env: source $T/env.sh" "$total"
+  [[ " ${want[*]} " != *" pulumi "* ]] || built+=("pulumi $("$T/bin/pulumi" version)")
+  [[ " ${want[*]} " != *" cosign "* ]] || built+=("cosign v$COSIGN_VERSION")
+  what=$(printf '%s, ' "${built[@]}")
+  took "toolchain in $T (${what%, }); env: source $T/env.sh" "$total"
   if [[ ${#missing[@]} -gt 0 ]]; then
     die "could not build: ${missing[*]} (see above)"
   fi
   [[ " ${want[*]} " != *" pulumi-resource-command "* ]] ||
     say "note: pulumi-resource-command $COMMAND_VERSION is the project's own build of the subset of the command provider that the program uses (tools/pulumi-resource-command), not upstream's"
-  [[ " ${want[*]} " == *" pulumi-resource-digitalocean "* ]] ||
+  [[ -n $alone || " ${want[*]} " == *" pulumi-resource-digitalocean "* ]] ||
     say "note: pulumi-resource-digitalocean $DIGITALOCEAN_VERSION cannot be built here ('install all' says why)"
 }
 
@@ -272,7 +312,11 @@ cmd_status() {
   local c name version rest plugin home=${PULUMI_HOME:-$HOME/.pulumi} absent=0
   for c in "${COMPONENTS[@]}"; do
     IFS='|' read -r name version rest <<<"$c"
-    if [[ -x $T/$name-$version/bin/$name ]]; then
+    if is_command "$name" && [[ -x $T/$name-$version/bin/$name && $(readlink "$T/bin/$name") != "$(linked "$name")" ]]
+    then
+      printf '%-30s %-8s built   %s, not linked from %s/bin (run: install %s)\n' "$name" "$version" \
+        "$T/$name-$version/bin/$name" "$T" "$name" && absent=1
+    elif [[ -x $T/$name-$version/bin/$name ]]; then
       printf '%-30s %-8s built   %s%s\n' "$name" "$version" "$T/$name-$version/bin/$name" \
         "$([[ $name != pulumi-resource-command ]] || echo ' (own build of the subset the program uses)')"
     else
@@ -295,16 +339,39 @@ cmd_status() {
 
 cmd_clean() {
   [[ $# -gt 0 ]] || die "clean needs a component name (see --help)"
-  local name c version rest
+  local name c version rest f
   for name in "$@"; do
     for c in "${COMPONENTS[@]}"; do
       IFS='|' read -r version rest <<<"${c#"$name|"}"
       if [[ $c == "$name|"* ]]; then
         rm -rf "${T:?}/$name-$version"
+        for f in "$T"/bin/*; do # links into what was removed would dangle on PATH
+          [[ $(readlink "$f" 2>/dev/null) != "$T/$name-$version/"* ]] || rm -f "$f"
+        done
         say "removed $T/$name-$version"
       fi
     done
   done
+}
+
+# path NAME: where NAME is installed (see --help)
+cmd_path() {
+  [[ $# -eq 1 ]] || { usage >&2; exit 2; }
+  local c name version rest bin link
+  for c in "${COMPONENTS[@]}"; do
+    IFS='|' read -r name version rest <<<"$c"
+    [[ $name == "$1" ]] || continue
+    bin=$T/$name-$version/bin/$name
+    link=$(linked "$name")
+    if [[ -z $link && -x $bin ]]; then
+      echo "$bin" && return 0
+    elif [[ -n $link && -x $T/bin/$name && $(readlink "$T/bin/$name") == "$link" ]]; then
+      echo "$T/bin/$name" && return 0
+    fi
+    die "$name $version is not installed: run scripts/pulumi-toolchain.sh install $name"
+  done
+  printf 'pulumi-toolchain: error: unknown component: %s (see --help)\n' "$1" >&2
+  exit 2
 }
 
 case ${1:-install} in
@@ -312,6 +379,7 @@ case ${1:-install} in
   install) shift $(($# > 0 ? 1 : 0)); cmd_install "$@" ;;
   env) env_lines ;;
   status) cmd_status ;;
+  path) shift; cmd_path "$@" ;;
   clean) shift; cmd_clean "$@" ;;
   *) usage >&2; exit 2 ;;
 esac

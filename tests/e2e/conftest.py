@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def local_env() -> localenv.LocalEnv:
     if os.environ.get("DEVTOOLS_ENV_READY") != "1":
         proc = subprocess.run(["bash", str(ROOT / "scripts" / "local-env.sh"), "up"], capture_output=True,
-                              text=True, timeout=1800, check=False)
+                              text=True, timeout=3600, check=False)  # fresh: packages, then cosign's build
         if proc.returncode != 0:
             pytest.fail(f"scripts/local-env.sh up failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return localenv.load()

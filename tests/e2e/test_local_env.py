@@ -12,15 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent.signing import COSIGN
 from components.tiers import read_tiers
 from standin import localenv
 from tests.compose_services import SERVICES
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1900)]  # the first `up` on a fresh machine installs packages
+# the first `up` on a fresh machine installs packages and builds cosign (scripts/signing-local.sh)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3700)]
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "local-env.sh"
 ENV = localenv.load()
 DAEMONS = ("registry", "sshd", "haproxy", "prometheus", "langfuse", "node-exporter")
+SIGNING = (ENV.state / "signing" / "cosign.key", ENV.state / "signing" / "cosign.pub")
 
 
 def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -44,7 +47,7 @@ def ssh(*remote: str, known_hosts: Path = ENV.known_hosts) -> subprocess.Complet
 def env_up() -> Iterator[float]:
     """Brings the environment up; stops it afterwards only when it was not up before."""
     was_up = run("status")[0].returncode == 0
-    proc, took = run("up", timeout=1800)  # a fresh machine installs packages first
+    proc, took = run("up", timeout=3600)  # a fresh machine installs packages and builds cosign first
     print(f"\nlocal-env.sh up (first call in this run): {took:.1f}s\n{proc.stdout}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield took
@@ -71,7 +74,7 @@ def test_second_up_is_fast_and_changes_nothing(env_up: float) -> None:
     before = pids()
     configs = [ENV.state / "haproxy" / "haproxy.cfg", ENV.state / "registry" / "config.yml"]
     configs += [ENV.state / "prometheus" / "prometheus.yml", ENV.state / "prometheus" / "slo-rules.yml",
-                ENV.langfuse_keys, ENV.ssh_dir / "sshd_config", ENV.known_hosts]
+                ENV.langfuse_keys, ENV.ssh_dir / "sshd_config", ENV.known_hosts, Path(COSIGN), *SIGNING]
     mtimes = {p: p.stat().st_mtime_ns for p in configs}
     proc, took = run("up")
     print(f"\nlocal-env.sh up (warm): {took:.1f}s")
@@ -90,6 +93,22 @@ def test_status_reports_every_part_up(env_up: float) -> None:
     assert set(parts) == {"dockerd", "compose", "network", "registry", "sshd", "haproxy", "prometheus", "langfuse",
                           "node-exporter"}
     assert "down" not in proc.stdout
+
+
+def test_the_host_runs_the_toolchains_cosign_and_the_key_pair_is_private(env_up: float) -> None:
+    """The last step of `up` (scripts/signing-local.sh): the cosign the host agent runs is the one the toolchain
+    built from the module proxy (the release cloud-init installs on droplets), and the local key pair is 0600/0644
+    in a 0700 directory (the second `up` above leaves both untouched)."""
+    path = subprocess.run(["bash", str(ROOT / "scripts" / "pulumi-toolchain.sh"), "path", "cosign"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert path.returncode == 0, path.stderr
+    assert Path(COSIGN).read_bytes() == Path(path.stdout.strip()).read_bytes()
+    version = subprocess.run([COSIGN, "version"], capture_output=True, text=True, timeout=30, check=False)
+    assert "GitVersion:    v3.1.3" in version.stdout.splitlines(), version.stdout + version.stderr
+    key, pub = SIGNING
+    assert ((key.parent.stat().st_mode & 0o777), (key.stat().st_mode & 0o777), (pub.stat().st_mode & 0o777)) == (
+        0o700, 0o600, 0o644)
+    assert "ENCRYPTED SIGSTORE PRIVATE KEY" in key.read_text() and "BEGIN PUBLIC KEY" in pub.read_text()
 
 
 def test_ssh_host_runs_docker_compose_with_strict_host_key_checking(env_up: float, tmp_path: Path) -> None:
@@ -176,7 +195,8 @@ def test_haproxy_answers_on_the_lb_port(env_up: float) -> None:
 def test_down_stops_everything_and_deletes_nothing(env_up: float) -> None:
     if (ENV.state / "run" / "dockerd.pid").exists():
         pytest.skip("dockerd was started by local-env.sh: down would stop containers that later tests use")
-    kept = [ENV.ssh_key, ENV.known_hosts, ENV.state / "registry" / "data", ENV.state / "prometheus" / "data"]
+    kept = [ENV.ssh_key, ENV.known_hosts, ENV.state / "registry" / "data", ENV.state / "prometheus" / "data",
+            *SIGNING]
     inodes = {p: os.stat(p).st_ino for p in kept}
     proc, _ = run("down")
     assert proc.returncode == 0, proc.stderr

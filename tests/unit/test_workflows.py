@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from components.cloud_init import COSIGN_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONS = ROOT / ".github" / "actions"
@@ -191,6 +193,49 @@ def test_setup_installs_the_cli_the_sdk_is_pinned_to() -> None:
     action = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
     cli = [s for s in action["runs"]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert [s["with"]["pulumi-version"] for s in cli] == [pin.group(1)]
+
+
+COSIGN_INSTALLER = "sigstore/cosign-installer@6f9f17788090df1f26f669e9d70d6ae9567deba6 # v4.1.2"
+# The jobs that get cosign from the setup action: deploy signs (the program's signing step), the others verify or
+# show signatures; tests' unit job runs the live unit tests against the real cosign.
+COSIGN_JOBS = {("deploy.yml", "deploy"), ("preview.yml", "preview"), ("drift.yml", "drift"),
+               ("operate.yml", "operate"), ("tests.yml", "unit")}
+
+
+def test_setup_installs_the_pinned_cosign_only_on_request() -> None:
+    text = (ACTIONS / "setup" / "action.yml").read_text()
+    action = yaml.safe_load(text)
+    assert action["inputs"]["cosign"]["default"] == "false"
+    assert f"      uses: {COSIGN_INSTALLER}" in text.splitlines()
+    installer = [s for s in action["runs"]["steps"] if str(s.get("uses", "")).startswith("sigstore/cosign-installer@")]
+    assert [(s["if"], s["with"]) for s in installer] == [("inputs.cosign == 'true'", {"cosign-release": "v3.1.3"})]
+
+
+def test_the_jobs_that_sign_or_verify_get_cosign() -> None:
+    got = set()
+    for name in ALL:
+        for job_id, job in load(name)["jobs"].items():
+            for step in steps(job):
+                if step.get("uses") == "./.github/actions/setup":
+                    cosign = (step.get("with") or {}).get("cosign", "false")
+                    assert cosign in ("true", "false"), (name, job_id, cosign)  # a string input: "true", not true
+                    if cosign == "true":
+                        got.add((name, job_id))
+    assert got == COSIGN_JOBS
+
+
+def test_one_cosign_release_everywhere() -> None:
+    """CI signs and verifies with the release the droplets install (cloud-init) and the stand-in builds (the
+    toolchain script, from tools/cosign's go.mod)."""
+    action = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
+    installer = [s for s in action["runs"]["steps"] if str(s.get("uses", "")).startswith("sigstore/cosign-installer@")]
+    script = (ROOT / "scripts" / "pulumi-toolchain.sh").read_text()
+    go_mod = (ROOT / "tools" / "cosign" / "go.mod").read_text()
+    toolchain = re.search(r"^COSIGN_VERSION=(\S+)$", script, re.M)
+    required = re.search(r"^\s*github\.com/sigstore/cosign/v3 (\S+)", go_mod, re.M)
+    assert toolchain and required
+    assert {installer[0]["with"]["cosign-release"], COSIGN_VERSION, "v" + toolchain.group(1), required.group(1)} == {
+        "v3.1.3"}
 
 
 def test_preview_cannot_change_or_push_anything() -> None:

@@ -1,12 +1,25 @@
 """The droplet's first boot: exact cloud-init text; no registry credential, containers cut off from the metadata
-service, the stack's SSH host key."""
+service, the stack's SSH host key, the pinned cosign with its checksum checked."""
 
+import hashlib
 import inspect
+import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-from components.cloud_init import host_doctor_text, host_requirements_text, render_cloud_init
+from agent import signing
+from components.cloud_init import (
+    COSIGN_BINARIES,
+    COSIGN_RELEASE_URL,
+    COSIGN_VERSION,
+    host_doctor_text,
+    host_requirements_text,
+    install_cosign_script,
+    render_cloud_init,
+)
 from tests.ssh_test_keys import HOST_PRIVATE_KEY, HOST_PUBLIC_KEY
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,6 +43,32 @@ METADATA_BLOCK = """\
   owner: root:root
   permissions: '0644'
 """
+
+INSTALL_COSIGN = """\
+#!/bin/sh
+# cosign v3.1.3, which verifies every image's signature before a release changes anything: the release
+# binary for this machine, pinned by its sha256. A mismatch installs nothing and exits 1.
+set -eu
+case "$(uname -m)" in
+  x86_64) name=cosign-linux-amd64 sha256=4629c757b7618056f8ddd7e2625ae9fdd94c0372a65049520bc7d9df9efc7f71 ;;
+  aarch64) name=cosign-linux-arm64 sha256=c5d324e091826b0d7a78eb16fef316450b4eb9aaec045611c08ba06f5e73220a ;;
+  *) echo "cosign v3.1.3: no pinned binary for $(uname -m)" >&2; exit 1 ;;
+esac
+if [ -x /usr/local/bin/cosign ] && [ "$(sha256sum /usr/local/bin/cosign | cut -d' ' -f1)" = "$sha256" ]; then
+  exit 0
+fi
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+curl -fsSL --retry 5 --retry-all-errors -o "$tmp" "https://github.com/sigstore/cosign/releases/download/v3.1.3/$name"
+got=$(sha256sum "$tmp" | cut -d' ' -f1)
+if [ "$got" != "$sha256" ]; then
+  echo "$name v3.1.3: sha256 $got, expected $sha256: not installed" >&2
+  exit 1
+fi
+install -m 0755 -o root -g root "$tmp" /usr/local/bin/cosign
+"""
+COSIGN_BLOCK = "- path: /usr/local/sbin/devtools-install-cosign\n  content: |\n" + "".join(
+    f"    {line}\n" for line in INSTALL_COSIGN.splitlines()) + "  owner: root:root\n  permissions: '0755'\n"
 
 CLOUD_CONFIG = """\
 #cloud-config
@@ -56,11 +95,12 @@ write_files:
     sys.exit(0)
   owner: root:root
   permissions: '0644'
-""" + METADATA_BLOCK + """\
+""" + METADATA_BLOCK + COSIGN_BLOCK + """\
 runcmd:
 - [systemctl, daemon-reload]
 - [systemctl, enable, --now, docker]
 - [/usr/local/sbin/devtools-block-metadata]
+- /usr/local/sbin/devtools-install-cosign || exit 1
 - [install, -d, -m, '0755', -o, root, -g, root, /opt/devtools]
 - [python3, -m, venv, /opt/devtools/venv]
 - [/opt/devtools/venv/bin/pip, install, -r, /opt/devtools/requirements-host.txt]
@@ -141,7 +181,7 @@ def test_round_trip_keeps_contents_byte_for_byte():
     assert (files["/srv/dev tools/requirements-host.txt"], files["/srv/dev tools/doctor.py"]) == (tricky_reqs, doctor)
     assert sorted(files) == ["/etc/systemd/system/docker.service.d/devtools-block-metadata.conf",
                              "/srv/dev tools/doctor.py", "/srv/dev tools/requirements-host.txt",
-                             "/usr/local/sbin/devtools-block-metadata"]
+                             "/usr/local/sbin/devtools-block-metadata", "/usr/local/sbin/devtools-install-cosign"]
     assert doc["ssh_keys"]["ed25519_private"] == HOST_PRIVATE_KEY
     assert doc["runcmd"][-2] == ["/srv/dev tools/venv/bin/pip", "install", "-r",
                                  "/srv/dev tools/requirements-host.txt"]
@@ -202,7 +242,81 @@ def test_the_data_droplet_mounts_its_volume_under_dockers_volumes_exact_text():
     assert expected != CLOUD_CONFIG
     assert render(data_volume="devtools-prod-data") == expected
     assert render(host_key=HOST_PRIVATE_KEY, data_volume="devtools-prod-data") == expected + HOST_KEY_TAIL
-    fstab = yaml.safe_load(expected)["write_files"][4]
+    fstab = yaml.safe_load(expected)["write_files"][5]
+    assert fstab["path"] == "/etc/fstab"
     assert fstab["content"].split() == ["/dev/disk/by-id/scsi-0DO_Volume_devtools-prod-data",
                                         "/var/lib/docker/volumes", "ext4",
                                         "defaults,nofail,discard,x-systemd.device-timeout=10min", "0", "2"]
+
+
+def test_the_cosign_install_script_exact_text():
+    """The pinned release for this machine's architecture (uname -m), its sha256 compared before anything is
+    installed; nothing downloaded when the pinned binary is already in place."""
+    assert install_cosign_script() == INSTALL_COSIGN
+    assert COSIGN_VERSION == "v3.1.3"
+    assert COSIGN_RELEASE_URL == "https://github.com/sigstore/cosign/releases/download/v3.1.3"
+    assert sorted(COSIGN_BINARIES) == ["aarch64", "x86_64"]
+
+
+def test_cosign_goes_where_the_host_agent_runs_it_and_a_mismatch_fails_cloud_init():
+    """The installed path is the agent's (agent.signing.COSIGN), and the runcmd entry stops the runcmd script
+    with an error when the script fails, so the droplet shows as a cloud-init failure (components.commands'
+    cloud-init wait reports it) rather than a host that cannot verify; before the doctor (the last step)."""
+    doc = yaml.safe_load(render())
+    script = {f["path"]: f for f in doc["write_files"]}["/usr/local/sbin/devtools-install-cosign"]
+    assert (script["permissions"], script["owner"]) == ("0755", "root:root")
+    assert script["content"].splitlines()[-1] == f'install -m 0755 -o root -g root "$tmp" {signing.COSIGN}'
+    assert signing.COSIGN == "/usr/local/bin/cosign"
+    entry = "/usr/local/sbin/devtools-install-cosign || exit 1"
+    assert doc["runcmd"].count(entry) == 1
+    assert doc["runcmd"].index(entry) < len(doc["runcmd"]) - 1
+
+
+def _machine(tmp_path: Path, arch: str, payload: bytes) -> tuple[Path, dict[str, str]]:
+    """The script with its destination moved into tmp_path, and stand-ins for uname, curl (writes `payload`; no
+    network) and install (copies, logs its argv; no root needed) ahead of the real tools on PATH."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (tmp_path / "payload").write_bytes(payload)
+    (fake / "uname").write_text(f"#!/bin/sh\necho {arch}\n")
+    (fake / "curl").write_text(f'#!/bin/sh\necho "$@" >>{tmp_path}/curl.log\n'
+                               f'while [ "$1" != -o ]; do shift; done\ncp {tmp_path}/payload "$2"\n')
+    (fake / "install").write_text(f'#!/bin/sh\necho "$@" >>{tmp_path}/install.log\n'
+                                  'cp "$7" "$8" && chmod "$2" "$8"\n')
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    script = tmp_path / "install-cosign"
+    script.write_text(install_cosign_script().replace(signing.COSIGN, str(tmp_path / "cosign")))
+    return script, {"PATH": f"{fake}:/usr/bin:/bin"}
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_cosign_script_in_a_real_shell_installs_only_what_matches(tmp_path, arch):
+    payload = b"not the release binary\n"
+    script, env = _machine(tmp_path, arch, payload)
+    name, digest = COSIGN_BINARIES[arch]
+    bad = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert bad.returncode == 1
+    assert bad.stderr == (f"{name} v3.1.3: sha256 {hashlib.sha256(payload).hexdigest()}, expected {digest}: "
+                          "not installed\n")
+    assert re.fullmatch(rf"-fsSL --retry 5 --retry-all-errors -o \S+ {re.escape(COSIGN_RELEASE_URL)}/{name}\n",
+                        (tmp_path / "curl.log").read_text())
+    assert not (tmp_path / "install.log").exists() and not (tmp_path / "cosign").exists()
+    # the same script with the payload's own digest pinned installs it
+    script.write_text(script.read_text().replace(digest, hashlib.sha256(payload).hexdigest()))
+    good = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert (good.returncode, good.stderr) == (0, "")
+    assert (tmp_path / "cosign").read_bytes() == payload
+    assert (tmp_path / "install.log").read_text().split()[:6] == ["-m", "0755", "-o", "root", "-g", "root"]
+    # in place already: nothing downloaded again
+    again = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert again.returncode == 0 and len((tmp_path / "curl.log").read_text().splitlines()) == 2
+
+
+@pytest.mark.live
+def test_the_cosign_script_refuses_a_machine_without_a_pinned_binary(tmp_path):
+    script, env = _machine(tmp_path, "riscv64", b"")
+    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert (proc.returncode, proc.stderr) == (1, "cosign v3.1.3: no pinned binary for riscv64\n")
+    assert not (tmp_path / "curl.log").exists()

@@ -40,7 +40,9 @@ def tree_digest(directory: Path) -> str:
     """sha256 over every file's relative path and bytes: two bundles with the same digest are the same release.
 
     release.json's `source` (commit, build time, CI run) describes where a release came from, not what it is:
-    it is left out, so shipping the same release again is a no-op rather than a conflict.
+    it is left out, so shipping the same release again is a no-op rather than a conflict. So is `signing`: the keys
+    a host accepts are checked against the bundle of each apply (agent.signing) and may change (a rotation, signing
+    turned on) while a release a rollback pins stays the same release.
     """
     h = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -48,6 +50,7 @@ def tree_digest(directory: Path) -> str:
         if path.relative_to(directory) == Path("release.json"):
             manifest = json.loads(data)
             manifest.pop("source", None)
+            manifest.pop("signing", None)
             data = json.dumps(manifest, sort_keys=True).encode()
         h.update(str(path.relative_to(directory)).encode() + b"\0")
         h.update(data + b"\0")

@@ -8,8 +8,8 @@ what the colors need to reach it.
     data.output       # the stack's `data` output (followers read `env` from it)
 
 The data release's id is `data-<12 hex>` of its own content (components.tiers.data_release_id): the data services'
-pins, its env, its compose file and its signing policy. A release that changes only the app tier, or a flip, leaves
-it as it is, so the data tier is released only when its own images, its compose file or its signing policy change.
+pins, its env and its compose file. A release that changes only the app tier, or a flip, leaves it as it is, so
+the data tier is released only when its own images or its compose file change.
 It is refused while the colors run two different releases (sources.data_release_refusal): the standby stack's
 `release` is read only then, since a reference to a stack that does not exist yet fails the update.
 """
@@ -68,9 +68,8 @@ def declare_data(cfg: StackConfig, tiers: Tiers, compose: str, *, hosts: Hosts, 
     env = tier.bind.apply(lambda bind: {"HOST_PORT_PREFIX": prefix, "DATA_BIND": bind})
     data_images = pulumi.Output.from_input(images).apply(lambda m: tier_images(tiers, m, DATA))
     policy = cfg.signing.policy
-    signing = policy.manifest_section() if policy is not None else None
     candidate = pulumi.Output.all(images=data_images, env=env).apply(
-        lambda v: data_release_id(v["images"], v["env"], data_compose, signing))
+        lambda v: data_release_id(v["images"], v["env"], data_compose))
 
     def allowed(v: dict[str, Any]) -> pulumi.Input[str]:
         rid: str = v["rid"]

@@ -187,15 +187,12 @@ def tier_images(tiers: Tiers, images: Mapping[str, str], tier: str) -> dict[str,
 DATA_RELEASE_PREFIX = "data-"
 
 
-def data_release_id(images: Mapping[str, str], env: Mapping[str, str], compose: bytes,
-                    signing: Mapping[str, Any] | None = None) -> str:
-    """The data tier's release id, `data-<12 hex>` of its content: its pins, its release env, its compose file and
-    its signing policy (release.json's `signing`, when it has one). An app-only release or a flip leaves it as it
-    is; a host refuses one id with two contents, so everything that goes into the data release is in its id
-    (agent.release.RELEASE_ID accepts it)."""
+def data_release_id(images: Mapping[str, str], env: Mapping[str, str], compose: bytes) -> str:
+    """The data tier's release id, `data-<12 hex>` of its content: its pins, its release env and its compose file.
+    An app-only release or a flip leaves it as it is; a host refuses one id with two contents, so everything that
+    goes into the data release is in its id (agent.release.RELEASE_ID accepts it). The signing policy is not: a host
+    checks it at each apply and leaves it out of a release's identity (agent.installs.tree_digest)."""
     content: dict[str, Any] = {"images": dict(sorted(images.items())), "env": dict(sorted(env.items()))}
-    if signing is not None:
-        content["signing"] = dict(signing)
     digest = hashlib.sha256()
     digest.update(json.dumps(content, sort_keys=True).encode())
     digest.update(b"\0" + compose)

@@ -122,6 +122,9 @@ def test_shipping_the_same_release_again_is_not_a_conflict(tmp_path):
     store.install_release(bundle, "r1", {})
     (bundle / "release.json").write_text(json.dumps({**manifest, "source": {"built_at": "t2"}}))
     store.install_release(bundle, "r1", {})
+    # the keys a host accepts change (signing turned on, a rotation) while a pinned release stays the same release
+    (bundle / "release.json").write_text(json.dumps({**manifest, "signing": {"require": True, "public_keys": []}}))
+    store.install_release(bundle, "r1", {})
     (bundle / "release.json").write_text(json.dumps({**manifest, "images": {"a": "y"}}))
     with pytest.raises(ValueError, match="different content"):
         store.install_release(bundle, "r1", {})

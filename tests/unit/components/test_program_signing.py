@@ -141,13 +141,13 @@ def test_release_json_carries_the_signing_policy_exactly_when_keys_are_configure
         assert ["signing" in m for m in _shipped(unsigned, rollout)] == [False]
 
 
-def test_the_data_release_id_follows_its_signing_policy():
-    """A host refuses one release id with two contents, so the data tier's id changes with its policy."""
+def test_the_data_release_id_stays_when_only_its_signing_policy_changes():
+    """Signing turned on or a key list changed is no new data release (no migration runs again): a host checks the
+    policy at each apply and leaves it out of a release's identity (agent.installs.tree_digest)."""
     signed, unsigned = _prod(), run_stack("prod", overrides=UNSIGNED)
-    assert signed.exports_plain["data"]["release"]["id"] != unsigned.exports_plain["data"]["release"]["id"]
+    assert signed.exports_plain["data"]["release"]["id"] == unsigned.exports_plain["data"]["release"]["id"]
     relaxed = run_stack("prod", overrides={"requireSignedImages": "false"})
-    assert relaxed.exports_plain["data"]["release"]["id"] not in (
-        signed.exports_plain["data"]["release"]["id"], unsigned.exports_plain["data"]["release"]["id"])
+    assert relaxed.exports_plain["data"]["release"]["id"] == signed.exports_plain["data"]["release"]["id"]
 
 
 def test_the_signing_key_password_and_push_credentials_are_never_plain_text():

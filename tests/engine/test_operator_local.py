@@ -23,6 +23,7 @@ import pytest
 from agent.secretfile import parse_secrets, render_secrets
 from standin import localenv
 from tests.compose_services import DATA_SERVICES, SERVICES
+from tests.cosign_keys import registry_holds_signature
 from tests.e2e.conftest import local_env  # noqa: F401  (fixture)
 from tests.engine.conftest import ROOT, Workspace, new_workspace, ready_to_build
 
@@ -102,6 +103,24 @@ def test_two_colors_on_one_host_keep_their_own_uploads(deployed: Deployed) -> No
     assert bundles["blue"]["source"]["commit"] == local["commit"]
 
 
+def test_the_local_stack_signs_its_images_and_its_hosts_verify_them(deployed: Deployed) -> None:
+    """`pulumi up --stack local` signs the nine images it pushed (the stand-in's key pair), the registry holds each
+    signature, and the release each color applied required them: every running container's digest verifies."""
+    release = deployed.outputs()["release"]
+    assert len(release["images"]) == 9
+    assert [s for s, ref in sorted(release["images"].items()) if not registry_holds_signature(ref)] == []
+    public = (deployed.env.state / "signing" / "cosign.pub").read_text()
+    for color in ("green", "blue"):
+        manifest = json.loads((deployed.env.host_root / color / "incoming" / deployed.first / "release.json")
+                              .read_text())
+        assert manifest["signing"] == {"require": True, "public_keys": [public.strip() + "\n"]}, color
+    proc = deployed.cli("status", "--json")
+    report = json.loads(proc.stdout)
+    checked = {(host, service): svc.get("signature") for host, status in report["hosts"].items()
+               for service, svc in status["services"].items()}
+    assert checked and all(sig == {"verified": True, "detail": "signed"} for sig in checked.values()), checked
+
+
 def test_app_secrets_reach_the_containers_and_leave_with_the_config(deployed: Deployed) -> None:
     """A secret set in the stack reaches the containers through the host's 0600 file, never the engine's output;
     removing it from the stack removes it from the file and from the containers. Runs while blue's upload of the
@@ -143,16 +162,17 @@ def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
     assert blue.returncode == 0, blue.stdout[-3000:] + blue.stderr
     assert blue.stdout.startswith("flip stack local: traffic green -> blue\n  1. set devtools:liveColor = blue")
     assert deployed.served_by() == "blue"
-    # One update (the traffic resource), 29 resources the same (8 of them the data tier's: its host component, its
-    # rollout and that rollout's commands and gate); `read` is the StackReference to local-blue.
-    assert deployed.last_changes() == {"update": 1, "same": 29, "read": 1}
+    # One update (the traffic resource), 39 resources the same (10 of them the images' signatures: nine commands and
+    # their component; 8 the data tier's: its host component, its rollout and that rollout's commands and gate);
+    # `read` is the StackReference to local-blue.
+    assert deployed.last_changes() == {"update": 1, "same": 39, "read": 1}
     assert deployed.outputs()["liveColor"] == "blue"
 
     green = deployed.cli("flip", "green", "--yes")
     assert green.returncode == 0, green.stdout[-3000:] + green.stderr
     assert deployed.served_by() == "green"
     changes = deployed.last_changes()
-    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 29}, changes
+    assert {k: v for k, v in changes.items() if k not in ("read", "discard")} == {"update": 1, "same": 39}, changes
 
     again = deployed.cli("flip", "green", "--yes")
     assert (again.returncode, again.stdout) == (0, "traffic on stack local is already on green: nothing to do\n")

@@ -134,12 +134,14 @@ def test_a_good_release_goes_through_the_idle_color_without_a_failed_request(sta
     assert [m["phase"] for m in run["analysis"]["post"]["measurements"]].count("failed") == 0
     history = stacks.cli("history")
     assert history.returncode == 0 and rid in history.stdout and "stable" in history.stdout, history.stdout
-    # What each update of the traffic owner changed, as the engine recorded it: the build touched the images only
-    # (green's hosts, rollout and traffic the same), the promotion the traffic resource only, the end nothing.
+    # What each update of the traffic owner changed, as the engine recorded it: the build touched the images and
+    # signed the one new digest only (code-review's signature replaced, the eight others and green's hosts, rollout
+    # and traffic the same), the promotion the traffic resource only, the end nothing.
     updates = {u["message"].split(": ", 1)[1].split(" ", 1)[0]: u["resourceChanges"] for u in stacks.history()
                if u["message"].startswith(run["run"])}
-    assert {k: v for k, v in updates["build"].items() if k != "read"} == {"update": 9, "same": 21}, updates
-    assert {k: v for k, v in updates["promote"].items() if k != "read"} == {"update": 1, "same": 29}, updates
+    assert {k: v for k, v in updates["build"].items() if k != "read"} == {"update": 9, "replace": 1, "same": 30}, \
+        updates
+    assert {k: v for k, v in updates["promote"].items() if k != "read"} == {"update": 1, "same": 39}, updates
     assert set(updates[rid].keys()) <= {"same", "read"}, updates  # "<run>: <release> is stable"
 
 

@@ -284,7 +284,9 @@ prometheus_ready() { alive prometheus && [[ $(http_code "http://127.0.0.1:$PROME
 
 # The Langfuse public API stand-in (standin/langfuse.py, standard library only). It listens on loopback and on
 # docker0's address, which exists on this machine only: containers reach it as host.docker.internal (compose's
-# host-gateway), and it answers loopback and docker's bridge networks (172.16.0.0/12) only. Its keys are made
+# host-gateway), and it answers loopback and the networks dockerd gives compose projects only: its default address
+# pools, 172.17-31.0.0/16 and then 192.168.0.0/16 in /20s (a machine that has made fifteen projects' networks hands
+# out the second pool: the colors' traces would be refused otherwise). Its keys are made
 # once into a 0600 file that is also the local stacks' appSecretsPath (LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY,
 # LANGFUSE_SECRET_KEY reach the app's secrets file the way every app secret does); never in argv.
 LANGFUSE_KEYS=$S/langfuse/keys.env
@@ -298,7 +300,7 @@ ensure_langfuse() {
   gw=$(bridge_address || true)
   [[ -n $gw ]] || die "docker0 has no IPv4 address: the containers could not reach Langfuse"
   t=$(now_us) && PYTHONPATH=$ROOT start_bg langfuse -m standin.langfuse serve --port "$LANGFUSE_PORT" \
-    --bind 127.0.0.1 --bind "$gw" --allow 172.16.0.0/12 --keys-file "$LANGFUSE_KEYS"
+    --bind 127.0.0.1 --bind "$gw" --allow 172.16.0.0/12 --allow 192.168.0.0/16 --keys-file "$LANGFUSE_KEYS"
   wait_for 10 langfuse "127.0.0.1:$LANGFUSE_PORT" langfuse_ready
   took "langfuse stand-in up on http://127.0.0.1:$LANGFUSE_PORT and http://$gw:$LANGFUSE_PORT" "$t"
 }

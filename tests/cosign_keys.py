@@ -1,6 +1,6 @@
-"""Real cosign key pairs and signatures for the live and e2e tests: keys made by `cosign generate-key-pair` in a
-test's directory, images signed the way the program signs them (the key and its password in cosign's environment,
-never in argv), the registry asked whether it holds a digest's signature."""
+"""Real cosign key pairs and signatures for the e2e and engine tests: keys made by `cosign generate-key-pair` in a
+test's directory, images signed with the program's own command (components.commands.sign_argv: the key and its
+password in cosign's environment, never in argv), the registry asked whether it holds a digest's signature."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from agent.signing import COSIGN
+from components.commands import COSIGN_KEY_ENV, COSIGN_PASSWORD_ENV, sign_argv
 
 PASSWORD = "test-only-password"
 
@@ -31,10 +32,9 @@ class KeyPair:
 
     def sign(self, ref: str) -> None:
         """Sign `ref` (repo@sha256:…) and push the signature next to the image, offline (no transparency log)."""
-        env = {**os.environ, "COSIGN_PRIVATE_KEY": self.private.read_text(), "COSIGN_PASSWORD": PASSWORD}
-        proc = subprocess.run([cosign(), "sign", "--key", "env://COSIGN_PRIVATE_KEY", "--tlog-upload=false",
-                               "--use-signing-config=false", "--new-bundle-format=false", "--yes", ref],
-                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        env = {**os.environ, COSIGN_KEY_ENV: self.private.read_text(), COSIGN_PASSWORD_ENV: PASSWORD}
+        proc = subprocess.run([cosign(), *sign_argv(ref)[1:]], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
         assert proc.returncode == 0, f"cosign sign {ref}: {proc.stderr}"
 
 

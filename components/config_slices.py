@@ -8,9 +8,7 @@ hosts never see the private key, the validation gate never sees the application 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from agent.signing import manifest_section
 from components.slo import SloSpec
 
 
@@ -69,16 +67,3 @@ class AnalysisSettings:
     max_p95_seconds: float
     max_restarts: int
     prometheus_url: str | None  # None: the live color's first host's own Prometheus, through an SSH tunnel
-
-
-@dataclass(frozen=True)
-class SigningPolicy:
-    """What a release tells its hosts about image signatures (release.json's `signing`): whether they are required,
-    and the PEM public keys accepted (several while a key is rotated). Never the private key: the rollouts carry
-    this, the signing of images alone holds that."""
-
-    require: bool
-    public_keys: tuple[str, ...]
-
-    def manifest_section(self) -> dict[str, Any]:
-        return manifest_section(self.public_keys, self.require)

@@ -8,10 +8,10 @@ what the colors need to reach it.
     data.output       # the stack's `data` output (followers read `env` from it)
 
 The data release's id is `data-<12 hex>` of its own content (components.tiers.data_release_id): the data services'
-pins, its env and its compose file. A release that changes only the app tier, or a flip, leaves it as it is, so
-the data tier is released only when its own images or its compose file change.
-It is refused while the colors run two different releases (sources.data_release_refusal): the standby stack's
-`release` is read only then, since a reference to a stack that does not exist yet fails the update.
+pins, its env and its compose file. A release that changes only the app tier, or a flip, leaves it as it is, so the
+data tier is released only when its own images or its compose file change. It is refused while the colors run two
+different releases (sources.data_release_refusal): the standby stack's `release` is read only then, since a
+reference to a stack that does not exist yet fails the update.
 """
 
 from __future__ import annotations

@@ -192,8 +192,8 @@ def data_release_id(images: Mapping[str, str], env: Mapping[str, str], compose: 
     An app-only release or a flip leaves it as it is; a host refuses one id with two contents, so everything that
     goes into the data release is in its id (agent.release.RELEASE_ID accepts it). The signing policy is not: a host
     checks it at each apply and leaves it out of a release's identity (agent.installs.tree_digest)."""
-    content: dict[str, Any] = {"images": dict(sorted(images.items())), "env": dict(sorted(env.items()))}
     digest = hashlib.sha256()
-    digest.update(json.dumps(content, sort_keys=True).encode())
+    digest.update(json.dumps({"images": dict(sorted(images.items())), "env": dict(sorted(env.items()))},
+                             sort_keys=True).encode())
     digest.update(b"\0" + compose)
     return DATA_RELEASE_PREFIX + digest.hexdigest()[:12]

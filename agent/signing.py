@@ -31,10 +31,14 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 @dataclass(frozen=True)
 class Policy:
-    """What a release accepts: `require` signatures, by any of `public_keys` (PEM)."""
+    """What a release accepts: `require` signatures, by any of `public_keys` (PEM, several while a key is rotated).
+    The program writes it into release.json (manifest_section), the host reads it back (policy_from_manifest)."""
 
     require: bool
     public_keys: tuple[str, ...]
+
+    def manifest_section(self) -> dict[str, object]:
+        return manifest_section(self.public_keys, self.require)
 
 
 @dataclass(frozen=True)

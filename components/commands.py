@@ -70,7 +70,7 @@ def release_env(release: ReleaseConfig) -> dict[str, str]:
 def manifest(release_id: str, images: Mapping[str, str], env: Mapping[str, str], commit: str | None,
              signing: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """release.json for the host agent. No clock in it: identical inputs give identical bytes. `signing`: the
-    signatures its hosts verify before anything changes (SigningPolicy.manifest_section); None leaves it out."""
+    signatures its hosts verify before anything changes (agent.signing.Policy.manifest_section); None leaves it out."""
     return release_manifest(release_id, images, env, {"commit": commit}, signing=signing)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.signing import Policy
 from components.config_read import Reader, Secret
-from components.config_slices import SigningPolicy
 from components.signing_keys import private_key_problem, public_key_problem
 
 
@@ -28,10 +28,10 @@ class SigningConfig:
     password: Secret
 
     @property
-    def policy(self) -> SigningPolicy | None:
+    def policy(self) -> Policy | None:
         """What every release carries (release.json's `signing`); None when no public key is configured: the
         release then has no `signing` section and keeps its bytes."""
-        return SigningPolicy(self.require, self.public_keys) if self.public_keys else None
+        return Policy(self.require, self.public_keys) if self.public_keys else None
 
 
 KEY_PAIR_FIX = ("make the key pair with `cosign generate-key-pair`, commit its public half as {entry} and set the "

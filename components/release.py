@@ -7,7 +7,7 @@ validate, roll back on failure), then a ValidationGate (which restores the previ
 next host starts only after the previous host's gate passed, so a bad release stops `pulumi up` with the previous
 release on every host after the failing one.
 
-With a signing policy (components.config_slices.SigningPolicy) release.json carries it, and the host verifies every
+With a signing policy (agent.signing.Policy) release.json carries it, and the host verifies every
 image against its public keys before anything changes; every host command waits for every image's signature
 (`signatures`, components.signing), so nothing is applied before all the images are signed.
 
@@ -29,9 +29,10 @@ import pulumi_digitalocean as digitalocean
 from pulumi_command import remote
 
 from agent.secretfile import render_secrets
+from agent.signing import Policy
 from components import commands
 from components.config import ReleaseConfig
-from components.config_slices import AgentPlace, SigningPolicy, SshLogin
+from components.config_slices import AgentPlace, SshLogin
 from components.validation import ValidationGate, ValidationGateArgs
 
 PULL_CREDENTIAL_SECONDS = 7 * 24 * 3600
@@ -63,7 +64,7 @@ class ReleaseRolloutArgs:
     slo_rules: bytes | None = None  # the stack's SLO rule file (components.slo); None: compose/'s own (defaults)
     extra_env: pulumi.Input[Mapping[str, str]] | None = None
     """Merged over the release env (commands.release_env): the data tier's addresses, its port prefix."""
-    signing: SigningPolicy | None = None
+    signing: Policy | None = None
     """The signatures the hosts verify before anything changes (release.json's `signing`); None: none."""
     signatures: Sequence[pulumi.Resource] = ()
     """The signature of every image this update pushed (components.signing): every host command waits for all."""

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.signing import manifest_section
+from agent.signing import Policy, manifest_section
 from components.config import ConfigError, load_config
-from components.config_slices import SigningPolicy
 from components.signing_keys import private_key_problem, public_key_problem
 from tests.cosign_test_keys import PAIR_A, PAIR_B, PAIRS, decrypt, public_pem_of
 from tests.unit.components.stack_configs import (
@@ -52,7 +51,7 @@ def test_prod_signs_with_its_key_and_ships_the_public_key():
         True, (PAIR_B.public_pem,), ("tests/signing/cosign-b.pub",))
     assert (cfg.signing.private_key.value, cfg.signing.password.value) == (PAIR_B.private_pem, PAIR_B.password)
     assert cfg.signs
-    assert cfg.signing.policy == SigningPolicy(True, (PAIR_B.public_pem,))
+    assert cfg.signing.policy == Policy(True, (PAIR_B.public_pem,))
     assert cfg.signing.policy.manifest_section() == manifest_section([PAIR_B.public_pem], True)
     assert "PRIVATE" not in repr(cfg) and PAIR_B.password not in repr(cfg)
 
@@ -60,7 +59,7 @@ def test_prod_signs_with_its_key_and_ships_the_public_key():
 def test_a_stack_that_does_not_build_needs_only_the_public_keys():
     blue = make_blue_config()
     assert not blue.signs and blue.signing.private_key.value == ""
-    assert blue.signing.policy == SigningPolicy(True, (PAIR_B.public_pem,))
+    assert blue.signing.policy == Policy(True, (PAIR_B.public_pem,))
     pinned = make_config(release="r1", signingKey=None, signingPassword=None)  # a rollback pin builds nothing
     assert not pinned.signs and pinned.signing.policy is not None
 
@@ -74,7 +73,7 @@ def test_the_local_stack_reads_its_key_pair_from_files():
 
 def test_a_rotation_lists_two_public_keys_in_order():
     cfg = make_config(signingPublicKeys=json.dumps(["tests/signing/cosign-a.pub", "tests/signing/cosign-b.pub"]))
-    assert cfg.signing.policy == SigningPolicy(True, (PAIR_A.public_pem, PAIR_B.public_pem))
+    assert cfg.signing.policy == Policy(True, (PAIR_A.public_pem, PAIR_B.public_pem))
 
 
 def test_signatures_not_required_and_no_keys_is_an_unsigned_stack():
@@ -82,7 +81,7 @@ def test_signatures_not_required_and_no_keys_is_an_unsigned_stack():
     cfg = make_config(requireSignedImages="false", signingPublicKeys=None, signingKey=None, signingPassword=None)
     assert (cfg.signs, cfg.signing.policy) == (False, None)
     relaxed = make_config(requireSignedImages="false")  # keys kept: signed and verified, a failure only logged
-    assert relaxed.signs and relaxed.signing.policy == SigningPolicy(False, (PAIR_B.public_pem,))
+    assert relaxed.signs and relaxed.signing.policy == Policy(False, (PAIR_B.public_pem,))
 
 
 def test_required_signatures_need_a_public_key():

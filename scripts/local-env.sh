@@ -3,7 +3,8 @@
 # dockerd, the docker network the colors reach the data tier over, a registry, an SSH host (root, key only),
 # haproxy in front of the two colors, prometheus, node_exporter (the host agent's rollout metrics) and a Langfuse
 # public API stand-in; last, cosign on the host and the local signing key pair (scripts/signing-local.sh).
-# Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state).
+# Every step is idempotent; `down` stops processes and deletes nothing (no volumes, registry storage or state);
+# `registry-gc` deletes only the registry's blobs that no manifest references any more.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,7 +27,7 @@ declare -A EXE=([dockerd]=/usr/sbin/dockerd [registry]=/usr/bin/docker-registry 
 
 usage() {
   cat <<EOF
-usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart-docker|--help
+usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart-docker|registry-gc|--help
 
   up      install what is missing and start dockerd, create the docker network $DATA_NETWORK (the colors reach
           the data tier over it), start the registry ($REGISTRY_ADDR), sshd ($SSH_HOST:$SSH_PORT), haproxy
@@ -43,6 +44,11 @@ usage: scripts/local-env.sh up|down|status|flip <green|blue>|stop <part>|restart
   stop    stop one part: registry, sshd, haproxy, prometheus, node-exporter, langfuse, or dockerd if 'up'
           started it
   restart-docker  stop and start dockerd, only if 'up' started it
+  registry-gc  the registry's garbage collection, once ops.cli registry-gc has deleted manifests by digest: the
+          registry restarts read-only (pulls served, pushes refused), 'docker-registry garbage-collect' deletes
+          the blobs no manifest references (log: $S/registry/gc.log), and the registry restarts with its
+          normal config, also when that failed. Progress on stderr; the last line on stdout is
+          'freed N bytes (BEFORE -> AFTER)', the size of $S/registry/data (du -sb)
 
 State, logs and pid files: $S (DEVTOOLS_STATE). Addresses: scripts/local.env, overridable from the environment.
 EOF
@@ -156,17 +162,27 @@ ensure_network() {
   say "created docker network $DATA_NETWORK (the colors reach the data tier over it)"
 }
 
-ensure_registry() {
-  local t cfg=$S/registry/config.yml
-  mkdir -p "$S/registry/data" && cat >"$cfg.tmp" <<EOF
-# Written by scripts/local-env.sh: the local registry; loopback only, nothing is ever deleted.
+# registry_config [readonly]: the registry's config. `readonly` (registry-gc only) refuses pushes and deletes and
+# serves pulls. Deletes by digest are enabled for ops.cli registry-gc, which decides what to delete.
+registry_config() {
+  cat <<EOF
+# Written by scripts/local-env.sh: the local registry, loopback only; deletes by digest are enabled for
+# ops.cli registry-gc; nothing else deletes.
 version: 0.1
 log: {level: info}
 storage:
   filesystem: {rootdirectory: $S/registry/data}
-  delete: {enabled: false}
-http: {addr: $REGISTRY_ADDR}
+  delete: {enabled: true}
 EOF
+  if [[ ${1:-} == readonly ]]; then
+    printf '%s\n' '  # read-only while scripts/local-env.sh registry-gc collects: pushes refused, pulls served' \
+      '  maintenance: {readonly: {enabled: true}}'
+  fi
+  printf 'http: {addr: %s}\n' "$REGISTRY_ADDR"
+}
+ensure_registry() {
+  local t cfg=$S/registry/config.yml
+  mkdir -p "$S/registry/data" && registry_config >"$cfg.tmp"
   if install_file "$cfg.tmp" "$cfg"; then stop_bg registry; fi
   alive registry && return 0
   t=$(now_us) && start_bg registry serve "$cfg"
@@ -174,6 +190,45 @@ EOF
   took "registry up on http://$REGISTRY_ADDR" "$t"
 }
 registry_ready() { alive registry && [[ $(http_code "http://$REGISTRY_ADDR/v2/") == 200 ]]; }
+# registry_restart [readonly]: write the config, restart the registry with it, wait until it answers. The
+# registry must not inherit fd 3 (registry-gc's stdout: a caller reading it to the end would wait for the daemon).
+registry_restart() {
+  local cfg=$S/registry/config.yml
+  registry_config "$@" >"$cfg.tmp" && mv -f "$cfg.tmp" "$cfg"
+  stop_bg registry
+  start_bg registry serve "$cfg" 3>&-
+  wait_for 20 registry "$REGISTRY_ADDR" registry_ready
+}
+data_bytes() { du -sb "$S/registry/data" | cut -f1; }
+# After ops.cli registry-gc deleted manifests by digest: the blobs no manifest references go. Read-only meanwhile,
+# since a push during the sweep could lose a blob it just uploaded; the normal config comes back on every exit.
+# Never --delete-untagged: it deletes the untagged children of image indexes and the untagged manifests kept.
+registry_gc() {
+  local log=$S/registry/gc.log before after rc=0 t0 t
+  lock
+  alive registry || die "the registry is not running (no live $RUN/registry.pid): 'scripts/local-env.sh up' first"
+  exec 3>&1 1>&2 # progress on stderr, like every step; stdout carries the result line only
+  before=$(data_bytes)
+  t0=$(now_us) && say "registry read-only for garbage collection (pulls served, pushes refused)"
+  trap 'registry_restart' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  registry_restart readonly
+  t=$(now_us)
+  { printf '==> %s: docker-registry garbage-collect\n' "$(date -u +%FT%TZ)"
+    /usr/bin/docker-registry garbage-collect "$S/registry/config.yml"; } >>"$log" 2>&1 9>&- 3>&- || rc=$?
+  took "garbage-collect exited $rc (log: $log)" "$t"
+  trap - EXIT INT TERM
+  registry_restart
+  took "registry writable again with its normal config; read-only window" "$t0"
+  after=$(data_bytes)
+  if ((rc != 0)); then
+    tail -n 20 "$log"
+    die "garbage-collect failed (exit $rc, log: $log); the registry runs with its normal config; $S/registry/data:" \
+      "$before -> $after bytes"
+  fi
+  printf 'freed %d bytes (%d -> %d)\n' $((before - after)) "$before" "$after" >&3
+}
 
 # shellcheck disable=SC2029 # the remote command is built here on purpose
 ssh_ok() { ssh "${SSH_OPTS[@]}" "$SSH_TARGET" "$@"; }
@@ -383,6 +438,7 @@ case "${1:-}" in
     alive dockerd || die "dockerd was not started by this script (no live $RUN/dockerd.pid): not restarting it"
     lock && stop_bg dockerd 30 && ensure_dockerd
     ;;
+  registry-gc) registry_gc ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -60,6 +60,16 @@ def signatures(services: dict[str, dict[str, Any]], manifest: dict[str, Any], ru
         services[verdict.service]["signature"] = {"verified": verdict.ok, "detail": verdict.reason}
 
 
+def release_images(store: Store, report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The images of each release the host runs or may switch to on its own (current, previous, active, pending):
+    what `ops.cli registry-gc` must keep in the registry."""
+    pending = report.get("pending") or {}
+    ids = {report.get("current"), report.get("previous"), report.get("active"), pending.get("release")}
+    kept = set(store.kept_releases())
+    return {rid: dict(sorted(store.release_manifest(rid).get("images", {}).items()))
+            for rid in sorted(i for i in ids if isinstance(i, str) and i in kept)}
+
+
 def status(store: Store, runner: Runner = run_process, cosign: str = signing.COSIGN) -> dict[str, Any]:
     current = store.pointer("current")
     manifest = store.release_manifest(current) if current else {}
@@ -75,6 +85,7 @@ def status(store: Store, runner: Runner = run_process, cosign: str = signing.COS
         "intended": dict(sorted(intended.items())),
         "declared": declared_services(store, current),
     }
+    report["release_images"] = release_images(store, report)
     try:
         inspected, errors = containers.inspect_project(store.project)
     except containers.ContainersError as exc:

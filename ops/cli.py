@@ -14,6 +14,8 @@
     python -m ops.cli release  [--stack prod] [--dry-run]  one release through the idle color, analysed, flipped
                                                            back automatically (ops/release.py)
     python -m ops.cli history  [--stack prod] [--json]     the last release runs: steps, measurements, outcome
+    python -m ops.cli registry-gc [--stack prod] [--dry-run]  delete the images no stack or host can ask for, then
+                                                           collect the registry's blobs (ops/registry_gc.py)
     python -m ops.cli slo      [--window 7d] [--json] [--html F]  the stability targets over a window (ops/slo.py);
                                                            exit 1 when one is missed (no data is not a miss)
 
@@ -37,7 +39,7 @@ from agent.validate.report import read_json, render_markdown
 from components.catalog import CatalogError, enabled_third_party, load_third_party
 from components.config_keys import BY_NAME, COLORS
 from components.ssh_keys import public_half
-from ops import data, data_view, drift, lease, release_cli, slo, standby, traces
+from ops import data, data_view, drift, lease, registry_gc, release_cli, slo, standby, traces
 from ops import operator_plan as plan
 from ops.operator_host import (
     EXIT_DECLINED,
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(sub, common)
     standby.add_parser(sub, ROOT)
     release_cli.add_parsers(sub, common)
+    registry_gc.add_parser(sub, common)
     slo.add_parser(sub, common)
     traces.add_parser(sub)
     return p
@@ -260,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"status": cmd_status, "drift": cmd_drift, "flip": cmd_flip, "rollback": cmd_rollback,
             "reapply": cmd_reapply, "collect": cmd_collect, "hostkey": cmd_hostkey, "data": data.run,
-            "standby": standby.run, "release": release_cli.run_release, "history": release_cli.run_history}
+            "standby": standby.run, "release": release_cli.run_release, "history": release_cli.run_history,
+            "registry-gc": registry_gc.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TextIO
 
 from ops import analysis_plan, release_plan
+from ops.deploy_lock import release_lock
 from ops.operator_host import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, CliError, append_step_summary, confirm
 from ops.release_record import Record, run_id, run_markdown, utc
-from ops.release_run import Flow, release_lock
+from ops.release_run import Flow
 from ops.stacks import StackError, Stacks
 
 

@@ -4,7 +4,6 @@ SSH tunnel), the instant flip back, the run's record into the hosts' audit, the 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -29,29 +28,9 @@ from ops.operator_host import (
     prometheus_tunnel,
     ssh_targets,
 )
-from ops.release_record import Record, utc
+from ops.release_record import Record
 from ops.stacks import StackError, Stacks
 from standin import lbctl, localenv
-
-
-@contextmanager
-def release_lock(owner: str, run: str, directory: Path | None = None) -> Iterator[None]:
-    """One release of a stack at a time on this machine (CI adds its concurrency group across runners)."""
-    base = directory or Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
-    path = base / f"devtools-release-{owner.replace('/', '_')}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
-            raise CliError(f"another release of stack {owner} is running ({holder}); wait for it, or look at "
-                           f"`python -m ops.cli status --stack {owner}`", EXIT_USAGE) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"run {run}, pid {os.getpid()}, since {utc(time.time())}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
 
 
 class Flow:

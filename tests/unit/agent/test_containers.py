@@ -129,3 +129,24 @@ def test_status_says_which_services_the_current_release_declares(tmp_path: Path,
     (store.release_dir("r1") / "resolved.json").write_text(json.dumps({"services": {"state-persistence": {},
                                                                                     "rag-context": {}}}))
     assert status.status(store)["declared"] == ["rag-context", "state-persistence"]
+
+
+def test_status_reports_the_images_of_every_release_the_host_may_switch_to(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    """ops.cli registry-gc keeps these in the registry: current and previous (a `rollback` pulls nothing only while
+    the images are still on the host), the active run and a pending one; an older kept release is not asked for."""
+    _docker_binary(monkeypatch)
+    store = Store(tmp_path, "green")
+    store.ensure()
+    for rid in ("r1", "r2", "r3", "r4"):
+        store.release_dir(rid).mkdir(parents=True)
+        (store.release_dir(rid) / "release.json").write_text(json.dumps(
+            {"id": rid, "images": {"cicd": f"reg/cicd@sha256:{rid[-1] * 64}", "api": f"reg/api@sha256:{'a' * 64}"}}))
+    store.set_pointer("previous", "r2")
+    store.set_pointer("current", "r3")
+    store.write_pending({"release": "r4"})
+    report = status.status(store)
+    assert report["release_images"] == {
+        rid: {"api": f"reg/api@sha256:{'a' * 64}", "cicd": f"reg/cicd@sha256:{rid[-1] * 64}"}
+        for rid in ("r2", "r3", "r4")}
+    assert list(report["release_images"]["r3"]) == ["api", "cicd"]

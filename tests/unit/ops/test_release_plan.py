@@ -7,9 +7,9 @@ import pytest
 
 from ops import operator_plan as plan
 from ops import release_plan as rp
+from ops.deploy_lock import release_lock
 from ops.operator_host import CliError
 from ops.release_record import Record, history_table, run_id
-from ops.release_run import release_lock
 
 OWNER = {"color": "green", "standbyStack": "local-blue", "traffic": "localProxy", "release": "build"}
 RUN = "rel-20261202T140000Z"
@@ -131,7 +131,7 @@ def test_two_releases_of_one_stack_never_run_at_once(tmp_path):
     """The second run is refused naming the first (its run and pid); another stack's release is not held up, and
     the lock is free again when the first ends (a SIGKILLed run's lock goes with its process)."""
     with release_lock("prod", "rel-1", tmp_path):
-        with pytest.raises(CliError, match=r"another release of stack prod is running \(run rel-1, pid \d+, since "), \
+        with pytest.raises(CliError, match=r"another run on stack prod holds its lock \(run rel-1, pid \d+, since "), \
                 release_lock("prod", "rel-2", tmp_path):
             pass
         with release_lock("staging", "rel-3", tmp_path):

@@ -21,10 +21,12 @@ BIN=$T/buildkit-$BUILDKIT_VERSION/bin
 # Where buildx (inside the provider) keeps its builders: $BUILDX_CONFIG, else $DOCKER_CONFIG/buildx, else ~/.docker/buildx
 BUILDX_DIR=${BUILDX_CONFIG:-${DOCKER_CONFIG:-$HOME/.docker}/buildx}
 INSTANCE=$BUILDX_DIR/instances/$BUILDER
+# The build cache's bound, in GB of 10^9 bytes: buildkitd's garbage collection keeps it under this, and `prune` too
+CACHE_GB=${DEVTOOLS_BUILDKIT_CACHE_GB:-10}
 
 usage() {
   cat <<EOF
-usage: scripts/buildkit-local.sh install|up|down|status|--help
+usage: scripts/buildkit-local.sh install|up|down|status|prune|--help
 
   install  build buildkitd and buildctl $BUILDKIT_VERSION from the Go module proxy (tools/buildkitd, Go $GO_MIN
            or newer), cached by version and wrapper hash (cold: 6 to 11 min on 2 cores)
@@ -33,6 +35,11 @@ usage: scripts/buildkit-local.sh install|up|down|status|--help
   down     stop buildkitd and remove the registration (a build then fails at once with 'no builder
            "$BUILDER" found' instead of 'context deadline exceeded' after 20 s); keeps all state
   status   one line per part; exit 0 only when all are ready
+  prune    buildctl prune --keep-storage $((CACHE_GB * 1000)) (MB): the build cache down to its bound now, least
+           recently used first; prints what buildctl reports freed
+
+Build cache:   at most $CACHE_GB GB (\$DEVTOOLS_BUILDKIT_CACHE_GB, whole GB): buildkitd.toml's garbage collection
+               policy for the OCI worker keeps it under that on its own (after builds), 'prune' at once
 
 Binaries:      $BIN
 State:         $S (buildkitd.toml, buildkitd.log, buildkitd.pid, root/)
@@ -98,7 +105,16 @@ cmd_install() {
   took "buildkit $BUILDKIT_VERSION: built $BIN/buildkitd and $BIN/buildctl" "$start"
 }
 
+cache_gb() {
+  [[ $CACHE_GB =~ ^[1-9][0-9]{0,5}$ ]] ||
+    die "DEVTOOLS_BUILDKIT_CACHE_GB must be a whole number of GB from 1 (the build cache's bound), not '$CACHE_GB'"
+}
+
+# The garbage collection policies replace BuildKit's defaults: its rule for easily made again data (local sources,
+# cache mounts, git checkouts: over 512MB, unused for 48h), then the build cache under the bound, then, if that was
+# not enough, internal records too. Disk sizes as a byte count: a "10GB" string would be read as 10 GiB.
 write_config() { # prints "changed" when buildkitd.toml was (re)written
+  local max=$((CACHE_GB * 1000000000))
   cat >"$S/buildkitd.toml.tmp" <<EOF
 # Written by scripts/buildkit-local.sh: the local BuildKit daemon (root, OCI worker with Debian's runc).
 root = "$S/root"
@@ -111,6 +127,16 @@ root = "$S/root"
   binary = "$RUNC"
   snapshotter = "overlayfs"
   networkMode = "host"
+  gc = true
+  [[worker.oci.gcpolicy]]
+    filters = ["type==source.local", "type==exec.cachemount", "type==source.git.checkout"]
+    keepDuration = "48h"
+    maxUsedSpace = "512000000"
+  [[worker.oci.gcpolicy]]
+    maxUsedSpace = "$max"
+  [[worker.oci.gcpolicy]]
+    all = true
+    maxUsedSpace = "$max"
 [worker.containerd]
   enabled = false
 [registry."$REGISTRY_ADDR"]
@@ -137,6 +163,7 @@ cmd_up() {
   start=$(now_us)
   [[ $EUID -eq 0 ]] || die "buildkitd runs as root here (the OCI worker needs it): run as root"
   [[ -x $RUNC ]] || die "no $RUNC: apt-get install runc (scripts/local-env.sh up installs docker.io, which brings it)"
+  cache_gb
   cmd_install
   mkdir -p "$S/root" && exec 9>"$S/.lock" && flock 9
   changed=$(write_config)
@@ -170,6 +197,23 @@ stop() {
   rm -f "$S/buildkitd.pid"
 }
 
+# The build cache down to its bound now (buildkitd's own collection runs after builds). buildctl lists each record
+# it removed, then "Total:"; the records go to stderr, the total to stdout.
+cmd_prune() {
+  local start out total records
+  start=$(now_us)
+  cache_gb
+  mkdir -p "$S" && exec 9>"$S/.lock" && flock 9
+  ready || die "buildkitd is not running on unix://$SOCK: scripts/buildkit-local.sh up"
+  out=$(buildctl prune --keep-storage "$((CACHE_GB * 1000))") || die "buildctl prune failed: $out"
+  total=$(awk '$1 == "Total:" {print $2}' <<<"$out")
+  [[ -n $total ]] || die "buildctl prune printed no total: $out"
+  records=$(grep -cvE '^(ID[[:space:]]|Total:)' <<<"$out" || true)
+  grep -vE '^Total:' <<<"$out" >&2 || true
+  took "buildctl prune --keep-storage $((CACHE_GB * 1000)) (MB): $records cache records removed" "$start"
+  printf 'freed %s (build cache bound: %d GB)\n' "$total" "$CACHE_GB"
+}
+
 cmd_status() {
   local rc=0 v
   if [[ -x $BIN/buildkitd && -x $BIN/buildctl ]]; then
@@ -193,6 +237,7 @@ case "${1:-}" in
     say "down (state and build cache kept in $S)"
     ;;
   status) cmd_status ;;
+  prune) cmd_prune ;;
   -h | --help | help) usage ;;
   *) usage >&2 && exit 2 ;;
 esac

@@ -14,7 +14,8 @@ from tests.unit.test_workflows import ALL, ROOT, load, steps
 # Every secret a workflow may name, with what it can do if it leaks: `decrypt` (every stack secret: the SSH key,
 # the app secrets, the registry's push credentials), `write-state`, `read-state`, `write-cloud`, `read-cloud`,
 # `firewall` (create and delete firewalls: open or close ports on the droplets), `snapshot` (create, list and
-# delete volume snapshots: any in the account, not only the data tier's).
+# delete volume snapshots: any in the account, not only the data tier's), `registry-delete` (delete any image
+# manifest in the account's container registry and start its garbage collection).
 SECRETS: dict[str, set[str]] = {
     "PULUMI_CONFIG_PASSPHRASE": {"decrypt"},
     "PULUMI_ACCESS_TOKEN": {"decrypt", "read-state", "write-state"},  # Pulumi Cloud, Stack Write
@@ -27,12 +28,14 @@ SECRETS: dict[str, set[str]] = {
     "DIGITALOCEAN_READ_TOKEN": {"read-cloud"},
     "DIGITALOCEAN_LEASE_TOKEN": {"firewall"},
     "DIGITALOCEAN_SNAPSHOT_TOKEN": {"snapshot"},
+    "DIGITALOCEAN_REGISTRY_TOKEN": {"registry-delete"},
 }
 # The environments the jobs use and their protection rules (set in the repository's settings; docs/ci.md).
 ENVIRONMENTS = {"prod": "required reviewers, deployment branches: main",
                 "preview": "required reviewers",
                 "drift": "deployment branches: main",
-                "backup": "deployment branches: main"}
+                "backup": "deployment branches: main",
+                "registry-gc": "deployment branches: main"}
 REVIEWED = {"prod", "preview"}
 SECRET_NAME = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 
@@ -118,6 +121,23 @@ def test_the_unattended_backup_reads_state_and_may_only_snapshot_and_lease() -> 
     assert job_secrets(load("backup.yml")["jobs"]["queued"]) == set()
 
 
+def test_the_unattended_registry_gc_reads_state_and_may_only_delete_images_and_lease() -> None:
+    """Rule: the weekly registry-gc runs unattended, so its environment holds read-only state credentials, the lease
+    token and a token limited to the registry (delete manifests, start its garbage collection); never one that
+    writes state or the rest of the cloud, and the registry token only in the step that deletes. Risk: a scheduled
+    job on main holding the account-wide token every week, or the lease step able to delete images."""
+    job = load("registry-gc.yml")["jobs"]["gc"]
+    assert environment(job) == "registry-gc"
+    assert job_secrets(job) == {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_READ_TOKEN", "SPACES_READ_ACCESS_KEY_ID",
+                                "SPACES_READ_SECRET_ACCESS_KEY", "DIGITALOCEAN_LEASE_TOKEN",
+                                "DIGITALOCEAN_REGISTRY_TOKEN"}
+    holders = [s for s in steps(job) if "DIGITALOCEAN_REGISTRY_TOKEN" in str(s.get("env"))]
+    assert [s["name"] for s in holders] == [
+        "Delete the images no stack or host can ask for, then the registry's garbage collection"]
+    assert "DIGITALOCEAN_TOKEN" not in (job.get("env") or {})
+    assert job_secrets(load("registry-gc.yml")["jobs"]["queued"]) == set()
+
+
 def test_the_ci_doc_lists_every_secret_and_environment() -> None:
     """Rule: docs/ci.md's tables name each secret (with where it lives) and each environment's protection, as the
     workflows use them. Risk: someone sets the repository up from a page that no longer matches the YAML (a
@@ -128,6 +148,6 @@ def test_the_ci_doc_lists_every_secret_and_environment() -> None:
     used_in = {s: sorted({environment(j) or "" for _, _, j in jobs() if s in job_secrets(j)}) for s in SECRETS}
     for secret, where in rows.items():
         assert where.strip() == ", ".join(f"`{e}`" for e in used_in[secret]), (secret, where, used_in[secret])
-    envs = {m.group(1): m.group(2).strip() for m in re.finditer(r"^\| environment `([a-z]+)` \| ([^|]+) \|", text,
+    envs = {m.group(1): m.group(2).strip() for m in re.finditer(r"^\| environment `([a-z-]+)` \| ([^|]+) \|", text,
                                                                  re.M)}
     assert envs == ENVIRONMENTS

@@ -55,7 +55,8 @@ def shellcheck() -> str:
 
 
 def test_the_workflows_exist() -> None:
-    assert ALL == ["backup.yml", "deploy.yml", "drift.yml", "operate.yml", "preview.yml", "slo.yml", "tests.yml"]
+    assert ALL == ["backup.yml", "deploy.yml", "drift.yml", "operate.yml", "preview.yml", "registry-gc.yml", "slo.yml",
+                   "tests.yml"]
 
 
 @pytest.mark.live
@@ -131,11 +132,11 @@ def concurrency_groups(data: dict[str, Any]) -> list[str]:
 
 
 def test_drift_cannot_displace_a_pending_deploy_or_rollback() -> None:
-    """Rule: only deploy, operate and backup (its backup job, once nothing waits there) join the deploy group;
-    drift queues in its own group. Risk: GitHub keeps one pending run per group and cancels the older pending one,
-    so a drift run queued behind a deploy would cancel a rollback (operate) waiting there."""
+    """Rule: only deploy, operate, backup and registry-gc (their backup and gc jobs, once nothing waits there) join
+    the deploy group; drift queues in its own group. Risk: GitHub keeps one pending run per group and cancels the
+    older pending one, so a drift run queued behind a deploy would cancel a rollback (operate) waiting there."""
     users = {name for name in ALL if DEPLOY_GROUP in concurrency_groups(load(name))}
-    assert users == {"deploy.yml", "operate.yml", "backup.yml"}
+    assert users == {"deploy.yml", "operate.yml", "backup.yml", "registry-gc.yml"}
     assert load("drift.yml")["concurrency"] == {"group": "drift", "cancel-in-progress": False}
 
 
@@ -298,6 +299,59 @@ def test_backup_runs_daily_in_the_deploy_group_and_never_displaces_a_waiting_run
     assert run[0]["env"] == {"DIGITALOCEAN_TOKEN": "${{ secrets.DIGITALOCEAN_SNAPSHOT_TOKEN }}"}
 
 
+def test_registry_gc_runs_weekly_in_the_deploy_group_and_never_displaces_a_waiting_run() -> None:
+    """Rule: the weekly gc job joins the deploy group (DigitalOcean's collection holds the registry read-only, so
+    never beside a deploy's push), only after a job outside the group found no deploy, operate or backup run waiting
+    to start, and runs `ops.cli registry-gc --stack prod --yes` unconditionally otherwise, `--dry-run` only when the
+    dispatch input asks. Risk: GitHub cancels the older pending run of a group, so a gc queued behind a deploy
+    would cancel a rollback or a backup waiting there; a scheduled run that silently deletes nothing, or one that
+    deletes when a dry run was asked for."""
+    data = load("registry-gc.yml")
+    assert set(data["on"]) == {"schedule", "workflow_dispatch"}
+    assert [c["cron"] for c in data["on"]["schedule"]] == ["41 4 * * 0"]  # weekly, Sunday at a quiet hour
+    assert data["on"]["workflow_dispatch"]["inputs"] == {"dry_run": {
+        "description": "print what would be deleted, delete nothing", "type": "boolean", "default": False}}
+    assert "concurrency" not in data
+    queued, gc = data["jobs"]["queued"], data["jobs"]["gc"]
+    assert "concurrency" not in queued and queued["permissions"] == {"contents": "read", "actions": "read"}
+    check = [s for s in steps(queued) if "run" in s]
+    assert [(s["id"], s["run"], s["env"]) for s in check] == [
+        ("queued", "bash .github/scripts/deploy-queued.sh deploy.yml operate.yml backup.yml",
+         {"GH_TOKEN": "${{ github.token }}"})]
+    assert queued["outputs"] == {"waiting": "${{ steps.queued.outputs.waiting }}"}
+    assert (gc["needs"], gc["if"]) == ("queued", "needs.queued.outputs.waiting == 'false'")
+    assert gc["concurrency"] == {"group": DEPLOY_GROUP, "cancel-in-progress": False}
+    assert gc["environment"] == "registry-gc"
+    run = [s for s in steps(gc) if "ops.cli registry-gc" in str(s.get("run", ""))]
+    assert [s["run"] for s in run] == [
+        "args=(--stack prod --yes)\n"
+        "if [[ $DRY_RUN == true ]]; then args+=(--dry-run); fi\n"
+        '.venv/bin/python -m ops.cli registry-gc "${args[@]}"\n']
+    assert "if" not in run[0] and "continue-on-error" not in run[0] and "continue-on-error" not in gc
+    assert run[0]["env"] == {"DIGITALOCEAN_TOKEN": "${{ secrets.DIGITALOCEAN_REGISTRY_TOKEN }}",
+                             "DRY_RUN": "${{ inputs.dry_run }}"}
+    assert {"uses": "./.github/actions/setup"} in steps(gc)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(("dry_run", "expected"), [("true", ["--stack", "prod", "--yes", "--dry-run"]),
+                                                   ("false", ["--stack", "prod", "--yes"]),
+                                                   ("", ["--stack", "prod", "--yes"])])
+def test_registry_gc_passes_dry_run_only_when_asked(dry_run: str, expected: list[str], tmp_path: Path) -> None:
+    """The gc step's script under bash, its python a stand-in that prints its argv: the dispatch input `true` adds
+    --dry-run; `false` and the schedule's empty input run the real collection."""
+    script = next(s["run"] for s in steps(load("registry-gc.yml")["jobs"]["gc"]) if "ops.cli registry-gc" in
+                  str(s.get("run", "")))
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
+    python.chmod(0o755)
+    proc = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=30,
+                          check=False, env={"PATH": "/usr/bin:/bin", "DRY_RUN": dry_run})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["-m", "ops.cli", "registry-gc", *expected]
+
+
 def test_deploy_is_one_release_command_and_keeps_what_it_changed() -> None:
     """Rule: the deploy runs exactly `ops.cli release` (the same command an operator runs; no `pulumi up` of its
     own), then always commits the stack files it changed (a flip back changes them too), writes the history to
@@ -343,8 +397,10 @@ def test_operate_changes_the_standby_only_through_the_guarded_commands() -> None
 # Jobs that reach the droplets over SSH (pulumi up/destroy's rollout commands, ops.cli's host commands), and the
 # stack whose droplets each reaches.
 LEASED = {("deploy.yml", "deploy"): ("prod", "blue"), ("operate.yml", "operate"): ('"$TARGET"',),
-          ("drift.yml", "drift"): ('"$STACK"',), ("backup.yml", "backup"): ("prod",), ("slo.yml", "slo"): ("prod",)}
-REACHES_HOSTS = re.compile(r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data|release|slo)\b")
+          ("drift.yml", "drift"): ('"$STACK"',), ("backup.yml", "backup"): ("prod",), ("slo.yml", "slo"): ("prod",),
+          ("registry-gc.yml", "gc"): ("prod", "blue")}
+REACHES_HOSTS = re.compile(
+    r"ops\.cli (drift|collect|flip|rollback|reapply|status|standby|data|release|slo|registry-gc)\b")
 
 
 def reaches_hosts(step: dict[str, Any]) -> bool:

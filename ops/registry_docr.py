@@ -2,9 +2,10 @@
 repositories, every manifest with its tags, blobs and push time, deletes by digest, and the registry's garbage
 collection (read-only for its duration; DigitalOcean reports blobs deleted and bytes freed).
 
-The collection's type includes untagged manifests: old build caches (the `buildcache` tag moves on every build) and
-anything pushed without a tag go with it. Every image the program pushes is tagged with its release id, every cosign
-artifact with `sha256-<hex>.sig`, so what registry-gc keeps stays tagged.
+Only tagged manifests are candidates, as with the distribution API: DigitalOcean's listing does not say which
+untagged manifest is an index's child, so none is deleted, and the collection's type is "unreferenced blobs only"
+(DigitalOcean's default). Every image the program pushes is tagged with its release id, every cosign artifact with
+`sha256-<hex>.sig`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ops.registry_gc_plan import Blob, Manifest
 from ops.registry_v2 import RegistryError
 
 API = "https://api.digitalocean.com"
-GC_TYPE = "untagged manifests and unreferenced blobs"
+GC_TYPE = "unreferenced blobs only"
 GC_DONE = ("succeeded", "failed", "cancelled")
 
 
@@ -84,7 +85,7 @@ class Docr:
         return sorted(n for n in names if not prefix or n.startswith(prefix.strip("/") + "/"))
 
     def manifests(self, repos: list[str]) -> list[Manifest]:
-        return [manifest_of(repo, item) for repo in repos for item in self._repo_pages(repo)]
+        return [manifest_of(repo, item) for repo in repos for item in self._repo_pages(repo) if item.get("tags")]
 
     def _repo_pages(self, repo: str) -> Iterator[dict[str, Any]]:
         return self._pages(lambda page: manifests_path(self.registry, repo, page), "manifests")
@@ -92,7 +93,7 @@ class Docr:
     def delete(self, repo: str, digest: str) -> None:
         self._call("DELETE", delete_path(self.registry, repo, digest))
 
-    def collect(self, say: Callable[[str], None], poll: float = 15, deadline: float = 3600) -> int:
+    def collect(self, say: Callable[[str], None], poll: float = 15, deadline: float = 2700) -> int:
         """Start the garbage collection and wait for it; returns the bytes DigitalOcean says it freed."""
         gc = self._call("POST", gc_path(self.registry), {"type": GC_TYPE}).get("garbage_collection") or {}
         started, last = time.monotonic(), ""

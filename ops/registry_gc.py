@@ -106,7 +106,8 @@ def wanted(pulumi: Pulumi, args: argparse.Namespace, names: list[str]) -> tuple[
             with ssh_targets(pulumi, name, hosts, args.ssh_key) as targets:
                 for host, target in zip(hosts, targets, strict=True):
                     try:
-                        found += gc.wanted_from_host(f"{host.name}:{host.project}", host_status(target, host))
+                        found += gc.wanted_from_host(f"{host.name}:{host.project}", host_status(target, host),
+                                                     {w.release: w.images for w in found})
                     except gc.HistoryError as exc:
                         raise CliError(f"stack {name}: {exc}", EXIT_USAGE) from exc
     if args.stack not in names:

@@ -106,21 +106,30 @@ def wanted_from_stack(stack: str, outputs: Mapping[str, Any]) -> list[Wanted]:
     return found
 
 
-def wanted_from_host(host: str, status: Mapping[str, Any]) -> list[Wanted]:
-    """The releases a host runs or can switch back to on its own (`hostagent status` → release_images)."""
+def wanted_from_host(host: str, status: Mapping[str, Any],
+                     known: Mapping[str, Mapping[str, str]] | None = None) -> list[Wanted]:
+    """The releases a host runs or can switch back to on its own (`hostagent status` → release_images). A host agent
+    older than release_images reports only the current release's images (`intended`): the others are looked up in
+    `known` (the stacks' records by release id), and one found nowhere stops everything."""
     if status.get("error"):
         raise HistoryError(f"host {host} cannot be asked which releases it keeps ({status['error']}); refusing to "
                            "delete anything")
     images = status.get("release_images")
     if not isinstance(images, Mapping):
-        raise HistoryError(f"host {host}'s status has no release_images (its host agent is older than "
-                           "registry-gc): apply a release there first; refusing to delete anything")
+        images = dict(known or {})
+        if isinstance(status.get("current"), str):
+            images[str(status["current"])] = status.get("intended")
     found = []
     for role in ROLES:
-        rid = status.get("pending", {}).get("release") if role == "pending" and isinstance(
-            status.get("pending"), Mapping) else status.get(role)
-        if isinstance(rid, str) and rid:
-            found.append(Wanted(rid, f"host {host} {role}", _images(f"host {host}", rid, {"images": images.get(rid)})))
+        pending = status.get("pending")
+        rid = pending.get("release") if role == "pending" and isinstance(pending, Mapping) else status.get(role)
+        if not isinstance(rid, str) or not rid:
+            continue
+        if rid not in images:
+            raise HistoryError(f"host {host}'s {role} release {rid} is in no stack's records and its host agent does "
+                               "not report its images (an older agent: apply a release there first); refusing to "
+                               "delete anything")
+        found.append(Wanted(rid, f"host {host} {role}", _images(f"host {host}", rid, {"images": images[rid]})))
     return found
 
 

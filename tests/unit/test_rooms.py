@@ -120,7 +120,7 @@ def test_the_folder_table_lists_every_top_level_folder() -> None:
 def test_the_folder_table_names_exactly_the_modules_of_each_room(room: str) -> None:
     """Every module of a code room is named in its row, and every name there is a module or sub-package."""
     cell = _folder_table()[f"{room}/"]
-    named = {n.rstrip("/") for n in re.findall(r"`([a-z_]+/?)`", cell)}
+    named = {n.rstrip("/") for n in re.findall(r"`([a-z_][a-z0-9_]*/?)`", cell)}
     base = ROOT / room
     modules = {p.stem for p in base.rglob("*.py") if p.stem not in ("__init__", "__main__")
                and "__pycache__" not in p.parts}

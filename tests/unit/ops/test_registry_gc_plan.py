@@ -124,8 +124,12 @@ def test_a_stack_never_updated_records_nothing_and_its_data_release_is_kept() ->
 def test_a_host_that_cannot_be_asked_stops_everything_naming_the_host() -> None:
     with pytest.raises(gc.HistoryError, match=r"host prod-1:green cannot be asked which releases it keeps \(ssh "):
         gc.wanted_from_host("prod-1:green", {"error": "ssh 10.0.0.2:22: exit 255", "services": {}})
-    with pytest.raises(gc.HistoryError, match="host prod-1:green's status has no release_images"):
-        gc.wanted_from_host("prod-1:green", {"current": "r1", "services": {}})
+    older = {"current": "r1", "previous": "r0", "intended": release(1), "services": {}}  # no release_images
+    with pytest.raises(gc.HistoryError, match="host prod-1:green's previous release r0 is in no stack's records and "
+                                              "its host agent does not report its images"):
+        gc.wanted_from_host("prod-1:green", older)
+    assert [(w.release, w.images) for w in gc.wanted_from_host("prod-1:green", older, {"r0": release(2)})] == [
+        ("r1", release(1)), ("r0", release(2))]
     pending = {"current": "r1", "pending": {"release": "r2"}, "release_images": {"r1": release(1), "r2": release(2)}}
     assert [(w.release, w.why) for w in gc.wanted_from_host("h:p", pending)] == [("r1", "host h:p current"),
                                                                                 ("r2", "host h:p pending")]
@@ -138,7 +142,7 @@ def test_digitalocean_api_requests_name_the_registry_and_encode_the_repository()
         f"/v2/registry/devtools/repositories/cicd/digests/{d('1')}"
     assert docr.repositories_path("devtools", 1) == "/v2/registry/devtools/repositoriesV2?per_page=100&page=1"
     assert docr.gc_path("devtools") == "/v2/registry/devtools/garbage-collection"
-    assert docr.GC_TYPE == "untagged manifests and unreferenced blobs"
+    assert docr.GC_TYPE == "unreferenced blobs only"  # never an untagged manifest: it may be an index's child
     item = {"digest": d("1"), "tags": ["r2", "r1"], "updated_at": "2026-11-02T00:00:00Z", "compressed_size_bytes": 9,
             "blobs": [{"digest": d("2"), "compressed_size_bytes": 7}]}
     assert docr.manifest_of("cicd", item) == Manifest("cicd", d("1"), ("r1", "r2"), (Blob(d("2"), 7),), (),

@@ -54,8 +54,8 @@ def manifest_of(repo: str, item: dict[str, Any]) -> Manifest:
 
 
 class Docr:
-    def __init__(self, registry: str, token: str, api: str = API, timeout: float = 60) -> None:
-        self.registry, self.address = registry, f"registry.digitalocean.com/{registry}"
+    def __init__(self, registry: str, token: str, address: str = "", api: str = API, timeout: float = 60) -> None:
+        self.registry, self.address = registry, address or f"registry.digitalocean.com/{registry}"  # the endpoint
         self.client = httpx.Client(base_url=api, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:

@@ -66,13 +66,22 @@ def _count(value: str) -> int:
 def stacks(pulumi: Pulumi) -> list[str]:
     """Every stack of the project; refused while any of them is being updated (its images may not be recorded)."""
     proc = pulumi.capture(standby_plan.stack_list(), timeout=60)
+    if proc.returncode != 0:
+        raise CliError(f"cannot list the stacks (`pulumi stack ls --json`): {proc.stderr.strip()}; nothing deleted",
+                       EXIT_USAGE)
+    return listed_stacks(proc.stdout)
+
+
+def listed_stacks(text: str) -> list[str]:
+    """The stack names `pulumi stack ls --json` printed; CliError when it printed no list, or while an update of any
+    of them is in progress."""
     try:
-        listed = json.loads(proc.stdout or "null") if proc.returncode == 0 else None
+        listed = json.loads(text or "null")
     except json.JSONDecodeError:
         listed = None
     if not isinstance(listed, list):
-        raise CliError(f"cannot list the stacks (`pulumi stack ls --json`): {proc.stderr.strip() or proc.stdout[:200]}"
-                       "; nothing deleted", EXIT_USAGE)
+        raise CliError(f"`pulumi stack ls --json` printed no list of stacks ({text[:200]!r}); nothing deleted",
+                       EXIT_USAGE)
     busy = [str(s.get("name")) for s in listed if isinstance(s, dict) and s.get("updateInProgress")]
     if busy:
         raise CliError(f"stack {', '.join(busy)} is being updated now: its new images are not recorded yet; run "
@@ -98,8 +107,8 @@ def wanted(pulumi: Pulumi, args: argparse.Namespace, names: list[str]) -> tuple[
             found += gc.wanted_from_stack(name, outputs)
             hosts = _hosts(name, outputs)
         except (CliError, plan.PlanError, ValueError) as exc:
-            raise CliError(f"stack {name}: {exc}".replace(f"stack {name}: stack {name}", f"stack {name}")
-                           + ("" if "nothing deleted" in str(exc) else "; nothing deleted"), EXIT_USAGE) from exc
+            message = str(exc) if f"stack {name}" in str(exc) else f"stack {name}: {exc}"
+            raise CliError(f"{message}; nothing deleted", EXIT_USAGE) from exc
         owner = outputs if name == args.stack else owner
         if hosts:
             print(f"asking {len(hosts)} host(s) of stack {name} which releases they keep", flush=True)
@@ -128,7 +137,7 @@ def registry_of(pulumi: Pulumi, stack: str, outputs: Mapping[str, Any]) -> Itera
         if not token:
             raise CliError("DIGITALOCEAN_TOKEN is not set: registry-gc deletes manifests and starts the garbage "
                            f"collection of registry {registry['name']} through DigitalOcean's API", EXIT_USAGE)
-        client = Docr(str(registry["name"]), token)
+        client = Docr(str(registry["name"]), token, str(registry["address"]))
     else:
         client = RegistryV2(str(registry["address"]))
     try:

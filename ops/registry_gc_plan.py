@@ -221,6 +221,13 @@ def _size(n: int) -> str:
     return f"{value / 1000:.1f} GB"
 
 
+def _tags(tags: tuple[str, ...], shown: int = 3) -> str:
+    if not tags:
+        return "(untagged)"
+    more = f" and {len(tags) - shown} more" if len(tags) > shown else ""
+    return ", ".join(tags[:shown]) + more
+
+
 def render(p: Plan) -> str:
     lines = [f"registry {p.address}: {p.manifests} manifests in {len(p.repositories)} repositories",
              f"releases kept ({len(p.releases)}), who can still ask for them:"]
@@ -233,5 +240,5 @@ def render(p: Plan) -> str:
         return "\n".join(lines)
     lines.append(f"delete {len(p.delete)} of {p.manifests} manifests, freeing about {_size(p.freed)} (the blobs only "
                  "they reference, as the registry reports their sizes):")
-    lines += [f"  {m.repo}@{m.digest[:19]}  {', '.join(m.tags) or '(untagged)'}" for m in p.delete]
+    lines += [f"  {m.repo}@{m.digest[:19]}  {_tags(m.tags)}" for m in p.delete]
     return "\n".join(lines)

@@ -7,6 +7,8 @@ import pytest
 
 from ops import registry_docr as docr
 from ops import registry_gc_plan as gc
+from ops.operator_host import CliError
+from ops.registry_gc import listed_stacks
 from ops.registry_gc_plan import Blob, Manifest, Wanted
 
 REG = "127.0.0.1:5000"
@@ -147,3 +149,19 @@ def test_digitalocean_api_requests_name_the_registry_and_encode_the_repository()
             "blobs": [{"digest": d("2"), "compressed_size_bytes": 7}]}
     assert docr.manifest_of("cicd", item) == Manifest("cicd", d("1"), ("r1", "r2"), (Blob(d("2"), 7),), (),
                                                       "2026-11-02T00:00:00Z")
+
+
+def test_a_manifest_with_many_tags_names_three_and_counts_the_rest() -> None:
+    many = Manifest("gcdemo/cicd", d("6"), ("a", "b", "c", "d", "e"))
+    p = gc.plan(REG, ["gcdemo/cicd"], [BASE, many], wanted(), keep_recent=0)
+    assert gc.render(p).endswith("\n  gcdemo/cicd@sha256:666666666666  a, b, c and 2 more")
+
+
+def test_the_stack_list_is_refused_while_any_stack_is_being_updated() -> None:
+    """Rule: never during a deploy. Risk: the images an update just pushed are in no stack's outputs yet."""
+    assert listed_stacks('[{"name": "org/devtools/prod"}, {"name": "blue", "updateInProgress": false}]') == [
+        "prod", "blue"]
+    with pytest.raises(CliError, match="stack blue is being updated now: its new images are not recorded yet"):
+        listed_stacks('[{"name": "prod"}, {"name": "blue", "updateInProgress": true}]')
+    with pytest.raises(CliError, match="printed no list of stacks"):
+        listed_stacks("error: no backend")

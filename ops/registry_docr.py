@@ -22,6 +22,13 @@ from ops.registry_v2 import RegistryError
 
 API = "https://api.digitalocean.com"
 GC_TYPE = "unreferenced blobs only"
+GC_TYPE_UNTAGGED = "untagged manifests and unreferenced blobs"
+
+
+def gc_type(untagged: bool) -> str:
+    """What DigitalOcean's collection removes: blobs no manifest references; with `untagged`, also every manifest
+    without a tag (old build caches, but an image index's children too: only for a project that pushes no index)."""
+    return GC_TYPE_UNTAGGED if untagged else GC_TYPE
 GC_DONE = ("succeeded", "failed", "cancelled")
 
 
@@ -93,9 +100,10 @@ class Docr:
     def delete(self, repo: str, digest: str) -> None:
         self._call("DELETE", delete_path(self.registry, repo, digest))
 
-    def collect(self, say: Callable[[str], None], poll: float = 15, deadline: float = 2700) -> int:
+    def collect(self, say: Callable[[str], None], untagged: bool = False, poll: float = 15,
+                deadline: float = 2700) -> int:
         """Start the garbage collection and wait for it; returns the bytes DigitalOcean says it freed."""
-        gc = self._call("POST", gc_path(self.registry), {"type": GC_TYPE}).get("garbage_collection") or {}
+        gc = self._call("POST", gc_path(self.registry), {"type": gc_type(untagged)}).get("garbage_collection") or {}
         started, last = time.monotonic(), ""
         while str(gc.get("status")) not in GC_DONE:
             if str(gc.get("status")) != last:

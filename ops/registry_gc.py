@@ -54,6 +54,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--dry-run", action="store_true", help="print what would be kept and deleted; change nothing")
     s.add_argument("--keep-recent", type=_count, default=KEEP_RECENT, metavar="N",
                    help=f"also keep the N newest images of each repository (default {KEEP_RECENT})")
+    s.add_argument("--include-untagged", action="store_true",
+                   help="DigitalOcean only: the collection also removes untagged manifests (the build caches' old "
+                        "exports); an image index's children are untagged too, so only for a project that pushes "
+                        "no image index (`docker buildx imagetools inspect <image>`)")
     s.add_argument("--yes", action="store_true", help="do not ask")
 
 
@@ -146,10 +150,10 @@ def registry_of(pulumi: Pulumi, stack: str, outputs: Mapping[str, Any]) -> Itera
         client.close()
 
 
-def collect(client: RegistryV2 | Docr) -> str:
+def collect(client: RegistryV2 | Docr, untagged: bool) -> str:
     """The registry's garbage collection; what it freed, as it reports it."""
     if isinstance(client, Docr):
-        freed = client.collect(lambda line: print(f"  {line}", flush=True))
+        freed = client.collect(lambda line: print(f"  {line}", flush=True), untagged)
         return f"DigitalOcean reports {freed} bytes freed"
     if client.address != localenv.load().registry:
         return (f"registry {client.address} is not the local stand-in's: run its garbage collection now (read-only "
@@ -169,6 +173,9 @@ def run(pulumi: Pulumi, args: argparse.Namespace) -> int:
         found, owner = wanted(pulumi, args, stacks(pulumi))
         prefix = pulumi.config_value(args.stack, "repoPrefix") or ""
         with registry_of(pulumi, args.stack, owner) as client:
+            if args.include_untagged and not isinstance(client, Docr):
+                raise CliError(f"--include-untagged is for DigitalOcean's registry; {client.address} collects only "
+                               "blobs no manifest references; nothing deleted", EXIT_USAGE)
             try:
                 repos = client.repositories(prefix)
                 decided = gc.plan(client.address, repos, client.manifests(repos), found, keep_recent=args.keep_recent)
@@ -178,16 +185,17 @@ def run(pulumi: Pulumi, args: argparse.Namespace) -> int:
             if args.dry_run:
                 print("dry run: nothing deleted")
                 return EXIT_OK
-            if not decided.delete:
+            if not decided.delete and not args.include_untagged:
                 return EXIT_OK
-            if not confirm(f"Delete {len(decided.delete)} manifests from {client.address}?", args.yes, sys.stdin,
-                           sys.stdout):
+            question = f"Delete {len(decided.delete)} manifests from {client.address}" + (
+                ", then collect its untagged manifests too?" if args.include_untagged else "?")
+            if not confirm(question, args.yes, sys.stdin, sys.stdout):
                 print("declined: nothing deleted")
                 return EXIT_DECLINED
-            return _delete_and_collect(client, decided)
+            return _delete_and_collect(client, decided, args.include_untagged)
 
 
-def _delete_and_collect(client: RegistryV2 | Docr, decided: gc.Plan) -> int:
+def _delete_and_collect(client: RegistryV2 | Docr, decided: gc.Plan, untagged: bool) -> int:
     total = len(decided.delete)
     for n, manifest in enumerate(decided.delete, 1):
         try:
@@ -199,7 +207,7 @@ def _delete_and_collect(client: RegistryV2 | Docr, decided: gc.Plan) -> int:
         print(f"  deleted {n}/{total} {manifest.repo}@{manifest.digest[:19]}", flush=True)
     print(f"collecting the blobs of {total} deleted manifests (the registry is read-only meanwhile)", flush=True)
     try:
-        print(f"done: {total} manifests deleted; {collect(client)}")
+        print(f"done: {total} manifests deleted; {collect(client, untagged)}")
     except RegistryError as exc:
         print(f"error: {exc}; the {total} manifests are deleted, their blobs are not collected yet (run "
               "registry-gc again)", file=sys.stderr)

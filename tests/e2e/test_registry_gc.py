@@ -142,6 +142,15 @@ def test_refused_when_a_stacks_history_cannot_be_read(world: dict[str, Any]) -> 
     world["stacks"].put("gcbroken", {"color": "green"})  # repaired: a stack that records no release yet
 
 
+def test_untagged_manifests_are_never_collected_from_a_registry_that_cannot_tell_an_index_child(
+        world: dict[str, Any]) -> None:
+    before = inventory(world)
+    proc = world["stacks"].gc("--yes", "--include-untagged")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: --include-untagged is for DigitalOcean's registry; 127.0.0.1:5000 collects only blobs" in proc.stderr
+    assert inventory(world) == before
+
+
 def test_the_dry_run_names_what_stays_and_what_goes_and_deletes_nothing(world: dict[str, Any]) -> None:
     before = inventory(world)
     proc = world["stacks"].gc("--dry-run")

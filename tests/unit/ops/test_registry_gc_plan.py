@@ -144,7 +144,8 @@ def test_digitalocean_api_requests_name_the_registry_and_encode_the_repository()
         f"/v2/registry/devtools/repositories/cicd/digests/{d('1')}"
     assert docr.repositories_path("devtools", 1) == "/v2/registry/devtools/repositoriesV2?per_page=100&page=1"
     assert docr.gc_path("devtools") == "/v2/registry/devtools/garbage-collection"
-    assert docr.GC_TYPE == "unreferenced blobs only"  # never an untagged manifest: it may be an index's child
+    assert docr.gc_type(untagged=False) == "unreferenced blobs only"  # an untagged manifest may be an index's child
+    assert docr.gc_type(untagged=True) == "untagged manifests and unreferenced blobs"  # --include-untagged
     item = {"digest": d("1"), "tags": ["r2", "r1"], "updated_at": "2026-11-02T00:00:00Z", "compressed_size_bytes": 9,
             "blobs": [{"digest": d("2"), "compressed_size_bytes": 7}]}
     assert docr.manifest_of("cicd", item) == Manifest("cicd", d("1"), ("r1", "r2"), (Blob(d("2"), 7),), (),

@@ -72,6 +72,11 @@ def cmd_flip(pulumi: Pulumi, args: argparse.Namespace) -> int:
             steps = plan.reassert_plan(args.color, localenv.flip_argv(pulumi.cwd, args.color))
             return run_plan(pulumi, f"flip stack {args.stack}: haproxy serves {', '.join(serving) or 'nothing'}, "
                                     f"the stack says {args.color}", steps, args)
+        written = pulumi.config_value(args.stack, "liveColor")
+        if written not in (None, args.color):  # a flip the engine refused left the stack file ahead of traffic
+            return run_plan(pulumi, f"flip stack {args.stack}: traffic is on {args.color}, the stack file says "
+                                    f"{written} (a flip that did not finish)",
+                            [plan.config_set(args.stack, "liveColor", args.color)], args)
         print(f"traffic on stack {args.stack} is already on {args.color}: nothing to do")
         return EXIT_OK
     steps = plan.flip_plan(args.stack, outputs, args.color)

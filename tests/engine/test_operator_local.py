@@ -177,6 +177,15 @@ def test_flip_green_blue_green_moves_only_traffic(deployed: Deployed) -> None:
     again = deployed.cli("flip", "green", "--yes")
     assert (again.returncode, again.stdout) == (0, "traffic on stack local is already on green: nothing to do\n")
 
+    # What a flip the engine refused leaves (its first step, the stack file, done): flipping to where traffic is
+    # puts the file back, so the next `pulumi up` does not try the refused flip again.
+    assert deployed.ws.pulumi("config", "set", "devtools:liveColor", "blue", stack="local").returncode == 0
+    back = deployed.cli("flip", "green", "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "traffic is on green, the stack file says blue (a flip that did not finish)" in back.stdout
+    assert deployed.ws.pulumi("config", "get", "devtools:liveColor", stack="local").stdout.strip() == "green"
+    assert deployed.last_changes() == changes  # no update ran
+
 
 def test_a_flip_by_hand_is_reported_and_put_back(deployed: Deployed) -> None:
     """The stack's liveColor is the one record of where traffic goes: haproxy moved behind its back (as `make

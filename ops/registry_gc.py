@@ -14,7 +14,6 @@ declined.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -80,17 +79,14 @@ def listed_stacks(text: str) -> list[str]:
     """The stack names `pulumi stack ls --json` printed; CliError when it printed no list, or while an update of any
     of them is in progress."""
     try:
-        listed = json.loads(text or "null")
-    except json.JSONDecodeError:
-        listed = None
-    if not isinstance(listed, list):
-        raise CliError(f"`pulumi stack ls --json` printed no list of stacks ({text[:200]!r}); nothing deleted",
-                       EXIT_USAGE)
-    busy = [str(s.get("name")) for s in listed if isinstance(s, dict) and s.get("updateInProgress")]
+        listed = standby_plan.stack_summaries(text)
+    except ValueError as exc:
+        raise CliError(f"{exc}; nothing deleted", EXIT_USAGE) from exc
+    busy = [str(s["name"]) for s in listed if s.get("updateInProgress")]
     if busy:
         raise CliError(f"stack {', '.join(busy)} is being updated now: its new images are not recorded yet; run "
                        "registry-gc after the update; nothing deleted", EXIT_USAGE)
-    return standby_plan.short_names([str(s["name"]) for s in listed if isinstance(s, dict) and "name" in s])
+    return standby_plan.short_names([str(s["name"]) for s in listed])
 
 
 def _hosts(stack: str, outputs: Mapping[str, Any]) -> list[plan.HostAccess]:

@@ -11,7 +11,6 @@ Exit codes: 0 done · 1 failed · 2 refused or cannot start (nothing changed) ·
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ def existing_stacks(pulumi: Pulumi) -> list[str]:
     if proc.returncode != 0:
         raise CliError(f"cannot list the stacks: {proc.stderr.strip() or proc.stdout.strip()}", 2)
     try:
-        return sp.short_names([str(s["name"]) for s in json.loads(proc.stdout or "[]")])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CliError(f"`pulumi stack ls --json` printed no list of stacks ({exc})", 2) from exc
+        return sp.short_names([str(s["name"]) for s in sp.stack_summaries(proc.stdout)])
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from exc
 
 
 def setting(pulumi: Pulumi, stack: str, key: str, exists: bool) -> str:

@@ -9,8 +9,10 @@ config is what the owner's next update enacts) or, locally, when haproxy serves 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from components.config_keys import COLORS, NAMESPACE
 from ops.operator_plan import PlanError, Step, pulumi, up
@@ -82,6 +84,18 @@ def check_color(stack: str, color: str) -> str:
     if color not in COLORS:
         raise PlanError(f"stack {stack}'s {NAMESPACE}:color {color!r} is not one of {', '.join(COLORS)}")
     return color
+
+
+def stack_summaries(text: str) -> list[dict[str, Any]]:
+    """What `pulumi stack ls --json` printed: one object per stack (name, updateInProgress, ...); ValueError when it
+    printed no list of them."""
+    try:
+        listed = json.loads(text or "[]")
+    except ValueError:
+        listed = None
+    if not isinstance(listed, list) or not all(isinstance(s, dict) and "name" in s for s in listed):
+        raise ValueError(f"`pulumi stack ls --json` printed no list of stacks ({text[:200]!r})")
+    return listed
 
 
 def short_names(stacks: Sequence[str]) -> list[str]:

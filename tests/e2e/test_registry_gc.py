@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bench.workspace import toolchain_env
+from bench.workspace import Workspace, file_backend, toolchain_env
 from ops.registry_v2 import RegistryV2
 from standin import localenv
 from tests.e2e.conftest import ROOT, Host, build_release
@@ -34,21 +34,16 @@ class Stacks:
     """A Pulumi project directory and file backend of the test's own, with stacks whose outputs are imported."""
 
     def __init__(self, directory: Path, env: localenv.LocalEnv, prefix: str) -> None:
-        self.dir, self.local = directory, env
-        self.env = {**toolchain_env(), "PULUMI_BACKEND_URL": f"file://{directory / 'state'}",
-                    "PULUMI_CONFIG_PASSPHRASE": "gc-e2e", "PULUMI_SKIP_UPDATE_CHECK": "true"}
         (directory / "state").mkdir(parents=True)
         (directory / "Pulumi.yaml").write_text(f"name: {PULUMI_PROJECT}\nruntime: python\n")
-        self.prefix = prefix
-
-    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["pulumi", *args, "--non-interactive"], cwd=self.dir, env=self.env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        self.ws = Workspace(directory, {**toolchain_env(), "PULUMI_BACKEND_URL": file_backend(directory / "state"),
+                                        "PULUMI_CONFIG_PASSPHRASE": "gc-e2e", "PULUMI_SKIP_UPDATE_CHECK": "true"})
+        self.dir, self.env, self.local, self.prefix = directory, self.ws.env, env, prefix
 
     def put(self, stack: str, outputs: dict[str, Any]) -> None:
         """The stack (created once) with exactly `outputs` as its root resource's outputs."""
         if not (self.dir / f"Pulumi.{stack}.yaml").exists():
-            assert self.pulumi("stack", "init", stack).returncode == 0
+            assert self.ws.pulumi("stack", "init", stack=stack).returncode == 0
             (self.dir / f"Pulumi.{stack}.yaml").write_text(f"config:\n  devtools:repoPrefix: {self.prefix}\n")
         deployment = {"version": 3, "deployment": {"manifest": {"time": "2026-12-03T00:00:00Z", "magic": "",
                                                                 "version": ""},
@@ -58,7 +53,7 @@ class Stacks:
                                                                   "outputs": outputs}]}}
         path = self.dir / f"{stack}.deployment.json"
         path.write_text(json.dumps(deployment))
-        imported = self.pulumi("stack", "import", "--file", str(path), "--stack", stack)
+        imported = self.ws.pulumi("stack", "import", "--file", str(path), stack=stack)
         assert imported.returncode == 0, imported.stderr
 
     def gc(self, *args: str) -> subprocess.CompletedProcess[str]:
